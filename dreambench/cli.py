@@ -1,0 +1,62 @@
+"""The ``dreambench`` command line: parses options, calls the library, prints. No logic of its own.
+
+Each command group lives in ``dreambench/commands/<group>.py`` and exposes ``COMMANDS``, a list of click
+commands added to the main group here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import DreambenchError
+from .paths import default_results_dir
+
+COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "tables", "study"]
+
+
+class _Group(click.Group):
+    """Turns every user-facing error into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except DreambenchError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="dreambench")
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Results folder (default: $DREAMBENCH_RESULTS or ./results). Commands that take --results use it.",
+)
+@click.pass_context
+def main(ctx: click.Context, results: Path | None) -> None:
+    """dreambench: evaluate subject-driven text-to-image personalization (the DreamBooth protocol)."""
+    ctx.ensure_object(dict)
+    ctx.obj["results"] = results or default_results_dir()
+
+
+for _name in COMMAND_MODULES:
+    for _cmd in importlib.import_module(f"dreambench.commands.{_name}").COMMANDS:
+        main.add_command(_cmd)
+
+
+def results_option(f):
+    """``--results DIR`` on a subcommand, defaulting to the global ``--results``."""
+    return click.option(
+        "--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Results folder (default: the global --results).",
+    )(f)
+
+
+def resolve_results(ctx: click.Context, results: Path | None) -> Path:
+    return results or ctx.find_root().obj["results"]

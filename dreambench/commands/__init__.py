@@ -1,0 +1,1 @@
+"""Click command groups; each module exposes ``COMMANDS`` (see :mod:`dreambench.cli`)."""

@@ -1,0 +1,3 @@
+"""`dreambench data` commands."""
+
+COMMANDS: list = []

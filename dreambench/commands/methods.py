@@ -1,0 +1,3 @@
+"""`dreambench methods` commands."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""`dreambench run` commands."""
+
+COMMANDS: list = []

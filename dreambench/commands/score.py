@@ -1,0 +1,3 @@
+"""`dreambench score` commands."""
+
+COMMANDS: list = []

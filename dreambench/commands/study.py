@@ -1,0 +1,3 @@
+"""`dreambench study` commands."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""`dreambench tables` commands."""
+
+COMMANDS: list = []

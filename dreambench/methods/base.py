@@ -1,0 +1,200 @@
+"""The one interface every personalization method implements, and the method registry.
+
+A method takes a subject (its instance images, class noun, identifier), SD parts from a model profile
+and a config, and produces (a) a trained artifact (safetensors, or nothing for training-free methods)
+and (b) images for (prompt, seed) requests. It knows nothing of jobs, GPUs, SQLite or tables.
+
+Configs are dataclasses: every field has a default, a type and ``metadata={"help": ...}``; the config
+is recorded with results. Third-party methods register through the ``dreambench.methods`` entry-point
+group (``name = "package.module:MethodClass"``) and then appear in ``dreambench methods list``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from ..errors import DreambenchError, UnknownNameError
+from ..protocol import Subject
+
+ENTRY_POINT_GROUP = "dreambench.methods"
+
+
+@dataclass
+class SubjectData:
+    """What a method is given about one subject.
+
+    Attributes:
+        subject: the protocol subject (name, true class noun, kind).
+        images: the instance images used for training (after the number-of-inputs ablation).
+        identifier: the rare-token identifier, e.g. ``"sks"``.
+        class_noun: the class noun used in prompts (equals ``subject.class_noun`` except in the
+            class-noun ablation, where it may be empty or a wrong class).
+    """
+
+    subject: Subject
+    images: list[Path]
+    identifier: str = "sks"
+    class_noun: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_noun is None:
+            self.class_noun = self.subject.class_noun
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One image to make: the prompt as given to the model, its protocol index, and its seed."""
+
+    prompt: str
+    prompt_index: int
+    seed: int
+
+
+@dataclass
+class MethodConfig:
+    """Base of every method config. Subclasses add fields with ``metadata={"help": ...}``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def config_fields(config_cls: type) -> list[dict[str, Any]]:
+    """Name, type, default and help of each config field (for ``dreambench methods list``)."""
+    out = []
+    for f in dataclasses.fields(config_cls):
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        )
+        out.append({"name": f.name, "type": getattr(f.type, "__name__", str(f.type)), "default": default,
+                    "help": f.metadata.get("help", "")})
+    return out
+
+
+def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> Any:
+    """A config instance from string or typed overrides, with clear errors for unknown fields/values."""
+    overrides = dict(overrides or {})
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise UnknownNameError(f"option for {config_cls.__name__}", unknown[0], fields)
+    typed: dict[str, Any] = {}
+    for k, v in overrides.items():
+        typed[k] = _coerce(v, fields[k], config_cls)
+    return config_cls(**typed)
+
+
+def _coerce(value: Any, f: dataclasses.Field, config_cls: type) -> Any:
+    if not isinstance(value, str):
+        return value
+    default = f.default if f.default is not dataclasses.MISSING else None
+    kind = type(default) if default is not None else str
+    try:
+        if kind is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(value)
+        return kind(value)
+    except ValueError:
+        raise DreambenchError(f"{config_cls.__name__}.{f.name}: {value!r} is not a valid {kind.__name__}") from None
+
+
+class Method(ABC):
+    """A personalization method. Subclasses set ``name``, ``description`` and ``Config``.
+
+    Lifecycle, as the engine drives it for one subject::
+
+        m = MethodCls(config, components, device)   # components: SD parts, pristine weights
+        artifact = m.train(data, workdir)            # no-op returning None when trains is False
+        images = m.generate(data, requests)          # list of PIL images, one per request, in order
+
+    ``load_artifact(path)`` restores a trained state saved by ``train`` (so generation can resume after a
+    crash without retraining). Methods may modify ``components`` in place; the engine restores pristine
+    weights between subjects.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    Config: ClassVar[type] = MethodConfig
+    trains: ClassVar[bool] = True
+    #: Whether the method needs SD parts at all (``real`` does not).
+    needs_model: ClassVar[bool] = True
+
+    def __init__(self, config: Any, components: Any, device: torch.device | str = "cpu"):
+        self.config = config
+        self.components = components
+        self.device = torch.device(device)
+
+    @abstractmethod
+    def train(self, data: SubjectData, workdir: Path) -> Path | None:
+        """Fit to the subject; save the artifact (safetensors) under ``workdir`` and return its path."""
+
+    def load_artifact(self, path: Path) -> None:
+        """Restore the state saved by :meth:`train` (default: nothing to restore)."""
+
+    @abstractmethod
+    def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
+        """One PIL image per request, in order; the same seed gives the same image on the same device."""
+
+
+_REGISTRY: dict[str, type[Method]] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+def register_method(cls: type[Method]) -> type[Method]:
+    """Class decorator adding a method to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    from . import builtin  # noqa: F401  (registers the built-in methods)
+
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = ep.load()
+        except Exception as e:  # a broken plug-in must not take the suite down
+            raise DreambenchError(f"method plug-in {ep.name!r} ({ep.value}) failed to load: {e}") from e
+        if not (isinstance(cls, type) and issubclass(cls, Method)):
+            raise DreambenchError(f"method plug-in {ep.name!r} ({ep.value}) is not a dreambench Method subclass")
+        _REGISTRY.setdefault(ep.name, cls)
+
+
+def get_method(name: str) -> type[Method]:
+    _load_entry_points()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("method", name, _REGISTRY) from None
+
+
+def list_methods() -> dict[str, type[Method]]:
+    _load_entry_points()
+    return dict(sorted(_REGISTRY.items()))
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "GenerationRequest",
+    "Method",
+    "MethodConfig",
+    "SubjectData",
+    "config_fields",
+    "field",
+    "get_method",
+    "list_methods",
+    "make_config",
+    "register_method",
+]

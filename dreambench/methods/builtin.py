@@ -1,0 +1,1 @@
+"""Imports the built-in methods so that they register themselves."""

@@ -1,0 +1,112 @@
+"""Model profiles: one name maps to every model the suite uses, through one code path.
+
+A profile is data (like timm's registry: a name maps to a builder's arguments):
+
+- ``sd15``: Stable Diffusion 1.5 with its real weights, from a hub id or a local diffusers folder
+  (``--model PATH_OR_ID``); DINO and CLIP with their pretrained weights (or ``--dino-weights`` /
+  ``--clip-weights`` files).
+- ``sd15-random``: the same architectures built from the configs in ``dreambench/models/configs``
+  with random init: real FLOPs and memory for throughput work, meaningless images.
+- ``tiny``: tiny random-init UNet/VAE/text encoder and tiny DINO/CLIP towers that run on a CPU in
+  seconds, for tests and the demo. Tokenization is CLIP's real BPE in every profile.
+
+Numbers computed with random weights (``pretrained_weights=False``) are labelled as such wherever they
+are written; they are never quality results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import UnknownNameError
+
+DEFAULT_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What one profile name builds.
+
+    Attributes:
+        name: registry name.
+        description: one line for ``dreambench profiles``.
+        sd_model: hub id or local folder of a diffusers SD pipeline (``pretrained_weights``), else the
+            name of a config set in ``dreambench/models/configs`` (``<name>_unet.json`` ...).
+        pretrained_weights: load trained weights; ``False`` builds random-init models from configs.
+        resolution: training and sampling resolution in pixels.
+        backbone_overrides: per metric backbone (``"dino"``, ``"clip"``), architecture arguments that
+            replace the metric profile's (tiny towers); empty for full-size models.
+        sample_steps_default: default sampler steps (50 for SD; fewer for tiny so CPU runs stay fast).
+    """
+
+    name: str
+    description: str
+    sd_model: str
+    pretrained_weights: bool
+    resolution: int
+    backbone_overrides: dict = field(default_factory=dict)
+    sample_steps_default: int = 50
+
+    @property
+    def weights_label(self) -> str:
+        """``"pretrained"`` or ``"random-init"``: written beside every number the profile produces."""
+        return "pretrained" if self.pretrained_weights else "random-init"
+
+
+TINY_DINO = {"embed_dim": 32, "depth": 2, "num_heads": 2}
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+_PROFILES: dict[str, ModelProfile] = {}
+
+
+def register_profile(profile: ModelProfile) -> ModelProfile:
+    """Add a profile to the registry (plug-ins may add their own)."""
+    _PROFILES[profile.name] = profile
+    return profile
+
+
+register_profile(
+    ModelProfile(
+        "sd15",
+        "Stable Diffusion 1.5 + DINO ViT-S/16 + CLIP, pretrained weights (hub id or local folder)",
+        DEFAULT_SD15,
+        True,
+        512,
+    )
+)
+register_profile(
+    ModelProfile(
+        "sd15-random",
+        "SD1.5-shaped UNet/VAE/text encoder + full-size DINO/CLIP, random init (throughput work only)",
+        "sd15",
+        False,
+        512,
+    )
+)
+register_profile(
+    ModelProfile(
+        "tiny",
+        "tiny random-init models for CPU tests and the demo (seconds; images are noise)",
+        "tiny",
+        False,
+        64,
+        {"dino": TINY_DINO, "clip": TINY_CLIP},
+        sample_steps_default=4,
+    )
+)
+
+
+def get_profile(name: str) -> ModelProfile:
+    """The profile registered under ``name``; unknown names list the valid ones."""
+    try:
+        return _PROFILES[name]
+    except KeyError:
+        raise UnknownNameError("model profile", name, _PROFILES) from None
+
+
+def list_profiles() -> list[ModelProfile]:
+    return list(_PROFILES.values())

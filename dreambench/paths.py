@@ -1,0 +1,37 @@
+"""Where things live: the dataset, the packaged protocol files, the results folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+#: Environment variable naming the DreamBooth dataset folder (30 subject folders + the two text files).
+DATA_ENV = "DREAMBENCH_DATA"
+#: Environment variable naming the default results folder.
+RESULTS_ENV = "DREAMBENCH_RESULTS"
+
+
+def default_data_dir() -> Path:
+    """The dataset folder: ``$DREAMBENCH_DATA``, else ``../shared/dreambooth-dataset`` beside the checkout,
+    else ``./dreambooth-dataset`` (where ``dreambench data fetch`` puts it by default)."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    shared = REPO_DIR.parent / "shared" / "dreambooth-dataset"
+    if shared.is_dir():
+        return shared
+    return Path("dreambooth-dataset")
+
+
+def default_results_dir() -> Path:
+    """The results folder: ``$DREAMBENCH_RESULTS``, else ``./results``."""
+    return Path(os.environ.get(RESULTS_ENV, "results")).expanduser()
+
+
+def protocol_files(name: str) -> tuple[Path, Path]:
+    """The (subjects CSV, prompts YAML) of a named protocol in the repository's ``subjects/`` and
+    ``prompts/`` folders."""
+    return REPO_DIR / "subjects" / f"{name}.csv", REPO_DIR / "prompts" / f"{name}.yaml"
