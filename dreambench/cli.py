@@ -45,11 +45,6 @@ def main(ctx: click.Context, results: Path | None) -> None:
     ctx.obj["results"] = results or default_results_dir()
 
 
-for _name in COMMAND_MODULES:
-    for _cmd in importlib.import_module(f"dreambench.commands.{_name}").COMMANDS:
-        main.add_command(_cmd)
-
-
 def results_option(f):
     """``--results DIR`` on a subcommand, defaulting to the global ``--results``."""
     return click.option(
@@ -60,3 +55,9 @@ def results_option(f):
 
 def resolve_results(ctx: click.Context, results: Path | None) -> Path:
     return results or ctx.find_root().obj["results"]
+
+
+# Last, so that command modules can import results_option / resolve_results from this module.
+for _name in COMMAND_MODULES:
+    for _cmd in importlib.import_module(f"dreambench.commands.{_name}").COMMANDS:
+        main.add_command(_cmd)

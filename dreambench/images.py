@@ -44,16 +44,42 @@ def load_rgb(path: str | Path, min_short_side: int = 0) -> Image.Image:
             out = ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+    except UnidentifiedImageError:
+        raise DataError(f"{path}: unreadable: not an image file (or a format Pillow cannot decode)") from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: unreadable or truncated image ({e})") from None
     if exif_orientation not in (1, None):
         warnings.warn(f"{path}: EXIF orientation {exif_orientation} applied", ImageWarning, stacklevel=2)
     if mode != "RGB":
         out = to_rgb(out)
-        warnings.warn(f"{path}: {mode} image converted to RGB", ImageWarning, stacklevel=2)
+        warnings.warn(f"{path}: {describe_mode(mode)} image converted to RGB", ImageWarning, stacklevel=2)
     if min_short_side and min(out.size) < min_short_side:
         raise DataError(f"{path}: {out.size[0]}x{out.size[1]} px, short side below {min_short_side} px")
     return out
+
+
+_MODE_NAMES = {
+    "CMYK": "CMYK",
+    "P": "palette (P)",
+    "PA": "palette with alpha (PA)",
+    "RGBA": "RGBA (alpha composited on white)",
+    "LA": "grayscale with alpha (LA)",
+    "L": "grayscale (L)",
+    "1": "1-bit (1)",
+    "I;16": "16-bit (I;16)",
+    "I;16B": "16-bit (I;16B)",
+    "I;16L": "16-bit (I;16L)",
+    "I": "32-bit integer (I)",
+    "F": "32-bit float (F)",
+    "YCbCr": "YCbCr",
+    "LAB": "Lab",
+    "HSV": "HSV",
+}
+
+
+def describe_mode(mode: str) -> str:
+    """A reader's name for a PIL mode, e.g. ``"palette (P)"``, ``"16-bit (I;16)"``."""
+    return _MODE_NAMES.get(mode, mode)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

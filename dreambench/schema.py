@@ -4,7 +4,7 @@ An *images folder* (what ``dreambench generate`` writes and ``dreambench score``
 
     <images>/<method>/<subject>/<prompt-index>_<seed>.png
     <images>/manifest.csv     one row per image, columns MANIFEST_COLUMNS (+ optional ones)
-    <images>/methods.json     optional: method label -> how it was made (method, config, recipe, ablation)
+    <images>/<method>/method.json   optional: how that method label was made (METHOD_INFO_KEYS)
 
 ``prompt_index`` is the prompt's 0-based position in its kind's list, or ``CLASS_PROMPT_INDEX`` (-1) for
 samples of the class prompt "a [class noun]" (PRES). ``path`` is relative to the images folder.
@@ -15,7 +15,8 @@ A *results folder* (what ``dreambench run`` writes)::
     <results>/images/                   an images folder as above
     <results>/artifacts/<method>/<subject>/   trained weights (safetensors)
     <results>/class_images/<key>/       prior-preservation images, shared per (model, class, count, seed)
-    <results>/scores/per_image.csv      MANIFEST_COLUMNS + SCORE_COLUMNS (+ metric profile columns)
+    <results>/scores/                   what `dreambench score` writes (see dreambench/metrics/scoring.py):
+                                        per_image.csv, div.csv, real.csv, aggregates.csv, ...
     <results>/tables/                   Table 1-6 as CSV, LaTeX, Markdown
     <results>/logs/<job-id>.log
 """
@@ -25,7 +26,12 @@ from __future__ import annotations
 from .protocol import CLASS_PROMPT_INDEX
 
 MANIFEST = "manifest.csv"
-METHODS_FILE = "methods.json"
+METHOD_INFO = "method.json"
+#: Keys of ``<images>/<label>/method.json``: the registry method, its config and recipe, the ablation
+#: settings (``ppl``: prior preservation on; ``class_noun_mode``: correct | none | wrong;
+#: ``num_inputs``: instance images used, null = all), the model profile and weights label, identifier.
+METHOD_INFO_KEYS = ["method", "config", "recipe", "ppl", "class_noun_mode", "num_inputs", "profile", "weights",
+                    "identifier"]
 MANIFEST_COLUMNS = ["method", "subject", "prompt_index", "prompt", "seed", "path"]
 #: Optional manifest columns written by ``dreambench generate``: the identifier-free prompt (CLIP-T
 #: text), the prompt category, the class noun used and the model profile / weights label.
@@ -45,7 +51,8 @@ __all__ = [
     "MANIFEST",
     "MANIFEST_COLUMNS",
     "MANIFEST_OPTIONAL",
-    "METHODS_FILE",
+    "METHOD_INFO",
+    "METHOD_INFO_KEYS",
     "PER_IMAGE",
     "SCORE_COLUMNS",
     "image_relpath",

@@ -1,3 +1,68 @@
-"""`dreambench data` commands."""
+"""``dreambench data fetch`` and ``dreambench data check``: get the DreamBooth dataset, validate subject folders."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..data import DEFAULT_URL, check_dataset, fetch_dataset
+from ..images import MIN_SHORT_SIDE
+from ..paths import DATA_ENV, default_data_dir
+
+
+@click.group("data")
+def data_group() -> None:
+    """The DreamBooth dataset: download and verify it, check subject folders."""
+
+
+@data_group.command("fetch")
+@click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("dreambooth-dataset"),
+              show_default=True, help="Dataset folder to create.")
+@click.option("--url", default=DEFAULT_URL, show_default=True,
+              help="Archive to read: https:// or file:// URL, or a local path (GitHub archive of google/dreambooth "
+                   "or a zip of the dataset folder).")
+@click.option("--force", is_flag=True, help="Replace an existing DEST (after the new copy is verified).")
+@click.option("--no-verify-hashes", "no_verify_hashes", is_flag=True,
+              help="Skip the sha256 check of each image (folder, image and text-file counts are still checked).")
+def fetch_cmd(dest: Path, url: str, force: bool, no_verify_hashes: bool) -> None:
+    """Download the official DreamBooth dataset (30 subjects, 158 images) and verify it into DEST."""
+    counts = fetch_dataset(dest, url, force=force, verify_hashes=not no_verify_hashes)
+    hashes = "sha256 verified" if counts.hashes_verified else "sha256 NOT verified"
+    click.echo(f"{counts.path}: {counts.subjects} subjects, {counts.images} images ({hashes})")
+    click.echo(f"use it with: export {DATA_ENV}={counts.path}")
+
+
+@data_group.command("check")
+@click.argument("data_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--protocol", default=None,
+              help="Require the subjects of this protocol (name or folder), e.g. dreambooth. "
+                   "Default: check every sub-folder.")
+@click.option("--min-size", "min_size", type=click.IntRange(min=0), default=MIN_SHORT_SIDE, show_default=True,
+              help="Smallest accepted short side of an image, in pixels.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print errors and the summary only, not warnings.")
+def check_cmd(data_dir: Path | None, protocol: str | None, min_size: int, as_json: bool, quiet: bool) -> None:
+    """Validate the subject folders of DATA_DIR (default: the dataset folder, $DREAMBENCH_DATA).
+
+    Errors: missing or empty subject folder, unreadable or truncated image, image smaller than --min-size.
+    Warnings: CMYK/palette/alpha/16-bit images (converted to RGB), EXIF orientation (applied).
+    Exit status 1 when there are errors."""
+    data_dir = data_dir or default_data_dir()
+    report = check_dataset(data_dir, protocol=protocol, min_short_side=min_size, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        for path, msg in report.errors:
+            click.echo(f"error: {path}: {msg}")
+        if not quiet:
+            for path, msg in report.warnings:
+                click.echo(f"warning: {path}: {msg}")
+        click.echo(f"{data_dir}: {report.summary()}")
+    if not report.ok:
+        sys.exit(1)
+
+
+COMMANDS = [data_group]

@@ -78,7 +78,9 @@ def build_dino(
     base = arch.split(".")[0]
     pretrained = profile.pretrained_weights and weights_file is None and not overrides
     try:
-        model = timm.create_model(arch if pretrained else base, pretrained=pretrained, num_classes=0, **overrides)
+        model = _seeded(
+            lambda: timm.create_model(arch if pretrained else base, pretrained=pretrained, num_classes=0, **overrides)
+        )
     except Exception as e:
         raise ModelLoadError(
             f"profile {profile.name}: cannot load DINO {arch!r} ({type(e).__name__}); pass --dino-weights FILE "
@@ -89,7 +91,7 @@ def build_dino(
     elif pretrained:
         weights_id = f"timm:{arch}"
     else:
-        weights_id = f"random:{profile.name}:{_seeded_init(model)}"
+        weights_id = f"random:{profile.name}:{_fingerprint(model)}"
     return Backbone(arch, model.eval(), weights_id)
 
 
@@ -109,9 +111,9 @@ def build_clip(
         if overrides is not None:
             from open_clip.model import CLIP
 
-            model = CLIP(**overrides)
+            model = _seeded(lambda: CLIP(**overrides))
         else:
-            model = open_clip.create_model(arch, pretrained=tag if pretrained else None)
+            model = _seeded(lambda: open_clip.create_model(arch, pretrained=tag if pretrained else None))
     except Exception as e:
         raise ModelLoadError(
             f"profile {profile.name}: cannot load CLIP {arch}/{tag} ({type(e).__name__}); pass --clip-weights FILE "
@@ -122,21 +124,27 @@ def build_clip(
     elif pretrained:
         weights_id = f"open_clip:{arch}:{tag}"
     else:
-        weights_id = f"random:{profile.name}:{_seeded_init(model)}"
+        weights_id = f"random:{profile.name}:{_fingerprint(model)}"
     return Backbone(f"{arch}:{tag}", model.eval(), weights_id, tokenizer)
 
 
-def _seeded_init(model: torch.nn.Module, seed: int = 0) -> str:
-    """Re-initialize a random model deterministically and return a short fingerprint of its weights.
-
-    Random-init backbones must be identical across processes (cache keys, resumed runs, Ray workers),
-    so they are re-drawn from a fixed seed rather than from the global generator's state."""
-    g = torch.Generator().manual_seed(seed)
+def _fingerprint(model: torch.nn.Module) -> str:
+    """A short fingerprint of a model's weights (names, shapes, sums and leading values of each tensor)."""
     h = hashlib.sha256()
     with torch.no_grad():
-        for name, p in sorted(model.state_dict().items()):
-            if p.dtype.is_floating_point and p.dim() > 1:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+        for name, t in sorted(model.state_dict().items()):
             h.update(name.encode())
-            h.update(str(tuple(p.shape)).encode())
+            h.update(str(tuple(t.shape)).encode())
+            flat = t.detach().flatten().double()
+            h.update(flat[:64].numpy().tobytes())
+            h.update(flat.sum().numpy().tobytes())
     return h.hexdigest()[:12]
+
+
+def _seeded(build, seed: int = 0):
+    """Run a model builder under a fixed seed without touching the caller's random state.
+
+    Random-init backbones must be identical across processes (cache keys, resumed runs, Ray workers)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()

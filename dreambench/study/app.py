@@ -1,0 +1,216 @@
+"""The human-study web app (Starlette ASGI; run it with uvicorn, see ``dreambench study serve``).
+
+Routes (every page but ``/`` needs a token in its path; unknown tokens get 403)::
+
+    GET  /                          a landing page that says to open one's personal link
+    GET  /r/{token}                 the rater's next unanswered question, or a "done" page
+    POST /r/{token}/answer          form fields question_id, answer = left | right | undecided; 303 back
+    GET  /r/{token}/image/{key}     an image of the study, by its random key (JPEG, long side <= 768 px)
+    GET  /admin/{token}             progress: answers per rater and per question type
+    GET  /static/study.css          the only asset; pages use no JavaScript and nothing off this server
+
+Raters see neither method names nor file paths nor anyone's answers. Images are looked up by key in the
+database and must resolve inside the folder recorded with them, so no URL can name a file. Every text
+is rendered by Jinja2 with autoescaping on. Responses carry a strict Content-Security-Policy and
+``Referrer-Policy: no-referrer`` (the token is in the URL).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sqlite3
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from threading import Lock
+
+from jinja2 import Environment, FileSystemLoader
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from ..images import load_rgb
+from . import db as sdb
+from .questions import ANSWER_LABELS, INSTRUCTIONS
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+#: Long side (pixels) of images as served: the DreamBooth photos are phone pictures.
+MAX_SIDE = 768
+_KEY_RE = re.compile(r"^[0-9a-f]{24}$")
+_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+class _ImageCache:
+    """A small LRU of encoded JPEGs keyed by (path, mtime), so each image is decoded once."""
+
+    def __init__(self, size: int = 256):
+        self.size, self.items, self.lock = size, OrderedDict(), Lock()
+
+    def get(self, path: Path) -> bytes:
+        key = (str(path), path.stat().st_mtime_ns)
+        with self.lock:
+            if key in self.items:
+                self.items.move_to_end(key)
+                return self.items[key]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EXIF/mode conversions are expected for phone photos
+            im = load_rgb(path)
+        im.thumbnail((MAX_SIDE, MAX_SIDE))
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", quality=90)
+        data = buf.getvalue()
+        with self.lock:
+            self.items[key] = data
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return data
+
+
+def resolve_image(row: sqlite3.Row) -> Path | None:
+    """The file of an image row, or None when its relative path leaves its root folder (``..``, an
+    absolute path) or names no file. The check is lexical, so symlinks placed inside a results folder
+    by its owner (e.g. to dataset images) still work."""
+    root = os.path.normpath(row["root"])
+    path = os.path.normpath(os.path.join(root, row["relpath"]))
+    if os.path.commonpath([root, path]) != root or path == root or not os.path.isfile(path):
+        return None
+    return Path(path)
+
+
+def create_app(db_path: str | Path) -> Starlette:
+    """The study web app over the database ``db_path`` (which must exist; see ``study create``)."""
+    db_path = Path(db_path)
+    sdb.connect(db_path).close()  # fail now, with a clear message, on a missing or foreign file
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
+    cache = _ImageCache()
+
+    def page(name: str, status: int = 200, **ctx) -> HTMLResponse:
+        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status, headers=_SECURITY_HEADERS)
+
+    def forbidden() -> HTMLResponse:
+        return page("message.html", 403, title="Link not valid",
+                    message="This link is not valid. Ask the study organizer for your personal link.")
+
+    def db() -> sqlite3.Connection:
+        return sdb.connect(db_path)
+
+    def _rater_page(token: str) -> HTMLResponse:
+        conn = db()
+        try:
+            rater = sdb.rater_by_token(conn, token)
+            if rater is None:
+                return forbidden()
+            done = sdb.rater_answer_count(conn, rater["id"])
+            qid = sdb.next_question_id(conn, rater["id"])
+            if qid is None:
+                return page("done.html", title="Thank you", answered=done)
+            q = conn.execute("SELECT * FROM questions WHERE id = ?", (qid,)).fetchone()
+            keys = {r["id"]: r["key"] for r in conn.execute(
+                "SELECT id, key FROM images WHERE id IN (?, ?)", (q["image_a"], q["image_b"]))}
+            left, right = (q["image_a"], q["image_b"]) if q["a_on_left"] else (q["image_b"], q["image_a"])
+            refs = [r["key"] for r in conn.execute(
+                "SELECT i.key FROM question_refs r JOIN images i ON i.id = r.image_id"
+                " WHERE r.question_id = ? ORDER BY r.position", (qid,))]
+            return page(
+                "question.html", title="Image comparison", token=token, question_id=qid, qtype=q["qtype"],
+                instruction=INSTRUCTIONS[q["qtype"]], reference_text=q["reference_text"], refs=refs,
+                left=keys[left], right=keys[right], labels=ANSWER_LABELS, answered=done,
+            )
+        finally:
+            conn.close()
+
+    async def home(request: Request) -> Response:
+        return page("message.html", title="dreambench human study",
+                    message="Open the personal link you were given to take part in the study.")
+
+    async def rater_page(request: Request) -> Response:
+        return await run_in_threadpool(_rater_page, request.path_params["token"])
+
+    def _answer(token: str, question_id: str, answer: str) -> Response:
+        conn = db()
+        try:
+            rater = sdb.rater_by_token(conn, token)
+            if rater is None:
+                return forbidden()
+            try:
+                sdb.record_answer(conn, rater["id"], int(question_id), answer)
+            except ValueError:
+                return page("message.html", 400, title="Bad answer",
+                            message="That answer could not be recorded. Go back to your link and try again.")
+        finally:
+            conn.close()
+        return RedirectResponse(f"/r/{token}", status_code=303, headers=_SECURITY_HEADERS)
+
+    async def answer(request: Request) -> Response:
+        form = await request.form()
+        return await run_in_threadpool(_answer, request.path_params["token"],
+                                       str(form.get("question_id", "")), str(form.get("answer", "")))
+
+    def _image(token: str, key: str) -> Response:
+        conn = db()
+        try:
+            if sdb.rater_by_token(conn, token) is None and not sdb.is_admin_token(conn, token):
+                return forbidden()
+            row = sdb.image_by_key(conn, key) if _KEY_RE.match(key) else None
+        finally:
+            conn.close()
+        path = resolve_image(row) if row is not None else None
+        if path is None:
+            return Response("not found", status_code=404, media_type="text/plain", headers=_SECURITY_HEADERS)
+        headers = dict(_SECURITY_HEADERS, **{"Cache-Control": "private, max-age=3600"})
+        return Response(cache.get(path), media_type="image/jpeg", headers=headers)
+
+    async def image(request: Request) -> Response:
+        return await run_in_threadpool(_image, request.path_params["token"], request.path_params["key"])
+
+    def _admin(token: str) -> Response:
+        conn = db()
+        try:
+            if not sdb.is_admin_token(conn, token):
+                return forbidden()
+            by_type = conn.execute(
+                "SELECT qtype, method_a, method_b, COUNT(*) AS questions, SUM(n) AS answers,"
+                " SUM(n > 0) AS answered, MAX(max_answers) AS max_answers,"
+                " SUM(max_answers > 0 AND n >= max_answers) AS complete"
+                " FROM (SELECT q.id, q.qtype, q.method_a, q.method_b, q.max_answers, COUNT(a.id) AS n"
+                "       FROM questions q LEFT JOIN answers a ON a.question_id = q.id GROUP BY q.id)"
+                " GROUP BY qtype, method_a, method_b ORDER BY method_a, method_b, qtype DESC"
+            ).fetchall()
+            raters = conn.execute(
+                "SELECT r.name, r.created_at,"
+                " SUM(CASE WHEN q.qtype = 'subject' THEN 1 ELSE 0 END) AS subject,"
+                " SUM(CASE WHEN q.qtype = 'prompt' THEN 1 ELSE 0 END) AS prompt,"
+                " COUNT(a.id) AS total, MAX(a.created_at) AS last"
+                " FROM raters r LEFT JOIN answers a ON a.rater_id = r.id"
+                " LEFT JOIN questions q ON q.id = a.question_id GROUP BY r.id ORDER BY r.id"
+            ).fetchall()
+        finally:
+            conn.close()
+        return page("admin.html", title="Study progress", by_type=by_type, raters=raters)
+
+    async def admin(request: Request) -> Response:
+        return await run_in_threadpool(_admin, request.path_params["token"])
+
+    async def css(request: Request) -> Response:
+        return FileResponse(TEMPLATES_DIR / "study.css", media_type="text/css",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    routes = [
+        Route("/", home),
+        Route("/r/{token}", rater_page),
+        Route("/r/{token}/answer", answer, methods=["POST"]),
+        Route("/r/{token}/image/{key}", image),
+        Route("/admin/{token}", admin),
+        Route("/static/study.css", css),
+    ]
+    return Starlette(routes=routes)
