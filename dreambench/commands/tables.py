@@ -1,3 +1,110 @@
-"""`dreambench tables` commands."""
+"""``dreambench tables`` (Tables 1-6 as CSV / LaTeX / Markdown) and ``dreambench report`` (static HTML)."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+_results_arg = click.argument("results_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+_no_ci = click.option(
+    "--no-ci", is_flag=True, help="Leave the ± 95% interval out of LaTeX, Markdown and HTML."
+)
+_study = click.option(
+    "--study",
+    "study_db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Study database for Table 2 (default: RESULTS_DIR/study.sqlite when present).",
+)
+_subjects = click.option(
+    "--subjects",
+    "inputs_subjects",
+    default=None,
+    metavar="A,B",
+    help="Subjects of Tables 5/6 (paper: backpack,dog; default: all with num_inputs labels).",
+)
+
+
+def _split(s: str | None) -> list[str] | None:
+    return [x.strip() for x in s.split(",") if x.strip()] if s else None
+
+
+def _resolve(ctx: click.Context, results_dir: Path | None) -> Path:
+    if results_dir is not None:
+        return results_dir
+    from ..cli import resolve_results  # here, not at import: cli imports this module
+
+    return resolve_results(ctx, results_dir)
+
+
+@click.command("tables")
+@_results_arg
+@_no_ci
+@_study
+@_subjects
+@click.pass_context
+def tables_cmd(
+    ctx: click.Context,
+    results_dir: Path | None,
+    no_ci: bool,
+    study_db: Path | None,
+    inputs_subjects: str | None,
+) -> None:
+    """Write Tables 1-6 of RESULTS_DIR (default: the global --results) into RESULTS_DIR/tables/."""
+    from ..tables import build_tables, write_table_set
+
+    results_dir = _resolve(ctx, results_dir)
+    ts = build_tables(results_dir, study_db=study_db, inputs_subjects=_split(inputs_subjects))
+    written = write_table_set(ts, results_dir / "tables", ci=not no_ci)
+    if ts.meta.random_init:
+        click.echo("random-init weights: not quality results", err=True)
+    numbers = ", ".join(str(t.number) for t in ts.tables)
+    click.echo(f"wrote Table(s) {numbers} ({len(written)} files) to {results_dir / 'tables'}")
+    for n, why in sorted(ts.skipped.items()):
+        click.echo(f"Table {n} not written: {why}")
+    for p in ts.problems:
+        click.echo(f"warning: disagrees with aggregates.csv: {p}", err=True)
+
+
+@click.command("report")
+@_results_arg
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Dataset folder with <subject>/ real images (default: $DREAMBENCH_DATA or the shared copy).",
+)
+@_no_ci
+@_study
+@_subjects
+@click.option(
+    "--thumb-size", default=128, show_default=True, help="Longest side of real-image thumbnails (px)."
+)
+@click.pass_context
+def report_cmd(
+    ctx: click.Context,
+    results_dir: Path | None,
+    data_dir: Path | None,
+    no_ci: bool,
+    study_db: Path | None,
+    inputs_subjects: str | None,
+    thumb_size: int,
+) -> None:
+    """Write a static HTML report of RESULTS_DIR into RESULTS_DIR/report/ (open index.html from disk)."""
+    from ..report import write_report
+
+    results_dir = _resolve(ctx, results_dir)
+    index = write_report(
+        results_dir,
+        data_dir=data_dir,
+        ci=not no_ci,
+        study_db=study_db,
+        inputs_subjects=_split(inputs_subjects),
+        thumb_size=thumb_size,
+    )
+    click.echo(f"wrote {index}")
+
+
+COMMANDS = [tables_cmd, report_cmd]

@@ -1,0 +1,71 @@
+"""The content of one method/subject page: one row per prompt (its text, category, scores and images)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from ..protocol import CLASS_PROMPT_INDEX
+
+
+@dataclass
+class GridRow:
+    """One prompt of a page: ``images`` are (relative URL, alt text) pairs in seed order; ``scores`` maps a
+    metric label to its mean over the row's images (``DIV`` from div.csv), already formatted."""
+
+    index: int
+    prompt: str
+    category: str
+    images: list[tuple[str, str]] = field(default_factory=list)
+    scores: dict[str, str] = field(default_factory=dict)
+
+
+def _f(x: float) -> str:
+    return "N/A" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def url_of(prefix: str, relpath: str) -> str:
+    """``prefix`` + the relative path with each part percent-encoded (spaces, '#', '?' in names)."""
+    return prefix + "/".join(quote(part) for part in str(relpath).replace("\\", "/").split("/"))
+
+
+def mean_of(values) -> float:
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix: str) -> list[GridRow]:
+    """The rows of one (method, subject) page from that pair's per-image records (and div.csv records):
+    prompts in protocol order, then the class prompt (``prompt_index == -1``, whose ``dino`` is PRES).
+    Image URLs are ``images_prefix`` + the manifest path. Plain Python: a report has hundreds of pages."""
+    by_prompt: dict[int, list[dict]] = defaultdict(list)
+    for r in records:
+        by_prompt[int(r["prompt_index"])].append(r)
+    divs: dict[int, list[float]] = defaultdict(list)
+    for r in div_records or []:
+        divs[int(r["prompt_index"])].append(r["div"])
+    rows = []
+    # Class-prompt samples last: they are the PRES check, not one of the 25 prompts.
+    for idx in sorted(by_prompt, key=lambda i: (i == CLASS_PROMPT_INDEX, i)):
+        g = sorted(by_prompt[idx], key=lambda r: r.get("seed", 0))
+        prompt = str(g[0].get("prompt", ""))
+        if idx == CLASS_PROMPT_INDEX:
+            category = "class prompt (PRES)"
+            scores = {"PRES": _f(mean_of(r["dino"] for r in g))}
+        else:
+            category = str(g[0].get("category", "") or "")
+            scores = {
+                name: _f(mean_of(r[m] for r in g))
+                for m, name in (("dino", "DINO"), ("clip_i", "CLIP-I"), ("clip_t", "CLIP-T"))
+            }
+        if idx in divs:
+            scores["DIV"] = _f(mean_of(divs[idx]))
+        images = [
+            (url_of(images_prefix, r["path"]), f"{prompt} (seed {r.get('seed', '?')})")
+            for r in g
+            if str(r.get("path", ""))
+        ]
+        rows.append(GridRow(idx, prompt, category, images, scores))
+    return rows

@@ -1,0 +1,275 @@
+"""Tables 1-6 as pure functions of the score tables (no I/O).
+
+Definitions (the DreamBooth protocol, scoring contract): a method's figure for a metric is the mean over
+subjects of its per-subject mean, where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
+subject's generated images (class-prompt rows, ``prompt_index == -1``, excluded), PRES averages the
+``dino`` column of the class-prompt rows, and DIV averages div.csv's per-prompt values. Its 95% interval
+is :func:`dreambench.stats.bootstrap_mean` over the per-subject values (1000 resamples, seed 0), subjects
+in name order. Real Images use real.csv's per-subject values. Tables 5 and 6 report single subjects, so
+their interval resamples the subject's per-prompt means instead.
+
+Every table is a tidy DataFrame: identifying columns, then for each metric ``<m>``, ``<m>_lo``, ``<m>_hi``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..protocol import CLASS_PROMPT_INDEX
+from ..schema import SCORE_COLUMNS
+from ..stats import Estimate, bootstrap_mean
+
+METRIC_NAMES = {"dino": "DINO", "clip_i": "CLIP-I", "clip_t": "CLIP-T", "pres": "PRES", "div": "DIV"}
+REAL_LABEL = "Real Images"
+#: The method name of the Real Images rows in aggregates.csv.
+REAL_AGG_METHOD = "real-images"
+N_RESAMPLES = 1000
+SEED = 0
+_NAN = Estimate(float("nan"), float("nan"), float("nan"), 0)
+
+
+def per_subject(per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None = None) -> pd.Series:
+    """Per-(method, subject) mean of ``metric`` (dino | clip_i | clip_t | pres | div), indexed by
+    (method, subject)."""
+    if metric in SCORE_COLUMNS:
+        rows = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
+        col = metric
+    elif metric == "pres":
+        rows = per_image[per_image["prompt_index"] == CLASS_PROMPT_INDEX]
+        col = "dino"
+    elif metric == "div":
+        if div is None:
+            return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=["method", "subject"]))
+        rows, col = div, "div"
+    else:
+        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_NAMES)}")
+    return rows.groupby(["method", "subject"], sort=True)[col].mean()
+
+
+def estimate(values: pd.Series | np.ndarray | list[float]) -> Estimate:
+    """Mean and 95% bootstrap interval of per-unit values (a Series is taken in index order)."""
+    if isinstance(values, pd.Series):
+        values = values.sort_index().to_numpy(dtype=float)
+    return bootstrap_mean(values, n_resamples=N_RESAMPLES, seed=SEED)
+
+
+def _method_estimate(ps: pd.Series, label: str) -> Estimate:
+    if label not in ps.index.get_level_values("method"):
+        return _NAN
+    return estimate(ps.xs(label, level="method"))
+
+
+def _cells(metrics: dict[str, Estimate]) -> dict:
+    out: dict = {}
+    for m, e in metrics.items():
+        out[m], out[f"{m}_lo"], out[f"{m}_hi"] = e.mean, e.lo, e.hi
+    return out
+
+
+def _metric_rows(
+    per_image: pd.DataFrame,
+    div: pd.DataFrame | None,
+    labels: list[str],
+    metrics: list[str],
+    extra: dict[str, dict] | None = None,
+) -> list[dict]:
+    ps = {m: per_subject(per_image, m, div) for m in metrics}
+    rows = []
+    for lab in labels:
+        ests = {m: _method_estimate(ps[m], lab) for m in metrics}
+        rows.append(
+            {
+                "method": lab,
+                **(extra or {}).get(lab, {}),
+                **_cells(ests),
+                "n_subjects": max(e.n for e in ests.values()),
+            }
+        )
+    return rows
+
+
+def table1(
+    per_image: pd.DataFrame, real: pd.DataFrame | None = None, labels: list[str] | None = None
+) -> pd.DataFrame:
+    """Table 1: subject fidelity (DINO, CLIP-I) and prompt fidelity (CLIP-T) per method; the Real Images
+    row first (its CLIP-T is not applicable: NaN)."""
+    metrics = ["dino", "clip_i", "clip_t"]
+    labels = sorted(per_image["method"].unique()) if labels is None else list(labels)
+    rows = []
+    if real is not None and len(real):
+        r = real.groupby("subject", sort=True)[["dino", "clip_i"]].mean()
+        ests = {"dino": estimate(r["dino"]), "clip_i": estimate(r["clip_i"]), "clip_t": _NAN}
+        rows.append({"method": REAL_LABEL, **_cells(ests), "n_subjects": ests["dino"].n})
+    rows += _metric_rows(per_image, None, labels, metrics)
+    return pd.DataFrame(rows, columns=["method", *_metric_columns(metrics), "n_subjects"])
+
+
+def _metric_columns(metrics: list[str]) -> list[str]:
+    return [c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")]
+
+
+def table2(preference: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
+    """Table 2: the study's preference table plus 95% intervals of each percentage.
+
+    Resampling the ``n_questions`` majority-vote outcomes with replacement is a multinomial draw with the
+    observed proportions, so the bootstrap over questions is computed from the percentages alone."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    for r in preference.to_dict("records"):
+        n = int(r.get("n_questions") or 0)
+        p = np.array([r["pct_a"], r["pct_b"], r["pct_undecided"]], dtype=float)
+        row = {k: r[k] for k in ("question_type", "method_a", "method_b")}
+        if n > 0 and np.all(np.isfinite(p)) and p.sum() > 0:
+            draws = rng.multinomial(n, p / p.sum(), size=n_resamples) / n * 100.0
+            lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
+        else:
+            lo = hi = np.full(3, np.nan)
+        for i, k in enumerate(("pct_a", "pct_b", "pct_undecided")):
+            row[k], row[f"{k}_lo"], row[f"{k}_hi"] = float(p[i]), float(lo[i]), float(hi[i])
+        row["n_questions"] = n
+        rows.append(row)
+    cols = [
+        "question_type",
+        "method_a",
+        "method_b",
+        *_metric_columns(["pct_a", "pct_b", "pct_undecided"]),
+        "n_questions",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def table3(per_image: pd.DataFrame, div: pd.DataFrame | None, ppl: dict[str, bool]) -> pd.DataFrame:
+    """Table 3: prior-preservation ablation: PRES, DIV, DINO, CLIP-I, CLIP-T for labels with (``True``)
+    and without (``False``) prior preservation, in the order given."""
+    metrics = ["pres", "div", "dino", "clip_i", "clip_t"]
+    extra = {lab: {"ppl": "yes" if on else "no"} for lab, on in ppl.items()}
+    rows = _metric_rows(per_image, div, list(ppl), metrics, extra)
+    return pd.DataFrame(rows, columns=["method", "ppl", *_metric_columns(metrics), "n_subjects"])
+
+
+def table4(per_image: pd.DataFrame, noun: dict[str, str]) -> pd.DataFrame:
+    """Table 4: class-noun ablation: DINO and CLIP-I for the correct, no and wrong class noun."""
+    metrics = ["dino", "clip_i"]
+    extra = {lab: {"class_noun": mode} for lab, mode in noun.items()}
+    rows = _metric_rows(per_image, None, list(noun), metrics, extra)
+    return pd.DataFrame(rows, columns=["method", "class_noun", *_metric_columns(metrics), "n_subjects"])
+
+
+def table_inputs(
+    per_image: pd.DataFrame, inputs: dict[str, int], metric: str, subjects: list[str] | None = None
+) -> pd.DataFrame:
+    """Tables 5 (``metric="dino"``) and 6 (``"clip_t"``): number of input images vs ``metric`` per subject.
+
+    One row per (label, subject): the mean over the subject's generated images and a 95% interval over
+    its per-prompt means (``n_prompts``)."""
+    rows_df = per_image[
+        (per_image["prompt_index"] != CLASS_PROMPT_INDEX) & per_image["method"].isin(list(inputs))
+    ]
+    if subjects is None:
+        subjects = sorted(rows_df["subject"].unique())
+    rows = []
+    for lab, n_in in inputs.items():
+        for subj in subjects:
+            sel = rows_df[(rows_df["method"] == lab) & (rows_df["subject"] == subj)]
+            if sel.empty:
+                continue
+            per_prompt = sel.groupby("prompt_index", sort=True)[metric].mean()
+            e = estimate(per_prompt)
+            # The point figure is the image mean, the same as the per-subject mean of Tables 1, 3, 4.
+            mean = float(sel[metric].mean())
+            rows.append(
+                {
+                    "num_inputs": int(n_in),
+                    "subject": subj,
+                    "method": lab,
+                    metric: mean,
+                    f"{metric}_lo": e.lo,
+                    f"{metric}_hi": e.hi,
+                    "n_prompts": e.n,
+                }
+            )
+    df = pd.DataFrame(
+        rows, columns=["num_inputs", "subject", "method", *_metric_columns([metric]), "n_prompts"]
+    )
+    return df.sort_values(["subject", "num_inputs", "method"], kind="stable").reset_index(drop=True)
+
+
+def aggregates(per_image: pd.DataFrame, div: pd.DataFrame | None, real: pd.DataFrame | None) -> pd.DataFrame:
+    """The figures in aggregates.csv's layout (method, metric, mean, lo, hi, n_subjects), for checking."""
+    rows = []
+    for m in METRIC_NAMES:
+        ps = per_subject(per_image, m, div)
+        for lab in sorted(ps.index.get_level_values("method").unique()):
+            e = _method_estimate(ps, lab)
+            rows.append(
+                {"method": lab, "metric": m, "mean": e.mean, "lo": e.lo, "hi": e.hi, "n_subjects": e.n}
+            )
+    if real is not None and len(real):
+        r = real.groupby("subject", sort=True)[["dino", "clip_i"]].mean()
+        for m in ("dino", "clip_i"):
+            e = estimate(r[m])
+            rows.append(
+                {
+                    "method": REAL_AGG_METHOD,
+                    "metric": m,
+                    "mean": e.mean,
+                    "lo": e.lo,
+                    "hi": e.hi,
+                    "n_subjects": e.n,
+                }
+            )
+    return pd.DataFrame(rows, columns=["method", "metric", "mean", "lo", "hi", "n_subjects"])
+
+
+def compare_aggregates(mine: pd.DataFrame, theirs: pd.DataFrame, tol: float = 1e-6) -> list[str]:
+    """Disagreements between our figures (mean, lo, hi, n_subjects) and aggregates.csv's, for the
+    (method, metric) rows in both. Both sides resample subjects in name order with the same seed, so
+    even the intervals must match."""
+    if not {"method", "metric", "mean"} <= set(theirs.columns):
+        return ["aggregates.csv lacks the columns method, metric, mean"]
+    theirs = theirs.astype({"method": str, "metric": str})
+    merged = mine.merge(theirs, on=["method", "metric"], suffixes=("", "_theirs"))
+    problems = []
+    for r in merged.to_dict("records"):
+        for col in ("mean", "lo", "hi"):
+            if f"{col}_theirs" not in r:
+                continue
+            a, b = float(r[col]), pd.to_numeric(r[f"{col}_theirs"], errors="coerce")
+            if not (np.isnan(a) and np.isnan(b)) and not abs(a - b) <= tol * max(1.0, abs(a)):
+                problems.append(
+                    f"{r['method']} {r['metric']} {col}: tables {a:.6g} vs aggregates.csv {b:.6g}"
+                )
+        n = pd.to_numeric(r.get("n_subjects_theirs"), errors="coerce")
+        if pd.notna(n) and int(n) != r["n_subjects"]:
+            problems.append(
+                f"{r['method']} {r['metric']}: {r['n_subjects']} subjects vs aggregates.csv {int(n)}"
+            )
+    return problems
+
+
+def per_category(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per prompt category (recontextualization, accessorization, property): DINO, CLIP-I, CLIP-T per
+    method, mean over subjects of per-subject means with intervals; empty without a ``category`` column."""
+    cols = ["method", "category", "metric", "mean", "lo", "hi", "n_subjects"]
+    if "category" not in per_image.columns:
+        return pd.DataFrame(columns=cols)
+    gen = per_image[
+        (per_image["prompt_index"] != CLASS_PROMPT_INDEX) & (per_image["category"].astype(str) != "")
+    ]
+    rows = []
+    for (lab, cat), sel in gen.groupby(["method", "category"], sort=True):
+        for m in SCORE_COLUMNS:
+            e = estimate(sel.groupby("subject", sort=True)[m].mean())
+            rows.append(
+                {
+                    "method": lab,
+                    "category": cat,
+                    "metric": m,
+                    "mean": e.mean,
+                    "lo": e.lo,
+                    "hi": e.hi,
+                    "n_subjects": e.n,
+                }
+            )
+    return pd.DataFrame(rows, columns=cols)

@@ -1,0 +1,560 @@
+"""Tables 1-6: pure functions on hand-made frames, and write_tables on a synthetic results folder.
+
+The synthetic folder (``make_results``, also used by test_report.py) follows the scoring contract. Each
+score is ``BASE[label][metric] + SUBJ[subject] + PROMPT[prompt] + SEED[seed]`` with the offsets summing to
+zero per subject, so a label's figure is ``BASE`` and, with two subjects (offsets -0.1 and +0.1), its
+bootstrap interval over subjects is exactly ``BASE ± 0.1`` (each resample is one of the three means
+BASE - 0.1, BASE, BASE + 0.1 with probabilities 1/4, 1/2, 1/4, so the 2.5% / 97.5% quantiles are the
+extremes).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from dreambench.schema import image_relpath
+
+SUBJECTS = {"backpack": ("backpack", "object"), "dog": ("dog", "live")}
+SUBJ = {"backpack": -0.10, "dog": 0.10}
+PROMPT = {0: 0.04, 1: -0.04}
+SEED = {0: 0.01, 1: -0.01}
+PROMPTS = {
+    0: ("a sks {c} in the jungle", "recontextualization"),
+    # A prompt with markup: the report must show it as text, never run it.
+    1: ("a sks {c} <script>alert(1)</script> & a red hat", "accessorization"),
+}
+BASE = {
+    "dreambooth": {"dino": 0.60, "clip_i": 0.80, "clip_t": 0.30, "pres": 0.50, "div": 0.40},
+    "dreambooth-noppl": {"dino": 0.62, "clip_i": 0.81, "clip_t": 0.29, "pres": 0.70, "div": 0.30},
+    "dreambooth-noun-none": {"dino": 0.40, "clip_i": 0.70, "clip_t": 0.28, "pres": 0.55, "div": 0.35},
+    "dreambooth-noun-wrong": {"dino": 0.50, "clip_i": 0.74, "clip_t": 0.27, "pres": 0.56, "div": 0.36},
+    "dreambooth-n1": {"dino": 0.30, "clip_i": 0.60, "clip_t": 0.31, "pres": 0.50, "div": 0.40},
+    "dreambooth-n2": {"dino": 0.40, "clip_i": 0.65, "clip_t": 0.32, "pres": 0.50, "div": 0.40},
+    "dreambooth-n3": {"dino": 0.50, "clip_i": 0.70, "clip_t": 0.33, "pres": 0.50, "div": 0.40},
+    "textual-inversion": {"dino": 0.45, "clip_i": 0.75, "clip_t": 0.25, "pres": 0.60, "div": 0.45},
+}
+INFO = {  # (method, ppl, class_noun_mode, num_inputs)
+    "dreambooth": ("dreambooth", True, "correct", None),
+    "dreambooth-noppl": ("dreambooth", False, "correct", None),
+    "dreambooth-noun-none": ("dreambooth", True, "none", None),
+    "dreambooth-noun-wrong": ("dreambooth", True, "wrong", None),
+    "dreambooth-n1": ("dreambooth", True, "correct", 1),
+    "dreambooth-n2": ("dreambooth", True, "correct", 2),
+    "dreambooth-n3": ("dreambooth", True, "correct", 3),
+    "textual-inversion": ("textual-inversion", None, "correct", None),
+}
+REAL = {"backpack": (0.70, 0.85), "dog": (0.80, 0.90)}
+RUN = "run-synthetic"
+
+
+def _png(path: Path, color: tuple[int, int, int], size: int = 16) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size, size), color).save(path)
+
+
+def make_dataset(root: Path) -> Path:
+    """A fake dataset folder: two real JPEGs per subject (64x48, to be thumbnailed)."""
+    for i, s in enumerate(SUBJECTS):
+        for j in range(2):
+            p = root / s / f"{j:02d}.jpg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (64, 48), (40 + 100 * i, 90 + 60 * j, 160)).save(p)
+    return root
+
+
+def make_results(root: Path, weights: str = "random-init", with_info: bool = True) -> Path:
+    """A results folder named RUN with images, method.json files and scores per the contract."""
+    res = root / RUN
+    images, scores = res / "images", res / "scores"
+    rows, divs = [], []
+    for li, (label, base) in enumerate(BASE.items()):
+        if with_info:
+            method, ppl, noun, n_in = INFO[label]
+            info = {
+                "method": method,
+                "config": {"lr": 5e-6},
+                "recipe": "paper",
+                "ppl": ppl,
+                "class_noun_mode": noun,
+                "num_inputs": n_in,
+                "profile": "tiny",
+                "weights": weights,
+                "identifier": "sks",
+            }
+            (images / label).mkdir(parents=True, exist_ok=True)
+            (images / label / "method.json").write_text(json.dumps(info))
+        for subject, (noun_word, _kind) in SUBJECTS.items():
+            for p_idx in [*PROMPTS, -1]:
+                for seed, seed_off in SEED.items():
+                    rel = image_relpath(label, subject, p_idx, seed)
+                    _png(images / rel, ((37 * li) % 256, 120 + 40 * p_idx, 60 + 100 * seed))
+                    off = SUBJ[subject] + seed_off
+                    if p_idx == -1:
+                        prompt, cat = f"a {noun_word}", ""
+                        vals = {"dino": base["pres"] + off, "clip_i": np.nan, "clip_t": np.nan}
+                    else:
+                        tmpl, cat = PROMPTS[p_idx]
+                        prompt = tmpl.format(c=noun_word)
+                        off += PROMPT[p_idx]
+                        vals = {m: base[m] + off for m in ("dino", "clip_i", "clip_t")}
+                    rows.append(
+                        dict(
+                            method=label,
+                            subject=subject,
+                            prompt_index=p_idx,
+                            prompt=prompt,
+                            seed=seed,
+                            path=rel,
+                            prompt_plain=prompt.replace("sks ", ""),
+                            category=cat,
+                            class_noun=noun_word,
+                            profile="tiny",
+                            weights=weights,
+                            **vals,
+                            max_dino_real=0.5,
+                            copy_flag=False,
+                            metric_profile="paper",
+                        )
+                    )
+                if p_idx >= 0:
+                    divs.append(
+                        {
+                            "method": label,
+                            "subject": subject,
+                            "prompt_index": p_idx,
+                            "div": base["div"] + SUBJ[subject] + PROMPT[p_idx],
+                        }
+                    )
+    scores.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(scores / "per_image.csv", index=False)
+    pd.DataFrame(rows)[["method", "subject", "prompt_index", "prompt", "seed", "path"]].to_csv(
+        images / "manifest.csv", index=False
+    )
+    pd.DataFrame(divs).to_csv(scores / "div.csv", index=False)
+    pd.DataFrame([{"subject": s, "dino": d, "clip_i": c, "n_pairs": 2} for s, (d, c) in REAL.items()]).to_csv(
+        scores / "real.csv", index=False
+    )
+    agg = [
+        {
+            "method": lab,
+            "metric": m,
+            "mean": v,
+            "lo": v - 0.1,
+            "hi": v + 0.1,
+            "n_subjects": 2,
+            "metric_profile": "paper",
+            "weights": weights,
+        }
+        for lab, b in BASE.items()
+        for m, v in b.items()
+    ]
+    agg += [
+        {
+            "method": "real-images",
+            "metric": "dino",
+            "mean": 0.75,
+            "lo": 0.70,
+            "hi": 0.80,
+            "n_subjects": 2,
+            "metric_profile": "paper",
+            "weights": weights,
+        }
+    ]
+    pd.DataFrame(agg).to_csv(scores / "aggregates.csv", index=False)
+    meta = {
+        "metric_profile": {"name": "paper", "scale": 1.0},
+        "backbones": {
+            "dino": {"arch": "vit_small_patch16_224.dino", "tag": None, "weights_id": "dino-tiny-rand"},
+            "clip": {"arch": "ViT-B-32", "tag": "openai", "weights_id": "clip-tiny-rand"},
+        },
+        "model_profile": "tiny",
+        "weights": weights,
+        "dreambench_version": "0.1.0",
+        "git_commit": "feedbeef",
+        "images_per_s": 12.5,
+    }
+    (scores / "score_meta.json").write_text(json.dumps(meta))
+    return res
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    return make_results(tmp_path)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, comment="#")
+
+
+# ---------------------------------------------------------------- pure functions
+
+
+def test_table1_is_mean_over_subjects_of_subject_means_and_excludes_class_prompts():
+    from dreambench.tables import table1
+
+    pi = pd.DataFrame(
+        {
+            "method": ["A", "A", "A", "A"],
+            "subject": ["s1", "s1", "s2", "s1"],
+            "prompt_index": [0, 1, 0, -1],
+            "dino": [0.2, 0.4, 0.9, 0.99],  # s1 -> 0.3, s2 -> 0.9; the class-prompt 0.99 is PRES, not DINO
+            "clip_i": [0.5, 0.5, 0.7, np.nan],
+            "clip_t": [0.1, 0.3, 0.3, np.nan],
+        }
+    )
+    real = pd.DataFrame({"subject": ["s1", "s2"], "dino": [0.8, 0.7], "clip_i": [0.9, 0.8]})
+    t = table1(pi, real)
+    assert list(t["method"]) == ["Real Images", "A"]
+    r, a = t.iloc[0], t.iloc[1]
+    assert r["dino"] == pytest.approx(0.75) and r["clip_i"] == pytest.approx(0.85)
+    assert np.isnan(r["clip_t"])
+    assert a["dino"] == pytest.approx(0.6)  # pooled images would give 0.5
+    assert a["clip_i"] == pytest.approx(0.6) and a["clip_t"] == pytest.approx(0.25)
+    # Two subjects: each bootstrap mean is 0.3, 0.6 or 0.9 (p = 1/4, 1/2, 1/4) -> the interval is [0.3, 0.9].
+    assert (a["dino_lo"], a["dino_hi"]) == pytest.approx((0.3, 0.9))
+    assert a["n_subjects"] == 2
+
+
+def test_table3_pres_and_div():
+    from dreambench.tables import table3
+
+    pi = pd.DataFrame(
+        {
+            "method": ["P", "P", "P", "Q", "Q"],
+            "subject": ["s1", "s1", "s2", "s1", "s1"],
+            "prompt_index": [-1, -1, -1, -1, 0],
+            "dino": [0.2, 0.4, 0.6, 0.9, 0.5],
+            "clip_i": [np.nan] * 4 + [0.5],
+            "clip_t": [np.nan] * 4 + [0.3],
+        }
+    )
+    div = pd.DataFrame(
+        {
+            "method": ["P", "P", "P"],
+            "subject": ["s1", "s1", "s2"],
+            "prompt_index": [0, 1, 0],
+            "div": [0.1, 0.3, 0.5],
+        }
+    )
+    t = table3(pi, div, {"P": True, "Q": False})
+    p, q = t.iloc[0], t.iloc[1]
+    assert (p["ppl"], q["ppl"]) == ("yes", "no")
+    assert p["pres"] == pytest.approx((0.3 + 0.6) / 2)
+    assert p["div"] == pytest.approx((0.2 + 0.5) / 2)
+    assert np.isnan(p["dino"])  # P has only class-prompt samples
+    assert q["pres"] == pytest.approx(0.9) and q["dino"] == pytest.approx(0.5) and np.isnan(q["div"])
+
+
+def test_table2_intervals_from_questions():
+    from dreambench.tables import table2
+
+    pref = pd.DataFrame(
+        [
+            {
+                "question_type": "subject",
+                "method_a": "A",
+                "method_b": "B",
+                "pct_a": 60.0,
+                "pct_b": 30.0,
+                "pct_undecided": 10.0,
+                "n_questions": 50,
+            },
+            {
+                "question_type": "prompt",
+                "method_a": "A",
+                "method_b": "B",
+                "pct_a": 100.0,
+                "pct_b": 0.0,
+                "pct_undecided": 0.0,
+                "n_questions": 10,
+            },
+            {
+                "question_type": "prompt",
+                "method_a": "A",
+                "method_b": "C",
+                "pct_a": 0.0,
+                "pct_b": 0.0,
+                "pct_undecided": 0.0,
+                "n_questions": 0,
+            },
+        ]
+    )
+    t = table2(pref)
+    r = t.iloc[0]
+    assert r["pct_a"] == 60.0 and r["pct_a_lo"] < 60.0 < r["pct_a_hi"]
+    assert 40.0 < r["pct_a_lo"] and r["pct_a_hi"] < 80.0
+    assert (t.iloc[1]["pct_a_lo"], t.iloc[1]["pct_a_hi"]) == (100.0, 100.0)  # no variation to resample
+    assert np.isnan(t.iloc[2]["pct_a_lo"])
+    pd.testing.assert_frame_equal(t, table2(pref))  # seeded
+
+
+def test_label_selection():
+    from dreambench.tables import select
+
+    infos = {lab: dict(zip(["method", "ppl", "class_noun_mode", "num_inputs"], v)) for lab, v in INFO.items()}
+    labels = sorted(infos)
+    assert select.main_labels(labels, infos) == ["dreambooth", "textual-inversion"]
+    assert select.main_labels(labels, {}) == labels
+    assert select.ppl_ablation(labels, infos) == {"dreambooth": True, "dreambooth-noppl": False}
+    assert select.noun_ablation(labels, infos) == {
+        "dreambooth": "correct",
+        "dreambooth-noun-none": "none",
+        "dreambooth-noun-wrong": "wrong",
+    }
+    assert select.inputs_ablation(labels, infos) == {
+        "dreambooth-n1": 1,
+        "dreambooth-n2": 2,
+        "dreambooth-n3": 3,
+    }
+
+
+# ---------------------------------------------------------------- write_tables on a results folder
+
+
+def test_write_tables_files_and_values(results: Path):
+    from dreambench.tables import KEYS, write_tables
+
+    written = write_tables(results)
+    out = results / "tables"
+    for n in (1, 3, 4, 5, 6):
+        for suffix in (".csv", ".tex", ".md"):
+            assert (out / f"{KEYS[n]}{suffix}").is_file(), (n, suffix)
+            assert f"{KEYS[n]}{suffix}" in written
+    assert (out / f"{KEYS[5]}.png").stat().st_size > 1000 and (out / f"{KEYS[6]}.png").is_file()
+    assert not any(out.glob("table2*"))  # no study database
+    assert "Table 2: no study database" in (out / "README.md").read_text()
+
+    t1 = read_table(out / f"{KEYS[1]}.csv")
+    assert list(t1["method"]) == ["Real Images", "dreambooth", "textual-inversion"]
+    real, db, ti = (t1.iloc[i] for i in range(3))
+    assert (real["dino"], real["dino_lo"], real["dino_hi"]) == pytest.approx((0.75, 0.70, 0.80))
+    assert real["clip_i"] == pytest.approx(0.875) and np.isnan(real["clip_t"])
+    for row, label in ((db, "dreambooth"), (ti, "textual-inversion")):
+        for m in ("dino", "clip_i", "clip_t"):
+            b = BASE[label][m]
+            assert (row[m], row[f"{m}_lo"], row[f"{m}_hi"]) == pytest.approx((b, b - 0.1, b + 0.1)), (
+                label,
+                m,
+            )
+
+    md = (out / f"{KEYS[1]}.md").read_text()
+    assert "| Real Images | 0.750 ± 0.050 | 0.875 ± 0.025 | N/A |" in md
+    assert "| dreambooth | 0.600 ± 0.100 | 0.800 ± 0.100 | 0.300 ± 0.100 |" in md
+    tex = (out / f"{KEYS[1]}.tex").read_text()
+    assert r"0.600 $\pm$ 0.100" in tex and r"\caption{random-init weights: not quality results." in tex
+    for text in (md, tex, (out / f"{KEYS[1]}.csv").read_text()):
+        assert "random-init weights: not quality results" in text
+        assert f"run: {RUN}" in text and "model profile: tiny" in text
+        assert "vit_small_patch16_224.dino (dino-tiny-rand)" in text and "ViT-B-32/openai" in text
+        assert "tables by dreambench commit" in text and "scored at commit feedbeef" in text
+
+    t3 = read_table(out / f"{KEYS[3]}.csv")
+    assert list(t3["method"]) == ["dreambooth", "dreambooth-noppl"] and list(t3["ppl"]) == ["yes", "no"]
+    for row, label in zip(t3.to_dict("records"), ["dreambooth", "dreambooth-noppl"]):
+        for m in ("pres", "div", "dino", "clip_i", "clip_t"):
+            assert row[m] == pytest.approx(BASE[label][m]), (label, m)
+    assert "PRES" in (out / f"{KEYS[3]}.md").read_text()
+
+    t4 = read_table(out / f"{KEYS[4]}.csv")
+    assert list(t4["class_noun"]) == ["correct", "none", "wrong"]
+    assert list(t4["dino"]) == pytest.approx([0.60, 0.40, 0.50])
+    assert list(t4["clip_i"]) == pytest.approx([0.80, 0.70, 0.74])
+
+    t5 = read_table(out / f"{KEYS[5]}.csv")
+    bp = t5[t5["subject"] == "backpack"].sort_values("num_inputs")
+    assert list(bp["num_inputs"]) == [1, 2, 3]
+    assert list(bp["dino"]) == pytest.approx([0.20, 0.30, 0.40])
+    # Interval over the subject's two per-prompt means (BASE - 0.1 ± 0.04).
+    assert list(bp["dino_lo"]) == pytest.approx([0.16, 0.26, 0.36])
+    md5 = (out / f"{KEYS[5]}.md").read_text()
+    assert "| Input images | backpack | dog |" in md5 and "| 1 | 0.200 ± 0.040 | 0.400 ± 0.040 |" in md5
+    t6 = read_table(out / f"{KEYS[6]}.csv")
+    assert t6.loc[(t6["subject"] == "dog") & (t6["num_inputs"] == 3), "clip_t"].item() == pytest.approx(0.43)
+
+
+def test_no_ci_and_subject_choice(results: Path):
+    from dreambench.tables import KEYS, write_tables
+
+    write_tables(results, ci=False, inputs_subjects=["dog"])
+    out = results / "tables"
+    for n in (1, 3, 4, 5, 6):
+        for suffix in (".tex", ".md"):
+            text = (out / f"{KEYS[n]}{suffix}").read_text()
+            assert "±" not in text and r"\pm" not in text, (n, suffix)
+    assert "| dreambooth | 0.600 | 0.800 | 0.300 |" in (out / f"{KEYS[1]}.md").read_text()
+    assert "dino_lo" in (out / f"{KEYS[1]}.csv").read_text()  # CSV keeps the interval columns
+    assert set(read_table(out / f"{KEYS[5]}.csv")["subject"]) == {"dog"}
+
+
+def test_pretrained_run_has_no_random_init_caption(tmp_path: Path):
+    from dreambench.tables import KEYS, write_tables
+
+    res = make_results(tmp_path, weights="pretrained")
+    write_tables(res)
+    for suffix in (".csv", ".tex", ".md"):
+        text = (res / "tables" / f"{KEYS[1]}{suffix}").read_text()
+        assert "random-init" not in text and "weights: pretrained" in text
+
+
+def test_without_method_json_all_labels_in_table1_and_no_ablations(tmp_path: Path):
+    from dreambench.tables import KEYS, write_tables
+
+    res = make_results(tmp_path, with_info=False)
+    write_tables(res)
+    t1 = read_table(res / "tables" / f"{KEYS[1]}.csv")
+    assert list(t1["method"]) == ["Real Images", *sorted(BASE)]
+    assert not (res / "tables" / f"{KEYS[3]}.csv").exists()
+
+
+def test_table2_from_study(results: Path, monkeypatch):
+    from dreambench.tables import KEYS, write_tables
+
+    calls = []
+
+    def preference_table(db_path):
+        calls.append(Path(db_path))
+        return pd.DataFrame(
+            [
+                {
+                    "question_type": "subject fidelity",
+                    "method_a": "dreambooth",
+                    "method_b": "textual-inversion",
+                    "pct_a": 68.0,
+                    "pct_b": 22.0,
+                    "pct_undecided": 10.0,
+                    "n_questions": 100,
+                }
+            ]
+        )
+
+    fake = types.ModuleType("dreambench.study.analysis")
+    fake.preference_table = preference_table
+    monkeypatch.setitem(sys.modules, "dreambench.study.analysis", fake)
+    db = results / "study.sqlite"
+    db.write_bytes(b"")
+    write_tables(results)
+    assert calls == [db]
+    out = results / "tables"
+    t2 = read_table(out / f"{KEYS[2]}.csv")
+    assert t2.iloc[0]["pct_a"] == 68.0 and t2.iloc[0]["pct_a_lo"] < 68.0 < t2.iloc[0]["pct_a_hi"]
+    md = (out / f"{KEYS[2]}.md").read_text()
+    assert "| subject fidelity | dreambooth | textual-inversion | 68.0 ±" in md and "| 100 |" in md
+    # An explicit database that does not exist is an error naming it.
+    from dreambench.errors import DataError
+
+    with pytest.raises(DataError, match="nope.sqlite"):
+        write_tables(results, study_db=results / "nope.sqlite")
+
+
+def test_stale_table_files_removed(results: Path):
+    from dreambench.tables import KEYS, write_tables
+
+    stale = results / "tables" / f"{KEYS[2]}.csv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("old")
+    write_tables(results)
+    assert not stale.exists()
+
+
+def test_disagreement_with_aggregates_warns(results: Path):
+    from dreambench.tables import AggregateMismatchWarning, build_tables
+
+    agg_path = results / "scores" / "aggregates.csv"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AggregateMismatchWarning)
+        assert build_tables(results).problems == []
+    agg = pd.read_csv(agg_path)
+    agg.loc[(agg["method"] == "dreambooth") & (agg["metric"] == "dino"), "mean"] = 0.9
+    agg.to_csv(agg_path, index=False)
+    with pytest.warns(AggregateMismatchWarning, match="dreambooth dino"):
+        ts = build_tables(results)
+    assert len(ts.problems) == 1
+
+
+def test_missing_or_bad_scores_are_clear_errors(tmp_path: Path):
+    from dreambench.errors import DataError
+    from dreambench.tables import write_tables
+
+    with pytest.raises(DataError, match="per_image.csv"):
+        write_tables(tmp_path)
+    scores = tmp_path / "scores"
+    scores.mkdir()
+    (scores / "per_image.csv").write_text("method,subject,prompt_index,dino,clip_i\nA,s,x,0.1,0.2\n")
+    with pytest.raises(DataError, match="missing column.*clip_t"):
+        write_tables(tmp_path)
+    (scores / "per_image.csv").write_text(
+        "method,subject,prompt_index,dino,clip_i,clip_t\nA,s,x,0.1,0.2,0.3\n"
+    )
+    with pytest.raises(DataError, match="prompt_index must be integers"):
+        write_tables(tmp_path)
+
+
+def test_cli_tables(results: Path):
+    from click.testing import CliRunner
+
+    from dreambench.commands.tables import tables_cmd
+    from dreambench.errors import DataError
+
+    r = CliRunner().invoke(tables_cmd, [str(results), "--no-ci", "--subjects", "backpack"])
+    assert r.exit_code == 0, r.output
+    assert "wrote Table(s) 1, 3, 4, 5, 6" in r.output and "Table 2 not written" in r.output
+    assert "±" not in (results / "tables" / "table1_fidelity.md").read_text()
+    assert set(read_table(results / "tables" / "table5_inputs_dino.csv")["subject"]) == {"backpack"}
+    r = CliRunner().invoke(tables_cmd, [str(results.parent / "missing")])
+    assert isinstance(r.exception, DataError) and "per_image.csv" in str(r.exception)
+
+
+def test_cli_main_group_has_tables_and_report():
+    from click.testing import CliRunner
+
+    from dreambench.cli import main
+
+    r = CliRunner().invoke(main, ["tables", "--help"])
+    assert r.exit_code == 0 and "--no-ci" in r.output and "--study" in r.output
+    r = CliRunner().invoke(main, ["report", "--help"])
+    assert r.exit_code == 0 and "--data" in r.output
+
+
+def test_inputs_tables_keep_labels_with_other_settings_apart(results: Path):
+    """A no-PPL one-input label beside the PPL ones gets its own line instead of overwriting a cell."""
+    from dreambench.tables import KEYS, write_tables
+
+    pi_path = results / "scores" / "per_image.csv"
+    pi = pd.read_csv(pi_path)
+    extra = pi[pi["method"] == "dreambooth-n1"].assign(method="dreambooth-noppl-n1")
+    extra["dino"] += 0.05
+    pd.concat([pi, extra]).to_csv(pi_path, index=False)
+    info = json.loads((results / "images" / "dreambooth-n1" / "method.json").read_text())
+    (results / "images" / "dreambooth-noppl-n1").mkdir()
+    (results / "images" / "dreambooth-noppl-n1" / "method.json").write_text(
+        json.dumps({**info, "ppl": False})
+    )
+    write_tables(results)
+    md = (results / "tables" / f"{KEYS[5]}.md").read_text()
+    assert "| Input images | dreambooth: backpack | dreambooth: dog | dreambooth (no PPL): backpack |" in md
+    assert "| 1 | 0.200 ± 0.040 | 0.400 ± 0.040 | 0.250 ± 0.040 |" in md
+    assert "| 2 | 0.300 ± 0.040 | 0.500 ± 0.040 | N/A |" in md
+
+
+def test_per_category_computed_or_read(results: Path):
+    from dreambench.tables import build_tables
+
+    cat = build_tables(results).per_category
+    row = cat[
+        (cat["method"] == "dreambooth") & (cat["category"] == "accessorization") & (cat["metric"] == "dino")
+    ]
+    assert row["mean"].item() == pytest.approx(0.60 - 0.04)  # prompt 1 only
+    pi_path = results / "scores" / "per_image.csv"
+    pd.read_csv(pi_path).drop(columns=["category"]).to_csv(pi_path, index=False)
+    cat.assign(mean=cat["mean"] + 1).to_csv(results / "scores" / "per_category.csv", index=False)
+    again = build_tables(results).per_category
+    assert again["mean"].to_numpy() == pytest.approx(cat["mean"].to_numpy() + 1)
