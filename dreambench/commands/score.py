@@ -1,3 +1,108 @@
-"""`dreambench score` commands."""
+"""``dreambench score``: DINO, CLIP-I, CLIP-T, PRES, DIV and the Real Images bound for an images folder."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import ModelLoadError
+from ..models import list_profiles
+from ..paths import default_data_dir
+
+
+def _results_option(f):
+    # cli.results_option is defined after cli imports this module, so it is mirrored here.
+    return click.option("--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
+                        help="Results folder (default: the global --results).")(f)
+
+
+def _list_profiles(ctx: click.Context, _param, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from ..metrics.profiles import list_metric_profiles
+
+    for p in list_metric_profiles():
+        click.echo(f"{p.name:14s} dino {p.dino.arch}  clip {p.clip.arch}/{p.clip.tag}  {p.description}")
+    ctx.exit(0)
+
+
+@click.command("score")
+@click.option("--images", "images", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Images folder with manifest.csv (or <method>/<subject>/manifest.csv parts). "
+                   "Default: <results>/images.")
+@click.option("--subjects", "subjects", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Dataset folder with one folder of real images per subject (default: $DREAMBENCH_DATA).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: <results>/scores).")
+@_results_option
+@click.option("--profile", "metric_profile", default="paper", show_default=True,
+              help="Metric profile (see --list-profiles): paper, x100, clipscore, paper-vitl14.")
+@click.option("--model-profile", "model_profile", default="sd15", show_default=True,
+              type=click.Choice([p.name for p in list_profiles()]),
+              help="How the backbones are built: sd15 (pretrained), sd15-random, tiny (random-init).")
+@click.option("--dino-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="timm vit_small_patch16_224 state dict (.safetensors or torch pickle) for DINO.")
+@click.option("--clip-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="open_clip ViT-B-32 state dict (.safetensors or torch pickle) for CLIP.")
+@click.option("--device", default=None, help="Torch device (default: cuda when available, else cpu).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Images per backbone forward pass.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Image decoding threads (default: one per core, at most 16).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Real-image embedding cache (default: $DREAMBENCH_CACHE or <out>/../cache).")
+@click.option("--identifier", default="sks", show_default=True,
+              help="Identifier removed from prompts for CLIP-T when the manifest has no prompt_plain and the "
+                   "method's method.json names none.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--list-profiles", is_flag=True, is_eager=True, expose_value=False, callback=_list_profiles,
+              help="List the metric profiles and exit.")
+@click.pass_context
+def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, out: Path | None, results: Path | None,
+              metric_profile: str, model_profile: str, dino_weights: Path | None, clip_weights: Path | None,
+              device: str | None, batch_size: int, workers: int | None, cache_dir: Path | None, identifier: str,
+              quiet: bool) -> None:
+    """Score every image of an images folder against the real subject photos.
+
+    Writes per_image.csv, div.csv, real.csv, per_subject.csv, aggregates.csv (mean over subjects with 95%
+    bootstrap CIs), per_category.csv, paired.csv, errors.csv and score_meta.json into --out. Re-running
+    continues: rows already scored with the same profile and weights are kept. Bad rows (missing or
+    unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
+    exit status is then 1. Definitions: docs/metrics.md."""
+    from ..metrics.scoring import score_folder
+
+    if images is None or out is None:
+        root = results or ctx.find_root().obj["results"]
+        images = images or root / "images"
+        out = out or root / "scores"
+    try:
+        res = score_folder(
+            images, subjects or default_data_dir(), out, metric_profile=metric_profile, model_profile=model_profile,
+            dino_weights=dino_weights, clip_weights=clip_weights, device=device, batch_size=batch_size,
+            num_workers=workers, cache_dir=cache_dir, progress=not quiet, identifier=identifier,
+            log=None if quiet else lambda s: click.echo(s, err=True),
+        )
+    except ModelLoadError as e:
+        # the builders' hint names the generation option; here the model profile is --model-profile
+        raise ModelLoadError(str(e).replace("use --profile ", "use --model-profile ")) from e
+    agg = res.aggregates
+    label = "" if (agg["weights"] == "pretrained").all() else "  [random-init weights: not quality results]"
+    click.echo(f"profile {metric_profile}, model profile {model_profile}{label}")
+    if len(agg):
+        wide = agg.pivot(index="method", columns="metric", values="mean")
+        wide = wide[[c for c in ("dino", "clip_i", "clip_t", "pres", "div") if c in wide.columns]]
+        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
+    ips = res.images_per_s
+    click.echo(f"{res.stats['scored']} images scored ({res.stats['scored_now']} now, {res.stats['reused']} reused)"
+               + (f", {ips:.1f} images/s" if ips else "") + f" -> {res.out_dir}")
+    if res.errors:
+        for e in res.errors[:20]:
+            click.echo(f"error: {e}", err=True)
+        more = " (first 20 shown)" if len(res.errors) > 20 else ""
+        click.echo(f"{len(res.errors)} bad input(s) skipped{more}; see {res.out_dir / 'errors.csv'}", err=True)
+        sys.exit(1)
+
+
+COMMANDS = [score_cmd]
