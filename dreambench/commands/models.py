@@ -33,7 +33,7 @@ def build_cmd(profile: str, model: str | None, dino_weights: str | None, clip_we
     sd = load_sd(prof, model)
     dino = build_dino(prof, weights_file=dino_weights)
     clip = build_clip(prof, weights_file=clip_weights)
-    n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6  # noqa: E731
+    n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6
     click.echo(f"profile {prof.name} ({prof.weights_label}) built in {time.perf_counter() - t:.1f} s")
     click.echo(f"  unet {n(sd.unet):.2f}M  vae {n(sd.vae):.2f}M  text encoder {n(sd.text_encoder):.2f}M  "
                f"from {sd.source}")

@@ -1,3 +1,239 @@
-"""`dreambench run` commands."""
+"""`dreambench run`, `dreambench status`, `dreambench bench`: plan and run jobs, show progress, measure."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import DreambenchError
+
+
+def results_option(f):
+    # Mirrors cli.results_option: cli imports this module, so it cannot be imported from here at load time.
+    return click.option(
+        "--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
+        help="Results folder (default: the global --results).",
+    )(f)
+
+
+def resolve_results(ctx: click.Context, results: Path | None) -> Path:
+    from ..cli import resolve_results as resolve
+
+    return resolve(ctx, results)
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value or value == "all":
+        return None
+    return [x.strip() for x in value.split(",") if x.strip()]
+
+
+def _gpus(value: str | None) -> list[int] | None:
+    names = _split(value)
+    if names is None:
+        return None
+    try:
+        return [int(x) for x in names]
+    except ValueError:
+        raise DreambenchError(f"--gpus {value!r}: expected a comma-separated list of GPU indices or 'all'") from None
+
+
+@click.command("run")
+@click.option("--method", "methods", multiple=True, help="Method to run (repeatable); label = method name.")
+@click.option("--tables", "tables", type=click.Choice(["paper"]), default=None,
+              help="Plan exactly the runs the paper's Tables 1, 3, 4, 5 and 6 need.")
+@click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny).")
+@click.option("--model", default=None, help="SD weights: hub id or local diffusers folder (profile sd15).")
+@click.option("--subjects", default=None, help="Comma-separated subjects (default: all 30).")
+@click.option("--steps", type=int, default=None, help="Training-steps override (default: the recipe's).")
+@click.option("--sample-steps", type=int, default=None, help="Sampler-steps override (default: the profile's).")
+@click.option("--recipe", default=None, help="Training recipe of the method(s) (dreambooth: paper | diffusers).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Config override for every method, or METHOD.KEY=VALUE for one (repeatable).")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--address", default=None, help="Ray cluster address (--backend ray); default: a local instance.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
+@click.option("--gpus", default=None, help="GPU indices for the local backend, e.g. 0,1 (default: all visible).")
+@click.option("--jobs-per-gpu", type=int, default=1, show_default=True,
+              help="Worker processes per GPU (on CPU: number of CPU workers).")
+@click.option("--retries", type=int, default=1, show_default=True, help="Retries of a failing job.")
+@click.option("--threads", type=int, default=None,
+              help="Torch threads per CPU worker (default: cores minus one, split between workers).")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its size; run nothing.")
+@click.option("--images-per-prompt", type=int, default=4, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--prompts", type=int, default=None, help="Prompts per subject (quick runs; default all 25).")
+@click.option("--class-samples", type=int, default=None,
+              help="Class-prompt images per subject for PRES (default 0; 4 with --tables paper).")
+@click.option("--metric-profile", default="paper", show_default=True)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="DreamBooth dataset folder (default: $DREAMBENCH_DATA or the shared copy).")
+@click.option("--keep-artifacts", type=click.Choice(["yes", "no"]), default="yes", show_default=True)
+@click.option("--protocol", default="dreambooth", show_default=True)
+@click.option("--score/--no-score", default=True, show_default=True, help="Score and make tables at the end.")
+@results_option
+@click.pass_context
+def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
+            backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
+            class_samples, metric_profile, data_dir, keep_artifacts, protocol, score, results) -> None:
+    """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder."""
+    from ..engine import cost
+    from ..engine.plan import (
+        PAPER_CLASS_PROMPT_SAMPLES,
+        MethodRun,
+        RunSpec,
+        build_plan,
+        paper_method_runs,
+        parse_sets,
+        tables_available,
+    )
+    from ..engine.runner import RunOptions, format_summary, run_plan
+    from ..paths import default_data_dir
+    from ..protocol import load_protocol
+
+    results_dir = resolve_results(ctx, results)
+    proto = load_protocol(protocol)
+    method_names = list(dict.fromkeys(methods))
+    all_names = list(dict.fromkeys(method_names + (
+        ["dreambooth", "textual-inversion", "real", "pretrained"] if tables else [])))
+    overrides = parse_sets(sets, all_names)
+    runs: list[MethodRun] = []
+    if tables == "paper":
+        from ..methods.base import list_methods
+
+        registered = list_methods()
+        paper = paper_method_runs({m: overrides.get(m, {}) for m in all_names if m in registered},
+                                  PAPER_CLASS_PROMPT_SAMPLES if class_samples is None else class_samples)
+        runs.extend(paper)
+    for m in method_names:
+        if any(r.label == m for r in runs):
+            continue
+        runs.append(MethodRun(m, m, overrides.get(m, {}), recipe=recipe, class_prompt_samples=class_samples or 0))
+    if recipe:
+        for r in runs:
+            if r.recipe is None and r.method in method_names:
+                r.recipe = recipe
+    spec = RunSpec(runs, _split(subjects), profile, model, seed, steps, sample_steps, images_per_prompt, prompts,
+                   protocol=protocol, metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
+                   score=score, tables=score and tables_available())
+    plan = build_plan(spec, proto)
+    from ..models import get_profile
+
+    est = cost.estimate(plan, cost.load_rates(results_dir, profile),
+                        sample_steps or get_profile(profile).sample_steps_default)
+    if dry_run:
+        click.echo(_format_plan(plan, est, results_dir))
+        return
+    if score and not tables_available():
+        click.echo("note: dreambench.tables is not available; the run scores images but writes no tables",
+                   err=True)
+    data = data_dir or default_data_dir()
+    if not data.is_dir():
+        raise DreambenchError(f"dataset folder {data} not found; pass --data DIR or set $DREAMBENCH_DATA")
+    opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, _gpus(gpus), jobs_per_gpu,
+                      retries, address, threads=threads, progress=True, argv=sys.argv[1:])
+    click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
+               f"({est['basis'].split(';')[0]}); results in {results_dir}", err=True)
+    summary = run_plan(plan, opts)
+    click.echo(format_summary(summary))
+    if not summary.ok:
+        names = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
+        click.echo(f"error: {len(summary.failed)} job(s) failed: {names}", err=True)
+        sys.exit(1)
+
+
+def _format_plan(plan, est: dict, results_dir: Path) -> str:
+    lines = [(f"plan for {results_dir}: profile {plan.spec.profile}, seed {plan.spec.seed}, "
+              f"{plan.spec.images_per_prompt} images per prompt")]
+    rows = []
+    for label in plan.labels():
+        jobs = [j for j in plan.jobs if j.kind == "subject" and j.label == label]
+        spec = jobs[0].spec["job"]
+        mr = next(m for m in plan.spec.methods if m.label == label)
+        rows.append((label, spec["method"], mr.table or "-", str(len(jobs)), str(sum(j.images for j in jobs)),
+                     str(sum(j.train_steps for j in jobs)), f"{est['device_seconds_per_label'].get(label, 0) / 3600:.2f}"))
+    header = ("label", "method", "table", "subjects", "images", "train steps", "device-h")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    for cj in plan.by_kind("class_images"):
+        lines.append(f"shared: class images '{cj.subject}' x{cj.images} (job {cj.id})")
+    n = est["jobs"]
+    lines.append(f"jobs: {sum(n.values())} ({n['class_images']} class-image, {n['subject']} subject, "
+                 f"{n['score']} score, {n['tables']} tables); images: {est['images']}; "
+                 f"training steps: {est['train_steps']}")
+    lines.append(f"estimated GPU-hours: {est['device_hours']} on one device "
+                 f"(class images {est['device_seconds']['class_images']:.0f} s, subjects "
+                 f"{est['device_seconds']['subject']:.0f} s, scoring {est['device_seconds']['score']:.0f} s)")
+    lines.append(f"rates: {est['basis']}")
+    return "\n".join(lines)
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the job rows as JSON.")
+@results_option
+@click.pass_context
+def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
+    """Progress of the run in a results folder, per method label and subject."""
+    from ..engine.state import STATE_FILE, StateDB, progress_table
+
+    results_dir = resolve_results(ctx, results)
+    path = results_dir / STATE_FILE
+    if not path.is_file():
+        raise DreambenchError(f"{path}: no run state here (start one with `dreambench run`)")
+    with StateDB(path, readonly=True) as db:
+        last = db.last_run()
+        rows = db.jobs(last["jobs"]) if last else db.jobs()
+    if as_json:
+        click.echo(json.dumps([{k: v for k, v in r.items() if k != "spec"} for r in rows], indent=1))
+        return
+    table = progress_table(rows)
+    header = f"{'kind':<13}{'label':<26}{'done':>5}{'run':>5}{'wait':>6}{'fail':>6}{'dev-s':>9}  subjects left"
+    click.echo(header)
+    for g in table:
+        left = ",".join(g["subjects_left"][:6]) + (" ..." if len(g["subjects_left"]) > 6 else "")
+        click.echo(f"{g['kind']:<13}{g['label'][:25]:<26}{g['done']:>5}{g['running']:>5}{g['pending']:>6}"
+                   f"{g['failed']:>6}{g['seconds']:>9.1f}  {left}")
+    total = len(rows)
+    done = sum(r["status"] == "done" for r in rows)
+    click.echo(f"{done}/{total} jobs done" + (f"; last run {last['status']}" if last else ""))
+    for r in rows:
+        if r["status"] == "failed":
+            log = results_dir / "logs" / f"{r['id']}.log"
+            click.echo(f"FAILED {r['id']} {r['kind']} {r['label']}/{r['subject']}: {r['error']}"
+                       + (f" (log: {log})" if log.is_file() else ""))
+
+
+@click.command("bench")
+@click.option("--profile", default="sd15-random", show_default=True, help="Model profile to measure.")
+@click.option("--device", default=None, help="cuda | cpu (default: cuda when available).")
+@click.option("--steps", type=int, default=20, show_default=True, help="Timed training steps per measurement.")
+@click.option("--method", "methods", multiple=True, default=("dreambooth",), show_default=True,
+              help="Methods whose training is measured (repeatable).")
+@click.option("--batch", type=int, default=4, show_default=True, help="Sampling batch size.")
+@click.option("--score-batch", type=int, default=64, show_default=True, help="Scoring batch size.")
+@click.option("--peak-tflops", type=float, default=None,
+              help="The device's bf16 peak in TFLOP/s (default: datasheet value for known GPUs).")
+@click.option("--subjects", type=int, default=30, show_default=True,
+              help="Subjects in the protocol whose wall time is estimated.")
+@click.option("--threads", type=int, default=None, help="Torch CPU threads while measuring (default: torch's).")
+@results_option
+@click.pass_context
+def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, peak_tflops, subjects,
+              threads, results) -> None:
+    """Measure training, sampling and scoring throughput on a device; write <results>/bench.json."""
+    from ..engine.bench import BenchOptions, format_bench, run_bench
+
+    results_dir = resolve_results(ctx, results)
+    out = run_bench(BenchOptions(profile=profile, device=device, steps=steps, methods=list(methods), batch=batch,
+                                 score_batch=score_batch, peak_tflops=peak_tflops, subjects=subjects,
+                                 threads=threads),
+                    results_dir)
+    click.echo(format_bench(out))
+    click.echo(f"wrote {results_dir / 'bench.json'}")
+
+
+COMMANDS = [run_cmd, status_cmd, bench_cmd]

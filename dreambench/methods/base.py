@@ -36,12 +36,15 @@ class SubjectData:
         identifier: the rare-token identifier, e.g. ``"sks"``.
         class_noun: the class noun used in prompts (equals ``subject.class_noun`` except in the
             class-noun ablation, where it may be empty or a wrong class).
+        class_images: prior-preservation class images (see :mod:`dreambench.methods.priors`); empty when
+            the caller did not prepare them (a method needing them then makes its own).
     """
 
     subject: Subject
     images: list[Path]
     identifier: str = "sks"
     class_noun: str | None = None
+    class_images: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.class_noun is None:
@@ -139,6 +142,15 @@ class Method(ABC):
 
     def load_artifact(self, path: Path) -> None:
         """Restore the state saved by :meth:`train` (default: nothing to restore)."""
+
+    def prompt_identifier(self, identifier: str) -> str:
+        """The text that replaces ``{V}`` in prompts given to this method (default: the identifier;
+        textual inversion: its placeholder token; the pretrained baseline: nothing)."""
+        return identifier
+
+    def close(self) -> None:
+        """Undo structural changes made to ``components`` (added adapters, tokens); weights are the
+        caller's to restore. Default: nothing to undo."""
 
     @abstractmethod
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:

@@ -1,0 +1,77 @@
+"""Size and cost of a plan: jobs, images, training steps and estimated device-hours.
+
+Rates come from a ``dreambench bench`` result (``<results>/bench.json``) when one was measured for the
+plan's model profile, else from the packaged calibration (``calibration.json``: SD1.5-shaped models on one
+H100, copied from a measured file whose source it names). Estimates are sums of work divided by rates on
+one device; they assume nothing about overlap between workers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .plan import Plan
+
+CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
+BENCH_FILE = "bench.json"
+
+
+def load_rates(results_dir: Path | None, profile: str) -> dict:
+    """Rates (``train_steps_per_s`` per label/method or overall, ``sample_images_per_s`` at
+    ``sample_steps``, ``score_images_per_s``) and ``basis``, a line saying where they come from."""
+    bench = Path(results_dir) / BENCH_FILE if results_dir else None
+    if bench is not None and bench.is_file():
+        b = json.loads(bench.read_text())
+        if b.get("profile") == profile:
+            return {
+                "train_steps_per_s": b["reference"]["train_steps_per_s"],
+                "train_per_method": {m: v["train_steps_per_s"] for m, v in b.get("methods", {}).items()
+                                     if v.get("train_steps_per_s")},
+                "sample_images_per_s": b["sampling"]["images_per_s"],
+                "sample_steps": b["sampling"]["sample_steps"],
+                "score_images_per_s": b["scoring"]["images_per_s"],
+                "basis": f"{bench} (measured by dreambench bench on {b.get('device_name', b.get('device'))})",
+            }
+    c = json.loads(CALIBRATION_FILE.read_text())
+    note = "" if profile == c["profile"] else f"; measured for profile {c['profile']}, not {profile}"
+    return {
+        "train_steps_per_s": c["train_steps_per_s"], "train_per_method": {},
+        "sample_images_per_s": c["sample_images_per_s"], "sample_steps": c["sample_steps"],
+        "score_images_per_s": c["score_images_per_s"],
+        "basis": f"packaged calibration {c['name']} ({c['device']}{note}); source: {c['source']}",
+    }
+
+
+def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
+    """Jobs, images, training steps and estimated device-seconds per kind and per label."""
+    per_label: dict[str, float] = {}
+    kinds: dict[str, float] = {"class_images": 0.0, "subject": 0.0, "score": 0.0, "tables": 0.0}
+    sample_s = (sample_steps / rates["sample_steps"]) / rates["sample_images_per_s"]
+    steps_total = 0
+    for j in plan.jobs:
+        if j.kind == "class_images":
+            s = j.images * sample_s
+        elif j.kind == "subject":
+            method = j.spec["job"]["method"]
+            rate = rates["train_per_method"].get(j.label) or rates["train_per_method"].get(method) \
+                or rates["train_steps_per_s"]
+            s = j.train_steps / rate + (j.images * sample_s if j.spec.get("needs_model", True) else 0.0)
+            steps_total += j.train_steps
+            per_label[j.label] = per_label.get(j.label, 0.0) + s
+        elif j.kind == "score":
+            n = sum(x.images for x in plan.jobs if x.kind == "subject")
+            s = n / rates["score_images_per_s"]
+        else:
+            s = 0.0
+        kinds[j.kind] += s
+    total = sum(kinds.values())
+    return {
+        "jobs": {k: len(plan.by_kind(k)) for k in kinds},
+        "images": sum(j.images for j in plan.jobs if j.kind in ("subject", "class_images")),
+        "train_steps": steps_total,
+        "device_seconds": {k: round(v, 1) for k, v in kinds.items()},
+        "device_seconds_per_label": {k: round(v, 1) for k, v in per_label.items()},
+        "device_hours": round(total / 3600.0, 3),
+        "basis": rates["basis"],
+    }

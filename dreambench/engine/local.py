@@ -1,0 +1,135 @@
+"""Local backend: a pool of worker processes, one (or ``jobs_per_gpu``) per visible GPU, or CPU workers.
+
+Each worker is a ``multiprocessing`` *spawn* process with its own ``CUDA_VISIBLE_DEVICES``; it loads the
+base model once and keeps it between jobs (see :mod:`dreambench.engine.worker`). The driver gives each
+worker one job at a time through the worker's own queue, so it always knows which worker runs which job;
+results come back on one shared queue. A worker that dies (out of memory, segfault) fails its job and is
+replaced. Workers exit when the driver is gone (they poll their parent's pid).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from dataclasses import asdict, dataclass
+
+from .worker import Worker, WorkerContext
+
+
+@dataclass
+class Slot:
+    """One worker: its name, the GPU it sees (None on CPU) and its torch thread count."""
+
+    name: str
+    gpu: str | None
+    threads: int | None
+
+
+def cpu_threads(cores: int, workers: int, threads: int | None = None) -> int:
+    """Torch threads of each CPU worker: ``threads`` if given, else the cores minus one (left to the driver
+    and the system) split between the workers, at least 1. Intra-op threads that compete for a busy core
+    spin at every barrier; on a small machine that costs far more than the extra thread gains."""
+    if threads:
+        return max(1, int(threads))
+    return max(1, (cores - 1) // max(1, workers))
+
+
+def plan_slots(device: str, gpus: list[int] | None, jobs_per_gpu: int, cpu_count: int | None = None,
+               threads: int | None = None) -> list[Slot]:
+    """Worker slots: ``jobs_per_gpu`` per listed GPU on CUDA, else ``jobs_per_gpu`` CPU workers with
+    :func:`cpu_threads` threads each."""
+    jobs_per_gpu = max(1, int(jobs_per_gpu))
+    if device.startswith("cuda"):
+        return [Slot(f"gpu{g}-{k}", str(g), None) for g in (gpus or [0]) for k in range(jobs_per_gpu)]
+    n = cpu_threads(cpu_count or os.cpu_count() or 1, jobs_per_gpu, threads)
+    return [Slot(f"cpu-{k}", None, n) for k in range(jobs_per_gpu)]
+
+
+def _worker_main(slot: dict, ctx: dict, tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
+    if slot["gpu"] is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = slot["gpu"]  # before anything touches CUDA
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    worker = Worker(WorkerContext(**{**ctx, "threads": slot["threads"]}), slot["name"])
+    while True:
+        try:
+            job = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the driver is gone (killed): do not linger
+                return
+            continue
+        if job is None:
+            return
+        results.put(worker.run(job))
+
+
+class LocalBackend:
+    """Worker processes on this machine. ``submit`` a job to a free slot, ``wait`` for finished ones."""
+
+    name = "local"
+
+    def __init__(self, ctx: WorkerContext, slots: list[Slot]):
+        self.ctx = ctx
+        self.slots = slots
+        self._mp = mp.get_context("spawn")
+        self._results = self._mp.Queue()
+        self._procs: dict[str, mp.Process] = {}
+        self._tasks: dict[str, mp.Queue] = {}
+        self._busy: dict[str, dict] = {}
+
+    def _start(self, slot: Slot) -> None:
+        tasks = self._mp.Queue()
+        proc = self._mp.Process(target=_worker_main, name=f"dreambench-{slot.name}", daemon=False,
+                                args=(asdict(slot), asdict(self.ctx), tasks, self._results, os.getpid()))
+        proc.start()
+        self._procs[slot.name], self._tasks[slot.name] = proc, tasks
+
+    def start(self) -> None:
+        for slot in self.slots:
+            self._start(slot)
+
+    def free_slots(self) -> list[str]:
+        return [s.name for s in self.slots if s.name not in self._busy]
+
+    def describe(self, slot: str) -> str:
+        s = next(x for x in self.slots if x.name == slot)
+        return f"cuda:{s.gpu}" if s.gpu is not None else "cpu"
+
+    def submit(self, slot: str, job: dict) -> None:
+        self._busy[slot] = job
+        self._tasks[slot].put(job)
+
+    def wait(self, timeout: float = 1.0) -> list[dict]:
+        """Results that arrived within ``timeout`` seconds, plus failures of workers that died."""
+        out = []
+        deadline = time.time() + timeout
+        while True:
+            try:
+                res = self._results.get(timeout=max(0.0, deadline - time.time()))
+            except queue.Empty:
+                break
+            out.append(res)
+            self._busy.pop(res["worker"], None)
+            deadline = time.time()  # drain what is already there, then return
+        for name, job in list(self._busy.items()):
+            proc = self._procs[name]
+            if not proc.is_alive():
+                out.append({"id": job["id"], "ok": False, "worker": name, "device": self.describe(name),
+                            "error": f"worker process died (exit code {proc.exitcode})", "seconds": None,
+                            "artifacts": {}, "images": 0})
+                del self._busy[name]
+                self._start(next(s for s in self.slots if s.name == name))
+        return out
+
+    def close(self) -> None:
+        for q in self._tasks.values():
+            try:
+                q.put(None)
+            except (OSError, ValueError):
+                pass
+        for proc in self._procs.values():
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)

@@ -1,0 +1,373 @@
+"""The plan of a run: which jobs it expands into, their content-hash ids and their order.
+
+A *run* is (protocol, method labels with configs, subjects, model profile, seed). It expands into jobs:
+
+- ``class_images``: prior-preservation images for one class noun (shared by every subject and label of
+  that class; scheduled before the subject jobs that need them);
+- ``subject``: train + generate for one (label, subject), calling
+  :func:`dreambench.methods.job.run_subject_job`;
+- ``score``: one job over the whole ``<results>/images`` folder (:func:`dreambench.metrics.scoring.score_folder`);
+- ``tables``: Tables 1-6 from the scores (:func:`dreambench.tables.write_tables`).
+
+A job's id is the first 16 hex digits of the sha256 of the canonical JSON of everything that affects its
+output (method, label, normalized config, recipe, subject, ablation settings, model profile and source,
+seed, steps, prompts, package version), so the same job is never run twice and a changed config makes a
+new job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..errors import DreambenchError
+from ..methods.job import RUNTIME_KEYS
+from ..protocol import Protocol
+
+#: Job kinds, in the order they are scheduled.
+KINDS = ("class_images", "subject", "score", "tables")
+#: Subjects of the number-of-inputs ablation (paper Tables 5 and 6).
+NUM_INPUTS_SUBJECTS = ("backpack", "dog")
+#: Class-prompt samples per (label, subject) in the paper plan: the PRES metric's images.
+PAPER_CLASS_PROMPT_SAMPLES = 4
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal content gives equal text."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def content_hash(payload: Any) -> str:
+    """First 16 hex digits of the sha256 of ``canonical_json(payload)``."""
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()[:16]
+
+
+@dataclass
+class MethodRun:
+    """One method label of a run.
+
+    Attributes:
+        label: folder name under ``images/`` (e.g. ``"dreambooth-noppl"``).
+        method: registry name.
+        config: config overrides (strings accepted); normalized against the method's Config for hashing.
+        recipe: named training recipe, or None for the method's default.
+        class_noun_mode: ``correct`` | ``none`` | ``wrong`` (Table 4).
+        num_inputs: instance images used (Tables 5/6), None = all.
+        class_prompt_samples: extra "a [class noun]" images per subject (PRES, Table 3).
+        subjects: restrict this label to these subjects (Tables 5/6), None = the run's subjects.
+        table: which paper table asked for this label (shown by ``--dry-run``).
+    """
+
+    label: str
+    method: str
+    config: dict = field(default_factory=dict)
+    recipe: str | None = None
+    class_noun_mode: str = "correct"
+    num_inputs: int | None = None
+    class_prompt_samples: int = 0
+    subjects: list[str] | None = None
+    table: str = ""
+
+
+@dataclass
+class RunSpec:
+    """Everything a ``dreambench run`` invocation asks for."""
+
+    methods: list[MethodRun]
+    subjects: list[str] | None = None
+    profile: str = "tiny"
+    model: str | None = None
+    seed: int = 0
+    steps: int | None = None
+    sample_steps: int | None = None
+    images_per_prompt: int = 4
+    prompts: int | None = None
+    identifier: str = "sks"
+    protocol: str = "dreambooth"
+    metric_profile: str = "paper"
+    keep_artifacts: bool = True
+    score: bool = True
+    tables: bool = True
+
+
+@dataclass
+class Job:
+    """One unit of work. ``spec`` is JSON-ready and is all a worker needs; ``deps`` are job ids that must
+    be done first; ``images`` and ``train_steps`` size the job for estimates."""
+
+    id: str
+    kind: str
+    label: str
+    subject: str
+    spec: dict
+    deps: list[str] = field(default_factory=list)
+    images: int = 0
+    train_steps: int = 0
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Plan:
+    """The jobs of a run in dependency order, plus the spec it came from."""
+
+    spec: RunSpec
+    jobs: list[Job]
+
+    def by_kind(self, kind: str) -> list[Job]:
+        return [j for j in self.jobs if j.kind == kind]
+
+    @property
+    def images(self) -> int:
+        return sum(j.images for j in self.jobs)
+
+    def labels(self) -> list[str]:
+        return list(dict.fromkeys(j.label for j in self.jobs if j.kind == "subject"))
+
+
+def resolved_config(method: str, recipe: str | None, overrides: dict, steps: int | None = None
+                    ) -> tuple[dict, str | None]:
+    """(full config, recipe name) as the method will see them: class defaults < recipe < overrides <
+    steps, typed, so ``"20"`` and ``20`` hash alike and a changed recipe default makes a new job."""
+    from ..methods.base import get_method
+    from ..methods.recipes import resolve_config
+
+    cfg, name = resolve_config(get_method(method), recipe, overrides, steps)
+    return cfg.to_dict(), name
+
+
+def parse_sets(items: list[str] | tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
+    """``--set key=value`` (every method) or ``--set method.key=value`` (one method) -> overrides per method."""
+    out: dict[str, dict[str, str]] = {m: {} for m in methods}
+    for item in items:
+        if "=" not in item:
+            raise DreambenchError(f"--set {item!r}: expected key=value or method.key=value")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if "." in key:
+            m, k = key.split(".", 1)
+            if m not in out:
+                raise DreambenchError(f"--set {item!r}: method {m!r} is not among the run's methods {methods}")
+            out[m][k] = value
+        else:
+            # A bare key goes to every method whose config has that field (real has no learning rate).
+            takers = [m for m in out if key in _field_names(m)]
+            if not takers:
+                raise DreambenchError(f"--set {item!r}: no method among {methods} has a config field {key!r}")
+            for m in takers:
+                out[m][key] = value
+    return out
+
+
+def _field_names(method: str) -> set[str]:
+    from ..methods.base import get_method
+
+    return {f.name for f in dataclasses.fields(get_method(method).Config)}
+
+
+def _ppl_field(method: str) -> str | None:
+    """The config field that switches prior preservation on, if the method has one."""
+    names = _field_names(method)
+    for candidate in ("prior_preservation", "with_prior_preservation", "ppl"):
+        if candidate in names:
+            return candidate
+    return None
+
+
+def paper_method_runs(overrides: dict[str, dict] | None = None, class_prompt_samples: int = PAPER_CLASS_PROMPT_SAMPLES,
+                      num_inputs: tuple[int, ...] = (1, 2, 3, 4, 5)) -> list[MethodRun]:
+    """The labels the paper's tables need.
+
+    Table 1: dreambooth, textual-inversion, real (upper bound), pretrained (lower bound, when registered).
+    Table 3: dreambooth with and without prior preservation, with class-prompt samples (PRES) and
+    4 images per prompt (DIV). Table 4: class noun correct / none / wrong. Tables 5/6: 1..5 instance
+    images on backpack and dog.
+    """
+    from ..methods.base import list_methods
+
+    registered = list_methods()
+    overrides = overrides or {}
+
+    def need(name: str) -> None:
+        if name not in registered:
+            raise DreambenchError(f"--tables paper needs method {name!r}, which is not registered "
+                                  f"(registered: {', '.join(registered) or 'none'})")
+
+    for name in ("dreambooth", "textual-inversion", "real"):
+        need(name)
+    db = dict(overrides.get("dreambooth", {}))
+    ppl = _ppl_field("dreambooth")
+    if ppl is None:
+        raise DreambenchError("--tables paper: the dreambooth config has no prior-preservation switch "
+                              "(prior_preservation / with_prior_preservation / ppl) for Table 3")
+    runs = [
+        MethodRun("dreambooth", "dreambooth", {**db, ppl: True}, class_prompt_samples=class_prompt_samples,
+                  table="1,3,4"),
+        MethodRun("textual-inversion", "textual-inversion", dict(overrides.get("textual-inversion", {})),
+                  table="1"),
+        MethodRun("real", "real", dict(overrides.get("real", {})), table="1"),
+    ]
+    if "pretrained" in registered:
+        runs.append(MethodRun("pretrained", "pretrained", dict(overrides.get("pretrained", {})), table="1"))
+    runs.append(MethodRun("dreambooth-noppl", "dreambooth", {**db, ppl: False},
+                          class_prompt_samples=class_prompt_samples, table="3"))
+    for mode in ("none", "wrong"):
+        runs.append(MethodRun(f"dreambooth-noun-{mode}", "dreambooth", {**db, ppl: True}, class_noun_mode=mode,
+                              table="4"))
+    for k in num_inputs:
+        runs.append(MethodRun(f"dreambooth-n{k}", "dreambooth", {**db, ppl: True}, num_inputs=k,
+                              subjects=list(NUM_INPUTS_SUBJECTS), table="5,6"))
+    return runs
+
+
+def truncated_protocol(protocol: Protocol, prompts: int | None) -> Protocol:
+    """The protocol with at most ``prompts`` prompts per kind (quick runs); itself for None."""
+    if prompts is None:
+        return protocol
+    if prompts < 1:
+        raise DreambenchError(f"--prompts {prompts}: must be at least 1")
+    return dataclasses.replace(protocol, prompts={k: v[:prompts] for k, v in protocol.prompts.items()})
+
+
+def _model_source(profile_name: str, model: str | None) -> str:
+    from ..models.profiles import get_profile
+
+    profile = get_profile(profile_name)
+    return model or profile.sd_model
+
+
+def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
+    """Expand ``spec`` into jobs: class images, subject jobs, then score and tables."""
+    from ..methods import job as jobmod
+    from ..methods.base import get_method
+    from ..models.profiles import get_profile
+
+    if not spec.methods:
+        raise DreambenchError("nothing to run: give --method NAME (repeatable) or --tables paper")
+    labels = [m.label for m in spec.methods]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise DreambenchError(f"method label(s) {', '.join(dupes)} given twice")
+    get_profile(spec.profile)  # unknown names fail here, before any work
+    source = _model_source(spec.profile, spec.model)
+    proto = truncated_protocol(protocol, spec.prompts)
+    run_subjects = [s.name for s in protocol.select(spec.subjects)]
+    base = {"version": __version__, "profile": spec.profile, "model": source, "protocol": protocol.name,
+            "seed": spec.seed}
+
+    class_needs: dict[str, dict] = {}
+    subject_jobs: list[Job] = []
+    for mr in spec.methods:
+        method_cls = get_method(mr.method)
+        recipe = mr.recipe or _profile_recipe(method_cls, spec.profile)
+        full_config, recipe_name = resolved_config(mr.method, recipe, mr.config, spec.steps)
+        names = [n for n in run_subjects if mr.subjects is None or n in mr.subjects]
+        for name in names:
+            subject = protocol.subject(name)
+            sj = jobmod.SubjectJob(
+                method=mr.method, label=mr.label, config=dict(mr.config), recipe=recipe, subject=name,
+                identifier=spec.identifier, class_noun_mode=mr.class_noun_mode, num_inputs=mr.num_inputs,
+                images_per_prompt=spec.images_per_prompt, seed=spec.seed,
+                class_prompt_samples=mr.class_prompt_samples, steps=spec.steps, sample_steps=spec.sample_steps,
+                profile=spec.profile,
+            )
+            job_fields = dataclasses.asdict(sj)
+            deps = []
+            for need in class_image_needs(sj, protocol):
+                # One job per class-image set; count is not part of the cache key, so take the largest.
+                key = canonical_json({k: v for k, v in need.items() if k != "count"})
+                if key in class_needs:
+                    class_needs[key]["count"] = max(class_needs[key]["count"], need["count"])
+                else:
+                    class_needs[key] = need
+                deps.append(key)
+            prompts = proto.prompts_for(subject)
+            images = len(prompts) * spec.images_per_prompt + mr.class_prompt_samples
+            label_payload = {"model": source, "profile": spec.profile, "protocol": protocol.name,
+                             "resolved_config": {k: v for k, v in full_config.items() if k not in RUNTIME_KEYS},
+                             "resolved_recipe": recipe_name,
+                             **{k: job_fields[k] for k in ("method", "label", "identifier", "class_noun_mode",
+                                                           "num_inputs", "seed")}}
+            # The raw overrides and recipe name are replaced by their typed, resolved result.
+            hashed = {k: v for k, v in job_fields.items() if k not in ("config", "recipe")}
+            payload = {**base, "kind": "subject", "job": hashed, "resolved_config": full_config,
+                       "resolved_recipe": recipe_name, "prompts": [[p.template, p.category] for p in prompts],
+                       "class_prompt": protocol.class_prompt}
+            subject_jobs.append(Job(
+                id=content_hash(payload), kind="subject", label=mr.label, subject=name,
+                spec={"job": job_fields, "prompts": spec.prompts, "model": spec.model, "protocol": protocol.name,
+                      "keep_artifacts": spec.keep_artifacts, "needs_model": bool(method_cls.needs_model),
+                      "recipe": recipe_name, "label_key": content_hash(label_payload)},
+                deps=sorted(set(deps)), images=images,
+                train_steps=int(full_config.get("steps", 0) or 0) if method_cls.trains else 0,
+            ))
+    class_jobs = {key: _class_job(need, base, spec) for key, need in class_needs.items()}
+    for j in subject_jobs:
+        j.deps = sorted(class_jobs[d].id for d in j.deps)
+    jobs = list(class_jobs.values()) + subject_jobs
+    if spec.score and subject_jobs:
+        sids = sorted(j.id for j in subject_jobs)
+        payload = {**base, "kind": "score", "metric_profile": spec.metric_profile, "subject_jobs": sids}
+        score = Job(content_hash(payload), "score", "", "",
+                    {"metric_profile": spec.metric_profile, "model_profile": spec.profile}, deps=sids)
+        jobs.append(score)
+        if spec.tables:
+            payload = {"version": __version__, "kind": "tables", "score": score.id}
+            jobs.append(Job(content_hash(payload), "tables", "", "", {}, deps=[score.id]))
+    return Plan(spec, jobs)
+
+
+def class_image_needs(sj: Any, protocol: Protocol) -> list[dict]:
+    """The class-image set a subject job will read, as keyword arguments of
+    :func:`dreambench.methods.priors.ensure_class_images` (minus components, cache root, device).
+
+    Mirrors :func:`dreambench.methods.job.train_or_load`: prior preservation on, a class noun (the
+    ablation's one: none means no prior), ``num_class_images`` images with the config's seed and sampler.
+    A mismatch would only cost time (the job then makes its own), never change results."""
+    from ..methods import job as jobmod
+    from ..methods.base import get_method
+
+    method_cls = get_method(sj.method)
+    if not method_cls.trains:
+        return []
+    cfg, _ = jobmod.build_job_config(sj, method_cls)
+    count = int(getattr(cfg, "num_class_images", 0) or 0)
+    if not getattr(cfg, "with_prior_preservation", False) or count <= 0 or sj.class_noun_mode == "none":
+        return []
+    subject = protocol.subject(sj.subject)
+    noun = jobmod.wrong_class_noun(protocol, subject, sj.seed) if sj.class_noun_mode == "wrong" \
+        else subject.class_noun
+    if not noun:
+        return []
+    return [{"class_noun": noun, "count": count, "seed": int(cfg.seed),
+             "sample_steps": int(cfg.class_sample_steps or cfg.sample_steps),
+             "batch_size": int(cfg.sample_batch_size), "sampler": cfg.sampler,
+             "guidance_scale": float(cfg.guidance_scale)}]
+
+
+def _class_job(need: dict, base: dict, spec: RunSpec) -> Job:
+    payload = {**base, "kind": "class_images", "need": need}
+    return Job(content_hash(payload), "class_images", "", str(need.get("class_noun", "")),
+               {"need": need, "model": spec.model, "profile": spec.profile}, images=int(need.get("count", 0)))
+
+
+def _profile_recipe(method_cls: type, profile: str) -> str | None:
+    """A recipe named after the model profile (``tiny``) when the method has one: the paper's 1000 class
+    images at 50 steps make no sense for a CPU demo. Otherwise None (the method's default recipe)."""
+    from ..methods.recipes import recipes_for
+
+    return profile if profile in recipes_for(method_cls) else None
+
+
+def tables_available() -> bool:
+    """Whether :func:`dreambench.tables.write_tables` can be imported (the tables job needs it)."""
+    try:
+        from ..tables import write_tables  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -1,0 +1,302 @@
+"""The driver: runs a plan's jobs on a backend, records states in SQLite, retries, summarizes.
+
+Only this process writes ``<results>/state.sqlite``. Jobs already ``done`` are skipped (resume after a
+crash or a finished run); ``running`` ones were interrupted and run again. A job runs when all the jobs it
+depends on are done; when one of those failed for good, it fails too without running. A failing job is
+retried ``retries`` times, then marked failed with its error; the others go on.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io import write_text_atomic
+from .plan import Job, Plan
+from .state import STATE_FILE, StateDB
+from .worker import WorkerContext, clear_outputs
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class RunOptions:
+    """How to run a plan. ``device`` None picks CUDA when available; ``gpus`` None uses every visible GPU."""
+
+    results_dir: Path
+    data_dir: Path
+    backend: str = "local"
+    device: str | None = None
+    gpus: list[int] | None = None
+    jobs_per_gpu: int = 1
+    retries: int = 1
+    address: str | None = None
+    threads: int | None = None
+    progress: bool = True
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, failures, images, wall time and device-seconds per method label."""
+
+    jobs: int
+    done: int
+    skipped: int
+    failed: list[dict]
+    images: int
+    wall_seconds: float
+    device_seconds: dict[str, float]
+    backend: str
+    device: str
+    path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def to_dict(self) -> dict:
+        return {"jobs": self.jobs, "done": self.done, "skipped_already_done": self.skipped,
+                "failed": self.failed, "images": self.images, "wall_seconds": round(self.wall_seconds, 3),
+                "device_seconds_per_label": {k: round(v, 3) for k, v in self.device_seconds.items()},
+                "backend": self.backend, "device": self.device}
+
+
+def auto_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def make_backend(opts: RunOptions, ctx: WorkerContext):
+    """The backend object named by ``opts.backend`` (``local`` | ``ray``)."""
+    from ..errors import DreambenchError
+
+    if opts.backend == "local":
+        from .local import LocalBackend, plan_slots
+
+        gpus = opts.gpus
+        if ctx.device.startswith("cuda") and gpus is None:
+            import torch
+
+            gpus = list(range(torch.cuda.device_count()))
+        return LocalBackend(ctx, plan_slots(ctx.device, gpus, opts.jobs_per_gpu, threads=opts.threads))
+    if opts.backend == "ray":
+        from .ray_backend import RayBackend
+
+        workers = None
+        if opts.gpus is not None and ctx.device.startswith("cuda"):
+            workers = len(opts.gpus) * max(1, opts.jobs_per_gpu)
+        elif not ctx.device.startswith("cuda"):
+            workers = max(1, opts.jobs_per_gpu)
+        return RayBackend(ctx, workers=workers, jobs_per_gpu=opts.jobs_per_gpu, address=opts.address,
+                          threads=opts.threads)
+    raise DreambenchError(f"unknown backend {opts.backend!r}; valid: local, ray")
+
+
+def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
+    """Run every job of ``plan`` not yet done; write ``<results>/summary.json``; return the summary."""
+    t0 = time.time()
+    results = Path(opts.results_dir).resolve()
+    results.mkdir(parents=True, exist_ok=True)
+    device = opts.device or auto_device()
+    lock = _lock(results)
+    db = StateDB(results / STATE_FILE)
+    try:
+        ids = [j.id for j in plan.jobs]
+        db.add_jobs(plan.jobs)
+        db.reset_for_resume(ids)
+        for r in db.jobs(ids):
+            if r["status"] == "done" and not _outputs_present(results, r):
+                db.set_status(r["id"], "pending", "outputs missing on disk; run again")
+        status = {r["id"]: r["status"] for r in db.jobs(ids)}
+        todo = [j for j in plan.jobs if status[j.id] != "done"]
+        skipped = len(plan.jobs) - len(todo)
+        run_id = db.start_run(opts.argv, ids)
+        failed: dict[str, str] = {}
+        done_now = 0
+        if todo:
+            ctx = WorkerContext(str(results), str(Path(opts.data_dir).resolve()), device,
+                                progress=opts.progress and opts.jobs_per_gpu == 1)
+            backend = backend or make_backend(opts, ctx)
+            try:
+                done_now, failed = _drive(todo, status, db, backend, results, opts, ids)
+            finally:
+                backend.close()
+        db.finish_run(run_id, "failed" if failed else "done")
+        rows = db.jobs(ids)
+    finally:
+        db.close()
+        lock.close()
+    summary = _summarize(results, rows, skipped, done_now, time.time() - t0, opts.backend, device)
+    write_text_atomic(results / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=1))
+    summary.path = results / SUMMARY_FILE
+    return summary
+
+
+def _lock(results: Path):
+    """An exclusive lock on ``<results>/.run.lock`` for this driver (released by the OS if it dies), so two
+    drivers never share one state database."""
+    import fcntl
+    import os
+
+    from ..errors import DreambenchError
+
+    f = open(results / ".run.lock", "a+")  # noqa: SIM115  (held for the whole run)
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise DreambenchError(f"{results}: another dreambench run (pid {holder}) is using this results folder") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, results: Path,
+           opts: RunOptions, plan_ids: list[str]) -> tuple[int, dict[str, str]]:
+    from tqdm import tqdm
+
+    by_id = {j.id: j for j in todo}
+    pending = list(todo)
+    tries: dict[str, int] = {}
+    failed: dict[str, str] = {}
+    running: set[str] = set()
+    done = 0
+    backend.start()
+    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not opts.progress, file=sys.stderr)
+    try:
+        while pending or running:
+            # Fail jobs whose dependencies failed for good: they cannot run.
+            for j in list(pending):
+                bad = [d for d in j.deps if status.get(d) == "failed"]
+                if bad:
+                    pending.remove(j)
+                    msg = f"not run: dependency job(s) failed: {', '.join(bad)}"
+                    db.mark_failed(j.id, msg)
+                    status[j.id] = "failed"
+                    failed[j.id] = msg
+                    bar.update(1)
+            for slot in backend.free_slots():
+                ready = next((j for j in pending if all(status.get(d) == "done" for d in j.deps)), None)
+                if ready is None:
+                    break
+                pending.remove(ready)
+                if ready.kind == "subject":
+                    _claim_label(db, results, ready, plan_ids)
+                db.mark_running(ready.id, slot, backend.describe(slot))
+                status[ready.id] = "running"
+                running.add(ready.id)
+                backend.submit(slot, ready.to_dict())
+            if not running:
+                if pending and not any(d in status and status[d] == "failed" for j in pending for d in j.deps):
+                    raise RuntimeError(f"jobs with unmet dependencies: {[j.id for j in pending]}")
+                continue
+            for res in backend.wait(timeout=1.0):
+                jid = res["id"]
+                running.discard(jid)
+                if res["ok"]:
+                    db.mark_done(jid, res.get("seconds") or 0.0, {**res.get("artifacts", {}), "log": res.get("log", "")},
+                                 device=res.get("device"))
+                    _set_images(db, jid, res.get("images", 0))
+                    status[jid] = "done"
+                    done += 1
+                    bar.update(1)
+                    continue
+                tries[jid] = tries.get(jid, 0) + 1
+                final = tries[jid] > opts.retries
+                db.mark_failed(jid, res.get("error") or "unknown error", res.get("seconds"), final=final)
+                if final:
+                    status[jid] = "failed"
+                    failed[jid] = res.get("error") or "unknown error"
+                    bar.update(1)
+                    tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed: {failed[jid]}", file=sys.stderr)
+                else:
+                    status[jid] = "pending"
+                    pending.insert(0, by_id[jid])
+                    tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed, retrying: {res.get('error')}",
+                               file=sys.stderr)
+    finally:
+        bar.close()
+    return done, failed
+
+
+def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> None:
+    """Before a subject job writes under its label: if the label was made with another label key
+    (another config, recipe, seed, model...), clear the label's folders and invalidate what used them."""
+    key = job.spec.get("label_key", "")
+    old = db.label_key(job.label)
+    if old is not None and old != key:
+        removed = clear_outputs(results, job.label)
+        n = db.invalidate_label(job.label, plan_ids)
+        from tqdm import tqdm
+
+        tqdm.write(f"label {job.label}: made with another config before; removed {len(removed)} folder(s), "
+                   f"{n} earlier job(s) invalidated", file=sys.stderr)
+    if old != key:
+        db.set_label_key(job.label, key)
+
+
+def _outputs_present(results: Path, row: dict) -> bool:
+    """Whether a done job's outputs are still on disk (a user may have deleted them)."""
+    from ..schema import MANIFEST
+
+    if row["kind"] == "subject":
+        return (results / "images" / row["label"] / row["subject"] / MANIFEST).is_file()
+    if row["kind"] == "score":
+        return (results / "scores" / "per_image.csv").is_file()
+    return True
+
+
+def _set_images(db: StateDB, job_id: str, images: int) -> None:
+    with db.conn:
+        db.conn.execute("UPDATE jobs SET images=? WHERE id=?", (int(images), job_id))
+
+
+def _what(job: Job) -> str:
+    return f"{job.kind} {job.label}/{job.subject}".rstrip("/ ")
+
+
+def _summarize(results: Path, rows: list[dict], skipped: int, done_now: int, wall: float, backend: str,
+               device: str) -> RunSummary:
+    per_label: dict[str, float] = {}
+    images = 0
+    failed = []
+    for r in rows:
+        if r["status"] == "done":
+            key = r["label"] or r["kind"]
+            per_label[key] = per_label.get(key, 0.0) + (r["seconds"] or 0.0)
+            if r["kind"] in ("subject", "class_images"):
+                images += r["images"] or 0
+        elif r["status"] == "failed":
+            failed.append({"id": r["id"], "kind": r["kind"], "label": r["label"], "subject": r["subject"],
+                           "error": r["error"], "log": _log_if_any(results, r["id"])})
+    return RunSummary(len(rows), done_now, skipped, failed, images, wall, per_label, backend, device)
+
+
+def _log_if_any(results: Path, job_id: str) -> str | None:
+    p = results / "logs" / f"{job_id}.log"
+    return f"logs/{job_id}.log" if p.is_file() else None
+
+
+def format_summary(summary: RunSummary) -> str:
+    """Human-readable summary: counts and a cost table (device-seconds per method label)."""
+    lines = [(f"jobs: {summary.jobs} ({summary.done} run now, {summary.skipped} already done, "
+              f"{len(summary.failed)} failed); images: {summary.images}; wall time: {summary.wall_seconds:.1f} s "
+              f"({summary.backend}, {summary.device})")]
+    if summary.device_seconds:
+        width = max(len(k) for k in summary.device_seconds)
+        lines.append(f"{'label'.ljust(width)}  device-seconds")
+        for k, v in summary.device_seconds.items():
+            lines.append(f"{k.ljust(width)}  {v:12.1f}")
+    for f in summary.failed:
+        where = f" (see {f['log']})" if f.get("log") else ""
+        lines.append(f"FAILED {f['id']} {f['kind']} {f['label']}/{f['subject']}: {f['error']}{where}")
+    return "\n".join(lines)

@@ -1,0 +1,218 @@
+"""What one worker does: hold the base model once, run jobs on it, restore pristine weights between jobs.
+
+A worker (a local process or a Ray actor) builds the SD parts of the model profile the first time a job
+needs them and keeps a pristine CPU copy. Methods may change the parts in place (fine-tuned weights,
+added tokens, injected adapters); before the next job the worker restores them from that in-memory copy,
+by copying tensors in place when the structure is unchanged (no reallocation, no disk) and by cloning
+the pristine module otherwise. Workers never touch the state database: they return a result dict.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_PARTS = ("unet", "vae", "text_encoder")
+
+
+@dataclass
+class WorkerContext:
+    """Settings shared by every worker of a run (JSON-ready, crosses process boundaries)."""
+
+    results_dir: str
+    data_dir: str
+    device: str = "cpu"
+    threads: int | None = None
+    progress: bool = False
+
+
+class PristineCopy:
+    """A CPU copy of SD parts taken before any job touched them, and the way back to it."""
+
+    def __init__(self, components: Any):
+        self.modules = {n: copy.deepcopy(getattr(components, n)).to("cpu") for n in _PARTS}
+        self.requires_grad = {n: {k: p.requires_grad for k, p in m.named_parameters()}
+                              for n, m in self.modules.items()}
+        self.training = {n: getattr(components, n).training for n in _PARTS}
+        self.signatures = {n: _signature(m) for n, m in self.modules.items()}
+        self.tokenizer = copy.deepcopy(components.tokenizer)
+        self.tokenizer_len = len(components.tokenizer)
+        self.scheduler_config = copy.deepcopy(components.scheduler_config)
+
+    def restore(self, components: Any, device: str) -> None:
+        """Put ``components`` back to the pristine weights, flags and tokenizer, on ``device``."""
+        import torch
+
+        for name, pristine in self.modules.items():
+            current = getattr(components, name)
+            cur_sd = current.state_dict()
+            ref_sd = pristine.state_dict()
+            same = (type(current) is type(pristine) and _signature(current) == self.signatures[name]
+                    and cur_sd.keys() == ref_sd.keys()
+                    and all(cur_sd[k].shape == v.shape and cur_sd[k].dtype == v.dtype for k, v in ref_sd.items()))
+            if same:
+                with torch.no_grad():
+                    for k, v in ref_sd.items():
+                        cur_sd[k].copy_(v)
+                module = current
+            else:  # adapters injected or embeddings resized: start again from a clone
+                module = copy.deepcopy(pristine).to(device)
+                setattr(components, name, module)
+            for k, p in module.named_parameters():
+                p.requires_grad_(self.requires_grad[name].get(k, True))
+                p.grad = None
+            module.train(self.training[name])
+        if len(components.tokenizer) != self.tokenizer_len:
+            components.tokenizer = copy.deepcopy(self.tokenizer)
+        components.scheduler_config = copy.deepcopy(self.scheduler_config)
+
+
+def _signature(module: Any) -> tuple:
+    """Submodule types and (diffusers) attention-processor types: a change in either (adapters, swapped
+    processors) means restoring weights in place would not give the pristine module back."""
+    procs = getattr(module, "attn_processors", None)
+    proc_types = tuple(sorted((k, type(v).__name__) for k, v in procs.items())) if isinstance(procs, dict) else ()
+    return tuple(type(m).__name__ for m in module.modules()), proc_types
+
+
+class Worker:
+    """Runs jobs (dicts made from :class:`dreambench.engine.plan.Job`) and returns result dicts."""
+
+    def __init__(self, ctx: WorkerContext, name: str = "worker-0"):
+        self.ctx = ctx
+        self.name = name
+        self.results_dir = Path(ctx.results_dir)
+        self.data_dir = Path(ctx.data_dir)
+        self._components: Any = None
+        self._pristine: PristineCopy | None = None
+        self._model_key: tuple | None = None
+        self._dirty = False
+        if ctx.threads:
+            import torch
+
+            torch.set_num_threads(int(ctx.threads))
+
+    @property
+    def device_name(self) -> str:
+        """The device in words, e.g. ``cuda:0 (NVIDIA H100 80GB HBM3)`` or ``cpu``."""
+        if self.ctx.device.startswith("cuda"):
+            import torch
+
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "")
+            return f"cuda[{visible or 0}] ({torch.cuda.get_device_name(0)})"
+        return self.ctx.device
+
+    def components(self, profile: str, model: str | None) -> Any:
+        """The SD parts of ``profile`` (built once per worker), pristine, on the worker's device."""
+        from ..models import get_profile, load_sd
+
+        key = (profile, model)
+        if self._model_key != key:
+            self._components = self._pristine = None
+            comps = load_sd(get_profile(profile), model)
+            self._pristine = PristineCopy(comps)
+            self._components = comps.to(self.ctx.device)
+            self._model_key = key
+            self._dirty = False
+        elif self._dirty:
+            assert self._pristine is not None
+            self._pristine.restore(self._components, self.ctx.device)
+            self._dirty = False
+        return self._components
+
+    def run(self, job: dict) -> dict:
+        """Run one job; never raises. Returns ``{id, ok, seconds, error, artifacts, images, worker, device}``."""
+        t0 = time.time()
+        log_path = self.results_dir / "logs" / f"{job['id']}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        result = {"id": job["id"], "ok": False, "error": None, "artifacts": {}, "images": 0,
+                  "worker": self.name, "device": self.device_name, "log": str(log_path)}
+        with open(log_path, "a", buffering=1) as logf:
+
+            def log(msg: str) -> None:
+                logf.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n")
+
+            log(f"job {job['id']} kind={job['kind']} label={job['label']} subject={job['subject']} "
+                f"worker={self.name} device={self.device_name}")
+            try:
+                runner = getattr(self, f"_run_{job['kind']}")
+                artifacts, images = runner(job, log)
+                result.update(ok=True, artifacts=artifacts, images=images)
+                log(f"done in {time.time() - t0:.1f} s ({images} images)")
+            except BaseException as e:  # a job's failure is data for the driver, not a worker crash
+                if isinstance(e, KeyboardInterrupt):
+                    raise
+                log("FAILED\n" + traceback.format_exc())
+                result["error"] = f"{type(e).__name__}: {e}".strip()
+        result["seconds"] = time.time() - t0
+        return result
+
+    # -- job kinds -----------------------------------------------------------------------------------------
+    def _run_class_images(self, job: dict, log: Any) -> tuple[dict, int]:
+        from ..methods.priors import ensure_class_images
+
+        spec = job["spec"]
+        need = dict(spec["need"])
+        comps = self.components(spec["profile"], spec.get("model"))
+        log(f"class images {need}")
+        paths = ensure_class_images(comps, cache_root=self.results_dir / "class_images", device=self.ctx.device,
+                                    progress=self.ctx.progress, **need)
+        # Sampling does not change weights, but the restore is cheap insurance against a method-level bug.
+        self._dirty = True
+        folder = str(paths[0].parent) if paths else ""
+        return {"class_images": folder}, len(paths)
+
+    def _run_subject(self, job: dict, log: Any) -> tuple[dict, int]:
+        from ..methods.job import SubjectJob, run_subject_job
+        from ..protocol import load_protocol
+        from .plan import truncated_protocol
+
+        spec = job["spec"]
+        sj = SubjectJob(**spec["job"])
+        protocol = truncated_protocol(load_protocol(spec["protocol"]), spec.get("prompts"))
+        comps = self.components(sj.profile, spec.get("model")) if spec.get("needs_model", True) else None
+        self._dirty = comps is not None or self._dirty
+        rows = run_subject_job(sj, protocol, comps, self.data_dir, self.results_dir, device=self.ctx.device,
+                               keep_artifacts=spec.get("keep_artifacts", True), progress=self.ctx.progress, log=log)
+        artifacts = {"images": str(self.results_dir / "images" / sj.label / sj.subject)}
+        art = self.results_dir / "artifacts" / sj.label / sj.subject
+        if art.is_dir():
+            artifacts["artifact"] = str(art)
+        return artifacts, len(rows)
+
+    def _run_score(self, job: dict, log: Any) -> tuple[dict, int]:
+        from ..manifest import merge_manifest
+        from ..metrics.scoring import score_folder
+
+        spec = job["spec"]
+        images_dir = self.results_dir / "images"
+        merge_manifest(images_dir)
+        out = self.results_dir / "scores"
+        log(f"scoring {images_dir} -> {out} (metric profile {spec['metric_profile']})")
+        res = score_folder(images_dir, self.data_dir, out, metric_profile=spec["metric_profile"],
+                           model_profile=spec["model_profile"], device=self.ctx.device, progress=self.ctx.progress)
+        return {"scores": str(out)}, len(res.per_image)
+
+    def _run_tables(self, job: dict, log: Any) -> tuple[dict, int]:
+        from ..tables import write_tables
+
+        out = write_tables(self.results_dir)
+        log(f"tables written: {out}")
+        return {"tables": str(self.results_dir / "tables")}, 0
+
+
+def clear_outputs(results_dir: Path, label: str) -> list[Path]:
+    """Remove the images and artifacts of a method label: they were made with another config."""
+    removed = []
+    for sub in ("images", "artifacts"):
+        p = Path(results_dir) / sub / label
+        if p.exists():
+            shutil.rmtree(p)
+            removed.append(p)
+    return removed

@@ -1,0 +1,143 @@
+"""DreamBooth (Ruiz et al., CVPR 2023): fine-tune the whole UNet on 3-5 subject images.
+
+Instance prompt "a [V] [class noun]" with a rare-token identifier ``[V]`` (default ``sks``), plus the
+class-specific prior-preservation loss on class images "a [class noun]" sampled from the frozen model
+(see :mod:`dreambench.methods.training` for the loss, :mod:`dreambench.methods.priors` for the class
+images). The text encoder is frozen unless ``train_text_encoder``. Settings come from named recipes
+(:mod:`dreambench.methods.recipes`: ``paper`` default, ``diffusers``, ``tiny``).
+
+Artifact: ``unet.safetensors`` (fp16 UNet weights; plus ``text_encoder.safetensors`` when the text
+encoder is trained). Never the pipeline or optimizer state, never pickles. After training the weights in
+memory are rounded to fp16 too, so images generated right after training equal those generated later
+from the artifact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ModelLoadError
+from ..io import atomic_path
+from .base import GenerationRequest, Method, SubjectData, register_method
+from .priors import class_prompt, ensure_class_images
+from .sampling import sample_images
+from .training import (
+    DreamBoothData,
+    TrainConfig,
+    TrainStats,
+    check_steps,
+    finish_unet,
+    freeze,
+    make_optimizer,
+    run_steps,
+    training_unet,
+)
+
+UNET_FILE = "unet.safetensors"
+TEXT_ENCODER_FILE = "text_encoder.safetensors"
+
+
+@dataclass
+class DreamBoothConfig(TrainConfig):
+    train_text_encoder: bool = field(default=False, metadata={
+        "help": "also fine-tune the text encoder (same lr); default frozen as in the paper's SD setting"})
+
+
+def instance_prompt(identifier: str, class_noun: str) -> str:
+    """The training prompt "a [V] [class noun]" (no double space when either is empty)."""
+    return " ".join(w for w in ("a", identifier, class_noun) if w)
+
+
+def save_fp16(module: torch.nn.Module, path: Path) -> Path:
+    """The module's state dict as fp16 safetensors, written atomically."""
+    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in module.state_dict().items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt", "dtype": "float16"})
+    return path
+
+
+def load_into(module: torch.nn.Module, path: Path) -> None:
+    """Load a safetensors state dict into ``module`` (cast to its dtype); all keys must match."""
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: artifact missing")
+    state = load_file(str(path))
+    ref = module.state_dict()
+    missing, unexpected = set(ref) - set(state), set(state) - set(ref)
+    if missing or unexpected:
+        raise ModelLoadError(f"{path}: does not match the model ({len(missing)} missing, {len(unexpected)} "
+                             "unexpected keys); was it trained with another model profile?")
+    module.load_state_dict({k: v.to(ref[k].dtype) for k, v in state.items()})
+
+
+def prior_class_images(cfg: TrainConfig, method: Method, data: SubjectData, workdir: Path) -> list[Path]:
+    """The class images to use: those the caller prepared, else made here (cached under ``workdir``).
+    Empty when prior preservation is off or there is no class noun to preserve."""
+    if not cfg.with_prior_preservation or not data.class_noun:
+        return []
+    if len(data.class_images) >= cfg.num_class_images:
+        return list(data.class_images[: cfg.num_class_images])
+    return ensure_class_images(method.components, data.class_noun, cfg.num_class_images, cfg.seed,
+                               workdir / "class_images", method.device,
+                               cfg.class_sample_steps or cfg.sample_steps or None, cfg.sample_batch_size,
+                               progress=False, sampler=cfg.sampler, guidance_scale=cfg.guidance_scale)
+
+
+@register_method
+class DreamBooth(Method):
+    name = "dreambooth"
+    description = "DreamBooth: full UNet fine-tune with rare-token identifier and prior-preservation loss"
+    Config = DreamBoothConfig
+    trains = True
+
+    stats: TrainStats | None = None
+    #: Show progress bars (the job runner sets it).
+    progress: bool = True
+
+    def train(self, data: SubjectData, workdir: Path) -> Path:
+        cfg: DreamBoothConfig = self.config
+        check_steps(cfg)
+        c = self.components
+        c.to(self.device)
+        freeze(c.vae, c.text_encoder, c.unet)
+        class_images = prior_class_images(cfg, self, data, workdir)
+        batch = DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
+                               class_prompt(data.class_noun), cfg, self.device,
+                               cache_embeddings=not cfg.train_text_encoder)
+        c.unet.requires_grad_(True)
+        params = [p for p in c.unet.parameters()]
+        if cfg.train_text_encoder:
+            c.text_encoder.requires_grad_(True)
+            c.text_encoder.train()
+            params += list(c.text_encoder.parameters())
+        unet = training_unet(c.unet, cfg)
+        opt = make_optimizer(params, cfg, self.device)
+        try:
+            self.stats = run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
+                                   self.device, progress=self.progress, desc=f"dreambooth {data.subject.name}")
+        finally:
+            finish_unet(c.unet, cfg)
+            c.text_encoder.eval()
+            freeze(c.unet, c.text_encoder)
+        del opt
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = save_fp16(c.unet, workdir / UNET_FILE)
+        if cfg.train_text_encoder:
+            save_fp16(c.text_encoder, workdir / TEXT_ENCODER_FILE)
+        self.load_artifact(path)  # round to fp16 so fresh and resumed generation agree
+        return path
+
+    def load_artifact(self, path: Path) -> None:
+        path = Path(path)
+        load_into(self.components.unet, path)
+        te = path.parent / TEXT_ENCODER_FILE
+        if self.config.train_text_encoder:
+            load_into(self.components.text_encoder, te)
+
+    def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
+        self.components.to(self.device)
+        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
+                             self.config.sample_steps or 50, self.device)

@@ -1,0 +1,413 @@
+"""One subject job: train (or load) a method for one subject, generate its missing images, record them.
+
+This is the unit the engine schedules and ``dreambench train/generate`` run. Layout (see
+:mod:`dreambench.schema`)::
+
+    <results>/artifacts/<label>/<subject>/     the method's safetensors + artifact.json (written last)
+    <results>/images/<label>/<subject>/<prompt-index>_<seed>.png, manifest.csv, job.json
+    <results>/images/<label>/method.json        how the label was made (schema.METHOD_INFO_KEYS + extras)
+    <results>/class_images/<key>/              shared prior-preservation images (methods.priors)
+
+Seeds: image ``k`` (0-based) of every prompt of a job with seed ``s`` uses seed ``s * 1000 + k``, so the
+same (job seed, prompt, k) always gives the same image and every method sees the same initial noise for
+the same (prompt, k) (paired comparisons). Class-prompt samples (prompt index -1, for PRES) use the same
+rule. Training uses the config's own ``seed``.
+
+Ablations handled here (recorded in method.json, the manifest rows and job.json):
+
+- prior preservation on/off: the config's ``with_prior_preservation`` (off automatically with no class
+  noun: there is no class prior to preserve);
+- class noun ``correct`` | ``none`` (prompts "a sks in the jungle") | ``wrong`` (drawn from the other
+  class nouns of the protocol with ``random.Random(f"{seed}:{subject}")``);
+- number of input images: ``num_inputs`` photos drawn with ``random.Random(f"{seed}:{subject}:inputs")``
+  (clamped to the photos available), sorted by name.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError, DreambenchError
+from ..images import load_rgb
+from ..io import save_image_atomic, write_text_atomic
+from ..manifest import write_part
+from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
+from ..schema import METHOD_INFO, image_relpath
+from .base import GenerationRequest, Method, SubjectData, get_method
+from .priors import class_images_key, class_prompt, ensure_class_images
+from .recipes import resolve_config
+
+CLASS_NOUN_MODES = ("correct", "none", "wrong")
+SEED_BLOCK = 1000
+ARTIFACT_INFO = "artifact.json"
+JOB_INFO = "job.json"
+#: Identifiers longer than this many tokens draw a warning (the paper uses 1-3 rare tokens).
+MAX_IDENTIFIER_TOKENS = 3
+#: Config keys that change speed or memory but not results; a label may be resumed with other values.
+RUNTIME_KEYS = {"sample_batch_size", "compile", "gradient_checkpointing", "cache_latents"}
+
+
+class IdentifierWarning(UserWarning):
+    """An identifier that the tokenizer splits into many tokens (weak, or not rare, as a [V])."""
+
+
+@dataclass
+class SubjectJob:
+    """One (method label, subject) unit of work. See the module docstring for seeds and ablations."""
+
+    method: str
+    label: str
+    config: dict = field(default_factory=dict)
+    recipe: str | None = None
+    subject: str = ""
+    identifier: str = "sks"
+    class_noun_mode: str = "correct"
+    num_inputs: int | None = None
+    images_per_prompt: int = 4
+    seed: int = 0
+    class_prompt_samples: int = 0
+    steps: int | None = None
+    sample_steps: int | None = None
+    profile: str = "tiny"
+
+
+def image_seed(seed: int, k: int) -> int:
+    """Seed of image ``k`` of a prompt in a job with seed ``seed``."""
+    return int(seed) * SEED_BLOCK + int(k)
+
+
+def wrong_class_noun(protocol: Protocol, subject: Subject, seed: int) -> str:
+    """A class noun of another class of the protocol, drawn reproducibly from (seed, subject)."""
+    others = sorted({s.class_noun for s in protocol.subjects if s.class_noun and s.class_noun != subject.class_noun})
+    if not others:
+        raise DataError(f"class_noun_mode wrong: protocol {protocol.name!r} has no other class than "
+                        f"{subject.class_noun!r}")
+    return random.Random(f"{seed}:{subject.name}").choice(others)
+
+
+def choose_inputs(images: list[Path], num_inputs: int | None, seed: int, subject: str,
+                  log: Callable[[str], None] | None = None) -> list[Path]:
+    """``num_inputs`` of ``images`` drawn reproducibly (all for ``None``), in name order."""
+    if num_inputs is None:
+        return list(images)
+    if num_inputs < 1:
+        raise DreambenchError(f"num_inputs must be at least 1 (got {num_inputs})")
+    if num_inputs > len(images):
+        if log:
+            log(f"{subject}: num_inputs={num_inputs} but only {len(images)} images; using all")
+        return list(images)
+    return sorted(random.Random(f"{seed}:{subject}:inputs").sample(list(images), num_inputs))
+
+
+def identifier_tokens(tokenizer: Any, identifier: str) -> list[str]:
+    return tokenizer.tokenize(identifier) if identifier else []
+
+
+def _subject_images(data_dir: Path, name: str) -> list[Path]:
+    try:
+        from ..data.check import subject_images
+    except ImportError:  # pragma: no cover - the data helper's module is optional here
+        from ..images import list_images
+
+        folder = Path(data_dir) / name
+        if not folder.is_dir():
+            raise DataError(f"{folder}: subject folder not found") from None
+        return list_images(folder)
+    return subject_images(data_dir, name)
+
+
+def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Path, tokenizer: Any = None,
+                         log: Callable[[str], None] | None = None) -> SubjectData:
+    """Validate the job's inputs and build its :class:`SubjectData`, before any model work.
+
+    Raises :class:`DataError` for an unknown subject, a subject folder with no images or with an
+    unreadable image (named), a missing class noun (unless ``class_noun_mode`` is ``none``), and a bad
+    ``class_noun_mode``; warns (:class:`IdentifierWarning`) when ``tokenizer`` splits the identifier into
+    more than ``MAX_IDENTIFIER_TOKENS`` tokens."""
+    if job.class_noun_mode not in CLASS_NOUN_MODES:
+        raise DreambenchError(f"class_noun_mode {job.class_noun_mode!r} is not one of {', '.join(CLASS_NOUN_MODES)}")
+    subject = protocol.subject(job.subject)
+    images = _subject_images(Path(data_dir), subject.name)
+    if not images:
+        raise DataError(f"{Path(data_dir) / subject.name}: no images for subject {subject.name!r}")
+    for p in images:  # decode every photo now: a bad file must fail before training, naming the file
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            load_rgb(p)
+    if job.class_noun_mode == "none":
+        noun = ""
+    elif not subject.class_noun.strip():
+        raise DataError(f"subject {subject.name!r} has no class noun in protocol {protocol.name!r} "
+                        "(add it to the subjects file, or use class_noun_mode none)")
+    elif job.class_noun_mode == "wrong":
+        noun = wrong_class_noun(protocol, subject, job.seed)
+    else:
+        noun = subject.class_noun
+    if tokenizer is not None and job.identifier:
+        toks = identifier_tokens(tokenizer, job.identifier)
+        if len(toks) > MAX_IDENTIFIER_TOKENS:
+            warnings.warn(f"identifier {job.identifier!r} is {len(toks)} tokens ({' '.join(toks)}); the paper uses "
+                          f"1-{MAX_IDENTIFIER_TOKENS} rare tokens such as 'sks'", IdentifierWarning, stacklevel=2)
+    chosen = choose_inputs(images, job.num_inputs, job.seed, subject.name, log)
+    return SubjectData(subject, chosen, job.identifier, noun)
+
+
+def artifact_dir(results_dir: str | Path, label: str, subject: str) -> Path:
+    return Path(results_dir) / "artifacts" / label / subject
+
+
+def has_artifact(results_dir: str | Path, label: str, subject: str) -> bool:
+    """Whether a complete artifact (``artifact.json`` and the file it names) is on disk."""
+    info = artifact_dir(results_dir, label, subject) / ARTIFACT_INFO
+    if not info.is_file():
+        return False
+    return (info.parent / json.loads(info.read_text()).get("file", "\0")).is_file()
+
+
+def _weights_label(method_cls: type[Method], job: SubjectJob, components: Any) -> str:
+    if not method_cls.needs_model:
+        return "real"
+    if components is not None:
+        return "pretrained" if components.pretrained_weights else "random-init"
+    from ..models import get_profile
+
+    return get_profile(job.profile).weights_label
+
+
+def _method_info(job: SubjectJob, method_cls: type[Method], config: Any, recipe: str | None, ppl: bool,
+                 weights: str) -> dict:
+    return {
+        "method": method_cls.name, "config": config.to_dict(), "recipe": recipe, "ppl": ppl,
+        "class_noun_mode": job.class_noun_mode, "num_inputs": job.num_inputs, "profile": job.profile,
+        "weights": weights, "identifier": job.identifier, "label": job.label, "seed": job.seed,
+        "images_per_prompt": job.images_per_prompt, "class_prompt_samples": job.class_prompt_samples,
+        "seed_rule": f"image k of a prompt uses seed seed*{SEED_BLOCK}+k",
+    }
+
+
+def _write_method_info(path: Path, info: dict) -> None:
+    if path.is_file():
+        old = json.loads(path.read_text())
+        strip = lambda d: {k: v for k, v in (d or {}).items() if k not in RUNTIME_KEYS}
+        for key in ("method", "recipe", "ppl", "class_noun_mode", "num_inputs", "profile", "identifier", "seed"):
+            if old.get(key) != info.get(key):
+                raise DreambenchError(f"{path}: label {info['label']!r} was made with {key}={old.get(key)!r}, "
+                                      f"this job has {info.get(key)!r}; use another label")
+        if strip(old.get("config")) != strip(info["config"]):
+            diff = sorted(k for k in set(strip(old.get("config"))) | set(strip(info["config"]))
+                          if strip(old.get("config")).get(k) != strip(info["config"]).get(k))
+            raise DreambenchError(f"{path}: label {info['label']!r} was made with another config "
+                                  f"({', '.join(diff)}); use another label")
+        if old == info:
+            return
+    write_text_atomic(path, json.dumps(info, indent=1, default=str))
+
+
+def _plan(job: SubjectJob, protocol: Protocol, data: SubjectData, identifier: str, extra: dict
+          ) -> list[tuple[GenerationRequest, dict]]:
+    subject = data.subject
+    out = []
+    for p in protocol.prompts_for(subject):
+        text = p.render(identifier, data.class_noun)
+        for k in range(job.images_per_prompt):
+            seed = image_seed(job.seed, k)
+            row = {"method": job.label, "subject": subject.name, "prompt_index": p.index, "prompt": text,
+                   "seed": seed, "path": image_relpath(job.label, subject.name, p.index, seed),
+                   "prompt_plain": p.render_plain(subject.class_noun), "category": p.category, **extra}
+            out.append((GenerationRequest(text, p.index, seed), row))
+    # PRES samples: the personalized model prompted with the subject's true class ("a dog").
+    text = protocol.class_prompt_for(subject.class_noun)
+    for k in range(job.class_prompt_samples):
+        seed = image_seed(job.seed, k)
+        row = {"method": job.label, "subject": subject.name, "prompt_index": CLASS_PROMPT_INDEX, "prompt": text,
+               "seed": seed, "path": image_relpath(job.label, subject.name, CLASS_PROMPT_INDEX, seed),
+               "prompt_plain": text, "category": "class", **extra}
+        out.append((GenerationRequest(text, CLASS_PROMPT_INDEX, seed), row))
+    return out
+
+
+def build_job_config(job: SubjectJob, method_cls: type[Method]) -> tuple[Any, str | None]:
+    """The job's config (recipe < config overrides < steps) with the sampler steps resolved from
+    ``job.sample_steps`` or the model profile's default."""
+    config, recipe = resolve_config(method_cls, job.recipe, job.config, job.steps)
+    if hasattr(config, "sample_steps"):
+        if job.sample_steps:
+            config.sample_steps = int(job.sample_steps)
+        elif not config.sample_steps:
+            from ..models import get_profile
+
+            config.sample_steps = get_profile(job.profile).sample_steps_default
+    return config, recipe
+
+
+def train_or_load(method: Method, data: SubjectData, job: SubjectJob, components: Any, results_dir: Path,
+                  progress: bool = True, log: Callable[[str], None] = lambda m: None) -> dict:
+    """Load the job's artifact when complete on disk, else train (preparing shared class images first).
+
+    Returns the artifact record (``artifact.json``: file, training stats, class-images key)."""
+    adir = artifact_dir(results_dir, job.label, job.subject)
+    info_path = adir / ARTIFACT_INFO
+    if info_path.is_file():
+        info = json.loads(info_path.read_text())
+        path = adir / info["file"]
+        if path.is_file():
+            log(f"{job.label}/{job.subject}: loading artifact {path}")
+            method.load_artifact(path)
+            return info
+    cfg = method.config
+    info: dict = {"class_images_key": None}
+    if getattr(cfg, "with_prior_preservation", False) and data.class_noun and getattr(cfg, "num_class_images", 0):
+        steps = cfg.class_sample_steps or cfg.sample_steps
+        data.class_images = ensure_class_images(
+            components, data.class_noun, cfg.num_class_images, cfg.seed, results_dir / "class_images", method.device,
+            steps, cfg.sample_batch_size, progress=progress, sampler=cfg.sampler, guidance_scale=cfg.guidance_scale)
+        info["class_images_key"] = class_images_key(components, class_prompt(data.class_noun), cfg.seed, steps,
+                                                    cfg.sampler, cfg.guidance_scale)
+    log(f"{job.label}/{job.subject}: training {method.name}")
+    t = time.perf_counter()
+    path = method.train(data, adir)
+    if path is None:
+        raise DreambenchError(f"method {method.name} trains but returned no artifact")
+    stats = getattr(method, "stats", None)
+    info.update({"file": Path(path).relative_to(adir).as_posix(), "train_seconds": round(time.perf_counter() - t, 3),
+                 "stats": stats.summary() if stats is not None else None,
+                 "inputs": [p.name for p in data.images], "class_noun": data.class_noun})
+    write_text_atomic(info_path, json.dumps(info, indent=1))
+    return info
+
+
+def train_subject(job: SubjectJob, protocol: Protocol, components: Any, data_dir: Path, results_dir: Path,
+                  device: str = "cpu", progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
+    """Train the job's method for its subject (``dreambench train``) unless its artifact is already on
+    disk; returns the artifact record (``artifact.json``) with ``path`` added."""
+    log = log or (lambda m: None)
+    results_dir = Path(results_dir)
+    method_cls = get_method(job.method)
+    if not method_cls.trains:
+        raise DreambenchError(f"method {method_cls.name} does not train; use `dreambench generate`")
+    if components is None:
+        raise DreambenchError(f"method {method_cls.name} needs model components (load_sd) and got none")
+    config, _ = build_job_config(job, method_cls)
+    data = prepare_subject_data(job, protocol, data_dir, components.tokenizer, log)
+    if getattr(config, "with_prior_preservation", False) and not data.class_noun:
+        config.with_prior_preservation = False
+    if has_artifact(results_dir, job.label, job.subject):
+        log(f"{job.label}/{job.subject}: artifact already in {artifact_dir(results_dir, job.label, job.subject)}")
+        info = json.loads((artifact_dir(results_dir, job.label, job.subject) / ARTIFACT_INFO).read_text())
+    else:
+        method = method_cls(config, components, device)
+        method.progress = progress
+        try:
+            info = train_or_load(method, data, job, components, results_dir, progress, log)
+        finally:
+            method.close()
+    return {**info, "path": str(artifact_dir(results_dir, job.label, job.subject) / info["file"])}
+
+
+def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_dir: Path, results_dir: Path,
+                    device: str = "cpu", keep_artifacts: bool = True, progress: bool = True,
+                    log: Callable[[str], None] | None = None, *, train_missing: bool = True) -> list[dict]:
+    """Run one subject job (see the module docstring) and return its manifest rows.
+
+    Images already on disk are kept; a complete artifact in ``<results>/artifacts/<label>/<subject>/``
+    is loaded instead of training. ``keep_artifacts=False`` deletes the artifact after generation.
+    ``train_missing=False`` (``dreambench generate``) raises instead of training when the artifact is
+    missing. ``components`` must hold pristine weights (the method may modify them; the caller restores
+    them)."""
+    log = log or (lambda m: None)
+    results_dir, data_dir = Path(results_dir), Path(data_dir)
+    method_cls = get_method(job.method)
+    if not job.label:
+        raise DreambenchError("job label is empty")
+    if job.images_per_prompt < 0 or job.class_prompt_samples < 0:
+        raise DreambenchError("images_per_prompt and class_prompt_samples must be >= 0")
+    config, recipe = build_job_config(job, method_cls)
+    if method_cls.needs_model and components is None:
+        raise DreambenchError(f"method {method_cls.name} needs model components (load_sd) and got none")
+    tokenizer = components.tokenizer if (components is not None and method_cls.needs_model) else None
+    data = prepare_subject_data(job, protocol, data_dir, tokenizer, log)
+    if getattr(config, "with_prior_preservation", False) and not data.class_noun:
+        log(f"{job.label}/{job.subject}: no class noun, prior preservation off")
+        config.with_prior_preservation = False
+    ppl = bool(method_cls.trains and getattr(config, "with_prior_preservation", False))
+    weights = _weights_label(method_cls, job, components)
+    images_dir = results_dir / "images"
+    _write_method_info(images_dir / job.label / METHOD_INFO, _method_info(job, method_cls, config, recipe, ppl, weights))
+
+    method = method_cls(config, components, device)
+    method.progress = progress  # built-in methods show training progress bars when set
+    identifier = method.prompt_identifier(job.identifier)
+    extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights}
+    plan = _plan(job, protocol, data, identifier, extra)
+    todo = [(req, row) for req, row in plan if not (images_dir / row["path"]).is_file()]
+    subject_dir = images_dir / job.label / data.subject.name
+    job_info: dict[str, Any] = {"subject": data.subject.name, "inputs": [p.name for p in data.images],
+                                "class_noun": data.class_noun, "identifier_in_prompts": identifier,
+                                "n_images": len(plan)}
+    if todo:
+        t_gen = 0.0
+        try:
+            if method_cls.trains:
+                if not train_missing and not has_artifact(results_dir, job.label, job.subject):
+                    raise DreambenchError(
+                        f"no trained artifact for {job.label}/{job.subject} in "
+                        f"{artifact_dir(results_dir, job.label, job.subject)}; run `dreambench train` first")
+                job_info["artifact"] = train_or_load(method, data, job, components, results_dir, progress, log)
+            chunk = max(1, int(getattr(config, "sample_batch_size", 16)))
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=len(todo), desc=f"{job.label}/{job.subject}", unit="img", leave=False)
+            t = time.perf_counter()
+            for i in range(0, len(todo), chunk):
+                part = todo[i:i + chunk]
+                images = method.generate(data, [req for req, _ in part])
+                if len(images) != len(part):
+                    raise DreambenchError(f"method {method_cls.name} returned {len(images)} images for {len(part)}")
+                for (_, row), im in zip(part, images):
+                    save_image_atomic(im, images_dir / row["path"])
+                if bar is not None:
+                    bar.update(len(part))
+            t_gen = time.perf_counter() - t
+            if bar is not None:
+                bar.close()
+        finally:
+            method.close()
+        job_info["generated"] = len(todo)
+        job_info["generate_seconds"] = round(t_gen, 3)
+        if method_cls.trains and not keep_artifacts:
+            shutil.rmtree(artifact_dir(results_dir, job.label, job.subject), ignore_errors=True)
+        write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
+    elif not (subject_dir / JOB_INFO).is_file():
+        write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
+    rows = [row for _, row in plan]
+    if rows:
+        write_part(rows, images_dir, job.label, data.subject.name)
+    log(f"{job.label}/{job.subject}: {len(todo)} generated, {len(plan) - len(todo)} already on disk")
+    return rows
+
+
+__all__ = [
+    "CLASS_NOUN_MODES",
+    "IdentifierWarning",
+    "SubjectJob",
+    "artifact_dir",
+    "build_job_config",
+    "choose_inputs",
+    "has_artifact",
+    "image_seed",
+    "prepare_subject_data",
+    "run_subject_job",
+    "train_or_load",
+    "train_subject",
+    "wrong_class_noun",
+]

@@ -1,0 +1,136 @@
+"""DreamBooth-LoRA: the DreamBooth objective (instance + prior-preservation loss), training only
+low-rank adapters (Hu et al. 2022, via ``peft``) on the UNet attention projections ``to_q``, ``to_k``,
+``to_v`` and ``to_out.0``; every base weight stays frozen and unchanged.
+
+Defaults (recipe ``diffusers``): rank 4 (alpha = rank, so the LoRA scale is 1), lr 1e-4, 500 steps, as
+diffusers' ``train_dreambooth_lora.py``; prior preservation with 200 class images and lambda 1.
+Artifact: ``lora.safetensors`` holding the adapter weights only. :meth:`close` removes the adapter
+layers, leaving the UNet exactly as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import ModelLoadError
+from ..io import atomic_path
+from .base import GenerationRequest, Method, SubjectData, register_method
+from .dreambooth import instance_prompt, prior_class_images
+from .priors import class_prompt
+from .sampling import sample_images
+from .training import (
+    DreamBoothData,
+    TrainConfig,
+    TrainStats,
+    check_steps,
+    finish_unet,
+    freeze,
+    make_optimizer,
+    run_steps,
+    training_unet,
+)
+
+LORA_FILE = "lora.safetensors"
+TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+ADAPTER = "dreambench"
+
+
+@dataclass
+class LoRAConfig(TrainConfig):
+    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate for the LoRA weights"})
+    steps: int = field(default=500, metadata={"help": "optimizer steps"})
+    num_class_images: int = field(default=200, metadata={"help": "class images for prior preservation"})
+    rank: int = field(default=4, metadata={"help": "LoRA rank r of each adapted projection"})
+    alpha: float = field(default=0.0, metadata={"help": "LoRA alpha (scale = alpha / rank); 0 = rank"})
+
+
+def _lora_config(cfg: LoRAConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.rank, lora_alpha=cfg.alpha or cfg.rank, init_lora_weights="gaussian",
+                      target_modules=TARGET_MODULES)
+
+
+@register_method
+class DreamBoothLoRA(Method):
+    name = "dreambooth-lora"
+    description = "DreamBooth objective training LoRA adapters on the UNet attention projections (peft)"
+    Config = LoRAConfig
+    trains = True
+
+    stats: TrainStats | None = None
+    #: Show progress bars (the job runner sets it).
+    progress: bool = True
+    _added = False
+
+    def _add_adapter(self) -> None:
+        if self._added:
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)  # the Gaussian init of the A matrices
+            self.components.unet.add_adapter(_lora_config(self.config), adapter_name=ADAPTER)
+        self._added = True
+
+    def lora_state_dict(self) -> dict[str, torch.Tensor]:
+        from peft import get_peft_model_state_dict
+
+        return get_peft_model_state_dict(self.components.unet, adapter_name=ADAPTER)
+
+    def train(self, data: SubjectData, workdir: Path) -> Path:
+        cfg: LoRAConfig = self.config
+        check_steps(cfg)
+        c = self.components
+        c.to(self.device)
+        freeze(c.vae, c.text_encoder, c.unet)
+        class_images = prior_class_images(cfg, self, data, workdir)
+        batch = DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
+                               class_prompt(data.class_noun), cfg, self.device)
+        self._add_adapter()
+        c.unet.to(self.device)
+        params = [p for n, p in c.unet.named_parameters() if "lora_" in n]
+        for p in params:
+            p.requires_grad_(True)
+            p.data = p.data.float()  # fp32 master weights for the adapters
+        unet = training_unet(c.unet, cfg)
+        opt = make_optimizer(params, cfg, self.device)
+        try:
+            self.stats = run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
+                                   self.device, progress=self.progress, desc=f"lora {data.subject.name}")
+        finally:
+            finish_unet(c.unet, cfg)
+            freeze(c.unet)
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / LORA_FILE
+        tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.lora_state_dict().items()}
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": "pt", "rank": str(cfg.rank),
+                                                   "target_modules": ",".join(TARGET_MODULES)})
+        return path
+
+    def load_artifact(self, path: Path) -> None:
+        from peft import set_peft_model_state_dict
+
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: artifact missing")
+        state = load_file(str(path))
+        self._add_adapter()
+        expected = set(self.lora_state_dict())
+        if set(state) != expected:
+            raise ModelLoadError(f"{path}: LoRA keys do not match this model/rank (rank {self.config.rank})")
+        set_peft_model_state_dict(self.components.unet, state, adapter_name=ADAPTER)
+        self.components.unet.to(self.device)
+
+    def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
+        self.components.to(self.device)
+        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
+                             self.config.sample_steps or 50, self.device)
+
+    def close(self) -> None:
+        if self._added:
+            self.components.unet.unload_lora()  # replaces each LoRA layer by its untouched base layer
+            self._added = False

@@ -1,0 +1,29 @@
+"""The unmodified model prompted with the class noun and no identifier ("a dog in the jungle").
+
+The lower reference: what Stable Diffusion makes of the class alone, with no subject information."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import GenerationRequest, Method, SubjectData, register_method
+from .sampling import SamplingConfig, sample_images
+
+
+@register_method
+class Pretrained(Method):
+    name = "pretrained"
+    description = "the unmodified model prompted with the class noun (identifier removed); no training"
+    Config = SamplingConfig
+    trains = False
+
+    def prompt_identifier(self, identifier: str) -> str:
+        return ""
+
+    def train(self, data: SubjectData, workdir: Path) -> None:
+        return None
+
+    def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
+        self.components.to(self.device)
+        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
+                             self.config.sample_steps or 50, self.device)

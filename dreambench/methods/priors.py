@@ -1,0 +1,100 @@
+"""Class (prior-preservation) images: samples of the frozen model for the class prompt "a [class noun]".
+
+They are made once per (model source and weights, class prompt, seed, resolution, sampler settings) and
+shared by every subject of that class and every method that needs them, in
+``<cache_root>/<key>/`` (normally ``<results>/class_images/<key>/``)::
+
+    00000.png 00001.png ...   image i is sampled with seed ``seed * 100_000 + i``
+    done.json                 written last: the key's inputs and how many images are complete
+
+Image ``i`` depends only on its own seed, never on ``count``: a cache holding 1000 images serves a
+request for 200 (the first 200), and a request for more generates only the missing ones. That is why
+``count`` is not part of the key. Every PNG is written atomically, so an interrupted run resumes where it
+stopped. Must be called with pristine (not fine-tuned) weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..io import save_image_atomic, write_text_atomic
+from .sampling import SamplingConfig, sample_images
+
+DONE = "done.json"
+#: Seed stride between class-image sets of different base seeds (images per set stay below it).
+SEED_STRIDE = 100_000
+DEFAULT_CLASS_STEPS = 50
+
+
+def class_prompt(class_noun: str) -> str:
+    """The class prompt of the DreamBooth paper, "a [class noun]"."""
+    return f"a {class_noun}".strip()
+
+
+def class_images_key(components: Any, prompt: str, seed: int, sample_steps: int, sampler: str = "ddim",
+                     guidance_scale: float = 7.5) -> str:
+    """Cache key: hash of model source, weights kind, class prompt, seed, resolution and sampler settings."""
+    parts = {
+        "source": str(components.source), "pretrained_weights": bool(components.pretrained_weights),
+        "prompt": prompt, "seed": int(seed), "resolution": int(components.resolution),
+        "sampler": sampler, "steps": int(sample_steps), "guidance": float(guidance_scale),
+    }
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    slug = "".join(ch if ch.isalnum() else "-" for ch in prompt.lower()).strip("-")[:40]
+    return f"{slug}-{digest}"
+
+
+def class_image_seed(seed: int, index: int) -> int:
+    return int(seed) * SEED_STRIDE + int(index)
+
+
+def ensure_class_images(components: Any, class_noun: str, count: int, seed: int, cache_root: str | Path,
+                        device: torch.device | str = "cpu", sample_steps: int | None = None,
+                        batch_size: int = 16, progress: bool = True, prompt: str | None = None,
+                        sampler: str = "ddim", guidance_scale: float = 7.5) -> list[Path]:
+    """Paths of ``count`` class images for ``class_noun``, generating only those not yet cached.
+
+    ``prompt`` defaults to "a [class noun]"; ``sample_steps`` to 50. Returns the first ``count`` images
+    of the key's folder, in index order."""
+    if count <= 0:
+        return []
+    steps = int(sample_steps or DEFAULT_CLASS_STEPS)
+    prompt = prompt or class_prompt(class_noun)
+    key = class_images_key(components, prompt, seed, steps, sampler, guidance_scale)
+    folder = Path(cache_root) / key
+    paths = [folder / f"{i:05d}.png" for i in range(count)]
+    missing = [i for i, p in enumerate(paths) if not p.is_file()]
+    if missing:
+        cfg = SamplingConfig(sampler=sampler, guidance_scale=guidance_scale, sample_batch_size=batch_size)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(missing), desc=f"class images '{prompt}'", unit="img", leave=False)
+        # Chunks of one batch, each saved at once, so an interrupted run keeps what it made.
+        for start in range(0, len(missing), max(1, batch_size)):
+            chunk = missing[start:start + max(1, batch_size)]
+            images = sample_images(components, [prompt] * len(chunk), [class_image_seed(seed, i) for i in chunk],
+                                   cfg, steps, device)
+            for i, im in zip(chunk, images):
+                save_image_atomic(im, paths[i])
+            if bar is not None:
+                bar.update(len(chunk))
+        if bar is not None:
+            bar.close()
+    done = folder / DONE
+    have = sum(1 for _ in folder.glob("[0-9]*.png"))
+    previous = json.loads(done.read_text()).get("count", 0) if done.is_file() else 0
+    if missing or previous < count:
+        write_text_atomic(done, json.dumps({
+            "prompt": prompt, "class_noun": class_noun, "seed": seed, "count": max(have, count),
+            "source": str(components.source), "pretrained_weights": bool(components.pretrained_weights),
+            "resolution": components.resolution, "sampler": sampler, "sample_steps": steps,
+            "guidance_scale": guidance_scale, "seed_rule": f"image i uses seed {seed}*{SEED_STRIDE}+i",
+        }, indent=1))
+    return paths

@@ -1,0 +1,160 @@
+"""Image generation shared by the Stable-Diffusion-based methods.
+
+Classifier-free guidance with a choice of sampler (``ddim`` default, ``dpm++`` = DPM-Solver++ multistep,
+``euler``), batched across prompts. Determinism: the initial latent of every image is drawn from its own
+``torch.Generator`` seeded with the image's seed, on the CPU, before batching; the samplers used are
+deterministic (DDIM with eta = 0, Euler without churn, DPM-Solver++), so the same (model, prompt, seed,
+sampler, steps, guidance) gives the same image whatever the batch it is computed in, on the same device.
+On CUDA out-of-memory the batch is halved and retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..errors import DreambenchError
+from .base import MethodConfig
+
+SAMPLERS = ("ddim", "dpm++", "euler")
+
+
+@dataclass
+class SamplingConfig(MethodConfig):
+    """Sampling options shared by every Stable-Diffusion-based method (recorded with results)."""
+
+    sampler: str = field(default="ddim", metadata={"help": f"sampler: one of {', '.join(SAMPLERS)}"})
+    sample_steps: int = field(default=0, metadata={
+        "help": "sampler steps; 0 = the model profile's default (50 for SD, 4 for tiny)"})
+    guidance_scale: float = field(default=7.5, metadata={"help": "classifier-free guidance scale"})
+    sample_batch_size: int = field(default=16, metadata={
+        "help": "images per sampler batch (halved automatically on CUDA out-of-memory)"})
+    sample_precision: str = field(default="auto", metadata={
+        "help": "sampling precision: auto (fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16"})
+    negative_prompt: str = field(default="", metadata={"help": "unconditional prompt for guidance"})
+
+
+def make_scheduler(scheduler_config: dict, sampler: str):
+    """A fresh inference scheduler of kind ``sampler`` built from the model's DDPM training schedule."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+
+    cfg = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
+    if sampler == "ddim":
+        return DDIMScheduler.from_config(cfg)
+    if sampler == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++")
+    if sampler == "euler":
+        return EulerDiscreteScheduler.from_config(cfg)
+    raise DreambenchError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    if dtype is None:
+        raise DreambenchError(f"sample_precision {precision!r}: use auto, fp32, fp16 or bf16")
+    return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def encode_prompts(text_encoder, tokenizer, prompts: list[str], device: torch.device | str) -> torch.Tensor:
+    """CLIP text-encoder hidden states (batch, 77, width) for ``prompts`` (padded to the full context)."""
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(device)
+    return text_encoder(ids)[0]
+
+
+def initial_latents(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """Standard-normal latents, one per seed, each from its own CPU generator (batch-independent)."""
+    return torch.stack([torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(s))) for s in seeds])
+
+
+def latents_to_images(latents: torch.Tensor) -> list[Image.Image]:
+    """Decoded images in [-1, 1] (batch, 3, H, W) -> 8-bit RGB PIL images."""
+    arr = ((latents.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [Image.fromarray(np.ascontiguousarray(a)) for a in arr]
+
+
+@torch.no_grad()
+def sample_latents(components: Any, prompts: list[str], seeds: list[int], cfg: SamplingConfig, steps: int,
+                   device: torch.device | str = "cpu", text_encoder=None, tokenizer=None) -> torch.Tensor:
+    """Final denoised latents of one batch (the UNet's scaled latent space), before VAE decoding."""
+    device = torch.device(device)
+    text_encoder = text_encoder or components.text_encoder
+    tokenizer = tokenizer or components.tokenizer
+    unet = components.unet
+    sched = make_scheduler(components.scheduler_config, cfg.sampler)
+    sched.set_timesteps(steps, device=device)
+    shape = (unet.config.in_channels, components.latent_size, components.latent_size)
+    latents = initial_latents(seeds, shape).to(device) * sched.init_noise_sigma
+    with _autocast(device, cfg.sample_precision):
+        cond = encode_prompts(text_encoder, tokenizer, prompts, device)
+        uncond = encode_prompts(text_encoder, tokenizer, [cfg.negative_prompt] * len(prompts), device)
+        context = torch.cat([uncond, cond])
+        for t in sched.timesteps:
+            model_in = sched.scale_model_input(torch.cat([latents, latents]), t)
+            eps_u, eps_c = unet(model_in, t, encoder_hidden_states=context).sample.chunk(2)
+            eps = eps_u.float() + cfg.guidance_scale * (eps_c.float() - eps_u.float())
+            latents = sched.step(eps, t, latents).prev_sample
+    return latents
+
+
+@torch.no_grad()
+def _sample_batch(components: Any, prompts: list[str], seeds: list[int], cfg: SamplingConfig, steps: int,
+                  device: torch.device, text_encoder=None, tokenizer=None) -> list[Image.Image]:
+    latents = sample_latents(components, prompts, seeds, cfg, steps, device, text_encoder, tokenizer)
+    vae = components.vae
+    with _autocast(device, cfg.sample_precision):
+        decoded = vae.decode(latents / vae.config.scaling_factor).sample
+    return latents_to_images(decoded)
+
+
+def sample_images(components: Any, prompts: list[str], seeds: list[int], cfg: SamplingConfig, steps: int,
+                  device: torch.device | str = "cpu", text_encoder=None, tokenizer=None,
+                  progress: bool = False) -> list[Image.Image]:
+    """One image per (prompt, seed), in order, sampled with classifier-free guidance.
+
+    ``steps`` is the number of sampler steps; ``text_encoder``/``tokenizer`` override the components'
+    (textual inversion passes its extended ones). Batches of ``cfg.sample_batch_size``; on CUDA
+    out-of-memory the batch size is halved and the batch retried, down to 1."""
+    if len(prompts) != len(seeds):
+        raise ValueError("one seed per prompt")
+    device = torch.device(device)
+    batch = max(1, cfg.sample_batch_size)
+    out: list[Image.Image] = []
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(prompts), desc="sampling", unit="img", leave=False)
+    i = 0
+    while i < len(prompts):
+        try:
+            imgs = _sample_batch(components, prompts[i:i + batch], seeds[i:i + batch], cfg, steps, device,
+                                 text_encoder, tokenizer)
+        except torch.OutOfMemoryError:
+            if batch == 1:
+                raise
+            batch //= 2
+            torch.cuda.empty_cache()
+            continue
+        out.extend(imgs)
+        i += len(imgs)
+        if bar is not None:
+            bar.update(len(imgs))
+    if bar is not None:
+        bar.close()
+    return out
+
+
+def sampling_info(cfg: SamplingConfig, steps: int) -> dict:
+    """What is recorded with results about how images were sampled."""
+    return {"sampler": cfg.sampler, "sample_steps": steps, "guidance_scale": cfg.guidance_scale}

@@ -1,0 +1,158 @@
+"""Textual Inversion (Gal et al., ICLR 2023): learn one new word embedding for the subject.
+
+A placeholder token (default ``<[identifier]>``, e.g. ``<sks>``) is added to a private copy of the
+tokenizer; its embedding row is initialized from the class noun's embedding (the mean over its tokens
+when the noun spans several; the word "object" when there is no class noun) and is the only thing
+trained: UNet, VAE and every other text-encoder weight stay bit-identical (the other rows are restored
+after every optimizer step, so weight decay cannot touch them). Prompts use the placeholder in place of
+the identifier: "a <sks> dog in the jungle", training prompt "a <sks> dog". Prior preservation is off by
+default (the original method has none) but available through the shared config.
+
+Defaults (recipe ``diffusers``): 3000 steps, lr 2e-3 (diffusers' 5e-4 scaled by its 4 accumulated images),
+4 images per step, one vector. Artifact: ``embedding.safetensors`` = ``{placeholder: (1, width) tensor}``
+(diffusers' ``learned_embeds`` layout). :meth:`close` shrinks the embedding matrix back.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..errors import DreambenchError, ModelLoadError
+from ..io import atomic_path
+from .base import GenerationRequest, Method, SubjectData, register_method
+from .dreambooth import prior_class_images
+from .priors import class_prompt
+from .sampling import sample_images
+from .training import DreamBoothData, TrainConfig, TrainStats, check_steps, freeze, make_optimizer, run_steps
+
+EMBEDDING_FILE = "embedding.safetensors"
+FALLBACK_INIT_WORD = "object"
+
+
+@dataclass
+class TextualInversionConfig(TrainConfig):
+    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate for the new embedding"})
+    steps: int = field(default=3000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=4, metadata={"help": "instance images per step"})
+    with_prior_preservation: bool = field(default=False, metadata={
+        "help": "add the DreamBooth prior-preservation loss (off in the original method)"})
+    placeholder_token: str = field(default="", metadata={
+        "help": "the new token; empty = '<' + identifier + '>'"})
+    initializer: str = field(default="", metadata={
+        "help": "word(s) whose embedding initializes the new one; empty = the class noun"})
+
+
+@register_method
+class TextualInversion(Method):
+    name = "textual-inversion"
+    description = "Textual Inversion: learn one new token embedding; all model weights frozen"
+    Config = TextualInversionConfig
+    trains = True
+
+    stats: TrainStats | None = None
+    #: Show progress bars (the job runner sets it).
+    progress: bool = True
+
+    def __init__(self, config, components, device="cpu"):
+        super().__init__(config, components, device)
+        self.tokenizer = copy.deepcopy(components.tokenizer)
+        self.token_id: int | None = None
+        self._orig_rows: int | None = None
+        self._token = ""
+
+    def prompt_identifier(self, identifier: str) -> str:
+        return self.config.placeholder_token or f"<{identifier}>"
+
+    def _add_token(self, token: str) -> int:
+        te = self.components.text_encoder
+        if self.token_id is not None:
+            return self.token_id
+        if token in self.tokenizer.get_vocab():
+            raise DreambenchError(f"textual inversion: placeholder {token!r} is already a token; choose another")
+        self._orig_rows = te.get_input_embeddings().weight.shape[0]
+        self.tokenizer.add_tokens([token])
+        self.token_id = self.tokenizer.convert_tokens_to_ids(token)
+        te.resize_token_embeddings(len(self.tokenizer), mean_resizing=False)
+        self._token = token
+        return self.token_id
+
+    def _init_row(self, words: str) -> torch.Tensor:
+        ids = self.tokenizer(words or FALLBACK_INIT_WORD, add_special_tokens=False).input_ids
+        emb = self.components.text_encoder.get_input_embeddings().weight
+        return emb[ids].detach().float().mean(0)
+
+    def train(self, data: SubjectData, workdir: Path) -> Path:
+        cfg: TextualInversionConfig = self.config
+        check_steps(cfg)
+        c = self.components
+        c.to(self.device)
+        token = self.prompt_identifier(data.identifier)
+        tid = self._add_token(token)
+        c.text_encoder.to(self.device)
+        emb = c.text_encoder.get_input_embeddings()
+        with torch.no_grad():
+            emb.weight[tid] = self._init_row(cfg.initializer or data.class_noun).to(emb.weight.dtype)
+        freeze(c.vae, c.unet, c.text_encoder)
+        class_images = prior_class_images(cfg, self, data, workdir)
+        batch = DreamBoothData(c, data.images, class_images, " ".join(w for w in ("a", token, data.class_noun) if w),
+                               class_prompt(data.class_noun), cfg, self.device, tokenizer=self.tokenizer,
+                               cache_embeddings=False)
+        emb.weight.requires_grad_(True)
+        frozen = emb.weight.detach().clone()
+        keep = torch.ones(emb.weight.shape[0], dtype=torch.bool, device=emb.weight.device)
+        keep[tid] = False
+
+        def restore_rows() -> None:
+            with torch.no_grad():
+                emb.weight[keep] = frozen[keep]
+
+        opt = make_optimizer([emb.weight], cfg, self.device)
+        c.text_encoder.train()
+        try:
+            self.stats = run_steps(lambda step: batch.step_loss(c.unet, cfg.prior_loss_weight), [emb.weight], opt,
+                                   cfg, self.device, progress=self.progress, desc=f"textual inversion {data.subject.name}",
+                                   after_step=restore_rows)
+        finally:
+            c.text_encoder.eval()
+            freeze(c.text_encoder)
+        del opt
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = workdir / EMBEDDING_FILE
+        with atomic_path(path) as tmp:
+            save_file({token: emb.weight[tid:tid + 1].detach().to("cpu", torch.float32).contiguous()}, str(tmp),
+                      metadata={"format": "pt"})
+        return path
+
+    def load_artifact(self, path: Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelLoadError(f"{path}: artifact missing")
+        state = load_file(str(path))
+        if len(state) != 1:
+            raise ModelLoadError(f"{path}: expected one embedding, found {len(state)}")
+        (token, row), = state.items()
+        tid = self._add_token(token)
+        emb = self.components.text_encoder.get_input_embeddings()
+        if row.shape[-1] != emb.weight.shape[1]:
+            raise ModelLoadError(f"{path}: embedding width {row.shape[-1]} != text encoder's {emb.weight.shape[1]}")
+        with torch.no_grad():
+            emb.weight[tid] = row.reshape(-1).to(emb.weight.device, emb.weight.dtype)
+
+    def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
+        if self.token_id is None:
+            raise DreambenchError("textual inversion: train or load an embedding before generating")
+        self.components.to(self.device)
+        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
+                             self.config.sample_steps or 50, self.device, tokenizer=self.tokenizer)
+
+    def close(self) -> None:
+        if self._orig_rows is not None:
+            self.components.text_encoder.resize_token_embeddings(self._orig_rows, mean_resizing=False)
+            self._orig_rows = None
+            self.token_id = None
+            self.tokenizer = copy.deepcopy(self.components.tokenizer)

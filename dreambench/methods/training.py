@@ -1,0 +1,322 @@
+"""Training code shared by the fine-tuning methods (DreamBooth, DreamBooth-LoRA, textual inversion).
+
+The objective is the DreamBooth loss (Ruiz et al. 2023, eq. 2) with the epsilon- (or v-) prediction
+parameterization of Stable Diffusion::
+
+    L = mean_i ||eps_hat(z_t, t, c_inst) - eps||^2  +  lambda * mean_j ||eps_hat(z'_t', t', c_cls) - eps'||^2
+
+the first term over the instance images with the prompt "a [V] [class noun]", the second (prior
+preservation) over class images sampled from the frozen model with "a [class noun]". Each term is averaged
+over its own examples; instance and class examples go through the UNet in ONE forward pass (batch concat).
+
+Speed: VAE latent distributions of instance and class images are computed once (``cache_latents``) and a
+latent is sampled from them each step; prompt embeddings are computed once when the text encoder is
+frozen; on CUDA the step runs under bf16 autocast with fp32 master weights and a fused AdamW (foreach on
+CPU); SDPA attention is diffusers' default; ``compile`` wraps the UNet in ``torch.compile`` and
+``gradient_checkpointing`` trades compute for memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DreambenchError
+from ..images import load_rgb
+from .sampling import SamplingConfig, encode_prompts
+
+
+@dataclass
+class TrainConfig(SamplingConfig):
+    """Options shared by the fine-tuning methods. Defaults are the DreamBooth paper's SD settings."""
+
+    lr: float = field(default=5e-6, metadata={"help": "AdamW learning rate (constant after warm-up)"})
+    steps: int = field(default=1000, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=1, metadata={
+        "help": "instance images per step (as many class images are added when prior preservation is on)"})
+    lr_warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
+    with_prior_preservation: bool = field(default=True, metadata={
+        "help": "add the class-specific prior-preservation loss (class images from the frozen model)"})
+    prior_loss_weight: float = field(default=1.0, metadata={"help": "lambda, weight of the prior-preservation term"})
+    num_class_images: int = field(default=1000, metadata={"help": "class images sampled for prior preservation"})
+    class_sample_steps: int = field(default=0, metadata={"help": "sampler steps for class images; 0 = sample_steps"})
+    adam_beta1: float = field(default=0.9, metadata={"help": "AdamW beta1"})
+    adam_beta2: float = field(default=0.999, metadata={"help": "AdamW beta2"})
+    adam_weight_decay: float = field(default=1e-2, metadata={"help": "AdamW decoupled weight decay"})
+    adam_epsilon: float = field(default=1e-8, metadata={"help": "AdamW epsilon"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm (0 = off)"})
+    mixed_precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 autocast with fp32 master weights on CUDA, fp32 on CPU) | no | bf16"})
+    gradient_checkpointing: bool = field(default=False, metadata={"help": "UNet gradient checkpointing"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the UNet for training"})
+    cache_latents: bool = field(default=True, metadata={
+        "help": "encode instance/class images with the VAE once instead of every step"})
+    seed: int = field(default=0, metadata={"help": "training seed (image order, timesteps, noise)"})
+
+
+# ----------------------------------------------------------------------------------------------- data
+def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
+    """Images resized (short side = ``resolution``, bicubic, antialiased) and center-cropped to a square,
+    as a float tensor (N, 3, resolution, resolution) in [-1, 1]."""
+    import torchvision.transforms.functional as TF
+
+    out = []
+    for p in paths:
+        t = TF.pil_to_tensor(load_rgb(p)).float() / 255.0
+        t = TF.resize(t, resolution, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+        t = TF.center_crop(t, [resolution, resolution]).clamp(0, 1)
+        out.append(t * 2 - 1)
+    return torch.stack(out)
+
+
+@torch.no_grad()
+def latent_distribution(vae, pixels: torch.Tensor, device: torch.device, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of the VAE posterior q(z|x) for each image (unscaled latent space), on ``device``."""
+    means, stds = [], []
+    dtype = next(vae.parameters()).dtype
+    for i in range(0, len(pixels), batch):
+        dist = vae.encode(pixels[i:i + batch].to(device, dtype)).latent_dist
+        means.append(dist.mean.float())
+        stds.append(dist.std.float())
+    return torch.cat(means), torch.cat(stds)
+
+
+class LatentSource:
+    """Training latents of a set of images: sampled each step from the cached posterior, or (without
+    caching) re-encoded from pixels each step. Latents are scaled by the VAE's scaling factor."""
+
+    def __init__(self, vae, pixels: torch.Tensor, device: torch.device, cache: bool):
+        self.vae, self.device, self.cache = vae, device, cache
+        self.scale = vae.config.scaling_factor
+        self.pixels = pixels
+        self.n = len(pixels)
+        if cache:
+            self.mean, self.std = latent_distribution(vae, pixels, device)
+
+    def sample(self, idx: list[int], generator: torch.Generator) -> torch.Tensor:
+        if self.cache:
+            mean, std = self.mean[idx], self.std[idx]
+        else:
+            mean, std = latent_distribution(self.vae, self.pixels[idx], self.device)
+        eps = torch.randn(mean.shape, generator=generator).to(self.device)
+        return (mean + std * eps) * self.scale
+
+
+class IndexStream:
+    """Indices 0..n-1 in a fresh seeded permutation per epoch (every image used once per epoch)."""
+
+    def __init__(self, n: int, generator: torch.Generator):
+        self.n, self.gen, self.order, self.pos = n, generator, [], 0
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.pos >= len(self.order):
+                self.order, self.pos = torch.randperm(self.n, generator=self.gen).tolist(), 0
+            out.append(self.order[self.pos])
+            self.pos += 1
+        return out
+
+
+# ----------------------------------------------------------------------------------------------- loss
+def diffusion_target(noise_scheduler, latents: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor):
+    pred_type = noise_scheduler.config.prediction_type
+    if pred_type == "epsilon":
+        return noise
+    if pred_type == "v_prediction":
+        return noise_scheduler.get_velocity(latents, noise, timesteps)
+    raise DreambenchError(f"unsupported prediction type {pred_type!r}")
+
+
+def dreambooth_loss(unet, noise_scheduler, instance_latents: torch.Tensor, instance_embeds: torch.Tensor,
+                    class_latents: torch.Tensor | None, class_embeds: torch.Tensor | None,
+                    prior_loss_weight: float, generator: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The DreamBooth loss of one step: ``(loss, instance_loss, prior_loss)``.
+
+    Instance and class examples are concatenated into one UNet batch; noise and timesteps are drawn
+    from ``generator`` (CPU) in a fixed order. Without class examples the loss is the instance term."""
+    n = len(instance_latents)
+    latents, embeds = instance_latents, instance_embeds
+    if class_latents is not None:
+        latents = torch.cat([instance_latents, class_latents])
+        embeds = torch.cat([instance_embeds, class_embeds])
+    device = latents.device
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),),
+                              generator=generator).to(device)
+    noisy = noise_scheduler.add_noise(latents, noise, timesteps)
+    pred = unet(noisy, timesteps, encoder_hidden_states=embeds).sample.float()
+    target = diffusion_target(noise_scheduler, latents, noise, timesteps).float()
+    instance_loss = F.mse_loss(pred[:n], target[:n], reduction="mean")
+    if class_latents is None:
+        return instance_loss, instance_loss, None
+    prior_loss = F.mse_loss(pred[n:], target[n:], reduction="mean")
+    return instance_loss + prior_loss_weight * prior_loss, instance_loss, prior_loss
+
+
+# ----------------------------------------------------------------------------------------------- loop
+def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
+    if cfg.mixed_precision not in ("auto", "no", "bf16"):
+        raise DreambenchError(f"mixed_precision {cfg.mixed_precision!r}: use auto, no or bf16")
+    return cfg.mixed_precision == "bf16" or (cfg.mixed_precision == "auto" and device.type == "cuda")
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, device: torch.device,
+                   lr: float | None = None, weight_decay: float | None = None) -> torch.optim.Optimizer:
+    """AdamW, fused on CUDA and foreach (multi-tensor) on CPU."""
+    kw = {"fused": True} if device.type == "cuda" else {"foreach": True}
+    return torch.optim.AdamW(params, lr=cfg.lr if lr is None else lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                             weight_decay=cfg.adam_weight_decay if weight_decay is None else weight_decay,
+                             eps=cfg.adam_epsilon, **kw)
+
+
+@dataclass
+class TrainStats:
+    """What a training run reports: per-step losses, wall time and throughput (steps per second)."""
+
+    instance_loss: list[float] = field(default_factory=list)
+    prior_loss: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def steps_per_s(self) -> float:
+        return len(self.instance_loss) / self.seconds if self.seconds > 0 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        def tail(xs):
+            k = max(1, len(xs) // 10)
+            return float(sum(xs[-k:]) / k) if xs else None
+
+        def head(xs):
+            k = max(1, len(xs) // 10)
+            return float(sum(xs[:k]) / k) if xs else None
+
+        return {"steps": len(self.instance_loss), "seconds": round(self.seconds, 3),
+                "steps_per_s": round(self.steps_per_s, 3),
+                "instance_loss_first10pct": head(self.instance_loss),
+                "instance_loss_last10pct": tail(self.instance_loss),
+                "prior_loss_last10pct": tail(self.prior_loss)}
+
+
+def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
+              params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+              device: torch.device, progress: bool = True, desc: str = "training",
+              after_step: Callable[[], None] | None = None) -> TrainStats:
+    """``cfg.steps`` optimizer steps of ``step_fn(step) -> (loss, instance_loss, prior_loss)``.
+
+    Linear warm-up then constant learning rate; gradient clipping at ``cfg.max_grad_norm``; bf16
+    autocast per :func:`use_bf16`. ``after_step`` runs after each optimizer step (textual inversion
+    restores the frozen embedding rows there)."""
+    warm = max(0, cfg.lr_warmup_steps)
+    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16(cfg, device) else contextlib.nullcontext()
+    stats = TrainStats()
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc=desc, unit="step", leave=False)
+    t0 = time.perf_counter()
+    for step in range(cfg.steps):
+        with autocast:
+            loss, inst, prior = step_fn(step)
+        if not torch.isfinite(loss):
+            raise DreambenchError(f"{desc}: loss became {loss.item()} at step {step} (lower the learning rate)")
+        loss.backward()
+        if cfg.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        sched.step()
+        optimizer.zero_grad(set_to_none=True)
+        if after_step is not None:
+            after_step()
+        stats.instance_loss.append(float(inst.detach()))
+        if prior is not None:
+            stats.prior_loss.append(float(prior.detach()))
+        if bar is not None:
+            bar.update(1)
+            if step % 10 == 0:
+                bar.set_postfix(loss=f"{stats.instance_loss[-1]:.4f}")
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats.seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    return stats
+
+
+class DreamBoothData:
+    """Everything a DreamBooth-style step needs that does not change between steps: latent sources of the
+    instance and class images, and (frozen text encoder) the instance/class prompt embeddings."""
+
+    def __init__(self, components: Any, instance_images: list[Path], class_images: list[Path],
+                 instance_prompt: str, class_prompt: str, cfg: TrainConfig, device: torch.device,
+                 text_encoder=None, tokenizer=None, cache_embeddings: bool = True):
+        self.components, self.cfg, self.device = components, cfg, device
+        self.text_encoder = text_encoder or components.text_encoder
+        self.tokenizer = tokenizer or components.tokenizer
+        res = components.resolution
+        self.instance = LatentSource(components.vae, load_pixels(instance_images, res), device, cfg.cache_latents)
+        self.cls = (LatentSource(components.vae, load_pixels(class_images, res), device, cfg.cache_latents)
+                    if class_images else None)
+        self.instance_prompt, self.class_prompt = instance_prompt, class_prompt
+        self.ids = self.tokenizer([instance_prompt, class_prompt], padding="max_length", truncation=True,
+                                  max_length=self.tokenizer.model_max_length, return_tensors="pt").input_ids.to(device)
+        self.cached = None
+        if cache_embeddings:
+            self.cached = encode_prompts(self.text_encoder, self.tokenizer, [instance_prompt, class_prompt], device)
+        self.gen = torch.Generator("cpu").manual_seed(cfg.seed)
+        self.inst_idx = IndexStream(self.instance.n, self.gen)
+        self.cls_idx = IndexStream(self.cls.n, self.gen) if self.cls is not None else None
+        self.noise_scheduler = components.noise_scheduler()
+
+    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(instance, class) prompt embeddings, each (1, 77, width); with gradients when not cached."""
+        if self.cached is not None:
+            return self.cached[0:1], self.cached[1:2]
+        hidden = self.text_encoder(self.ids)[0]
+        return hidden[0:1], hidden[1:2]
+
+    def step_loss(self, unet, prior_loss_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        b = self.cfg.batch_size
+        inst = self.instance.sample(self.inst_idx.take(b), self.gen)
+        inst_emb, cls_emb = self.embeddings()
+        cls_lat = cls_e = None
+        if self.cls is not None:
+            cls_lat = self.cls.sample(self.cls_idx.take(b), self.gen)
+            cls_e = cls_emb.expand(b, -1, -1)
+        return dreambooth_loss(unet, self.noise_scheduler, inst, inst_emb.expand(b, -1, -1), cls_lat, cls_e,
+                               prior_loss_weight, self.gen)
+
+
+def training_unet(unet, cfg: TrainConfig):
+    """The UNet module to call in training: checkpointing/compile applied per the config."""
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    return torch.compile(unet) if cfg.compile else unet
+
+
+def finish_unet(unet, cfg: TrainConfig) -> None:
+    if cfg.gradient_checkpointing:
+        unet.disable_gradient_checkpointing()
+    unet.eval()
+
+
+def freeze(*modules) -> None:
+    for m in modules:
+        m.requires_grad_(False)
+
+
+def check_steps(cfg: TrainConfig) -> None:
+    if cfg.steps < 0 or cfg.batch_size < 1 or not math.isfinite(cfg.lr) or cfg.lr <= 0:
+        raise DreambenchError(f"bad training settings: steps={cfg.steps}, batch_size={cfg.batch_size}, lr={cfg.lr}")

@@ -1,0 +1,142 @@
+"""Plans: content-hash ids, label handling, the paper plan, --set parsing, the dry run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from dreambench.cli import main
+from dreambench.engine.plan import MethodRun, RunSpec, build_plan, content_hash, paper_method_runs, parse_sets
+from dreambench.errors import DreambenchError
+from dreambench.protocol import load_protocol
+
+
+@pytest.fixture(scope="module")
+def protocol():
+    return load_protocol("dreambooth")
+
+
+def _spec(**kw):
+    base = {"methods": [MethodRun("dreambooth", "dreambooth")], "subjects": ["dog", "backpack"], "profile": "tiny",
+                "steps": 20, "prompts": 2, "images_per_prompt": 2}
+    base.update(kw)
+    return RunSpec(**base)
+
+
+def test_content_hash_is_canonical():
+    assert content_hash({"a": 1, "b": [1, 2]}) == content_hash({"b": [1, 2], "a": 1})
+    assert content_hash({"a": 1}) != content_hash({"a": 2})
+    assert len(content_hash({})) == 16
+
+
+def test_plan_jobs_and_order(protocol):
+    plan = build_plan(_spec(), protocol)
+    kinds = [j.kind for j in plan.jobs]
+    assert kinds == ["class_images", "class_images", "subject", "subject", "score", "tables"] or \
+        kinds == ["class_images", "class_images", "subject", "subject", "score"]
+    ids = [j.id for j in plan.jobs]
+    assert len(set(ids)) == len(ids)
+    subj = plan.by_kind("subject")
+    assert {j.subject for j in subj} == {"dog", "backpack"}
+    assert all(j.images == 2 * 2 for j in subj)  # 2 prompts x 2 images
+    # Every subject job depends on exactly the class-image job of its class noun.
+    class_ids = {j.subject: j.id for j in plan.by_kind("class_images")}
+    assert {j.subject: j.deps for j in subj} == {"dog": [class_ids["dog"]], "backpack": [class_ids["backpack"]]}
+    score = plan.by_kind("score")[0]
+    assert sorted(score.deps) == sorted(j.id for j in subj)
+    # Positions respect dependencies.
+    pos = {j.id: i for i, j in enumerate(plan.jobs)}
+    assert all(pos[d] < pos[j.id] for j in plan.jobs for d in j.deps)
+
+
+def test_ids_are_stable_and_follow_content(protocol):
+    a = build_plan(_spec(), protocol)
+    b = build_plan(_spec(), protocol)
+    assert [j.id for j in a.jobs] == [j.id for j in b.jobs]
+    # "--set lr=0.002" and lr=2e-3 are the same job; another lr is another job (subject jobs only).
+    c = build_plan(_spec(methods=[MethodRun("dreambooth", "dreambooth", {"lr": "0.002"})]), protocol)
+    d = build_plan(_spec(methods=[MethodRun("dreambooth", "dreambooth", {"lr": 2e-3})]), protocol)
+    assert [j.id for j in c.jobs] == [j.id for j in d.jobs]
+    ids_a = {j.id for j in a.by_kind("subject")}
+    ids_c = {j.id for j in c.by_kind("subject")}
+    assert ids_a.isdisjoint(ids_c)
+    assert {j.id for j in a.by_kind("class_images")} == {j.id for j in c.by_kind("class_images")}
+    # Steps, seed and prompts change subject ids too.
+    for change in ({"steps": 21}, {"seed": 1}, {"prompts": 3}):
+        e = build_plan(_spec(**change), protocol)
+        assert ids_a.isdisjoint({j.id for j in e.by_kind("subject")}), change
+
+
+def test_label_key_ignores_counts_but_not_config(protocol):
+    a = build_plan(_spec(), protocol).by_kind("subject")[0]
+    more = build_plan(_spec(prompts=3, images_per_prompt=4), protocol).by_kind("subject")[0]
+    other = build_plan(_spec(steps=30), protocol).by_kind("subject")[0]
+    assert a.id != more.id and a.spec["label_key"] == more.spec["label_key"]
+    assert a.spec["label_key"] != other.spec["label_key"]
+
+
+def test_paper_plan_labels(protocol):
+    runs = paper_method_runs()
+    labels = [r.label for r in runs]
+    for want in ["dreambooth", "textual-inversion", "real", "dreambooth-noppl", "dreambooth-noun-none",
+                 "dreambooth-noun-wrong"] + [f"dreambooth-n{k}" for k in range(1, 6)]:
+        assert want in labels
+    by = {r.label: r for r in runs}
+    assert by["dreambooth"].config["with_prior_preservation"] is True
+    assert by["dreambooth-noppl"].config["with_prior_preservation"] is False
+    assert by["dreambooth"].class_prompt_samples > 0 and by["dreambooth-noppl"].class_prompt_samples > 0
+    assert by["dreambooth-noun-wrong"].class_noun_mode == "wrong"
+    assert by["dreambooth-n3"].num_inputs == 3 and by["dreambooth-n3"].subjects == ["backpack", "dog"]
+    plan = build_plan(RunSpec(runs, ["dog", "cat"], "tiny", prompts=1, images_per_prompt=4), protocol)
+    n_jobs = [j for j in plan.by_kind("subject") if j.label[len("dreambooth-n"):].isdigit()]
+    assert {j.subject for j in n_jobs} == {"dog"}  # Tables 5/6 only on backpack and dog
+
+
+def test_parse_sets():
+    out = parse_sets(["lr=1e-4", "dreambooth.steps=5"], ["dreambooth", "real"])
+    assert out["dreambooth"] == {"lr": "1e-4", "steps": "5"}
+    assert out["real"] == {}  # real has no lr: a bare key goes only to methods that have it
+    with pytest.raises(DreambenchError):
+        parse_sets(["nosuchfield=1"], ["dreambooth"])
+    with pytest.raises(DreambenchError):
+        parse_sets(["lr"], ["dreambooth"])
+    with pytest.raises(DreambenchError):
+        parse_sets(["other.lr=1"], ["dreambooth"])
+
+
+def test_duplicate_labels_rejected(protocol):
+    with pytest.raises(DreambenchError):
+        build_plan(_spec(methods=[MethodRun("dreambooth", "dreambooth"), MethodRun("dreambooth", "dreambooth")]),
+                   protocol)
+
+
+def test_dry_run_cli(tmp_path):
+    res = CliRunner().invoke(main, ["--results", str(tmp_path), "run", "--method", "dreambooth", "--profile", "tiny",
+                                    "--subjects", "dog,backpack", "--steps", "20", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "dreambooth" in res.output and "jobs: " in res.output and "estimated GPU-hours" in res.output
+    assert "class images 'dog'" in res.output
+    assert not (tmp_path / "state.sqlite").exists()  # a dry run writes nothing
+    res = CliRunner().invoke(main, ["--results", str(tmp_path), "run", "--tables", "paper", "--profile", "tiny",
+                                    "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "dreambooth-n5" in res.output and "dreambooth-noun-wrong" in res.output
+
+
+def test_dry_run_uses_bench_file(tmp_path, protocol):
+    from dreambench.engine import cost
+
+    plan = build_plan(_spec(), protocol)
+    default = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    assert "calibration" in default["basis"]
+    bench = {"profile": "tiny", "device": "cpu", "device_name": "test-cpu",
+             "reference": {"train_steps_per_s": 2.0}, "methods": {"dreambooth": {"train_steps_per_s": 1.0}},
+             "sampling": {"images_per_s": 0.5, "sample_steps": 4}, "scoring": {"images_per_s": 100.0}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    assert "test-cpu" in est["basis"]
+    # 2 subjects x (20 steps / 1 step/s + 4 images / 0.5 images/s) = 56 s for the subject jobs.
+    assert est["device_seconds"]["subject"] == pytest.approx(56.0)
+    assert est["device_seconds"]["class_images"] == pytest.approx(2 * 4 / 0.5)
