@@ -21,6 +21,7 @@ env: $(STAMP)
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/dreambench --results $(DEMO_RESULTS) run --method dreambooth --profile tiny \
 		--subjects dog,backpack --steps 20
+	HF_HUB_OFFLINE=1 $(BIN)/dreambench report $(DEMO_RESULTS)
 	@echo "demo done: see $(DEMO_RESULTS)/ (tables/, report/index.html); random-init tiny models, not quality results"
 
 test: $(STAMP)
