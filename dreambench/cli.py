@@ -45,19 +45,6 @@ def main(ctx: click.Context, results: Path | None) -> None:
     ctx.obj["results"] = results or default_results_dir()
 
 
-def results_option(f):
-    """``--results DIR`` on a subcommand, defaulting to the global ``--results``."""
-    return click.option(
-        "--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help="Results folder (default: the global --results).",
-    )(f)
-
-
-def resolve_results(ctx: click.Context, results: Path | None) -> Path:
-    return results or ctx.find_root().obj["results"]
-
-
-# Last, so that command modules can import results_option / resolve_results from this module.
 for _name in COMMAND_MODULES:
     for _cmd in importlib.import_module(f"dreambench.commands.{_name}").COMMANDS:
         main.add_command(_cmd)

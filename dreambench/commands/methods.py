@@ -8,18 +8,8 @@ from pathlib import Path
 import click
 
 from ..errors import DreambenchError
-
-
-def _results_option(f):
-    # Mirrors cli.results_option: cli imports this module, so it cannot be imported from here at load time.
-    return click.option("--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Results folder (default: the global --results).")(f)
-
-
-def _resolve_results(ctx: click.Context, results: Path | None) -> Path:
-    from ..cli import resolve_results
-
-    return resolve_results(ctx, results)
+from .options import resolve_results as _resolve_results
+from .options import results_option as _results_option
 
 
 def describe_methods() -> list[dict]:

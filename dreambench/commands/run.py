@@ -9,20 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import DreambenchError
-
-
-def results_option(f):
-    # Mirrors cli.results_option: cli imports this module, so it cannot be imported from here at load time.
-    return click.option(
-        "--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
-        help="Results folder (default: the global --results).",
-    )(f)
-
-
-def resolve_results(ctx: click.Context, results: Path | None) -> Path:
-    from ..cli import resolve_results as resolve
-
-    return resolve(ctx, results)
+from .options import resolve_results, results_option
 
 
 def _split(value: str | None) -> list[str] | None:

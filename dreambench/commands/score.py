@@ -10,12 +10,8 @@ import click
 from ..errors import ModelLoadError
 from ..models import list_profiles
 from ..paths import default_data_dir
-
-
-def _results_option(f):
-    # cli.results_option is defined after cli imports this module, so it is mirrored here.
-    return click.option("--results", "results", type=click.Path(file_okay=False, path_type=Path), default=None,
-                        help="Results folder (default: the global --results).")(f)
+from .options import resolve_results
+from .options import results_option as _results_option
 
 
 def _list_profiles(ctx: click.Context, _param, value: bool) -> None:
@@ -74,7 +70,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     from ..metrics.scoring import score_folder
 
     if images is None or out is None:
-        root = results or ctx.find_root().obj["results"]
+        root = resolve_results(ctx, results)
         images = images or root / "images"
         out = out or root / "scores"
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..cli import resolve_results, results_option
+from .options import resolve_results, results_option
 
 _db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
                           help="The study database (SQLite).")

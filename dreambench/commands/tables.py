@@ -33,7 +33,7 @@ def _split(s: str | None) -> list[str] | None:
 def _resolve(ctx: click.Context, results_dir: Path | None) -> Path:
     if results_dir is not None:
         return results_dir
-    from ..cli import resolve_results  # here, not at import: cli imports this module
+    from .options import resolve_results
 
     return resolve_results(ctx, results_dir)
 

@@ -109,7 +109,7 @@ def _cached(repo_id: str) -> bool:
 
         snapshot_download(repo_id, local_files_only=True)
         return True
-    except Exception:
+    except Exception:  # noqa: BLE001  (any failure means: not in the local cache)
         return False
 
 

@@ -30,7 +30,8 @@ def write_clip_tokenizer_files(dest: Path) -> Path:
     """Write ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json`` for CLIP's BPE into ``dest``."""
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
-    lines = gzip.open(default_bpe()).read().decode("utf-8").split("\n")
+    with gzip.open(default_bpe()) as f:
+        lines = f.read().decode("utf-8").split("\n")
     merges = [tuple(m.split()) for m in lines[1 : _N_MERGES + 1]]
     byte_symbols = list(bytes_to_unicode().values())
     vocab = byte_symbols + [s + "</w>" for s in byte_symbols]
