@@ -24,7 +24,7 @@ from ..errors import ModelLoadError
 from ..io import atomic_path
 from .base import GenerationRequest, Method, SubjectData, register_method
 from .priors import class_prompt, ensure_class_images
-from .sampling import sample_images
+from .sampling import sample_requests
 from .training import (
     DreamBoothData,
     TrainConfig,
@@ -138,6 +138,4 @@ class DreamBooth(Method):
             load_into(self.components.text_encoder, te)
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        self.components.to(self.device)
-        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
-                             self.config.sample_steps or 50, self.device)
+        return sample_requests(self.components, requests, self.config, self.device)

@@ -21,7 +21,7 @@ from ..io import atomic_path
 from .base import GenerationRequest, Method, SubjectData, register_method
 from .dreambooth import instance_prompt, prior_class_images
 from .priors import class_prompt
-from .sampling import sample_images
+from .sampling import sample_requests
 from .training import (
     DreamBoothData,
     TrainConfig,
@@ -126,9 +126,7 @@ class DreamBoothLoRA(Method):
         self.components.unet.to(self.device)
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        self.components.to(self.device)
-        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
-                             self.config.sample_steps or 50, self.device)
+        return sample_requests(self.components, requests, self.config, self.device)
 
     def close(self) -> None:
         if self._added:

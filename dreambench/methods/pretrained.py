@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base import GenerationRequest, Method, SubjectData, register_method
-from .sampling import SamplingConfig, sample_images
+from .sampling import SamplingConfig, sample_requests
 
 
 @register_method
@@ -24,6 +24,4 @@ class Pretrained(Method):
         return None
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        self.components.to(self.device)
-        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
-                             self.config.sample_steps or 50, self.device)
+        return sample_requests(self.components, requests, self.config, self.device)

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from ..errors import DreambenchError
-from .base import MethodConfig
+from .base import GenerationRequest, MethodConfig
 
 SAMPLERS = ("ddim", "dpm++", "euler")
 
@@ -158,3 +158,16 @@ def sample_images(components: Any, prompts: list[str], seeds: list[int], cfg: Sa
 def sampling_info(cfg: SamplingConfig, steps: int) -> dict:
     """What is recorded with results about how images were sampled."""
     return {"sampler": cfg.sampler, "sample_steps": steps, "guidance_scale": cfg.guidance_scale}
+
+
+#: Sampler steps when a method config leaves ``sample_steps`` unset (the protocol's DDIM 50).
+DEFAULT_SAMPLE_STEPS = 50
+
+
+def sample_requests(components: Any, requests: list[GenerationRequest], cfg: SamplingConfig,
+                    device: torch.device | str = "cpu", tokenizer=None) -> list[Image.Image]:
+    """One image per generation request, with the sampler settings of a method config; the
+    ``generate`` of every SD-based method."""
+    components.to(device)
+    return sample_images(components, [r.prompt for r in requests], [r.seed for r in requests], cfg,
+                         cfg.sample_steps or DEFAULT_SAMPLE_STEPS, device, tokenizer=tokenizer)

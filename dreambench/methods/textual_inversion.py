@@ -27,7 +27,7 @@ from ..io import atomic_path
 from .base import GenerationRequest, Method, SubjectData, register_method
 from .dreambooth import prior_class_images
 from .priors import class_prompt
-from .sampling import sample_images
+from .sampling import sample_requests
 from .training import DreamBoothData, TrainConfig, TrainStats, check_steps, freeze, make_optimizer, run_steps
 
 EMBEDDING_FILE = "embedding.safetensors"
@@ -146,9 +146,7 @@ class TextualInversion(Method):
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
         if self.token_id is None:
             raise DreambenchError("textual inversion: train or load an embedding before generating")
-        self.components.to(self.device)
-        return sample_images(self.components, [r.prompt for r in requests], [r.seed for r in requests], self.config,
-                             self.config.sample_steps or 50, self.device, tokenizer=self.tokenizer)
+        return sample_requests(self.components, requests, self.config, self.device, tokenizer=self.tokenizer)
 
     def close(self) -> None:
         if self._orig_rows is not None:
