@@ -1,4 +1,8 @@
-"""Shared test settings: offline hub, a per-session cache folder, the dataset fixture."""
+"""Shared test settings: offline hub, a per-session cache folder, the dataset fixture.
+
+Builders shared by several test modules live in builders.py (``tests/`` is on ``sys.path`` through
+``pythonpath`` in pyproject.toml).
+"""
 
 from __future__ import annotations
 

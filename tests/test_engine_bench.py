@@ -14,7 +14,8 @@ from dreambench.cli import main
 def test_bench_tiny_cpu(tmp_path, dataset_dir, monkeypatch):
     monkeypatch.setenv("DREAMBENCH_DATA", str(dataset_dir))
     res = CliRunner().invoke(main, ["--results", str(tmp_path), "bench", "--profile", "tiny", "--device", "cpu",
-                                    "--steps", "2", "--batch", "2", "--score-batch", "4", "--threads", "1"])
+                                    "--steps", "2", "--batch", "2", "--score-batch", "4", "--threads", "1",
+                                    "--pack", "2", "--score-images", "12"])
     assert res.exit_code == 0, res.output
     b = json.loads((tmp_path / "bench.json").read_text())
     assert b["profile"] == "tiny" and b["device"] == "cpu" and b["weights"] == "random-init"
@@ -30,7 +31,39 @@ def test_bench_tiny_cpu(tmp_path, dataset_dir, monkeypatch):
     assert 0.2 < db["flops_per_step"] / ref["flops_per_step"] < 1.5
     assert b["sampling"]["images_per_s"] > 0 and b["sampling"]["flops_per_image"] > 0
     assert b["scoring"]["images_per_s"] > 0 and set(b["scoring"]["towers"]) == {"dino", "clip"}
+    pk = b["packing"]  # two spawned workers training side by side, on one clock
+    assert pk["method"] == "dreambooth" and pk["jobs"] == 2 and len(pk["per_job_steps_per_s"]) == 2
+    assert pk["aggregate_steps_per_s"] > 0 and pk["window_s"] > 0
+    assert pk["aggregate_steps_per_s"] <= sum(pk["per_job_steps_per_s"]) * 1.0001  # a window spans each loop
+    assert pk["speedup_vs_reference"] == pytest.approx(pk["aggregate_steps_per_s"] / ref["train_steps_per_s"])
+    sf = b["score_folder"]  # `dreambench score` end to end on protocol-laid-out PNGs
+    assert sf["images"] == 12 and sf["seconds"] > 0 and sf["images_per_s"] == pytest.approx(12 / sf["seconds"])
     est = b["estimate"]
     assert est["subjects"] == 30 and est["total_s"] > 0
     assert est["per_method"]["dreambooth"]["images"] == 30 * 25 * 4
-    assert "random-init" in res.output and "estimated full protocol" in res.output
+    assert "random-init" in res.output and "estimated full protocol" in res.output and "x2 packed" in res.output
+
+
+def test_protocol_folder_is_scoreable_layout(tmp_path):
+    from dreambench.engine.bench import write_protocol_folder
+    from dreambench.manifest import read_manifest
+
+    n = write_protocol_folder(tmp_path, 105, 32, distinct=7)
+    m = read_manifest(tmp_path)
+    assert n == len(m) == 105
+    # The protocol's order: 25 prompts x 4 seeds of the first subject, then the second subject.
+    assert m["subject"].nunique() == 2 and (m.groupby("subject").size().max() == 100)
+    assert m.groupby(["subject", "prompt_index"]).size().max() == 4
+    assert all((tmp_path / p).is_file() for p in m["path"])
+    assert "sks" in m["prompt"].iloc[0] and "sks" not in m["prompt_plain"].iloc[0]
+
+
+@pytest.mark.slow
+def test_packing_reports_a_failing_worker_instead_of_hanging(tmp_path, dataset_dir):
+    import torch
+
+    from dreambench.engine.bench import bench_packing
+
+    with pytest.raises(RuntimeError, match=r"worker [01]: .*no-such-method"):
+        bench_packing("no-such-method", "tiny", torch.device("cpu"), 2, 1, dataset_dir, tmp_path, threads=1,
+                      timeout=120)

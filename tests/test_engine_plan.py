@@ -140,3 +140,28 @@ def test_dry_run_uses_bench_file(tmp_path, protocol):
     # 2 subjects x (20 steps / 1 step/s + 4 images / 0.5 images/s) = 56 s for the subject jobs.
     assert est["device_seconds"]["subject"] == pytest.approx(56.0)
     assert est["device_seconds"]["class_images"] == pytest.approx(2 * 4 / 0.5)
+
+
+def test_estimate_uses_packed_training_and_end_to_end_scoring(tmp_path, protocol):
+    from dreambench.engine import cost
+
+    plan = build_plan(_spec(), protocol)
+    default = cost.load_rates(tmp_path, "tiny")
+    # The packaged calibration gives the suite-defaults rates and, for comparison, the reference loop's.
+    assert default["train_steps_per_s"] > default["reference"]["train_steps_per_s"]
+    est = cost.estimate(plan, default, 4)
+    assert est["reference_device_hours"] > est["device_hours"]
+    bench = {"profile": "tiny", "device": "cpu", "device_name": "test-cpu",
+             "reference": {"train_steps_per_s": 2.0}, "methods": {"dreambooth": {"train_steps_per_s": 1.0}},
+             "packing": {"method": "dreambooth", "jobs": 4, "aggregate_steps_per_s": 4.0},
+             "sampling": {"images_per_s": 0.5, "sample_steps": 4}, "scoring": {"images_per_s": 1e9},
+             "score_folder": {"images_per_s": 8.0}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    # 2 subjects x (20 steps / 4 packed steps/s + 4 images / 0.5 images/s) = 26 s.
+    assert est["device_seconds"]["subject"] == pytest.approx(26.0)
+    assert est["device_seconds"]["score"] == pytest.approx(8 / 8.0)  # 8 images at the end-to-end rate
+    bench["packing"]["aggregate_steps_per_s"] = 0.5  # packing that loses to one job is not used
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    assert est["device_seconds"]["subject"] == pytest.approx(56.0)

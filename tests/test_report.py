@@ -1,4 +1,4 @@
-"""The static HTML report on the synthetic results folder of test_tables.py (escaping, links, thumbnails,
+"""The static HTML report on the synthetic results folder of builders.py (escaping, links, thumbnails,
 random-init banner) and, when Chromium is installed, a headless render that must not be blank."""
 
 from __future__ import annotations
@@ -6,18 +6,14 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
 import pytest
+from builders import BASE, RUN, SUBJECTS, make_dataset, make_results
 from PIL import Image
-
-# The synthetic results folder is built by test_tables.py; importable under any pytest import mode.
-sys.path.insert(0, str(Path(__file__).parent))
-from test_tables import BASE, RUN, SUBJECTS, make_dataset, make_results
 
 
 class _Links(HTMLParser):

@@ -155,6 +155,8 @@ def _format_plan(plan, est: dict, results_dir: Path) -> str:
     lines.append(f"estimated GPU-hours: {est['device_hours']} on one device "
                  f"(class images {est['device_seconds']['class_images']:.0f} s, subjects "
                  f"{est['device_seconds']['subject']:.0f} s, scoring {est['device_seconds']['score']:.0f} s)")
+    if est.get("reference_device_hours") is not None:
+        lines.append(f"(the plain reference loop at batch 4 would take {est['reference_device_hours']} GPU-hours)")
     lines.append(f"rates: {est['basis']}")
     return "\n".join(lines)
 
@@ -200,8 +202,14 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
 @click.option("--steps", type=int, default=20, show_default=True, help="Timed training steps per measurement.")
 @click.option("--method", "methods", multiple=True, default=("dreambooth",), show_default=True,
               help="Methods whose training is measured (repeatable).")
-@click.option("--batch", type=int, default=4, show_default=True, help="Sampling batch size.")
+@click.option("--batch", type=int, default=25, show_default=True,
+              help="Sampling batch size (the protocol's sample_batch_size default).")
 @click.option("--score-batch", type=int, default=64, show_default=True, help="Scoring batch size.")
+@click.option("--pack", type=int, default=None,
+              help="Concurrent training jobs on the device for the packing figure, as --jobs-per-gpu K runs "
+                   "them (default: 4 on CUDA, not measured on CPU; 0 = skip).")
+@click.option("--score-images", type=int, default=None,
+              help="PNGs scored end to end by `dreambench score` (default: 3000 on CUDA, none on CPU; 0 = skip).")
 @click.option("--peak-tflops", type=float, default=None,
               help="The device's bf16 peak in TFLOP/s (default: datasheet value for known GPUs).")
 @click.option("--subjects", type=int, default=30, show_default=True,
@@ -209,15 +217,15 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
 @click.option("--threads", type=int, default=None, help="Torch CPU threads while measuring (default: torch's).")
 @results_option
 @click.pass_context
-def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, peak_tflops, subjects,
-              threads, results) -> None:
+def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, pack, score_images,
+              peak_tflops, subjects, threads, results) -> None:
     """Measure training, sampling and scoring throughput on a device; write <results>/bench.json."""
     from ..engine.bench import BenchOptions, format_bench, run_bench
 
     results_dir = resolve_results(ctx, results)
     out = run_bench(BenchOptions(profile=profile, device=device, steps=steps, methods=list(methods), batch=batch,
-                                 score_batch=score_batch, peak_tflops=peak_tflops, subjects=subjects,
-                                 threads=threads),
+                                 score_batch=score_batch, pack=pack, score_images=score_images,
+                                 peak_tflops=peak_tflops, subjects=subjects, threads=threads),
                     results_dir)
     click.echo(format_bench(out))
     click.echo(f"wrote {results_dir / 'bench.json'}")

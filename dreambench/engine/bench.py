@@ -9,9 +9,15 @@ datasheet bf16 peak of known GPUs (dense, no sparsity), which ``--peak-tflops`` 
   class image per step): steps/s, peak memory, FLOPs per step;
 - ``methods``: each method's own training loop (``Method.train``) on a real subject: steps/s (timed inside
   the loop when the method reports it), peak memory, FLOPs per step;
+- ``packing``: ``pack`` worker processes on the one device, each loading the model and training the first
+  listed method as ``dreambench run --jobs-per-gpu K`` does: aggregate steps/s over the window in which
+  they all ran (each loop times itself; ``TrainStats.started`` puts them on one clock) and its ratio to
+  the reference loop;
 - ``sampling``: the suite's sampler (``methods.sampling.sample_images``, CFG, profile's sampler steps):
   images/s and FLOPs per image;
-- ``scoring``: DINO + CLIP image embeddings of the metric profile at 224 px: images/s and FLOPs per image.
+- ``scoring``: DINO + CLIP image embeddings of the metric profile at 224 px: images/s and FLOPs per image;
+- ``score_folder``: ``dreambench score`` end to end on ``score_images`` PNGs at the profile's resolution
+  in the protocol layout (decode pool, real-image embeddings, LPIPS, tables): seconds and images/s.
 
 FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` over one step (one image); a rate
 times FLOPs gives achieved TFLOP/s and its fraction of the peak. ``estimate`` is the wall time of the full
@@ -51,14 +57,19 @@ BENCH_FILE = "bench.json"
 
 @dataclass
 class BenchOptions:
-    """What to measure. ``steps``: timed training steps per measurement (after one warm-up step)."""
+    """What to measure. ``steps``: timed training steps per measurement (after one warm-up step).
+    ``batch``: sampling batch (the protocol's ``sample_batch_size`` default). ``pack``: concurrent
+    training jobs on the device for the packing figure (default 4 on CUDA, 0 = not measured, on CPU).
+    ``score_images``: PNGs scored end to end by ``dreambench score`` (default 3000 on CUDA, 0 on CPU)."""
 
     profile: str = "sd15-random"
     device: str | None = None
     steps: int = 20
     methods: list[str] = field(default_factory=lambda: ["dreambooth"])
-    batch: int = 4
+    batch: int = 25
     score_batch: int = 64
+    pack: int | None = None
+    score_images: int | None = None
     peak_tflops: float | None = None
     subjects: int = 30
     data_dir: str | None = None
@@ -189,36 +200,54 @@ def _noise_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
     return paths
 
 
+def _bench_subject(data_dir: Path, workdir: Path, resolution: int) -> Any:
+    """The first protocol subject with its real photos, and two noise class images: a step uses one
+    class image, so how many exist does not change its cost."""
+    from ..images import list_images
+    from ..methods.base import SubjectData
+    from ..protocol import load_protocol
+
+    subject = load_protocol("dreambooth").subjects[0]
+    class_images = _noise_images(workdir / "class", 2, resolution, seed=1)
+    return SubjectData(subject, list_images(data_dir / subject.name), "sks", subject.class_noun,
+                       class_images=class_images)
+
+
+def _train_once(name: str, profile: str, components: Any, device: torch.device, data: Any, n_steps: int,
+                workdir: Path) -> tuple[float, Any]:
+    """Seconds of one ``Method.train`` call of ``n_steps`` steps, and the method (for its stats)."""
+    from ..methods.base import get_method
+    from ..methods.recipes import recipes_for, resolve_config
+
+    cls = get_method(name)
+    recipe = profile if profile in recipes_for(cls) else None
+    cfg, _ = resolve_config(cls, recipe, {"num_class_images": 2} if _has_field(cls, "num_class_images") else {},
+                            steps=n_steps)
+    method = cls(cfg, components, device)
+    method.progress = False
+    _sync(device)
+    t0 = time.perf_counter()
+    method.train(data, workdir)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    method.close()
+    return seconds, method
+
+
 def bench_method(name: str, components: Any, pristine: Any, device: torch.device, steps: int, profile: str,
                  data_dir: Path, workdir: Path) -> dict:
     """A method's own training loop on the first subject of the protocol with real instance images."""
-    from ..images import list_images
-    from ..methods.base import SubjectData, get_method
-    from ..methods.recipes import recipes_for, resolve_config
-    from ..protocol import load_protocol
+    from ..methods.base import get_method
+    from ..methods.recipes import recipes_for
 
     cls = get_method(name)
     if not cls.trains:
         return {"trains": False}
-    recipe = profile if profile in recipes_for(cls) else None
-    subject = load_protocol("dreambooth").subjects[0]
-    images = list_images(data_dir / subject.name)
-    # Few class images: a step uses one, so how many exist does not change its cost.
-    class_images = _noise_images(workdir / "class", 2, components.resolution, seed=1)
+    data = _bench_subject(data_dir, workdir, components.resolution)
 
     def train(n_steps: int, tag: str) -> tuple[float, Any]:
         pristine.restore(components, str(device))
-        cfg, _ = resolve_config(cls, recipe, {"num_class_images": 2} if _has_field(cls, "num_class_images") else {},
-                                steps=n_steps)
-        method = cls(cfg, components, device)
-        data = SubjectData(subject, images, "sks", subject.class_noun, class_images=class_images)
-        _sync(device)
-        t0 = time.perf_counter()
-        method.train(data, workdir / tag)
-        _sync(device)
-        seconds = time.perf_counter() - t0
-        method.close()
-        return seconds, method
+        return _train_once(name, profile, components, device, data, n_steps, workdir / tag)
 
     # FLOPs per step = FLOPs(2 steps) - FLOPs(1 step): the setup (caching latents, class images) cancels.
     # The first of these runs is also the warm-up.
@@ -226,17 +255,91 @@ def bench_method(name: str, components: Any, pristine: Any, device: torch.device
     f2 = count_flops(lambda: train(2, "flops2"))
     _reset_peak(device)
     seconds, method = train(steps, "timed")
-    stats = getattr(method, "stats", None)
-    if stats is not None and getattr(stats, "seconds", 0) > 0:
+    stats = method.stats
+    if stats is not None and stats.seconds > 0:
         rate, basis = stats.steps_per_s, "timed inside the training loop"
     else:
         rate, basis = steps / seconds, "whole train() call, setup included"
     peak = _peak_gb(device)
     flops = f2 - f1
     pristine.restore(components, str(device))
-    return {"trains": True, "recipe": recipe, "steps": steps, "train_steps_per_s": rate, "rate_basis": basis,
-            "train_seconds_total": seconds, "peak_mem_GB": peak, "flops_per_step": flops,
-            "default_steps": _default_steps(cls)}
+    return {"trains": True, "recipe": profile if profile in recipes_for(cls) else None, "steps": steps,
+            "train_steps_per_s": rate, "rate_basis": basis, "train_seconds_total": seconds, "peak_mem_GB": peak,
+            "flops_per_step": flops, "default_steps": _default_steps(cls)}
+
+
+def _packed_worker(rank: int, job: dict, barrier: Any, queue: Any) -> None:
+    """One packed training job (a spawned process): load the model, warm up, wait for the others, train."""
+    try:
+        from ..models import get_profile, load_sd
+
+        if job["threads"]:
+            torch.set_num_threads(job["threads"])
+        device = torch.device(job["device"])
+        components = load_sd(get_profile(job["profile"])).to(device)
+        workdir = Path(job["workdir"]) / f"worker{rank}"
+        data = _bench_subject(Path(job["data_dir"]), workdir, components.resolution)
+        # Warm-up (compile, allocator, kernels) outside the timed window; the model then trains on from its
+        # warmed-up weights, which costs the same per step.
+        _train_once(job["method"], job["profile"], components, device, data, 2, workdir / "warmup")
+        _reset_peak(device)
+        barrier.wait(timeout=job["timeout"])
+        _, method = _train_once(job["method"], job["profile"], components, device, data, job["steps"],
+                                workdir / "timed")
+        st = method.stats
+        queue.put({"rank": rank, "steps": len(st.instance_loss), "started": st.started, "seconds": st.seconds,
+                   "peak_mem_GB": _peak_gb(device)})
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which raises it with the rank
+        barrier.abort()
+        queue.put({"rank": rank, "error": f"{type(e).__name__}: {e}"})
+
+
+def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: int, data_dir: Path,
+                  workdir: Path, threads: int | None = None, timeout: float = 1800.0) -> dict:
+    """Aggregate training throughput of ``k`` concurrent jobs of method ``name`` on one device.
+
+    ``aggregate_steps_per_s`` = (sum of the jobs' steps) / (first start to last end of their timed loops);
+    ``per_job_steps_per_s`` are the jobs' own rates while sharing the device."""
+    import multiprocessing as mp
+    import queue as queue_mod
+
+    ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
+    barrier, queue = ctx.Barrier(k), ctx.Queue()
+    job = {"method": name, "profile": profile, "device": str(device), "steps": steps, "data_dir": str(data_dir),
+           "workdir": str(workdir), "timeout": timeout,
+           "threads": threads or (max(1, torch.get_num_threads() // k) if device.type == "cpu" else None)}
+    procs = [ctx.Process(target=_packed_worker, args=(r, job, barrier, queue), daemon=True) for r in range(k)]
+    for p in procs:
+        p.start()
+    rows: list[dict] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(rows) < k:
+            try:
+                rows.append(queue.get(timeout=2.0))
+            except queue_mod.Empty:
+                # A worker killed outright (out of host memory, a segfault) reports nothing: notice it.
+                done = {r["rank"] for r in rows}
+                dead = [f"worker {r} exited with code {p.exitcode}" for r, p in enumerate(procs)
+                        if r not in done and p.exitcode not in (None, 0)]
+                if dead or time.monotonic() > deadline:
+                    raise RuntimeError("packing bench: " + ("; ".join(dead) or f"no result after {timeout:.0f} s"))
+    finally:
+        for p in procs:
+            p.join(timeout=10 if len(rows) == k else 0.1)
+            if p.is_alive():
+                p.kill()
+    errors = [r for r in rows if "error" in r]
+    if errors:
+        raise RuntimeError("packing bench: " + "; ".join(f"worker {r['rank']}: {r['error']}" for r in errors))
+    rows.sort(key=lambda r: r["rank"])
+    start = min(r["started"] for r in rows)
+    end = max(r["started"] + r["seconds"] for r in rows)
+    mems = [r["peak_mem_GB"] for r in rows if r["peak_mem_GB"] is not None]
+    return {"method": name, "jobs": k, "steps_per_job": steps, "window_s": end - start,
+            "aggregate_steps_per_s": sum(r["steps"] for r in rows) / (end - start),
+            "per_job_steps_per_s": [r["steps"] / r["seconds"] for r in rows],
+            "peak_mem_GB_per_job": mems or None}
 
 
 def _has_field(cls: Any, name: str) -> bool:
@@ -300,6 +403,77 @@ def bench_scoring(profile: Any, metric_profile: str, device: torch.device, batch
     return out
 
 
+def _photo_like(size: int, seed: int):
+    """A smooth random RGB image (upsampled 16x16 colours plus mild noise): compresses and decodes like a
+    generated image, unlike pure noise."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).resize((size, size), Image.BICUBIC)
+    arr = np.asarray(small, np.int16) + rng.integers(-6, 7, (size, size, 3))
+    return Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+
+
+def write_protocol_folder(images_dir: Path, n: int, size: int, distinct: int = 100) -> int:
+    """``n`` PNGs of ``size`` px laid out as the protocol's first ``n`` (subject, prompt, seed) images of a
+    method ``bench`` (4 per prompt, subjects in protocol order), with the manifest. ``distinct`` images
+    are encoded and the rest are byte copies of them (each file is still decoded and scored). Returns n."""
+    import shutil
+
+    from ..manifest import write_part
+    from ..protocol import load_protocol
+
+    proto = load_protocol("dreambooth")
+    sources: list[Path] = []
+    rows: dict[str, list[dict]] = {}
+    i = 0
+    for subject in proto.subjects:
+        for prompt in proto.prompts_for(subject):
+            for k in range(4):
+                if i >= n:
+                    break
+                rel = Path("bench") / subject.name / f"{prompt.index:02d}_{k}.png"
+                path = images_dir / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if len(sources) < distinct:
+                    _photo_like(size, seed=i).save(path)
+                    sources.append(path)
+                else:
+                    shutil.copyfile(sources[i % distinct], path)
+                rows.setdefault(subject.name, []).append(
+                    {"method": "bench", "subject": subject.name, "prompt_index": prompt.index,
+                     "prompt": prompt.render("sks", subject.class_noun),
+                     "prompt_plain": prompt.render_plain(subject.class_noun), "seed": k, "path": str(rel)})
+                i += 1
+    for subject, part in rows.items():
+        write_part(part, images_dir, "bench", subject)
+    return i
+
+
+def bench_score_folder(profile: Any, metric_profile: str, device: torch.device, n: int, batch: int,
+                       data_dir: Path, workdir: Path) -> dict:
+    """``dreambench score`` end to end on ``n`` protocol-sized PNGs: building the backbones, decoding
+    (worker pool), embedding the real photos (empty cache, as on a first run), DINO, CLIP-I, CLIP-T,
+    LPIPS diversity and every output table. ``seconds`` is the whole call."""
+    from ..metrics.scoring import score_folder
+
+    images = workdir / "images"
+    n = write_protocol_folder(images, n, profile.resolution)
+    _sync(device)
+    t0 = time.perf_counter()
+    res = score_folder(images, data_dir, workdir / "scores", metric_profile=metric_profile,
+                       model_profile=profile.name, device=str(device), batch_size=batch,
+                       cache_dir=workdir / "cache", progress=False)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    if res.errors:
+        raise RuntimeError(f"score bench: {len(res.errors)} image(s) failed, first: {res.errors[0]}")
+    return {"images": n, "size": profile.resolution, "batch": batch, "seconds": seconds,
+            "images_per_s": n / seconds, "loop_images_per_s": res.meta.get("images_per_s"),
+            "loop_timings_s": res.meta.get("loop_timings_s"), "decode_workers": res.meta.get("workers")}
+
+
 # ------------------------------------------------------------------------------------------ estimate
 def estimate_protocol(result: dict, subjects: int, prompts: int = 25, per_prompt: int = 4) -> dict:
     """Wall time of the full protocol per method on one device, from the measured rates."""
@@ -311,25 +485,33 @@ def estimate_protocol(result: dict, subjects: int, prompts: int = 25, per_prompt
     classes = len({s.class_noun for s in proto.subjects[:subjects]})
     sample_rate = result["sampling"]["images_per_s"]
     images = subjects * prompts * per_prompt
+    packing = result.get("packing") or {}
     per_method = {}
     for name, m in result["methods"].items():
         steps = m.get("default_steps") or 0
-        train_s = subjects * steps / m["train_steps_per_s"] if m.get("trains") else 0.0
+        packed = packing.get("method") == name and packing["aggregate_steps_per_s"] > m["train_steps_per_s"]
+        rate = packing["aggregate_steps_per_s"] if packed else m.get("train_steps_per_s")
+        train_s = subjects * steps / rate if m.get("trains") else 0.0
         cfg, _ = resolve_config(get_method(name), None, {})
         class_images = classes * int(getattr(cfg, "num_class_images", 0) or 0) \
             if getattr(cfg, "with_prior_preservation", False) else 0
         class_steps = getattr(cfg, "class_sample_steps", 0) or result["sampling"]["sample_steps"]
         class_s = class_images / sample_rate * class_steps / result["sampling"]["sample_steps"]
         gen_s = images / sample_rate
-        per_method[name] = {"train_steps_per_subject": steps, "train_s": train_s, "class_images": class_images,
+        per_method[name] = {"train_steps_per_subject": steps, "train_s": train_s,
+                            "train_rate": (f"{packing['jobs']} packed jobs" if packed else "one job")
+                            if m.get("trains") else None, "class_images": class_images,
                             "class_images_s": class_s, "images": images, "generate_s": gen_s,
                             "total_s": train_s + class_s + gen_s,
                             "total_h": (train_s + class_s + gen_s) / 3600}
-    score_s = images * max(1, len(per_method)) / result["scoring"]["images_per_s"]
+    whole = result.get("score_folder")
+    score_rate = whole["images_per_s"] if whole else result["scoring"]["images_per_s"]
+    score_s = images * max(1, len(per_method)) / score_rate
     total = sum(v["total_s"] for v in per_method.values()) + score_s
     return {"subjects": subjects, "prompts": prompts, "images_per_prompt": per_prompt, "classes": classes,
             "per_method": per_method, "score_s": score_s, "total_s": total, "total_h": total / 3600,
-            "note": "one device, jobs in sequence; sampling rate at the measured batch size and sampler steps"}
+            "note": "one device; training at the packed aggregate rate when packing beat one job, else one job "
+                    "at a time; sampling and scoring in sequence at the measured batch sizes and sampler steps"}
 
 
 # -------------------------------------------------------------------------------------------- driver
@@ -378,12 +560,29 @@ def _run_bench(opts: BenchOptions, results_dir: Path) -> dict:
         samp = bench_sampling(components, device, opts.batch, profile.sample_steps_default)
     samp.update(_fractions(samp["flops_per_image"], samp["images_per_s"], peaks))
     result["sampling"] = samp
-    del components
+    del components, pristine
     with contextlib.suppress(AttributeError):
         torch.cuda.empty_cache()
+    pack = opts.pack if opts.pack is not None else (4 if device.type == "cuda" else 0)
+    trained = [m for m, r in result["methods"].items() if r.get("trains")]
+    result["packing"] = None
+    if pack > 0 and trained:
+        with tempfile.TemporaryDirectory(prefix="dreambench-pack-") as tmp:
+            pk = bench_packing(trained[0], profile.name, device, pack, opts.steps, data_dir, Path(tmp),
+                               threads=opts.threads and max(1, opts.threads // pack))
+        pk["speedup_vs_reference"] = pk["aggregate_steps_per_s"] / ref["train_steps_per_s"]
+        pk["speedup_vs_one_job"] = pk["aggregate_steps_per_s"] / result["methods"][trained[0]]["train_steps_per_s"]
+        pk.update(_fractions(result["methods"][trained[0]]["flops_per_step"], pk["aggregate_steps_per_s"], peaks))
+        result["packing"] = pk
     sc = bench_scoring(profile, opts.metric_profile, device, opts.score_batch)
     sc.update(_fractions(sc["flops_per_image"], sc["images_per_s"], peaks))
     result["scoring"] = sc
+    n_score = opts.score_images if opts.score_images is not None else (3000 if device.type == "cuda" else 0)
+    result["score_folder"] = None
+    if n_score > 0:
+        with tempfile.TemporaryDirectory(prefix="dreambench-score-") as tmp:
+            result["score_folder"] = bench_score_folder(profile, opts.metric_profile, device, n_score,
+                                                        opts.score_batch, data_dir, Path(tmp))
     result["estimate"] = estimate_protocol(result, opts.subjects)
     results_dir = Path(results_dir)
     write_text_atomic(results_dir / BENCH_FILE, json.dumps(result, indent=1, default=str))
@@ -404,7 +603,7 @@ def format_bench(r: dict) -> str:
 
     def row(label: str, rate: float, unit: str, mem: float | None, flops: float | None, d: dict) -> None:
         lines.append(f"{label:<28}{rate:>11.3f} {unit:<4}{('-' if mem is None else f'{mem:.1f} GB'):>10}"
-                     f"{(flops or 0) / 1e12:>12.4f}{(d.get('achieved_tflops') or 0):>10.3f}"
+                     f"{('-' if flops is None else f'{flops / 1e12:.4f}'):>12}{(d.get('achieved_tflops') or 0):>10.3f}"
                      f"{_pct(d.get('fraction_of_datasheet_peak')):>9}{_pct(d.get('fraction_of_measured_matmul')):>9}")
 
     ref = r["reference"]
@@ -412,15 +611,26 @@ def format_bench(r: dict) -> str:
     for m, v in r["methods"].items():
         if v.get("trains"):
             row(f"train: {m}", v["train_steps_per_s"], "st/s", v["peak_mem_GB"], v["flops_per_step"], v)
+    pk = r.get("packing")
+    if pk:
+        row(f"train: {pk['method']} x{pk['jobs']} packed", pk["aggregate_steps_per_s"], "st/s",
+            max(pk["peak_mem_GB_per_job"]) if pk["peak_mem_GB_per_job"] else None, None, pk)
+        lines.append(f"  packing: {pk['speedup_vs_reference']:.2f}x the reference loop, "
+                     f"{pk['speedup_vs_one_job']:.2f}x one job (peak mem is per job)")
     s = r["sampling"]
     row(f"sample: b{s['batch']} x{s['sample_steps']} steps", s["images_per_s"], "im/s", None, s["flops_per_image"], s)
     sc = r["scoring"]
     row(f"score: dino+clip b{sc['batch']}", sc["images_per_s"], "im/s", None, sc["flops_per_image"], sc)
+    sf = r.get("score_folder")
+    if sf:
+        lines.append(f"score: dreambench score on {sf['images']} PNGs ({sf['size']} px): {sf['seconds']:.1f} s, "
+                     f"{sf['images_per_s']:.1f} im/s end to end")
     e = r["estimate"]
     lines.append(f"estimated full protocol ({e['subjects']} subjects x {e['prompts']} prompts x "
                  f"{e['images_per_prompt']} images) on this device: {e['total_h']:.2f} h")
     for m, v in e["per_method"].items():
-        lines.append(f"  {m}: {v['total_h']:.2f} h (train {v['train_s'] / 3600:.2f} h, class images "
+        lines.append(f"  {m}: {v['total_h']:.2f} h (train {v['train_s'] / 3600:.2f} h"
+                     f"{' at ' + v['train_rate'] if v['train_rate'] else ''}, {v['class_images']} class images "
                      f"{v['class_images_s'] / 3600:.2f} h, generate {v['generate_s'] / 3600:.2f} h)")
     lines.append(f"  scoring: {e['score_s'] / 3600:.3f} h")
     if r["weights"] == "random-init":

@@ -1,9 +1,10 @@
 """Size and cost of a plan: jobs, images, training steps and estimated device-hours.
 
 Rates come from a ``dreambench bench`` result (``<results>/bench.json``) when one was measured for the
-plan's model profile, else from the packaged calibration (``calibration.json``: SD1.5-shaped models on one
-H100, copied from a measured file whose source it names). Estimates are sums of work divided by rates on
-one device; they assume nothing about overlap between workers.
+plan's model profile (a method's training at its packed rate when packing beat one job), else from the
+packaged calibration (``calibration.json``: SD1.5-shaped models on one H100, copied from a measured file
+whose source it names: loops with the suite's CUDA defaults, and the plain reference loop for comparison).
+Estimates are sums of work divided by rates on one device; they assume no other overlap between workers.
 """
 
 from __future__ import annotations
@@ -19,28 +20,37 @@ BENCH_FILE = "bench.json"
 
 def load_rates(results_dir: Path | None, profile: str) -> dict:
     """Rates (``train_steps_per_s`` per label/method or overall, ``sample_images_per_s`` at
-    ``sample_steps``, ``score_images_per_s``) and ``basis``, a line saying where they come from."""
+    ``sample_steps``, ``score_images_per_s``), ``basis`` (a line saying where they come from) and
+    ``reference``: the same rates for the plain reference loop, for comparison."""
     bench = Path(results_dir) / BENCH_FILE if results_dir else None
     if bench is not None and bench.is_file():
         b = json.loads(bench.read_text())
         if b.get("profile") == profile:
-            return {
-                "train_steps_per_s": b["reference"]["train_steps_per_s"],
-                "train_per_method": {m: v["train_steps_per_s"] for m, v in b.get("methods", {}).items()
-                                     if v.get("train_steps_per_s")},
-                "sample_images_per_s": b["sampling"]["images_per_s"],
-                "sample_steps": b["sampling"]["sample_steps"],
-                "score_images_per_s": b["scoring"]["images_per_s"],
-                "basis": f"{bench} (measured by dreambench bench on {b.get('device_name', b.get('device'))})",
-            }
+            per_method = {m: v["train_steps_per_s"] for m, v in b.get("methods", {}).items()
+                          if v.get("train_steps_per_s")}
+            pk = b.get("packing") or {}
+            if pk.get("method") in per_method and pk["aggregate_steps_per_s"] > per_method[pk["method"]]:
+                per_method[pk["method"]] = pk["aggregate_steps_per_s"]  # --jobs-per-gpu K, as measured
+            sampling = {"sample_images_per_s": b["sampling"]["images_per_s"],
+                        "sample_steps": b["sampling"]["sample_steps"],
+                        "score_images_per_s": (b.get("score_folder") or b["scoring"])["images_per_s"]}
+            return {"train_steps_per_s": b["reference"]["train_steps_per_s"], "train_per_method": per_method,
+                    **sampling,
+                    "basis": f"{bench} (measured by dreambench bench on {b.get('device_name', b.get('device'))})",
+                    "reference": {"train_steps_per_s": b["reference"]["train_steps_per_s"], "train_per_method": {},
+                                  **sampling, "basis": f"{bench}: reference loop"}}
     c = json.loads(CALIBRATION_FILE.read_text())
     note = "" if profile == c["profile"] else f"; measured for profile {c['profile']}, not {profile}"
-    return {
-        "train_steps_per_s": c["train_steps_per_s"], "train_per_method": {},
-        "sample_images_per_s": c["sample_images_per_s"], "sample_steps": c["sample_steps"],
-        "score_images_per_s": c["score_images_per_s"],
-        "basis": f"packaged calibration {c['name']} ({c['device']}{note}); source: {c['source']}",
-    }
+
+    def rates(d: dict, what: str) -> dict:
+        return {"train_steps_per_s": d["train_steps_per_s"], "train_per_method": {},
+                "sample_images_per_s": d["sample_images_per_s"], "sample_steps": d["sample_steps"],
+                "score_images_per_s": d["score_images_per_s"],
+                "basis": f"packaged calibration {c['name']}, {what} ({c['device']}{note}); source: {c['source']}"}
+
+    out = rates(c, "loops with the suite's CUDA defaults")
+    out["reference"] = rates(c["reference"], "reference loop")
+    return out
 
 
 def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
@@ -66,6 +76,7 @@ def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
             s = 0.0
         kinds[j.kind] += s
     total = sum(kinds.values())
+    reference = estimate(plan, rates["reference"], sample_steps)["device_hours"] if "reference" in rates else None
     return {
         "jobs": {k: len(plan.by_kind(k)) for k in kinds},
         "images": sum(j.images for j in plan.jobs if j.kind in ("subject", "class_images")),
@@ -73,5 +84,6 @@ def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
         "device_seconds": {k: round(v, 1) for k, v in kinds.items()},
         "device_seconds_per_label": {k: round(v, 1) for k, v in per_label.items()},
         "device_hours": round(total / 3600.0, 3),
+        "reference_device_hours": reference,
         "basis": rates["basis"],
     }

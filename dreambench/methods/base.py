@@ -16,12 +16,15 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from ..errors import DreambenchError, UnknownNameError
 from ..protocol import Subject
+
+if TYPE_CHECKING:  # training imports this module; at run time the annotation stays a string
+    from .training import TrainStats
 
 ENTRY_POINT_GROUP = "dreambench.methods"
 
@@ -130,6 +133,12 @@ class Method(ABC):
     trains: ClassVar[bool] = True
     #: Whether the method needs SD parts at all (``real`` does not).
     needs_model: ClassVar[bool] = True
+
+    #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
+    #: methods that do not train or do not report.
+    stats: TrainStats | None = None
+    #: Show progress bars (set by the job runner).
+    progress: bool = True
 
     def __init__(self, config: Any, components: Any, device: torch.device | str = "cpu"):
         self.config = config

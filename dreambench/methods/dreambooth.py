@@ -14,6 +14,7 @@ from the artifact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,38 @@ def prior_class_images(cfg: TrainConfig, method: Method, data: SubjectData, work
                                progress=False, sampler=cfg.sampler, guidance_scale=cfg.guidance_scale)
 
 
+def train_dreambooth_objective(method: Method, data: SubjectData, workdir: Path,
+                               trainable: Callable[[], list[torch.nn.Parameter]], desc: str,
+                               cache_embeddings: bool = True) -> TrainStats:
+    """Train ``method.components`` on the DreamBooth objective (instance + prior-preservation loss):
+    the run shared by DreamBooth and DreamBooth-LoRA.
+
+    Moves the SD parts to ``method.device`` and freezes them, prepares the class images and the
+    :class:`~dreambench.methods.training.DreamBoothData` (instance prompt "a [V] [class noun]"), then
+    calls ``trainable()``, which makes the method's own parameters trainable and returns them (the UNet,
+    the LoRA adapters, ...), sets up the UNet for training, builds the optimizer and runs
+    ``method.config.steps`` steps. Afterwards the UNet is back in eval mode and frozen, also when
+    training fails; anything else ``trainable`` changed is the caller's to undo.
+    ``cache_embeddings=False`` when the text encoder is trained."""
+    cfg: TrainConfig = method.config
+    check_steps(cfg)
+    c = method.components
+    c.to(method.device)
+    freeze(c.vae, c.text_encoder, c.unet)
+    class_images = prior_class_images(cfg, method, data, workdir)
+    batch = DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
+                           class_prompt(data.class_noun), cfg, method.device, cache_embeddings=cache_embeddings)
+    params = trainable()
+    unet = training_unet(c.unet, cfg)
+    opt = make_optimizer(params, cfg, method.device)
+    try:
+        return run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
+                         method.device, progress=method.progress, desc=desc)
+    finally:
+        finish_unet(c.unet, cfg)
+        freeze(c.unet)
+
+
 @register_method
 class DreamBooth(Method):
     name = "dreambooth"
@@ -93,36 +126,25 @@ class DreamBooth(Method):
     Config = DreamBoothConfig
     trains = True
 
-    stats: TrainStats | None = None
-    #: Show progress bars (the job runner sets it).
-    progress: bool = True
-
     def train(self, data: SubjectData, workdir: Path) -> Path:
         cfg: DreamBoothConfig = self.config
-        check_steps(cfg)
         c = self.components
-        c.to(self.device)
-        freeze(c.vae, c.text_encoder, c.unet)
-        class_images = prior_class_images(cfg, self, data, workdir)
-        batch = DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
-                               class_prompt(data.class_noun), cfg, self.device,
-                               cache_embeddings=not cfg.train_text_encoder)
-        c.unet.requires_grad_(True)
-        params = [p for p in c.unet.parameters()]
-        if cfg.train_text_encoder:
-            c.text_encoder.requires_grad_(True)
-            c.text_encoder.train()
-            params += list(c.text_encoder.parameters())
-        unet = training_unet(c.unet, cfg)
-        opt = make_optimizer(params, cfg, self.device)
+
+        def trainable() -> list[torch.nn.Parameter]:
+            c.unet.requires_grad_(True)
+            params = list(c.unet.parameters())
+            if cfg.train_text_encoder:
+                c.text_encoder.requires_grad_(True)
+                c.text_encoder.train()
+                params += list(c.text_encoder.parameters())
+            return params
+
         try:
-            self.stats = run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
-                                   self.device, progress=self.progress, desc=f"dreambooth {data.subject.name}")
+            self.stats = train_dreambooth_objective(self, data, workdir, trainable, f"dreambooth {data.subject.name}",
+                                                    cache_embeddings=not cfg.train_text_encoder)
         finally:
-            finish_unet(c.unet, cfg)
             c.text_encoder.eval()
-            freeze(c.unet, c.text_encoder)
-        del opt
+            freeze(c.text_encoder)
         workdir.mkdir(parents=True, exist_ok=True)
         path = save_fp16(c.unet, workdir / UNET_FILE)
         if cfg.train_text_encoder:

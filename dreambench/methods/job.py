@@ -52,7 +52,7 @@ JOB_INFO = "job.json"
 #: Identifiers longer than this many tokens draw a warning (the paper uses 1-3 rare tokens).
 MAX_IDENTIFIER_TOKENS = 3
 #: Config keys that change speed or memory but not results; a label may be resumed with other values.
-RUNTIME_KEYS = {"sample_batch_size", "compile", "gradient_checkpointing", "cache_latents"}
+RUNTIME_KEYS = {"sample_batch_size", "compile", "channels_last", "gradient_checkpointing", "cache_latents"}
 
 
 class IdentifierWarning(UserWarning):
@@ -276,7 +276,7 @@ def train_or_load(method: Method, data: SubjectData, job: SubjectJob, components
     path = method.train(data, adir)
     if path is None:
         raise DreambenchError(f"method {method.name} trains but returned no artifact")
-    stats = getattr(method, "stats", None)
+    stats = method.stats
     info.update({"file": Path(path).relative_to(adir).as_posix(), "train_seconds": round(time.perf_counter() - t, 3),
                  "stats": stats.summary() if stats is not None else None,
                  "inputs": [p.name for p in data.images], "class_noun": data.class_noun})

@@ -19,20 +19,9 @@ from safetensors.torch import load_file, save_file
 from ..errors import ModelLoadError
 from ..io import atomic_path
 from .base import GenerationRequest, Method, SubjectData, register_method
-from .dreambooth import instance_prompt, prior_class_images
-from .priors import class_prompt
+from .dreambooth import train_dreambooth_objective
 from .sampling import sample_requests
-from .training import (
-    DreamBoothData,
-    TrainConfig,
-    TrainStats,
-    check_steps,
-    finish_unet,
-    freeze,
-    make_optimizer,
-    run_steps,
-    training_unet,
-)
+from .training import TrainConfig
 
 LORA_FILE = "lora.safetensors"
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -62,9 +51,6 @@ class DreamBoothLoRA(Method):
     Config = LoRAConfig
     trains = True
 
-    stats: TrainStats | None = None
-    #: Show progress bars (the job runner sets it).
-    progress: bool = True
     _added = False
 
     def _add_adapter(self) -> None:
@@ -82,27 +68,18 @@ class DreamBoothLoRA(Method):
 
     def train(self, data: SubjectData, workdir: Path) -> Path:
         cfg: LoRAConfig = self.config
-        check_steps(cfg)
         c = self.components
-        c.to(self.device)
-        freeze(c.vae, c.text_encoder, c.unet)
-        class_images = prior_class_images(cfg, self, data, workdir)
-        batch = DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
-                               class_prompt(data.class_noun), cfg, self.device)
-        self._add_adapter()
-        c.unet.to(self.device)
-        params = [p for n, p in c.unet.named_parameters() if "lora_" in n]
-        for p in params:
-            p.requires_grad_(True)
-            p.data = p.data.float()  # fp32 master weights for the adapters
-        unet = training_unet(c.unet, cfg)
-        opt = make_optimizer(params, cfg, self.device)
-        try:
-            self.stats = run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
-                                   self.device, progress=self.progress, desc=f"lora {data.subject.name}")
-        finally:
-            finish_unet(c.unet, cfg)
-            freeze(c.unet)
+
+        def trainable() -> list[torch.nn.Parameter]:
+            self._add_adapter()  # called once the training data is built, so after it (keep this order)
+            c.unet.to(self.device)
+            params = [p for n, p in c.unet.named_parameters() if "lora_" in n]
+            for p in params:
+                p.requires_grad_(True)
+                p.data = p.data.float()  # fp32 master weights for the adapters
+            return params
+
+        self.stats = train_dreambooth_objective(self, data, workdir, trainable, f"lora {data.subject.name}")
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / LORA_FILE
         tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.lora_state_dict().items()}

@@ -32,11 +32,42 @@ class SamplingConfig(MethodConfig):
     sample_steps: int = field(default=0, metadata={
         "help": "sampler steps; 0 = the model profile's default (50 for SD, 4 for tiny)"})
     guidance_scale: float = field(default=7.5, metadata={"help": "classifier-free guidance scale"})
-    sample_batch_size: int = field(default=16, metadata={
+    sample_batch_size: int = field(default=25, metadata={
         "help": "images per sampler batch (halved automatically on CUDA out-of-memory)"})
     sample_precision: str = field(default="auto", metadata={
         "help": "sampling precision: auto (fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16"})
     negative_prompt: str = field(default="", metadata={"help": "unconditional prompt for guidance"})
+    channels_last: str = field(default="auto", metadata={
+        "help": "UNet in channels_last memory format while training and sampling: auto (on CUDA) | yes | no"})
+
+
+def auto_flag(value: str | bool, device: torch.device, name: str) -> bool:
+    """An ``auto | yes | no`` option resolved for ``device``: ``auto`` means on CUDA only."""
+    if isinstance(value, bool):
+        return value
+    v = str(value).lower()
+    if v == "auto":
+        return device.type == "cuda"
+    if v in ("yes", "true", "on", "1"):
+        return True
+    if v in ("no", "false", "off", "0"):
+        return False
+    raise DreambenchError(f"{name} {value!r}: use auto, yes or no")
+
+
+@contextlib.contextmanager
+def unet_memory_format(unet: torch.nn.Module, cfg: SamplingConfig, device: torch.device):
+    """The UNet in channels_last for the duration when ``cfg.channels_last`` resolves on, then back to
+    the contiguous format, so a worker's next job sees the same layout as a fresh process (convolution
+    kernels, and so the last bits of images, depend on the layout)."""
+    if not auto_flag(cfg.channels_last, device, "channels_last"):
+        yield unet
+        return
+    unet.to(memory_format=torch.channels_last)
+    try:
+        yield unet
+    finally:
+        unet.to(memory_format=torch.contiguous_format)
 
 
 def make_scheduler(scheduler_config: dict, sampler: str):
@@ -136,20 +167,21 @@ def sample_images(components: Any, prompts: list[str], seeds: list[int], cfg: Sa
 
         bar = tqdm(total=len(prompts), desc="sampling", unit="img", leave=False)
     i = 0
-    while i < len(prompts):
-        try:
-            imgs = _sample_batch(components, prompts[i:i + batch], seeds[i:i + batch], cfg, steps, device,
-                                 text_encoder, tokenizer)
-        except torch.OutOfMemoryError:
-            if batch == 1:
-                raise
-            batch //= 2
-            torch.cuda.empty_cache()
-            continue
-        out.extend(imgs)
-        i += len(imgs)
-        if bar is not None:
-            bar.update(len(imgs))
+    with unet_memory_format(components.unet, cfg, device):
+        while i < len(prompts):
+            try:
+                imgs = _sample_batch(components, prompts[i:i + batch], seeds[i:i + batch], cfg, steps, device,
+                                     text_encoder, tokenizer)
+            except torch.OutOfMemoryError:
+                if batch == 1:
+                    raise
+                batch //= 2
+                torch.cuda.empty_cache()
+                continue
+            out.extend(imgs)
+            i += len(imgs)
+            if bar is not None:
+                bar.update(len(imgs))
     if bar is not None:
         bar.close()
     return out

@@ -28,7 +28,7 @@ from .base import GenerationRequest, Method, SubjectData, register_method
 from .dreambooth import prior_class_images
 from .priors import class_prompt
 from .sampling import sample_requests
-from .training import DreamBoothData, TrainConfig, TrainStats, check_steps, freeze, make_optimizer, run_steps
+from .training import DreamBoothData, TrainConfig, check_steps, freeze, make_optimizer, run_steps
 
 EMBEDDING_FILE = "embedding.safetensors"
 FALLBACK_INIT_WORD = "object"
@@ -53,10 +53,6 @@ class TextualInversion(Method):
     description = "Textual Inversion: learn one new token embedding; all model weights frozen"
     Config = TextualInversionConfig
     trains = True
-
-    stats: TrainStats | None = None
-    #: Show progress bars (the job runner sets it).
-    progress: bool = True
 
     def __init__(self, config, components, device="cpu"):
         super().__init__(config, components, device)

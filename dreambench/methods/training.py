@@ -12,8 +12,10 @@ over its own examples; instance and class examples go through the UNet in ONE fo
 Speed: VAE latent distributions of instance and class images are computed once (``cache_latents``) and a
 latent is sampled from them each step; prompt embeddings are computed once when the text encoder is
 frozen; on CUDA the step runs under bf16 autocast with fp32 master weights and a fused AdamW (foreach on
-CPU); SDPA attention is diffusers' default; ``compile`` wraps the UNet in ``torch.compile`` and
-``gradient_checkpointing`` trades compute for memory.
+CPU), the UNet in channels_last and wrapped in ``torch.compile`` (options ``channels_last`` and
+``compile``, ``auto`` = on CUDA only); SDPA attention is diffusers' default; ``gradient_checkpointing``
+trades compute for memory. ``/work/shared/perf/README.md`` measured each of these on an H100:
+4.5 steps/s for the plain loop, 6.8 with the caches and fused AdamW, 11.6 with compile.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import DreambenchError
 from ..images import load_rgb
-from .sampling import SamplingConfig, encode_prompts
+from .sampling import SamplingConfig, auto_flag, encode_prompts
 
 
 @dataclass
@@ -56,7 +58,8 @@ class TrainConfig(SamplingConfig):
     mixed_precision: str = field(default="auto", metadata={
         "help": "auto (bf16 autocast with fp32 master weights on CUDA, fp32 on CPU) | no | bf16"})
     gradient_checkpointing: bool = field(default=False, metadata={"help": "UNet gradient checkpointing"})
-    compile: bool = field(default=False, metadata={"help": "torch.compile the UNet for training"})
+    compile: str = field(default="auto", metadata={
+        "help": "torch.compile the UNet for training: auto (on CUDA) | yes | no; falls back to eager on errors"})
     cache_latents: bool = field(default=True, metadata={
         "help": "encode instance/class images with the VAE once instead of every step"})
     seed: int = field(default=0, metadata={"help": "training seed (image order, timesteps, noise)"})
@@ -89,6 +92,14 @@ def latent_distribution(vae, pixels: torch.Tensor, device: torch.device, batch: 
     return torch.cat(means), torch.cat(stds)
 
 
+def host_to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on ``device``. To CUDA it goes through pinned memory without blocking, so drawing the
+    step's noise on the CPU (seeded, batch-independent) never makes the host wait for the GPU."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 class LatentSource:
     """Training latents of a set of images: sampled each step from the cached posterior, or (without
     caching) re-encoded from pixels each step. Latents are scaled by the VAE's scaling factor."""
@@ -106,7 +117,7 @@ class LatentSource:
             mean, std = self.mean[idx], self.std[idx]
         else:
             mean, std = latent_distribution(self.vae, self.pixels[idx], self.device)
-        eps = torch.randn(mean.shape, generator=generator).to(self.device)
+        eps = host_to_device(torch.randn(mean.shape, generator=generator), self.device)
         return (mean + std * eps) * self.scale
 
 
@@ -150,9 +161,9 @@ def dreambooth_loss(unet, noise_scheduler, instance_latents: torch.Tensor, insta
         latents = torch.cat([instance_latents, class_latents])
         embeds = torch.cat([instance_embeds, class_embeds])
     device = latents.device
-    noise = torch.randn(latents.shape, generator=generator).to(device)
-    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),),
-                              generator=generator).to(device)
+    noise = host_to_device(torch.randn(latents.shape, generator=generator), device)
+    timesteps = host_to_device(torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),),
+                                             generator=generator), device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
     pred = unet(noisy, timesteps, encoder_hidden_states=embeds).sample.float()
     target = diffusion_target(noise_scheduler, latents, noise, timesteps).float()
@@ -181,11 +192,14 @@ def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig, device: t
 
 @dataclass
 class TrainStats:
-    """What a training run reports: per-step losses, wall time and throughput (steps per second)."""
+    """What a training run reports: per-step losses, wall time and throughput (steps per second).
+    ``started`` is ``time.monotonic()`` when the first step began (comparable across processes of one
+    machine, so concurrent runs can be put on one time line)."""
 
     instance_loss: list[float] = field(default_factory=list)
     prior_loss: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    started: float = 0.0
 
     @property
     def steps_per_s(self) -> float:
@@ -207,6 +221,36 @@ class TrainStats:
                 "prior_loss_last10pct": tail(self.prior_loss)}
 
 
+#: Losses are read back from the device every this many steps: reading one makes the host wait for the
+#: GPU, which at one read per step leaves the GPU idle while the next step's kernels are launched.
+LOSS_READ_EVERY = 25
+
+
+class _LossLog:
+    """Per-step losses kept on the device and read back in blocks of :data:`LOSS_READ_EVERY` steps."""
+
+    def __init__(self, stats: TrainStats, desc: str):
+        self.stats, self.desc = stats, desc
+        self.pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
+
+    def add(self, step: int, loss: torch.Tensor, inst: torch.Tensor, prior: torch.Tensor | None) -> None:
+        self.pending.append((step, loss.detach(), inst.detach(), None if prior is None else prior.detach()))
+
+    def flush(self) -> None:
+        """Read the pending losses (one device sync); a non-finite loss stops training, naming its step."""
+        if not self.pending:
+            return
+        rows = torch.stack([torch.stack([loss.float(), inst.float(), (inst if prior is None else prior).float()])
+                            for _, loss, inst, prior in self.pending]).tolist()
+        for (step, _, _, prior), (loss, inst, p) in zip(self.pending, rows):
+            if not math.isfinite(loss):
+                raise DreambenchError(f"{self.desc}: loss became {loss} at step {step} (lower the learning rate)")
+            self.stats.instance_loss.append(inst)
+            if prior is not None:
+                self.stats.prior_loss.append(p)
+        self.pending = []
+
+
 def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
               params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, cfg: TrainConfig,
               device: torch.device, progress: bool = True, desc: str = "training",
@@ -220,17 +264,17 @@ def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.T
     sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16(cfg, device) else contextlib.nullcontext()
     stats = TrainStats()
+    log = _LossLog(stats, desc)
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=cfg.steps, desc=desc, unit="step", leave=False)
+    stats.started = time.monotonic()
     t0 = time.perf_counter()
     for step in range(cfg.steps):
         with autocast:
             loss, inst, prior = step_fn(step)
-        if not torch.isfinite(loss):
-            raise DreambenchError(f"{desc}: loss became {loss.item()} at step {step} (lower the learning rate)")
         loss.backward()
         if cfg.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -239,13 +283,13 @@ def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.T
         optimizer.zero_grad(set_to_none=True)
         if after_step is not None:
             after_step()
-        stats.instance_loss.append(float(inst.detach()))
-        if prior is not None:
-            stats.prior_loss.append(float(prior.detach()))
+        log.add(step, loss, inst, prior)
+        if (step + 1) % LOSS_READ_EVERY == 0 or step + 1 == cfg.steps:
+            log.flush()
+            if bar is not None:
+                bar.set_postfix(loss=f"{stats.instance_loss[-1]:.4f}")
         if bar is not None:
             bar.update(1)
-            if step % 10 == 0:
-                bar.set_postfix(loss=f"{stats.instance_loss[-1]:.4f}")
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     stats.seconds = time.perf_counter() - t0
@@ -298,17 +342,32 @@ class DreamBoothData:
                                prior_loss_weight, self.gen)
 
 
-def training_unet(unet, cfg: TrainConfig):
-    """The UNet module to call in training: checkpointing/compile applied per the config."""
+def training_unet(unet, cfg: TrainConfig, device: torch.device | None = None):
+    """The UNet module to call in training, with checkpointing, channels_last and ``torch.compile``
+    applied per the config (``auto`` options resolve for the UNet's device). Call it before building the
+    optimizer (the memory format changes the parameters' storage) and :func:`finish_unet` after."""
+    device = device or next(unet.parameters()).device
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    if auto_flag(cfg.channels_last, device, "channels_last"):
+        unet.to(memory_format=torch.channels_last)
     unet.train()
-    return torch.compile(unet) if cfg.compile else unet
+    if not auto_flag(cfg.compile, device, "compile"):
+        return unet
+    from torch import _dynamo
+
+    # A graph that fails to compile (a missing Triton, an unsupported op) runs eagerly instead of
+    # failing a 1000-step job: compile is a speed option, never a correctness one.
+    _dynamo.config.suppress_errors = True
+    return torch.compile(unet)
 
 
 def finish_unet(unet, cfg: TrainConfig) -> None:
+    """Undo :func:`training_unet`: eval mode, no checkpointing, contiguous weights (so images sampled
+    later do not depend on whether this worker trained before)."""
     if cfg.gradient_checkpointing:
         unet.disable_gradient_checkpointing()
+    unet.to(memory_format=torch.contiguous_format)
     unet.eval()
 
 
