@@ -11,14 +11,16 @@ from dreambench.cli import main
 
 
 @pytest.mark.slow
-def test_bench_tiny_cpu(tmp_path, dataset_dir, monkeypatch):
-    monkeypatch.setenv("DREAMBENCH_DATA", str(dataset_dir))
+def test_bench_tiny_cpu(tmp_path, monkeypatch):
+    # No dataset (as on a GPU machine it cannot travel to): a synthetic stand-in is made and named.
+    monkeypatch.setenv("DREAMBENCH_DATA", str(tmp_path / "no-dataset"))
     res = CliRunner().invoke(main, ["--results", str(tmp_path), "bench", "--profile", "tiny", "--device", "cpu",
                                     "--steps", "2", "--batch", "2", "--score-batch", "4", "--threads", "1",
-                                    "--pack", "2", "--score-images", "12"])
+                                    "--pack", "2", "--score-images", "12", "--set", "channels_last=no"])
     assert res.exit_code == 0, res.output
     b = json.loads((tmp_path / "bench.json").read_text())
     assert b["profile"] == "tiny" and b["device"] == "cpu" and b["weights"] == "random-init"
+    assert b["data"].startswith("synthetic stand-in") and "no-dataset" in b["data"]
     assert b["peak"]["datasheet_tflops"] is None  # no datasheet figure for a CPU: none is made up
     assert b["peak"]["matmul"]["tflops"] > 0
     ref = b["reference"]
@@ -26,6 +28,7 @@ def test_bench_tiny_cpu(tmp_path, dataset_dir, monkeypatch):
     assert ref["fraction_of_datasheet_peak"] is None and 0 < ref["fraction_of_measured_matmul"]
     db = b["methods"]["dreambooth"]
     assert db["train_steps_per_s"] > 0 and db["flops_per_step"] > 0
+    assert db["config"]["channels_last"] == "no" and db["config"]["compile"] == "auto"  # --set reached the method
     # A DreamBooth step (1 instance + 1 class image, UNet fwd+bwd) costs about what the reference step does
     # (the reference also runs the VAE encoder and text encoder, which the method caches).
     assert 0.2 < db["flops_per_step"] / ref["flops_per_step"] < 1.5
@@ -67,3 +70,29 @@ def test_packing_reports_a_failing_worker_instead_of_hanging(tmp_path, dataset_d
     with pytest.raises(RuntimeError, match=r"worker [01]: .*no-such-method"):
         bench_packing("no-such-method", "tiny", torch.device("cpu"), 2, 1, dataset_dir, tmp_path, threads=1,
                       timeout=120)
+
+
+def test_synthetic_dataset_passes_the_data_check(tmp_path):
+    from dreambench.data.check import check_dataset
+    from dreambench.engine.bench import synthetic_dataset
+
+    report = check_dataset(synthetic_dataset(tmp_path / "data", photos=2, size=300), protocol="dreambooth")
+    assert report.ok and report.subjects == 30 and report.images == 60
+
+
+@pytest.mark.slow
+def test_gpu_bench_script_runs_on_cpu(tmp_path):
+    """benchmarks/gpu_bench.sh is what a GPU session runs; this keeps it working (a smoke test, no figure)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "DEVICE": "cpu", "PROFILE": "tiny",
+           "STEPS": "2", "PACK": "0", "SCORE_IMAGES": "8", "DREAMBENCH_DATA": str(tmp_path / "none")}
+    res = subprocess.run(["bash", str(root / "benchmarks" / "gpu_bench.sh"), "dreambooth"], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    b = json.loads((tmp_path / "dreambooth" / "bench.json").read_text())
+    assert b["profile"] == "tiny" and b["score_folder"]["images"] == 8 and b["data"].startswith("synthetic")

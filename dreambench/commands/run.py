@@ -210,6 +210,9 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
                    "them (default: 4 on CUDA, not measured on CPU; 0 = skip).")
 @click.option("--score-images", type=int, default=None,
               help="PNGs scored end to end by `dreambench score` (default: 3000 on CUDA, none on CPU; 0 = skip).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Config override of the measured methods, or METHOD.KEY=VALUE for one (repeatable), "
+                   "e.g. compile=no to measure the eager loop.")
 @click.option("--peak-tflops", type=float, default=None,
               help="The device's bf16 peak in TFLOP/s (default: datasheet value for known GPUs).")
 @click.option("--subjects", type=int, default=30, show_default=True,
@@ -217,15 +220,17 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
 @click.option("--threads", type=int, default=None, help="Torch CPU threads while measuring (default: torch's).")
 @results_option
 @click.pass_context
-def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, pack, score_images,
+def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, pack, score_images, sets,
               peak_tflops, subjects, threads, results) -> None:
     """Measure training, sampling and scoring throughput on a device; write <results>/bench.json."""
     from ..engine.bench import BenchOptions, format_bench, run_bench
+    from ..engine.plan import parse_sets
 
     results_dir = resolve_results(ctx, results)
     out = run_bench(BenchOptions(profile=profile, device=device, steps=steps, methods=list(methods), batch=batch,
                                  score_batch=score_batch, pack=pack, score_images=score_images,
-                                 peak_tflops=peak_tflops, subjects=subjects, threads=threads),
+                                 peak_tflops=peak_tflops, subjects=subjects, threads=threads,
+                                 overrides=parse_sets(sets, list(methods))),
                     results_dir)
     click.echo(format_bench(out))
     click.echo(f"wrote {results_dir / 'bench.json'}")

@@ -60,7 +60,8 @@ class BenchOptions:
     """What to measure. ``steps``: timed training steps per measurement (after one warm-up step).
     ``batch``: sampling batch (the protocol's ``sample_batch_size`` default). ``pack``: concurrent
     training jobs on the device for the packing figure (default 4 on CUDA, 0 = not measured, on CPU).
-    ``score_images``: PNGs scored end to end by ``dreambench score`` (default 3000 on CUDA, 0 on CPU)."""
+    ``score_images``: PNGs scored end to end by ``dreambench score`` (default 3000 on CUDA, 0 on CPU).
+    ``overrides``: config overrides per method (``--set``), e.g. ``{"dreambooth": {"compile": "no"}}``."""
 
     profile: str = "sd15-random"
     device: str | None = None
@@ -70,6 +71,7 @@ class BenchOptions:
     score_batch: int = 64
     pack: int | None = None
     score_images: int | None = None
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
     peak_tflops: float | None = None
     subjects: int = 30
     data_dir: str | None = None
@@ -214,15 +216,15 @@ def _bench_subject(data_dir: Path, workdir: Path, resolution: int) -> Any:
 
 
 def _train_once(name: str, profile: str, components: Any, device: torch.device, data: Any, n_steps: int,
-                workdir: Path) -> tuple[float, Any]:
+                workdir: Path, overrides: dict[str, str] | None = None) -> tuple[float, Any]:
     """Seconds of one ``Method.train`` call of ``n_steps`` steps, and the method (for its stats)."""
     from ..methods.base import get_method
     from ..methods.recipes import recipes_for, resolve_config
 
     cls = get_method(name)
     recipe = profile if profile in recipes_for(cls) else None
-    cfg, _ = resolve_config(cls, recipe, {"num_class_images": 2} if _has_field(cls, "num_class_images") else {},
-                            steps=n_steps)
+    few = {"num_class_images": 2} if _has_field(cls, "num_class_images") else {}
+    cfg, _ = resolve_config(cls, recipe, {**few, **(overrides or {})}, steps=n_steps)
     method = cls(cfg, components, device)
     method.progress = False
     _sync(device)
@@ -235,7 +237,7 @@ def _train_once(name: str, profile: str, components: Any, device: torch.device, 
 
 
 def bench_method(name: str, components: Any, pristine: Any, device: torch.device, steps: int, profile: str,
-                 data_dir: Path, workdir: Path) -> dict:
+                 data_dir: Path, workdir: Path, overrides: dict[str, str] | None = None) -> dict:
     """A method's own training loop on the first subject of the protocol with real instance images."""
     from ..methods.base import get_method
     from ..methods.recipes import recipes_for
@@ -247,7 +249,7 @@ def bench_method(name: str, components: Any, pristine: Any, device: torch.device
 
     def train(n_steps: int, tag: str) -> tuple[float, Any]:
         pristine.restore(components, str(device))
-        return _train_once(name, profile, components, device, data, n_steps, workdir / tag)
+        return _train_once(name, profile, components, device, data, n_steps, workdir / tag, overrides)
 
     # FLOPs per step = FLOPs(2 steps) - FLOPs(1 step): the setup (caching latents, class images) cancels.
     # The first of these runs is also the warm-up.
@@ -265,7 +267,8 @@ def bench_method(name: str, components: Any, pristine: Any, device: torch.device
     pristine.restore(components, str(device))
     return {"trains": True, "recipe": profile if profile in recipes_for(cls) else None, "steps": steps,
             "train_steps_per_s": rate, "rate_basis": basis, "train_seconds_total": seconds, "peak_mem_GB": peak,
-            "flops_per_step": flops, "default_steps": _default_steps(cls)}
+            "flops_per_step": flops, "default_steps": _default_steps(cls), "overrides": overrides or {},
+            "config": _config_dict(method)}
 
 
 def _packed_worker(rank: int, job: dict, barrier: Any, queue: Any) -> None:
@@ -281,11 +284,12 @@ def _packed_worker(rank: int, job: dict, barrier: Any, queue: Any) -> None:
         data = _bench_subject(Path(job["data_dir"]), workdir, components.resolution)
         # Warm-up (compile, allocator, kernels) outside the timed window; the model then trains on from its
         # warmed-up weights, which costs the same per step.
-        _train_once(job["method"], job["profile"], components, device, data, 2, workdir / "warmup")
+        _train_once(job["method"], job["profile"], components, device, data, 2, workdir / "warmup",
+                    job["overrides"])
         _reset_peak(device)
         barrier.wait(timeout=job["timeout"])
         _, method = _train_once(job["method"], job["profile"], components, device, data, job["steps"],
-                                workdir / "timed")
+                                workdir / "timed", job["overrides"])
         st = method.stats
         queue.put({"rank": rank, "steps": len(st.instance_loss), "started": st.started, "seconds": st.seconds,
                    "peak_mem_GB": _peak_gb(device)})
@@ -295,7 +299,8 @@ def _packed_worker(rank: int, job: dict, barrier: Any, queue: Any) -> None:
 
 
 def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: int, data_dir: Path,
-                  workdir: Path, threads: int | None = None, timeout: float = 1800.0) -> dict:
+                  workdir: Path, threads: int | None = None, timeout: float = 1800.0,
+                  overrides: dict[str, str] | None = None) -> dict:
     """Aggregate training throughput of ``k`` concurrent jobs of method ``name`` on one device.
 
     ``aggregate_steps_per_s`` = (sum of the jobs' steps) / (first start to last end of their timed loops);
@@ -306,6 +311,7 @@ def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: 
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     barrier, queue = ctx.Barrier(k), ctx.Queue()
     job = {"method": name, "profile": profile, "device": str(device), "steps": steps, "data_dir": str(data_dir),
+           "overrides": overrides or {},
            "workdir": str(workdir), "timeout": timeout,
            "threads": threads or (max(1, torch.get_num_threads() // k) if device.type == "cpu" else None)}
     procs = [ctx.Process(target=_packed_worker, args=(r, job, barrier, queue), daemon=True) for r in range(k)]
@@ -340,6 +346,16 @@ def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: 
             "aggregate_steps_per_s": sum(r["steps"] for r in rows) / (end - start),
             "per_job_steps_per_s": [r["steps"] / r["seconds"] for r in rows],
             "peak_mem_GB_per_job": mems or None}
+
+
+def _config_dict(method: Any) -> dict:
+    """The speed-relevant config a method trained with, as recorded in bench.json."""
+    import dataclasses
+
+    keys = ("steps", "batch_size", "with_prior_preservation", "mixed_precision", "compile", "channels_last",
+            "gradient_checkpointing", "cache_latents", "train_text_encoder", "rank")
+    cfg = dataclasses.asdict(method.config)
+    return {k: cfg[k] for k in keys if k in cfg}
 
 
 def _has_field(cls: Any, name: str) -> bool:
@@ -521,12 +537,25 @@ def run_bench(opts: BenchOptions, results_dir: Path) -> dict:
     if opts.threads:
         torch.set_num_threads(int(opts.threads))
     try:
-        return _run_bench(opts, results_dir)
+        with tempfile.TemporaryDirectory(prefix="dreambench-data-") as scratch:
+            return _run_bench(opts, results_dir, Path(scratch))
     finally:
         torch.set_num_threads(previous)
 
 
-def _run_bench(opts: BenchOptions, results_dir: Path) -> dict:
+def synthetic_dataset(folder: Path, photos: int = 5, size: int = 768) -> Path:
+    """A stand-in for the dataset where it is absent (a GPU machine the 107 MB dataset cannot travel to):
+    ``photos`` photo-like JPEGs per protocol subject. Throughput does not depend on what the photos show."""
+    from ..protocol import load_protocol
+
+    for k, subject in enumerate(load_protocol("dreambooth").subjects):
+        (folder / subject.name).mkdir(parents=True, exist_ok=True)
+        for i in range(photos):
+            _photo_like(size, seed=1000 * k + i).save(folder / subject.name / f"{i:02d}.jpg", quality=90)
+    return folder
+
+
+def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
     from ..models import get_profile, load_sd
     from ..paths import default_data_dir
     from .worker import PristineCopy
@@ -548,10 +577,15 @@ def _run_bench(opts: BenchOptions, results_dir: Path) -> dict:
     ref.update(_fractions(ref["flops_per_step"], ref["train_steps_per_s"], peaks))
     result["reference"] = ref
     data_dir = Path(opts.data_dir) if opts.data_dir else default_data_dir()
+    result["data"] = str(data_dir)
+    if not data_dir.is_dir():
+        data_dir = synthetic_dataset(scratch / "data")
+        result["data"] = f"synthetic stand-in: 5 photo-like JPEGs per subject (no dataset at {result['data']})"
     result["methods"] = {}
     with tempfile.TemporaryDirectory(prefix="dreambench-bench-") as tmp:
         for m in opts.methods:
-            r = bench_method(m, components, pristine, device, opts.steps, profile.name, data_dir, Path(tmp) / m)
+            r = bench_method(m, components, pristine, device, opts.steps, profile.name, data_dir, Path(tmp) / m,
+                             opts.overrides.get(m))
             if r.get("trains"):
                 r.update(_fractions(r["flops_per_step"], r["train_steps_per_s"], peaks))
             result["methods"][m] = r
@@ -569,7 +603,8 @@ def _run_bench(opts: BenchOptions, results_dir: Path) -> dict:
     if pack > 0 and trained:
         with tempfile.TemporaryDirectory(prefix="dreambench-pack-") as tmp:
             pk = bench_packing(trained[0], profile.name, device, pack, opts.steps, data_dir, Path(tmp),
-                               threads=opts.threads and max(1, opts.threads // pack))
+                               threads=opts.threads and max(1, opts.threads // pack),
+                               overrides=opts.overrides.get(trained[0]))
         pk["speedup_vs_reference"] = pk["aggregate_steps_per_s"] / ref["train_steps_per_s"]
         pk["speedup_vs_one_job"] = pk["aggregate_steps_per_s"] / result["methods"][trained[0]]["train_steps_per_s"]
         pk.update(_fractions(result["methods"][trained[0]]["flops_per_step"], pk["aggregate_steps_per_s"], peaks))
@@ -599,6 +634,7 @@ def format_bench(r: dict) -> str:
     lines = [f"bench: profile {r['profile']} ({r['weights']}), {r['device_name']} [{r['device']}], torch {r['torch']}",
              (f"bf16 matmul measured: {p['matmul']['tflops']:.2f} TFLOP/s; datasheet peak: "
              f"{p['datasheet_tflops'] if p['datasheet_tflops'] else 'unknown'}"),
+             f"photos: {r.get('data')}",
              f"{'work':<28}{'rate':>16}{'peak mem':>10}{'TFLOP/unit':>12}{'TFLOP/s':>10}{'% sheet':>9}{'% matmul':>9}"]
 
     def row(label: str, rate: float, unit: str, mem: float | None, flops: float | None, d: dict) -> None:
