@@ -57,6 +57,9 @@ def test_auto_flag_resolves_per_device():
     # On CPU the defaults keep the plain path (compiling a UNet on CPU costs a minute).
     cfg = make_config(DreamBooth.Config, {})
     assert (cfg.compile, cfg.channels_last) == ("auto", "auto")
+    from dreambench.methods.lora import DreamBoothLoRA
+
+    assert make_config(DreamBoothLoRA.Config, {}).compile == "no"  # re-added adapters would recompile per subject
 
 
 def test_compiled_channels_last_training_matches_eager(tiny, tmp_path, monkeypatch):

@@ -35,6 +35,11 @@ class LoRAConfig(TrainConfig):
     num_class_images: int = field(default=200, metadata={"help": "class images for prior preservation"})
     rank: int = field(default=4, metadata={"help": "LoRA rank r of each adapted projection"})
     alpha: float = field(default=0.0, metadata={"help": "LoRA alpha (scale = alpha / rank); 0 = rank"})
+    # The worker replaces the adapted UNet by a pristine clone after each subject, so a compiled graph
+    # would be rebuilt for every subject: minutes of compiling for a 500-step run.
+    compile: str = field(default="no", metadata={
+        "help": "torch.compile the UNet: no (default: recompiled per subject, which costs more than it saves) "
+                "| auto (on CUDA) | yes"})
 
 
 def _lora_config(cfg: LoRAConfig):
