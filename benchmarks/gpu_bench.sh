@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GPU figures of issues 3-5, on one CUDA machine, from the repository root:
-#   bash benchmarks/gpu_bench.sh [all|dreambooth|others]      (results in $OUT, default benchmarks/out)
+#   bash benchmarks/gpu_bench.sh [all|dreambooth|others|variants]      (results in $OUT, default benchmarks/out)
 # On the device tool's machine: carry .whl (benchmarks/README.md says how to fill it); the dataset does not
 # travel there, so bench uses its synthetic stand-in photos (throughput does not depend on what they show).
 set -euo pipefail
@@ -31,4 +31,10 @@ if [ "$what" = all ] || [ "$what" = others ]; then
     --method dreambooth-lora --method textual-inversion --pack 0 --score-images 0 2>&1 | tee "$OUT/others.log"
   "$PY" -m dreambench --results "$OUT/eager" bench --profile "$PROFILE" --device "$DEVICE" --steps "${STEPS:-30}" \
     --method dreambooth --set compile=no --pack 0 --score-images 0 2>&1 | tee "$OUT/eager.log"
+fi
+if [ "$what" = variants ]; then
+  # Levers not on by default yet: CUDA graphs for training, a compiled UNet for sampling.
+  "$PY" -m dreambench --results "$OUT/variants" bench --profile "$PROFILE" --device "$DEVICE" --steps "${STEPS:-30}" \
+    --method dreambooth --set compile_mode=reduce-overhead --set sample_compile=yes --pack 0 --score-images 0 \
+    2>&1 | tee "$OUT/variants.log"
 fi

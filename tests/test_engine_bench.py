@@ -92,7 +92,7 @@ def test_gpu_bench_script_runs_on_cpu(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "DEVICE": "cpu", "PROFILE": "tiny",
            "STEPS": "2", "PACK": "0", "SCORE_IMAGES": "8", "DREAMBENCH_DATA": str(tmp_path / "none")}
     res = subprocess.run(["bash", str(root / "benchmarks" / "gpu_bench.sh"), "dreambooth"], env=env, cwd=root,
-                         capture_output=True, text=True, timeout=600)
+                         capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     b = json.loads((tmp_path / "dreambooth" / "bench.json").read_text())
     assert b["profile"] == "tiny" and b["score_folder"]["images"] == 8 and b["data"].startswith("synthetic")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch._dynamo.utils import counters
 
 from dreambench.errors import DreambenchError
 from dreambench.methods.base import SubjectData, make_config
@@ -48,6 +49,20 @@ def _train(c, state, photos, workdir: Path, **speed) -> list[float]:
     return m.stats.instance_loss
 
 
+def _spy_compile(monkeypatch) -> list:
+    """Record torch.compile calls and compile with aot_eager, which traces the UNet (and its backward) as
+    inductor does, without minutes of C++ code generation on a CPU."""
+    calls = []
+    real_compile = torch.compile
+
+    def spy(model, **kw):
+        calls.append((model, kw))
+        return real_compile(model, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", spy)
+    return calls
+
+
 def test_auto_flag_resolves_per_device():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert auto_flag("auto", cuda, "x") and not auto_flag("auto", cpu, "x")
@@ -56,7 +71,7 @@ def test_auto_flag_resolves_per_device():
         auto_flag("sometimes", cpu, "compile")
     # On CPU the defaults keep the plain path (compiling a UNet on CPU costs a minute).
     cfg = make_config(DreamBooth.Config, {})
-    assert (cfg.compile, cfg.channels_last) == ("auto", "auto")
+    assert (cfg.compile, cfg.channels_last, cfg.sample_compile) == ("auto", "auto", "no")
     from dreambench.methods.lora import DreamBoothLoRA
 
     assert make_config(DreamBoothLoRA.Config, {}).compile == "no"  # re-added adapters would recompile per subject
@@ -67,34 +82,30 @@ def test_compiled_channels_last_training_matches_eager(tiny, tmp_path, monkeypat
     photos = _photos(tmp_path / "toy")
     eager = _train(c, state, photos, tmp_path / "a", compile="no", channels_last="no")
 
-    compiled = []
-    real_compile = torch.compile
-
-    def spy(model, **kw):
-        # aot_eager traces the UNet and its backward like inductor does, without minutes of C++ codegen on CPU.
-        compiled.append(model)
-        return real_compile(model, backend="aot_eager", **kw)
-
-    from torch._dynamo.utils import counters
-
-    monkeypatch.setattr(torch, "compile", spy)
+    compiled = _spy_compile(monkeypatch)
     graphs = counters["stats"]["unique_graphs"]
-    fast = _train(c, state, photos, tmp_path / "b", compile="yes", channels_last="yes")
-    assert compiled == [c.unet]
+    fast = _train(c, state, photos, tmp_path / "b", compile="yes", channels_last="yes",
+                  compile_mode="reduce-overhead")
+    assert compiled == [(c.unet, {"mode": "reduce-overhead"})]
     assert counters["stats"]["unique_graphs"] > graphs  # the steps ran the traced graph, not an eager fallback
     np.testing.assert_allclose(fast, eager, rtol=1e-4, atol=1e-5)
     assert eager[-1] < eager[0]  # the comparison is between runs that learn
     assert c.unet.conv_in.weight.is_contiguous() and not c.unet.training
 
 
-def test_channels_last_sampling_matches_and_restores_layout(tiny):
+def test_channels_last_and_compiled_sampling_match_and_restore_layout(tiny, monkeypatch):
     c, state = tiny
     c.unet.load_state_dict(state)
     prompts, seeds = ["a dog", "a red dog"], [1, 2]
     plain = sample_images(c, prompts, seeds, SamplingConfig(channels_last="no"), 4)
     last = sample_images(c, prompts, seeds, SamplingConfig(channels_last="yes"), 4)
-    for a, b in zip(plain, last):
+    compiled = _spy_compile(monkeypatch)
+    graphs = counters["stats"]["unique_graphs"]
+    fast = sample_images(c, prompts, seeds, SamplingConfig(channels_last="yes", sample_compile="yes"), 4)
+    assert [m for m, _ in compiled] == [c.unet] and counters["stats"]["unique_graphs"] > graphs
+    for a, b, f in zip(plain, last, fast):
         assert np.abs(np.asarray(a, np.int16) - np.asarray(b, np.int16)).max() <= 1
+        assert np.abs(np.asarray(a, np.int16) - np.asarray(f, np.int16)).max() <= 1
     assert c.unet.conv_in.weight.is_contiguous()
     assert functools.reduce(lambda ok, p: ok and p.is_contiguous(), c.unet.parameters(), True)
 

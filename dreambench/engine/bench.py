@@ -247,16 +247,19 @@ def bench_method(name: str, components: Any, pristine: Any, device: torch.device
         return {"trains": False}
     data = _bench_subject(data_dir, workdir, components.resolution)
 
-    def train(n_steps: int, tag: str) -> tuple[float, Any]:
+    def train(n_steps: int, tag: str, over: dict[str, str] | None) -> tuple[float, Any]:
         pristine.restore(components, str(device))
-        return _train_once(name, profile, components, device, data, n_steps, workdir / tag, overrides)
+        return _train_once(name, profile, components, device, data, n_steps, workdir / tag, over)
 
     # FLOPs per step = FLOPs(2 steps) - FLOPs(1 step): the setup (caching latents, class images) cancels.
-    # The first of these runs is also the warm-up.
-    f1 = count_flops(lambda: train(1, "flops1"))
-    f2 = count_flops(lambda: train(2, "flops2"))
+    # Counted eagerly: the FLOPs are the math's, and compiling under the counter's dispatch mode could
+    # leave the UNet's frame marked uncompilable for the timed run.
+    eager = {**(overrides or {}), "compile": "no"}
+    f1 = count_flops(lambda: train(1, "flops1", eager))
+    f2 = count_flops(lambda: train(2, "flops2", eager))
+    train(2, "warmup", overrides)  # compile, autotuning, allocator: outside the timed run
     _reset_peak(device)
-    seconds, method = train(steps, "timed")
+    seconds, method = train(steps, "timed", overrides)
     stats = method.stats
     if stats is not None and stats.seconds > 0:
         rate, basis = stats.steps_per_s, "timed inside the training loop"
@@ -352,7 +355,7 @@ def _config_dict(method: Any) -> dict:
     """The speed-relevant config a method trained with, as recorded in bench.json."""
     import dataclasses
 
-    keys = ("steps", "batch_size", "with_prior_preservation", "mixed_precision", "compile", "channels_last",
+    keys = ("steps", "batch_size", "with_prior_preservation", "mixed_precision", "compile", "compile_mode", "channels_last",
             "gradient_checkpointing", "cache_latents", "train_text_encoder", "rank")
     cfg = dataclasses.asdict(method.config)
     return {k: cfg[k] for k in keys if k in cfg}
@@ -373,12 +376,22 @@ def _default_steps(cls: Any) -> int | None:
 
 
 # ----------------------------------------------------------------------------------- sampling, scoring
-def bench_sampling(components: Any, device: torch.device, batch: int, steps: int) -> dict:
+def bench_sampling(components: Any, device: torch.device, batch: int, steps: int,
+                   overrides: dict[str, str] | None = None) -> dict:
+    """The suite's sampler at ``batch`` images; ``overrides`` of sampling options (``--set``) apply."""
+    import dataclasses
+
+    from ..methods.base import make_config
     from ..methods.sampling import SamplingConfig, sample_images
 
-    cfg = SamplingConfig(sample_batch_size=batch)
-    # One image under the FLOP counter, which is also the warm-up.
-    flops = count_flops(lambda: sample_images(components, ["a photo of a dog"], [0], cfg, steps, device))
+    fields = {f.name for f in dataclasses.fields(SamplingConfig)}
+    cfg = make_config(SamplingConfig, {"sample_batch_size": batch,
+                                       **{k: v for k, v in (overrides or {}).items() if k in fields}})
+    # FLOPs of one image, counted eagerly (see bench_method).
+    eager = dataclasses.replace(cfg, sample_compile="no")
+    flops = count_flops(lambda: sample_images(components, ["a photo of a dog"], [0], eager, steps, device))
+    # Warm-up at the timed batch size (a compiled UNet specializes on it), outside the timed run.
+    sample_images(components, ["a photo of a dog"] * batch, list(range(batch)), cfg, steps, device)
     _sync(device)
     t0 = time.perf_counter()
     n = 2 * batch
@@ -386,7 +399,7 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
     _sync(device)
     s = time.perf_counter() - t0
     return {"batch": batch, "sample_steps": steps, "images": n, "images_per_s": n / s, "flops_per_image": flops,
-            "precision": cfg.sample_precision}
+            "precision": cfg.sample_precision, "channels_last": cfg.channels_last, "compile": cfg.sample_compile}
 
 
 def bench_scoring(profile: Any, metric_profile: str, device: torch.device, batch: int) -> dict:
@@ -591,7 +604,8 @@ def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
             result["methods"][m] = r
     pristine.restore(components, str(device))
     with torch.no_grad():
-        samp = bench_sampling(components, device, opts.batch, profile.sample_steps_default)
+        samp = bench_sampling(components, device, opts.batch, profile.sample_steps_default,
+                              opts.overrides.get(opts.methods[0]) if opts.methods else None)
     samp.update(_fractions(samp["flops_per_image"], samp["images_per_s"], peaks))
     result["sampling"] = samp
     del components, pristine

@@ -52,7 +52,8 @@ JOB_INFO = "job.json"
 #: Identifiers longer than this many tokens draw a warning (the paper uses 1-3 rare tokens).
 MAX_IDENTIFIER_TOKENS = 3
 #: Config keys that change speed or memory but not results; a label may be resumed with other values.
-RUNTIME_KEYS = {"sample_batch_size", "compile", "channels_last", "gradient_checkpointing", "cache_latents"}
+RUNTIME_KEYS = {"sample_batch_size", "compile", "compile_mode", "sample_compile", "channels_last",
+                "gradient_checkpointing", "cache_latents"}
 
 
 class IdentifierWarning(UserWarning):

@@ -39,6 +39,8 @@ class SamplingConfig(MethodConfig):
     negative_prompt: str = field(default="", metadata={"help": "unconditional prompt for guidance"})
     channels_last: str = field(default="auto", metadata={
         "help": "UNet in channels_last memory format while training and sampling: auto (on CUDA) | yes | no"})
+    sample_compile: str = field(default="no", metadata={
+        "help": "torch.compile the UNet for sampling: no | auto (on CUDA) | yes; falls back to eager on errors"})
 
 
 def auto_flag(value: str | bool, device: torch.device, name: str) -> bool:
@@ -55,19 +57,30 @@ def auto_flag(value: str | bool, device: torch.device, name: str) -> bool:
     raise DreambenchError(f"{name} {value!r}: use auto, yes or no")
 
 
+def compile_module(module: torch.nn.Module, mode: str = "default"):
+    """``torch.compile(module)``. A graph that fails to compile (a missing Triton, an unsupported op)
+    runs eagerly instead of failing the job: compiling is a speed option, never a correctness one.
+    Compiled code is cached per module, so compiling the same module again costs nothing."""
+    from torch import _dynamo
+
+    _dynamo.config.suppress_errors = True
+    return torch.compile(module) if mode == "default" else torch.compile(module, mode=mode)
+
+
 @contextlib.contextmanager
-def unet_memory_format(unet: torch.nn.Module, cfg: SamplingConfig, device: torch.device):
-    """The UNet in channels_last for the duration when ``cfg.channels_last`` resolves on, then back to
-    the contiguous format, so a worker's next job sees the same layout as a fresh process (convolution
-    kernels, and so the last bits of images, depend on the layout)."""
-    if not auto_flag(cfg.channels_last, device, "channels_last"):
-        yield unet
-        return
-    unet.to(memory_format=torch.channels_last)
+def sampling_unet(unet: torch.nn.Module, cfg: SamplingConfig, device: torch.device):
+    """The UNet to call while sampling: in channels_last for the duration when ``cfg.channels_last``
+    resolves on (then back to the contiguous format, so a worker's next job sees the same layout as a
+    fresh process: convolution kernels, and so the last bits of images, depend on it), and compiled when
+    ``cfg.sample_compile`` resolves on."""
+    last = auto_flag(cfg.channels_last, device, "channels_last")
+    if last:
+        unet.to(memory_format=torch.channels_last)
     try:
-        yield unet
+        yield compile_module(unet) if auto_flag(cfg.sample_compile, device, "sample_compile") else unet
     finally:
-        unet.to(memory_format=torch.contiguous_format)
+        if last:
+            unet.to(memory_format=torch.contiguous_format)
 
 
 def make_scheduler(scheduler_config: dict, sampler: str):
@@ -116,15 +129,16 @@ def latents_to_images(latents: torch.Tensor) -> list[Image.Image]:
 
 @torch.no_grad()
 def sample_latents(components: Any, prompts: list[str], seeds: list[int], cfg: SamplingConfig, steps: int,
-                   device: torch.device | str = "cpu", text_encoder=None, tokenizer=None) -> torch.Tensor:
-    """Final denoised latents of one batch (the UNet's scaled latent space), before VAE decoding."""
+                   device: torch.device | str = "cpu", text_encoder=None, tokenizer=None, unet=None) -> torch.Tensor:
+    """Final denoised latents of one batch (the UNet's scaled latent space), before VAE decoding.
+    ``unet``: the module to call (a compiled wrapper of ``components.unet``), default the UNet itself."""
     device = torch.device(device)
     text_encoder = text_encoder or components.text_encoder
     tokenizer = tokenizer or components.tokenizer
-    unet = components.unet
+    unet = unet if unet is not None else components.unet
     sched = make_scheduler(components.scheduler_config, cfg.sampler)
     sched.set_timesteps(steps, device=device)
-    shape = (unet.config.in_channels, components.latent_size, components.latent_size)
+    shape = (components.unet.config.in_channels, components.latent_size, components.latent_size)
     latents = initial_latents(seeds, shape).to(device) * sched.init_noise_sigma
     with _autocast(device, cfg.sample_precision):
         cond = encode_prompts(text_encoder, tokenizer, prompts, device)
@@ -140,8 +154,8 @@ def sample_latents(components: Any, prompts: list[str], seeds: list[int], cfg: S
 
 @torch.no_grad()
 def _sample_batch(components: Any, prompts: list[str], seeds: list[int], cfg: SamplingConfig, steps: int,
-                  device: torch.device, text_encoder=None, tokenizer=None) -> list[Image.Image]:
-    latents = sample_latents(components, prompts, seeds, cfg, steps, device, text_encoder, tokenizer)
+                  device: torch.device, text_encoder=None, tokenizer=None, unet=None) -> list[Image.Image]:
+    latents = sample_latents(components, prompts, seeds, cfg, steps, device, text_encoder, tokenizer, unet)
     vae = components.vae
     with _autocast(device, cfg.sample_precision):
         decoded = vae.decode(latents / vae.config.scaling_factor).sample
@@ -167,11 +181,11 @@ def sample_images(components: Any, prompts: list[str], seeds: list[int], cfg: Sa
 
         bar = tqdm(total=len(prompts), desc="sampling", unit="img", leave=False)
     i = 0
-    with unet_memory_format(components.unet, cfg, device):
+    with sampling_unet(components.unet, cfg, device) as unet:
         while i < len(prompts):
             try:
                 imgs = _sample_batch(components, prompts[i:i + batch], seeds[i:i + batch], cfg, steps, device,
-                                     text_encoder, tokenizer)
+                                     text_encoder, tokenizer, unet)
             except torch.OutOfMemoryError:
                 if batch == 1:
                     raise

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import DreambenchError
 from ..images import load_rgb
-from .sampling import SamplingConfig, auto_flag, encode_prompts
+from .sampling import SamplingConfig, auto_flag, compile_module, encode_prompts
 
 
 @dataclass
@@ -60,6 +60,8 @@ class TrainConfig(SamplingConfig):
     gradient_checkpointing: bool = field(default=False, metadata={"help": "UNet gradient checkpointing"})
     compile: str = field(default="auto", metadata={
         "help": "torch.compile the UNet for training: auto (on CUDA) | yes | no; falls back to eager on errors"})
+    compile_mode: str = field(default="default", metadata={
+        "help": "torch.compile mode for training: default | reduce-overhead (CUDA graphs) | max-autotune"})
     cache_latents: bool = field(default=True, metadata={
         "help": "encode instance/class images with the VAE once instead of every step"})
     seed: int = field(default=0, metadata={"help": "training seed (image order, timesteps, noise)"})
@@ -352,14 +354,7 @@ def training_unet(unet, cfg: TrainConfig, device: torch.device | None = None):
     if auto_flag(cfg.channels_last, device, "channels_last"):
         unet.to(memory_format=torch.channels_last)
     unet.train()
-    if not auto_flag(cfg.compile, device, "compile"):
-        return unet
-    from torch import _dynamo
-
-    # A graph that fails to compile (a missing Triton, an unsupported op) runs eagerly instead of
-    # failing a 1000-step job: compile is a speed option, never a correctness one.
-    _dynamo.config.suppress_errors = True
-    return torch.compile(unet)
+    return compile_module(unet, cfg.compile_mode) if auto_flag(cfg.compile, device, "compile") else unet
 
 
 def finish_unet(unet, cfg: TrainConfig) -> None:
