@@ -301,6 +301,14 @@ def _packed_worker(rank: int, job: dict, barrier: Any, queue: Any) -> None:
         queue.put({"rank": rank, "error": f"{type(e).__name__}: {e}"})
 
 
+def mps_running() -> bool:
+    """Whether NVIDIA's Multi-Process Service seems to run (its pipe directory exists): with it, packed
+    workers' kernels run concurrently; without it the GPU time-slices between them."""
+    import os
+
+    return Path(os.environ.get("CUDA_MPS_PIPE_DIRECTORY", "/tmp/nvidia-mps")).is_dir()
+
+
 def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: int, data_dir: Path,
                   workdir: Path, threads: int | None = None, timeout: float = 1800.0,
                   overrides: dict[str, str] | None = None) -> dict:
@@ -614,6 +622,7 @@ def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
     pack = opts.pack if opts.pack is not None else (4 if device.type == "cuda" else 0)
     trained = [m for m, r in result["methods"].items() if r.get("trains")]
     result["packing"] = None
+    result["cuda_mps"] = device.type == "cuda" and mps_running()
     if pack > 0 and trained:
         with tempfile.TemporaryDirectory(prefix="dreambench-pack-") as tmp:
             pk = bench_packing(trained[0], profile.name, device, pack, opts.steps, data_dir, Path(tmp),
@@ -666,7 +675,8 @@ def format_bench(r: dict) -> str:
         row(f"train: {pk['method']} x{pk['jobs']} packed", pk["aggregate_steps_per_s"], "st/s",
             max(pk["peak_mem_GB_per_job"]) if pk["peak_mem_GB_per_job"] else None, None, pk)
         lines.append(f"  packing: {pk['speedup_vs_reference']:.2f}x the reference loop, "
-                     f"{pk['speedup_vs_one_job']:.2f}x one job (peak mem is per job)")
+                     f"{pk['speedup_vs_one_job']:.2f}x one job (peak mem is per job; CUDA MPS "
+                     f"{'running' if r.get('cuda_mps') else 'not running'})")
     s = r["sampling"]
     row(f"sample: b{s['batch']} x{s['sample_steps']} steps", s["images_per_s"], "im/s", None, s["flops_per_image"], s)
     sc = r["scoring"]
