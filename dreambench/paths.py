@@ -31,7 +31,12 @@ def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV, "results")).expanduser()
 
 
+#: The named protocols shipped with the package: ``subjects/`` and ``prompts/`` here are links to the
+#: repository's top-level folders of those names, which wheels carry as files.
+PROTOCOLS_DIR = PACKAGE_DIR / "protocols"
+
+
 def protocol_files(name: str) -> tuple[Path, Path]:
-    """The (subjects CSV, prompts YAML) of a named protocol in the repository's ``subjects/`` and
-    ``prompts/`` folders."""
-    return REPO_DIR / "subjects" / f"{name}.csv", REPO_DIR / "prompts" / f"{name}.yaml"
+    """The (subjects CSV, prompts YAML) of a named protocol: the repository's ``subjects/`` and
+    ``prompts/`` folders, as the package ships them."""
+    return PROTOCOLS_DIR / "subjects" / f"{name}.csv", PROTOCOLS_DIR / "prompts" / f"{name}.yaml"
