@@ -67,9 +67,26 @@ def browser(tmp_path):
     driver.quit()
 
 
+def _detached(element):
+    """A wait condition: ``element`` left the document (the form posted and the next page loaded).
+
+    ``expected_conditions.staleness_of`` only accepts StaleElementReferenceException; while the page is
+    being replaced Chromium may instead answer "Node with given id does not belong to the document", which
+    means the same thing."""
+    from selenium.common.exceptions import WebDriverException
+
+    def gone(_driver) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:
+            return True
+        return False
+
+    return gone
+
+
 def test_rater_answers_in_a_real_browser(study_env, server, browser, tmp_path):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     token = study_env.tokens["alice"]
@@ -89,7 +106,7 @@ def test_rater_answers_in_a_real_browser(study_env, server, browser, tmp_path):
         shutil.copy(shot, Path(os.environ["DREAMBENCH_SCREENSHOT_DIR"]) / "study_question.png")
     button = browser.find_element(By.ID, "answer-right")
     button.click()
-    WebDriverWait(browser, 10).until(ec.staleness_of(button))
+    WebDriverWait(browser, 10).until(_detached(button))
     WebDriverWait(browser, 10).until(lambda d: "Answered so far: 1" in d.page_source)
 
     conn = sdb.connect(study_env.db)
