@@ -11,12 +11,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only way to read it; done once, at import, before any worker thread exists
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success rename it to ``path``, on error delete it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    # mkstemp creates the file readable by its owner only; give it the mode a plain open() would
+    # (0666 less the umask), so results on a shared file system are readable by collaborators.
+    os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -445,3 +445,12 @@ def test_check_bad_input(tmp_path):
     _save(Image.fromarray(_noise((300, 300), 0)), tmp_path / "s" / "a.jpg")
     report = check_dataset(tmp_path)
     assert report.ok and [p.name for p, _ in report.warnings] == ["readme.txt"]
+
+
+def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path):
+    """mkstemp makes 0600 files; results must be readable like any file the user writes (shared file systems)."""
+    from dreambench.io import write_text_atomic
+
+    write_text_atomic(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777

@@ -158,6 +158,17 @@ def test_backbone_weights_files_reproduce_outputs(tmp_path, tiny, suffix):
         build_clip(tiny, weights_file=files["dino"])
     with pytest.raises(ModelLoadError, match=str(files["clip"].name)):
         build_dino(tiny, weights_file=files["clip"])
+    # A state dict saved from the classifier (with head.*) loads into the embedding tower; a missing key
+    # is named in the error.
+    with_head = {**{k: v.contiguous() for k, v in dino.model.state_dict().items()},
+                 "head.weight": torch.zeros(3, dino_out.shape[-1]), "head.bias": torch.zeros(3)}
+    torch.save(with_head, tmp_path / "dino_head.pt")
+    with torch.no_grad():
+        torch.testing.assert_close(build_dino(tiny, weights_file=tmp_path / "dino_head.pt").model(x), dino_out)
+    del with_head["cls_token"]
+    torch.save(with_head, tmp_path / "dino_broken.pt")
+    with pytest.raises(ModelLoadError, match=r"1 missing key\(s\) \['cls_token'\]"):
+        build_dino(tiny, weights_file=tmp_path / "dino_broken.pt")
 
 
 @pytest.mark.parametrize("build", [build_dino, build_clip], ids=["dino", "clip"])

@@ -60,11 +60,21 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def _apply_weights(model: torch.nn.Module, path: str | Path, what: str) -> str:
     sd = load_state_dict_file(path)
+    own = model.state_dict()
+    # A state dict saved from the classifier (timm's default num_classes) carries head.* weights that the
+    # embedding tower (num_classes=0) does not have and never uses.
+    sd = {k: v for k, v in sd.items() if not (k.startswith("head.") and k not in own)}
+    missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
+    if missing or unexpected:
+        raise ModelLoadError(f"{what}: weights file {path} does not match the architecture: "
+                             f"{len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} unexpected key(s) "
+                             f"{unexpected[:5]}")
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise ModelLoadError(f"{what}: weights file {path} does not match the architecture: {first}") from e
+        lines = str(e).strip().splitlines()
+        detail = " ".join(x.strip() for x in lines[1:4]) or lines[0]
+        raise ModelLoadError(f"{what}: weights file {path} does not match the architecture: {detail}") from e
     return f"file:{file_digest(path)}"
 
 
