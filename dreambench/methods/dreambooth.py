@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..errors import ModelLoadError
-from ..io import atomic_path
+from .artifacts import load_tensors, save_tensors
 from .base import GenerationRequest, Method, SubjectData, register_method
 from .priors import class_prompt, ensure_class_images
 from .sampling import sample_requests
@@ -55,17 +54,12 @@ def instance_prompt(identifier: str, class_noun: str) -> str:
 
 def save_fp16(module: torch.nn.Module, path: Path) -> Path:
     """The module's state dict as fp16 safetensors, written atomically."""
-    tensors = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in module.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": "pt", "dtype": "float16"})
-    return path
+    return save_tensors(path, module.state_dict(), torch.float16, {"dtype": "float16"})
 
 
 def load_into(module: torch.nn.Module, path: Path) -> None:
     """Load a safetensors state dict into ``module`` (cast to its dtype); all keys must match."""
-    if not path.is_file():
-        raise ModelLoadError(f"{path}: artifact missing")
-    state = load_file(str(path))
+    state = load_tensors(path)
     ref = module.state_dict()
     missing, unexpected = set(ref) - set(state), set(state) - set(ref)
     if missing or unexpected:

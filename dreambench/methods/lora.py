@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..errors import ModelLoadError
-from ..io import atomic_path
+from .artifacts import load_tensors, save_tensors
 from .base import GenerationRequest, Method, SubjectData, register_method
 from .dreambooth import train_dreambooth_objective
 from .sampling import sample_requests
@@ -87,19 +86,14 @@ class DreamBoothLoRA(Method):
         self.stats = train_dreambooth_objective(self, data, workdir, trainable, f"lora {data.subject.name}")
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / LORA_FILE
-        tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in self.lora_state_dict().items()}
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"format": "pt", "rank": str(cfg.rank),
-                                                   "target_modules": ",".join(TARGET_MODULES)})
-        return path
+        return save_tensors(path, self.lora_state_dict(), torch.float32,
+                            {"rank": str(cfg.rank), "target_modules": ",".join(TARGET_MODULES)})
 
     def load_artifact(self, path: Path) -> None:
         from peft import set_peft_model_state_dict
 
         path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"{path}: artifact missing")
-        state = load_file(str(path))
+        state = load_tensors(path)
         self._add_adapter()
         expected = set(self.lora_state_dict())
         if set(state) != expected:

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from ..errors import DreambenchError, ModelLoadError
-from ..io import atomic_path
+from .artifacts import load_tensors, save_tensors
 from .base import GenerationRequest, Method, SubjectData, register_method
 from .dreambooth import prior_class_images
 from .priors import class_prompt
@@ -119,16 +118,11 @@ class TextualInversion(Method):
         del opt
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / EMBEDDING_FILE
-        with atomic_path(path) as tmp:
-            save_file({token: emb.weight[tid:tid + 1].detach().to("cpu", torch.float32).contiguous()}, str(tmp),
-                      metadata={"format": "pt"})
-        return path
+        return save_tensors(path, {token: emb.weight[tid:tid + 1]}, torch.float32)
 
     def load_artifact(self, path: Path) -> None:
         path = Path(path)
-        if not path.is_file():
-            raise ModelLoadError(f"{path}: artifact missing")
-        state = load_file(str(path))
+        state = load_tensors(path)
         if len(state) != 1:
             raise ModelLoadError(f"{path}: expected one embedding, found {len(state)}")
         (token, row), = state.items()
