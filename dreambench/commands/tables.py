@@ -38,31 +38,77 @@ def _resolve(ctx: click.Context, results_dir: Path | None) -> Path:
     return resolve_results(ctx, results_dir)
 
 
+_names = click.option(
+    "--name",
+    "names",
+    multiple=True,
+    metavar="LABEL=TEXT",
+    help='Display name of a label\'s rows, e.g. --name dreambooth="DreamBooth (Stable Diffusion)" (repeatable; '
+    "adds to the names `dreambench run --name` recorded).",
+)
+_reference = click.option(
+    "--reference",
+    type=click.Choice(["paper"]),
+    default=None,
+    help="Add the paper's published rows (Ruiz et al. 2023), marked (reported), never mixed into measured rows.",
+)
+
+
+def _parse_names(names: tuple[str, ...]) -> dict[str, str]:
+    from ..errors import DreambenchError
+    from ..tables.names import parse_names
+
+    try:
+        return parse_names(names)
+    except DreambenchError as e:
+        raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
+
+
 @click.command("tables")
-@_results_arg
+@click.argument("results_dirs", nargs=-1, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: RESULTS_DIR/tables; required with several RESULTS_DIRs).",
+)
+@_names
+@_reference
 @_no_ci
 @_study
 @_subjects
 @click.pass_context
 def tables_cmd(
     ctx: click.Context,
-    results_dir: Path | None,
+    results_dirs: tuple[Path, ...],
+    out_dir: Path | None,
+    names: tuple[str, ...],
+    reference: str | None,
     no_ci: bool,
     study_db: Path | None,
     inputs_subjects: str | None,
 ) -> None:
-    """Write Tables 1-6 of RESULTS_DIR (default: the global --results) into RESULTS_DIR/tables/."""
+    """Write Tables 1-6 of RESULTS_DIR (default: the global --results) into RESULTS_DIR/tables/.
+
+    Several RESULTS_DIRs (same protocol, metric profile and model profile) make one table set in --out."""
+    display = _parse_names(names)
+    if len(results_dirs) > 1 and out_dir is None:
+        raise click.UsageError("--out DIR is required with several RESULTS_DIRs")
     from ..tables import build_tables, write_table_set
 
-    results_dir = _resolve(ctx, results_dir)
-    ts = build_tables(results_dir, study_db=study_db, inputs_subjects=_split(inputs_subjects))
-    written = write_table_set(ts, results_dir / "tables", ci=not no_ci)
+    dirs = list(results_dirs) or [_resolve(ctx, None)]
+    ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
+                      reference=reference)
+    out = out_dir or dirs[0] / "tables"
+    written = write_table_set(ts, out, ci=not no_ci)
     if ts.meta.random_init:
         click.echo("random-init weights: not quality results", err=True)
     numbers = ", ".join(str(t.number) for t in ts.tables)
-    click.echo(f"wrote Table(s) {numbers} ({len(written)} files) to {results_dir / 'tables'}")
+    click.echo(f"wrote Table(s) {numbers} ({len(written)} files) to {out}")
     for n, why in sorted(ts.skipped.items()):
-        click.echo(f"Table {n} not written: {why}")
+        click.echo(f"Table {n} not written: {why}" if n not in {t.number for t in ts.tables}
+                   else f"Table {n}: {why}")
     for p in ts.problems:
         click.echo(f"warning: disagrees with aggregates.csv: {p}", err=True)
 

@@ -19,9 +19,11 @@ import pandas as pd
 
 from ..errors import DataError
 from ..io import write_text_atomic
+from . import reference as refs
 from . import select
 from .compute import (
     METRIC_NAMES,
+    REAL_LABEL,
     aggregates,
     compare_aggregates,
     per_category,
@@ -32,6 +34,8 @@ from .compute import (
     table_inputs,
 )
 from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta, load_results
+from .merge import load_many
+from .names import display
 from .plots import plot_inputs
 from .preference import load_preference
 from .render import Table, display_frame, write_table
@@ -103,80 +107,109 @@ def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None,
     return t, ""
 
 
-def build_tables(
-    results: Results | str | Path,
-    *,
-    study_db: str | Path | None = None,
-    inputs_subjects: list[str] | None = None,
-) -> TableSet:
-    """Compute every table that the results support (no files written)."""
-    res = results if isinstance(results, Results) else load_results(results)
-    pi, infos, labels = res.per_image, res.infos, res.labels
-    ts = TableSet(res, [])
-    interval_note = (
-        "95% interval (CSV: <metric>_lo, <metric>_hi): bootstrap over subjects (1000 resamples, seed 0)"
-    )
+def _named(data: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """Measured rows: a ``name`` column (the display name) after ``method`` and ``source = measured``."""
+    data = data.copy()
+    data.insert(1, "name", [REAL_LABEL if m == REAL_LABEL else display(m, names) for m in data["method"]])
+    data["source"] = refs.MEASURED
+    return data
 
-    main = select.main_labels(labels, infos)
-    ts.tables.append(
-        Table(
-            KEYS[1],
-            1,
-            "Subject fidelity (DINO, CLIP-I) and prompt fidelity (CLIP-T)",
-            table1(pi, res.real, main),
-            ids=[("method", "Method")],
-            metrics=_m("dino", "clip_i", "clip_t"),
-            notes=[interval_note],
-        )
-    )
 
-    t2, why = _study_table(res, Path(study_db) if study_db else None)
+def _with_reference(t: Table, ref: str | None) -> Table:
+    """Append the reference's reported rows (after every measured row) and the note naming their model
+    and subject count; measured figures and intervals are untouched."""
+    if not ref:
+        return t
+    rows = refs.reported_rows(ref, t.number)
+    if rows.empty:
+        return t
+    if "source" not in t.data.columns:
+        t.data = t.data.assign(source=refs.MEASURED)
+    t.data = pd.concat([t.data, rows], ignore_index=True) if len(t.data) else rows
+    note = refs.reported_note(ref, t.number)
+    t.notes = [*t.notes, note] if note else t.notes
+    return t
+
+
+def _reported_only(number: int, title: str, ids, metrics, why: str, ref: str | None, **kw) -> Table | None:
+    """With a reference, a table whose measured rows are missing still shows the reported rows."""
+    if not ref or refs.reported_rows(ref, number).empty:
+        return None
+    t = Table(KEYS[number], number, title, pd.DataFrame(), ids=ids, metrics=metrics, **kw)
+    t.notes = [f"no measured rows: {why}"]
+    return _with_reference(t, ref)
+
+
+_N = [("n_subjects", "n")]
+_INTERVAL_NOTE = (
+    "95% interval (CSV: <metric>_lo, <metric>_hi): bootstrap over subjects (1000 resamples, seed 0); "
+    "n/a below 3 subjects; n: subjects behind the row"
+)
+
+
+def _table1(res: Results, names: dict[str, str], ref: str | None) -> Table:
+    main = select.main_labels(res.labels, res.infos)
+    t = Table(
+        KEYS[1],
+        1,
+        "Subject fidelity (DINO, CLIP-I) and prompt fidelity (CLIP-T)",
+        _named(table1(res.per_image, res.real, main), names),
+        ids=[("name", "Method")],
+        metrics=_m("dino", "clip_i", "clip_t"),
+        trailing=_N,
+        notes=[_INTERVAL_NOTE],
+    )
+    return _with_reference(t, ref)
+
+
+_T2 = ("User preference (majority vote per question)",
+       [("question_type", "Question"), ("method_a", "Method A"), ("method_b", "Method B")],
+       [("pct_a", "% A"), ("pct_b", "% B"), ("pct_undecided", "% undecided")])
+
+
+def _table3(res: Results, names: dict[str, str], ref: str | None) -> tuple[Table | None, str]:
+    title, ids, metrics = "Prior preservation loss ablation", [("name", "Method"), ("ppl", "PPL")], _m(
+        "pres", "div", "dino", "clip_i", "clip_t")
+    ppl = select.ppl_ablation(res.labels, res.infos)
+    if not ppl:
+        why = "no labels differing only in prior preservation (method.json ppl true and false)"
+        return _reported_only(3, title, ids, metrics, why, ref, trailing=_N), why
+    order = sorted(ppl, key=lambda lab: (select.method_of(lab, res.infos), not ppl[lab], lab))
+    data = _named(table3(res.per_image, res.div, {lab: ppl[lab] for lab in order}), names)
+    t = Table(KEYS[3], 3, title, data, ids=ids, metrics=metrics, trailing=_N, notes=[_INTERVAL_NOTE])
+    return _with_reference(t, ref), ""
+
+
+def _table4(res: Results, names: dict[str, str], ref: str | None) -> tuple[Table | None, str]:
+    title, ids, metrics = "Class noun ablation", [("name", "Method"), ("class_noun", "Class noun")], _m(
+        "dino", "clip_i")
+    noun = select.noun_ablation(res.labels, res.infos)
+    if not noun:
+        why = "no labels differing only in class_noun_mode (correct and none/wrong)"
+        return _reported_only(4, title, ids, metrics, why, ref, trailing=_N), why
+    order = sorted(noun, key=lambda lab: (select.method_of(lab, res.infos), _NOUN_ORDER[noun[lab]], lab))
+    data = _named(table4(res.per_image, {lab: noun[lab] for lab in order}), names)
+    t = Table(KEYS[4], 4, title, data, ids=ids, metrics=metrics, trailing=_N, notes=[_INTERVAL_NOTE])
+    return _with_reference(t, ref), ""
+
+
+def _table2(res: Results, study_db: Path | None, ref: str | None) -> tuple[Table | None, str]:
+    t2, why = _study_table(res, study_db)
     if t2 is not None:
-        ts.tables.append(t2)
-    else:
-        ts.skipped[2] = why
+        return _with_reference(t2, ref), ""
+    title, ids, metrics = _T2
+    return _reported_only(2, title, ids, metrics, why, ref, digits=1,
+                          trailing=[("n_questions", "Questions")]), why
 
-    ppl = select.ppl_ablation(labels, infos)
-    if ppl:
-        order = sorted(ppl, key=lambda lab: (select.method_of(lab, infos), not ppl[lab], lab))
-        data = table3(pi, res.div, {lab: ppl[lab] for lab in order})
-        ts.tables.append(
-            Table(
-                KEYS[3],
-                3,
-                "Prior preservation loss ablation",
-                data,
-                ids=[("method", "Method"), ("ppl", "PPL")],
-                metrics=_m("pres", "div", "dino", "clip_i", "clip_t"),
-                notes=[interval_note],
-            )
-        )
-    else:
-        ts.skipped[3] = "no labels differing only in prior preservation (method.json ppl true and false)"
 
-    noun = select.noun_ablation(labels, infos)
-    if noun:
-        order = sorted(noun, key=lambda lab: (select.method_of(lab, infos), _NOUN_ORDER[noun[lab]], lab))
-        data = table4(pi, {lab: noun[lab] for lab in order})
-        ts.tables.append(
-            Table(
-                KEYS[4],
-                4,
-                "Class noun ablation",
-                data,
-                ids=[("method", "Method"), ("class_noun", "Class noun")],
-                metrics=_m("dino", "clip_i"),
-                notes=[interval_note],
-            )
-        )
-    else:
-        ts.skipped[4] = "no labels differing only in class_noun_mode (correct and none/wrong)"
-
-    inputs = select.inputs_ablation(labels, infos)
+def _inputs_tables(res: Results, inputs_subjects: list[str] | None) -> tuple[list[Table], dict[int, str]]:
+    pi, infos = res.per_image, res.infos
+    inputs = select.inputs_ablation(res.labels, infos)
+    tables, skipped = [], {}
     for number, metric in ((5, "dino"), (6, "clip_t")):
         data = table_inputs(pi, inputs, metric, inputs_subjects) if inputs else pd.DataFrame()
         if data.empty:
-            ts.skipped[number] = (
+            skipped[number] = (
                 "no labels with num_inputs set in method.json"
                 if not inputs
                 else f"no images of subjects {', '.join(inputs_subjects or [])} for the num_inputs labels"
@@ -194,12 +227,11 @@ def build_tables(
         data = data.sort_values(["group", "subject", "num_inputs", "method"], kind="stable").reset_index(
             drop=True
         )
-        name = METRIC_NAMES[metric]
-        ts.tables.append(
+        tables.append(
             Table(
                 KEYS[number],
                 number,
-                f"Number of input images vs {name}",
+                f"Number of input images vs {METRIC_NAMES[metric]}",
                 data,
                 ids=[("num_inputs", "Input images")],
                 metrics=_m(metric),
@@ -212,21 +244,62 @@ def build_tables(
                 ],
             )
         )
+    return tables, skipped
 
-    agg_path = res.scores_dir / AGGREGATES
-    if agg_path.is_file():
-        theirs = pd.read_csv(agg_path, keep_default_na=False)
-        ts.problems = compare_aggregates(aggregates(pi, res.div, res.real), theirs)
-        for p in ts.problems:
-            warnings.warn(f"{agg_path}: {p}", AggregateMismatchWarning, stacklevel=2)
-    ts.per_category = per_category(pi)
+
+def _categories(res: Results) -> pd.DataFrame:
+    cat = per_category(res.per_image)
     cat_path = res.scores_dir / PER_CATEGORY
-    if ts.per_category.empty and cat_path.is_file():
+    if cat.empty and cat_path.is_file():
         # No category column in per_image.csv: fall back to what `dreambench score` aggregated.
         cat = pd.read_csv(cat_path, keep_default_na=False).astype({"method": str, "category": str})
         for c in ("mean", "lo", "hi"):
             cat[c] = pd.to_numeric(cat[c], errors="coerce")
-        ts.per_category = cat
+    return cat
+
+
+def build_tables(
+    results: Results | str | Path | list,
+    *,
+    study_db: str | Path | None = None,
+    inputs_subjects: list[str] | None = None,
+    names: dict[str, str] | None = None,
+    reference: str | None = None,
+) -> TableSet:
+    """Compute every table that the results support (no files written).
+
+    ``results``: a folder, a loaded :class:`Results`, or a list of folders merged into one table set
+    (:func:`dreambench.tables.merge.load_many`). ``names``: display names (label -> text) over those
+    recorded in each folder's names.json. ``reference="paper"``: add the paper's reported rows."""
+    if isinstance(results, Results):
+        res = results
+    elif isinstance(results, (list, tuple)):
+        res = load_many([Path(r) for r in results])
+    else:
+        res = load_results(results)
+    names = {**res.names, **(names or {})}
+    ts = TableSet(res, [])
+    ts.tables.append(_table1(res, names, reference))
+    for number, (t, why) in ((2, _table2(res, Path(study_db) if study_db else None, reference)),
+                             (3, _table3(res, names, reference)), (4, _table4(res, names, reference))):
+        if t is not None:
+            ts.tables.append(t)
+        if why:
+            ts.skipped[number] = why if t is None else f"{why} (reported rows only)"
+    inputs, skipped = _inputs_tables(res, inputs_subjects)
+    ts.tables += inputs
+    ts.skipped.update(skipped)
+    ts.tables.sort(key=lambda t: t.number)
+
+    for part in res.parts or [res]:
+        agg_path = part.scores_dir / AGGREGATES
+        if agg_path.is_file():
+            theirs = pd.read_csv(agg_path, keep_default_na=False)
+            found = compare_aggregates(aggregates(part.per_image, part.div, part.real), theirs)
+            ts.problems += found
+            for p in found:
+                warnings.warn(f"{agg_path}: {p}", AggregateMismatchWarning, stacklevel=2)
+    ts.per_category = _categories(res)
     return ts
 
 
@@ -267,7 +340,8 @@ def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True) -> dict[str
                 random_init=ts.meta.random_init,
             )
             written.append(t.plot)
-    for number in ts.skipped:
+    made = {t.number for t in ts.tables}
+    for number in set(ts.skipped) - made:
         for suffix in (".csv", ".tex", ".md", ".png"):
             (out_dir / f"{KEYS[number]}{suffix}").unlink(missing_ok=True)
     written.append(write_text_atomic(out_dir / "README.md", _readme(ts, written)))

@@ -16,6 +16,7 @@ import pandas as pd
 from ..errors import DataError
 from ..paths import REPO_DIR
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
+from .names import read_names
 
 SCORES = "scores"
 IMAGES = "images"
@@ -78,6 +79,10 @@ class Results:
     infos: dict[str, dict] = field(default_factory=dict)
     meta: RunMeta | None = None
     images_dir: Path | None = None
+    #: Display names recorded in ``<results>/names.json`` (label -> text).
+    names: dict[str, str] = field(default_factory=dict)
+    #: For a table set built from several folders: each folder's own Results (else empty).
+    parts: list[Results] = field(default_factory=list)
 
     @property
     def labels(self) -> list[str]:
@@ -254,4 +259,5 @@ def load_results(results_dir: str | Path) -> Results:
     infos = read_method_infos(images_dir) if images_dir else {}
     res = Results(results_dir, sdir, per_image, div, real, score_meta, infos, images_dir=images_dir)
     res.meta = run_meta(res)
+    res.names = read_names(results_dir)
     return res

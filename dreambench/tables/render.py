@@ -18,6 +18,11 @@ from ..io import atomic_path, write_text_atomic
 from .load import RunMeta
 
 NA = "N/A"
+#: An interval that is not shown: fewer than MIN_SUBJECTS subjects, or NaN bounds (stats gives NaN then).
+NA_INTERVAL = "n/a"
+MIN_SUBJECTS = 3
+#: The LaTeX packages every .tex needs (stated in its first comment line).
+LATEX_PACKAGES = ("booktabs",)
 
 
 @dataclass
@@ -44,13 +49,40 @@ class Table:
 
 
 def fmt(mean: float, lo: float, hi: float, digits: int = 3, ci: bool = True, unit: str = "") -> str:
-    """``"0.668 ± 0.012"`` (± is the half-width of [lo, hi]); ``"0.668"`` without ci; NaN is ``N/A``."""
+    """``"0.668 ± 0.012"`` (± is the half-width of [lo, hi]); ``"0.668"`` without ci; a NaN mean is
+    ``N/A``; a NaN interval is ``"0.668 ± n/a"``."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return NA
     s = f"{mean:.{digits}f}{unit}"
-    if ci and not (math.isnan(lo) or math.isnan(hi)):
-        s += f" ± {(hi - lo) / 2:.{digits}f}"
+    if ci:
+        s += f" ± {NA_INTERVAL}" if (math.isnan(lo) or math.isnan(hi)) else f" ± {(hi - lo) / 2:.{digits}f}"
     return s
+
+
+def _row_ci(row: dict, ci: bool) -> tuple[bool, bool]:
+    """(show an interval, the interval is n/a) for one tidy row: reported rows never have one; measured
+    rows behind fewer than MIN_SUBJECTS subjects show n/a."""
+    if row.get("source") == "reported":
+        return False, False
+    n = row.get("n_subjects")
+    few = n is not None and not (isinstance(n, float) and math.isnan(n)) and int(n) < MIN_SUBJECTS
+    return ci, few
+
+
+def _cell(row: dict, m: str, table: Table, ci: bool) -> str:
+    show, few = _row_ci(row, ci)
+    nan = float("nan")
+    lo, hi = (nan, nan) if few else (row.get(f"{m}_lo", nan), row.get(f"{m}_hi", nan))
+    return fmt(row[m], lo, hi, table.digits, show, table.unit)
+
+
+def _plain(v) -> str:
+    """An id or trailing cell: integers without ``.0`` (pandas makes n a float next to NaN), NaN empty."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def display_frame(table: Table, ci: bool = True) -> pd.DataFrame:
@@ -59,10 +91,7 @@ def display_frame(table: Table, ci: bool = True) -> pd.DataFrame:
     if table.pivot is not None:
         row_col, col_col = table.pivot
         ((m, _header),) = table.metrics
-        cells = {
-            (r[row_col], r[col_col]): fmt(r[m], r[f"{m}_lo"], r[f"{m}_hi"], table.digits, ci, table.unit)
-            for r in df.to_dict("records")
-        }
+        cells = {(r[row_col], r[col_col]): _cell(r, m, table, ci) for r in df.to_dict("records")}
         rows_keys = sorted({k[0] for k in cells})
         cols_keys = list(dict.fromkeys(k[1] for k in cells))
         out = pd.DataFrame(
@@ -70,14 +99,12 @@ def display_frame(table: Table, ci: bool = True) -> pd.DataFrame:
             columns=[dict(table.ids).get(row_col, row_col), *[str(c) for c in cols_keys]],
         )
         return out
-    out = pd.DataFrame({header: df[col].astype(str) for col, header in table.ids})
+    records = df.to_dict("records")
+    out = pd.DataFrame({header: [_plain(r.get(col)) for r in records] for col, header in table.ids})
     for col, header in table.metrics:
-        out[header] = [
-            fmt(a, b, c, table.digits, ci, table.unit)
-            for a, b, c in zip(df[col], df[f"{col}_lo"], df[f"{col}_hi"])
-        ]
+        out[header] = [_cell(r, col, table, ci) for r in records]
     for col, header in table.trailing:
-        out[header] = df[col].astype(str)
+        out[header] = [_plain(r.get(col)) for r in records]
     return out
 
 
@@ -124,7 +151,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1) -> str
         position_float="centering",
         column_format="l" * n_left + "r" * (len(df.columns) - n_left),
     )
-    return body.replace("±", r"$\pm$")
+    return body.replace("±", r"$\pm$").rstrip("\n") + "\n"
 
 
 def caption_of(table: Table, meta: RunMeta) -> str:
@@ -146,7 +173,9 @@ def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True) -> 
         f.write("".join(f"# {line}\n" for line in header))
         table.data.to_csv(f, index=False, float_format="%.10g")
 
-    tex = "".join(f"% {line}\n" for line in header) + to_latex(
+    packages = ", ".join(LATEX_PACKAGES)
+    tex = f"% LaTeX packages needed: {packages} (\\usepackage{{{packages}}})\n"
+    tex += "".join(f"% {line}\n" for line in header) + to_latex(
         disp, caption_of(table, meta), f"tab:{table.key}", 1 if table.pivot else len(table.ids)
     )
     tex_path = write_text_atomic(out_dir / f"{table.key}.tex", tex)

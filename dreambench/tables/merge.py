@@ -1,0 +1,129 @@
+"""One table set from several results folders (``dreambench tables A B ... --out DIR``).
+
+Folders can only be merged when their figures are comparable: same protocol, metric profile and model
+profile (a difference is refused in one line naming the folders and values). A label may appear in
+several folders only when both copies are the same job: equal ``method.json`` and equal per-image rows
+(subject, prompt, seed, scores); it is then kept once. Real Images (real.csv) depend only on the dataset
+and the metric profile; each subject is taken from the first folder that has it.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+from .load import Results, RunMeta, load_results
+
+STATE_FILE = "state.sqlite"  # engine.state.STATE_FILE; not imported to keep tables free of the engine
+_SAME_JOB_COLUMNS = ["subject", "prompt_index", "seed", "dino", "clip_i", "clip_t"]
+
+
+def protocol_of(res: Results) -> str:
+    """The protocol a folder was run with: score_meta.json's ``protocol``, else the subject jobs in
+    state.sqlite, else ``unknown`` (a bare ``dreambench score`` folder)."""
+    if res.score_meta.get("protocol"):
+        return str(res.score_meta["protocol"])
+    path = res.results_dir / STATE_FILE
+    if not path.is_file():
+        return "unknown"
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            specs = [json.loads(s or "{}") for (s,) in con.execute("SELECT spec FROM jobs WHERE kind='subject'")]
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return "unknown"
+    found = sorted({str(s["protocol"]) for s in specs if s.get("protocol")})
+    return ",".join(found) or "unknown"
+
+
+def check_compatible(parts: list[Results]) -> None:
+    """Refuse (one line) folders that differ in protocol, metric profile or model profile."""
+    first = parts[0]
+    for what, get in (("protocol", protocol_of), ("metric profile", lambda r: r.meta.metric_profile),
+                      ("model profile", lambda r: r.meta.profile)):
+        for other in parts[1:]:
+            a, b = get(first), get(other)
+            if a != b:
+                raise DataError(f"cannot merge {first.results_dir} and {other.results_dir}: {what} {a} vs {b}")
+
+
+def _label_rows(res: Results, label: str) -> pd.DataFrame:
+    rows = res.per_image[res.per_image["method"] == label][_SAME_JOB_COLUMNS]
+    return rows.sort_values(_SAME_JOB_COLUMNS[:3]).reset_index(drop=True)
+
+
+def _same_job(a: Results, b: Results, label: str) -> bool:
+    if a.infos.get(label) != b.infos.get(label):
+        return False
+    ra, rb = _label_rows(a, label), _label_rows(b, label)
+    return ra.shape == rb.shape and bool((ra.astype(str) == rb.astype(str)).all().all())
+
+
+def _owners(parts: list[Results]) -> dict[str, Results]:
+    """``label -> the folder whose rows are used``; a label in two folders must be the same job."""
+    owner: dict[str, Results] = {}
+    for res in parts:
+        for label in res.labels:
+            if label not in owner:
+                owner[label] = res
+            elif not _same_job(owner[label], res, label):
+                raise DataError(
+                    f"label {label!r} is in both {owner[label].results_dir} and {res.results_dir} with different "
+                    f"jobs (method.json or images differ); rename one (e.g. `dreambench run --method M` into "
+                    f"another label) or drop a folder"
+                )
+    return owner
+
+
+def _concat(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:
+    frames = [f for f in frames if f is not None and len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def _merged_meta(parts: list[Results]) -> RunMeta:
+    metas = [p.meta for p in parts]
+
+    def join(attr: str) -> str:
+        return ",".join(dict.fromkeys(str(getattr(m, attr)) for m in metas))
+
+    weights = "random-init" if any(m.random_init for m in metas) else join("weights")
+    return RunMeta(run=" + ".join(m.run for m in metas), profile=metas[0].profile, weights=weights,
+                   metric_profile=metas[0].metric_profile, backbones=join("backbones"), commit=metas[0].commit,
+                   score_commit=join("score_commit"))
+
+
+def load_many(dirs: list[Path]) -> Results:
+    """The merged :class:`Results` of several folders (one folder: that folder's Results)."""
+    if len(dirs) == 1:
+        return load_results(dirs[0])
+    seen = [Path(d).resolve() for d in dirs]
+    if len(set(seen)) != len(seen):
+        raise DataError("the same results folder is given twice")
+    parts = [load_results(d) for d in dirs]
+    check_compatible(parts)
+    owner = _owners(parts)
+    per_image = _concat([p.per_image[p.per_image["method"].map(lambda lab, p=p: owner[lab] is p)] for p in parts])
+    div = _concat([p.div[p.div["method"].map(lambda lab, p=p: owner.get(lab) is p)] if p.div is not None else None
+                   for p in parts])
+    real = _concat([p.real for p in parts])
+    if real is not None:
+        first_dir = {}
+        for p in parts:
+            for s in p.real["subject"].unique() if p.real is not None else []:
+                first_dir.setdefault(s, id(p))
+        real = _concat([p.real[p.real["subject"].map(lambda s, p=p: first_dir[s] == id(p))]
+                        for p in parts if p.real is not None])
+    infos = {lab: res.infos[lab] for lab, res in owner.items() if lab in res.infos}
+    names: dict[str, str] = {}
+    for p in parts:
+        names.update({k: v for k, v in p.names.items() if k not in names})
+    merged = Results(parts[0].results_dir, parts[0].scores_dir, per_image, div, real, parts[0].score_meta, infos,
+                     images_dir=parts[0].images_dir, names=names, parts=parts)
+    merged.meta = _merged_meta(parts)
+    return merged
