@@ -28,10 +28,12 @@ from .protocol import CLASS_PROMPT_INDEX
 MANIFEST = "manifest.csv"
 METHOD_INFO = "method.json"
 #: Keys of ``<images>/<label>/method.json``: the registry method, its config and recipe, the ablation
-#: settings (``ppl``: prior preservation on; ``class_noun_mode``: correct | none | wrong;
-#: ``num_inputs``: instance images used, null = all), the model profile and weights label, identifier.
-METHOD_INFO_KEYS = ["method", "config", "recipe", "ppl", "class_noun_mode", "num_inputs", "profile", "weights",
-                    "identifier"]
+#: settings (``ppl``: prior preservation true = on, false = off, null = does not apply;
+#: ``class_noun_mode``: correct | none | wrong; ``num_inputs``: instance images used, null = all), the
+#: label's ``role`` in the tables (``{"table": "main"}`` or ``{"table": "ablation", "axis": ..., "value":
+#: ...}``, see dreambench.tables.select), the model profile and weights label, identifier.
+METHOD_INFO_KEYS = ["method", "config", "recipe", "ppl", "class_noun_mode", "num_inputs", "role", "profile",
+                    "weights", "identifier"]
 MANIFEST_COLUMNS = ["method", "subject", "prompt_index", "prompt", "seed", "path"]
 #: Optional manifest columns written by ``dreambench generate``: the identifier-free prompt (CLIP-T
 #: text), the prompt category, the class noun used and the model profile / weights label.

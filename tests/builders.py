@@ -45,7 +45,8 @@ INFO = {  # (method, ppl, class_noun_mode, num_inputs)
     "dreambooth-n1": ("dreambooth", True, "correct", 1),
     "dreambooth-n2": ("dreambooth", True, "correct", 2),
     "dreambooth-n3": ("dreambooth", True, "correct", 3),
-    "textual-inversion": ("textual-inversion", None, "correct", None),
+    # The release before roles wrote ppl false (not null) for methods without prior preservation.
+    "textual-inversion": ("textual-inversion", False, "correct", None),
 }
 REAL = {"backpack": (0.70, 0.85), "dog": (0.80, 0.90)}
 RUN = "run-synthetic"

@@ -60,6 +60,9 @@ class MethodRun:
         class_prompt_samples: extra "a [class noun]" images per subject (PRES, Table 3).
         subjects: restrict this label to these subjects (Tables 5/6), None = the run's subjects.
         table: which paper table asked for this label (shown by ``--dry-run``).
+        role: the label's place in the tables, recorded in its method.json (:func:`role`); None = derived
+            from the ablation settings (:func:`dreambench.methods.job.default_role`: main unless the class
+            noun or the number of inputs is ablated).
     """
 
     label: str
@@ -71,6 +74,18 @@ class MethodRun:
     class_prompt_samples: int = 0
     subjects: list[str] | None = None
     table: str = ""
+    role: dict | None = None
+
+
+def role(table: str = "main", axis: str | None = None, value: Any = None) -> dict:
+    """A label role: ``{"table": "main"}`` or ``{"table": "ablation", "axis": A, "value": V}`` with
+    ``A`` one of ``ppl`` | ``class_noun`` | ``num_inputs`` (see :mod:`dreambench.tables.select`)."""
+    if table == "main":
+        return {"table": "main"}
+    if table != "ablation" or axis not in ("ppl", "class_noun", "num_inputs"):
+        raise DreambenchError(f"role {table!r}/{axis!r}: use main, or ablation with axis ppl, class_noun or "
+                              "num_inputs")
+    return {"table": "ablation", "axis": axis, "value": value}
 
 
 @dataclass
@@ -205,23 +220,25 @@ def paper_method_runs(overrides: dict[str, dict] | None = None, class_prompt_sam
     if ppl is None:
         raise DreambenchError("--tables paper: the dreambooth config has no prior-preservation switch "
                               "(prior_preservation / with_prior_preservation / ppl) for Table 3")
+    main = role()
     runs = [
         MethodRun("dreambooth", "dreambooth", {**db, ppl: True}, class_prompt_samples=class_prompt_samples,
-                  table="1,3,4"),
+                  table="1,3,4", role=main),
         MethodRun("textual-inversion", "textual-inversion", dict(overrides.get("textual-inversion", {})),
-                  table="1"),
-        MethodRun("real", "real", dict(overrides.get("real", {})), table="1"),
+                  table="1", role=main),
+        MethodRun("real", "real", dict(overrides.get("real", {})), table="1", role=main),
     ]
     if "pretrained" in registered:
-        runs.append(MethodRun("pretrained", "pretrained", dict(overrides.get("pretrained", {})), table="1"))
+        runs.append(MethodRun("pretrained", "pretrained", dict(overrides.get("pretrained", {})), table="1",
+                              role=main))
     runs.append(MethodRun("dreambooth-noppl", "dreambooth", {**db, ppl: False},
-                          class_prompt_samples=class_prompt_samples, table="3"))
+                          class_prompt_samples=class_prompt_samples, table="3", role=role("ablation", "ppl", False)))
     for mode in ("none", "wrong"):
         runs.append(MethodRun(f"dreambooth-noun-{mode}", "dreambooth", {**db, ppl: True}, class_noun_mode=mode,
-                              table="4"))
+                              table="4", role=role("ablation", "class_noun", mode)))
     for k in num_inputs:
         runs.append(MethodRun(f"dreambooth-n{k}", "dreambooth", {**db, ppl: True}, num_inputs=k,
-                              subjects=list(NUM_INPUTS_SUBJECTS), table="5,6"))
+                              subjects=list(NUM_INPUTS_SUBJECTS), table="5,6", role=role("ablation", "num_inputs", k)))
     return runs
 
 
@@ -275,6 +292,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
                 images_per_prompt=spec.images_per_prompt, seed=spec.seed,
                 class_prompt_samples=mr.class_prompt_samples, steps=spec.steps, sample_steps=spec.sample_steps,
                 profile=spec.profile,
+                role=mr.role or jobmod.default_role(mr.class_noun_mode, mr.num_inputs),
             )
             job_fields = dataclasses.asdict(sj)
             deps = []
@@ -293,8 +311,9 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
                              "resolved_recipe": recipe_name,
                              **{k: job_fields[k] for k in ("method", "label", "identifier", "class_noun_mode",
                                                            "num_inputs", "seed")}}
-            # The raw overrides and recipe name are replaced by their typed, resolved result.
-            hashed = {k: v for k, v in job_fields.items() if k not in ("config", "recipe")}
+            # The raw overrides and recipe name are replaced by their typed, resolved result; the role says
+            # where the label goes in the tables, not what the job makes (old folders keep their job ids).
+            hashed = {k: v for k, v in job_fields.items() if k not in ("config", "recipe", "role")}
             payload = {**base, "kind": "subject", "job": hashed, "resolved_config": full_config,
                        "resolved_recipe": recipe_name, "prompts": [[p.template, p.category] for p in prompts],
                        "class_prompt": protocol.class_prompt}

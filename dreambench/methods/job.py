@@ -78,6 +78,27 @@ class SubjectJob:
     steps: int | None = None
     sample_steps: int | None = None
     profile: str = "tiny"
+    #: The label's place in the tables (see :mod:`dreambench.tables.select`); None = :func:`default_role`.
+    role: dict | None = None
+
+
+def default_role(class_noun_mode: str = "correct", num_inputs: int | None = None) -> dict:
+    """The role of a label planned without one: a class-noun or number-of-inputs ablation when those
+    settings are not the defaults, else main. (A prior-preservation-off ablation is only ever planned
+    explicitly: one label with prior preservation off is a main label.)"""
+    if class_noun_mode != "correct":
+        return {"table": "ablation", "axis": "class_noun", "value": class_noun_mode}
+    if num_inputs is not None:
+        return {"table": "ablation", "axis": "num_inputs", "value": int(num_inputs)}
+    return {"table": "main"}
+
+
+def ppl_setting(method_cls: type[Method], config: Any) -> bool | None:
+    """Prior preservation on (True) or off (False) for a training method with the switch
+    ``with_prior_preservation``; None when it does not apply (training-free, or no such switch)."""
+    if not method_cls.trains or not hasattr(config, "with_prior_preservation"):
+        return None
+    return bool(config.with_prior_preservation)
 
 
 def image_seed(seed: int, k: int) -> int:
@@ -183,10 +204,11 @@ def _weights_label(method_cls: type[Method], job: SubjectJob, components: Any) -
     return get_profile(job.profile).weights_label
 
 
-def _method_info(job: SubjectJob, method_cls: type[Method], config: Any, recipe: str | None, ppl: bool,
+def _method_info(job: SubjectJob, method_cls: type[Method], config: Any, recipe: str | None, ppl: bool | None,
                  weights: str) -> dict:
     return {
         "method": method_cls.name, "config": config.to_dict(), "recipe": recipe, "ppl": ppl,
+        "role": job.role or default_role(job.class_noun_mode, job.num_inputs),
         "class_noun_mode": job.class_noun_mode, "num_inputs": job.num_inputs, "profile": job.profile,
         "weights": weights, "identifier": job.identifier, "label": job.label, "seed": job.seed,
         "images_per_prompt": job.images_per_prompt, "class_prompt_samples": job.class_prompt_samples,
@@ -199,7 +221,9 @@ def _write_method_info(path: Path, info: dict) -> None:
         old = json.loads(path.read_text())
         strip = lambda d: {k: v for k, v in (d or {}).items() if k not in RUNTIME_KEYS}
         for key in ("method", "recipe", "ppl", "class_noun_mode", "num_inputs", "profile", "identifier", "seed"):
-            if old.get(key) != info.get(key):
+            # Older releases wrote ppl false where it does not apply (null now): the same setting.
+            same = bool(old.get(key)) == bool(info.get(key)) if key == "ppl" else old.get(key) == info.get(key)
+            if not same:
                 raise DreambenchError(f"{path}: label {info['label']!r} was made with {key}={old.get(key)!r}, "
                                       f"this job has {info.get(key)!r}; use another label")
         if strip(old.get("config")) != strip(info["config"]):
@@ -338,7 +362,7 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     if getattr(config, "with_prior_preservation", False) and not data.class_noun:
         log(f"{job.label}/{job.subject}: no class noun, prior preservation off")
         config.with_prior_preservation = False
-    ppl = bool(method_cls.trains and getattr(config, "with_prior_preservation", False))
+    ppl = ppl_setting(method_cls, config)
     weights = _weights_label(method_cls, job, components)
     images_dir = results_dir / "images"
     _write_method_info(images_dir / job.label / METHOD_INFO, _method_info(job, method_cls, config, recipe, ppl, weights))
@@ -404,8 +428,10 @@ __all__ = [
     "artifact_dir",
     "build_job_config",
     "choose_inputs",
+    "default_role",
     "has_artifact",
     "image_seed",
+    "ppl_setting",
     "prepare_subject_data",
     "run_subject_job",
     "train_or_load",
