@@ -2,13 +2,16 @@
 
 A backbone is named by the metric profile (architecture and pretrained tag) and built according to the
 model profile: pretrained weights (``sd15``), the same architecture random-init (``sd15-random``), or a
-tiny version of it (``tiny``). A local weights file (safetensors, or a ``torch.load(weights_only=True)``
-state dict) replaces any download.
+tiny version of it (``tiny``). A local weights file replaces any download: safetensors or a
+``torch.load(weights_only=True)`` file in any layout of :mod:`.weights_formats` (timm, DINO checkpoint,
+transformers ViT/CLIP, open_clip); TorchScript and other pickles of code are refused.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,65 +24,69 @@ from .profiles import ModelProfile
 
 @dataclass
 class Backbone:
-    """A built image (and for CLIP, text) tower plus a fingerprint of its weights for caches."""
+    """A built image (and for CLIP, text) tower plus a fingerprint of its weights for caches.
+
+    ``where`` is how the weights were found (``file``, ``hub cache``, ``random-init``) and ``digest`` the
+    short digest of the weights file (hub cache: of the cached file; random-init: of the tensors)."""
 
     name: str
     model: Any
     weights_id: str
     tokenizer: Any = None
+    where: str = ""
+    digest: str | None = None
 
 
-def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a ``.safetensors`` file or a plain tensor pickle loaded with ``weights_only``."""
+def load_state_dict_file(path: str | Path, kind: str | None = None, flag: str = "weights file"
+                         ) -> dict[str, torch.Tensor]:
+    """A state dict from a weights file (see :mod:`.weights_formats`), converted to the keys of the
+    ``kind`` backbone (``"dino"`` | ``"clip"``) when given; never unpickles code."""
+    from .weights_formats import convert_weights, read_weights
+
     p = Path(path).expanduser()
-    if not p.is_file():
-        raise ModelLoadError(f"weights file {p} does not exist")
-    try:
-        if p.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            return load_file(str(p))
-        sd = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ModelLoadError(f"cannot read weights file {p}: {type(e).__name__}: {e}") from e
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise ModelLoadError(f"weights file {p} does not hold a state dict")
-    return sd
+    raw = read_weights(p, flag)
+    if kind is None:
+        return {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)} or _no_tensors(p, flag)
+    return convert_weights(raw, kind, p, flag)[0]
 
 
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes (first 16 hex digits), used to key caches by weights."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()[:16]
+def _no_tensors(p: Path, flag: str):
+    raise ModelLoadError(f"{flag} {p}: holds no tensors, expected a state dict (name -> tensor)")
 
 
-def _apply_weights(model: torch.nn.Module, path: str | Path, what: str) -> str:
-    sd = load_state_dict_file(path)
+def file_digest(path: str | Path) -> str:
+    """sha256 of a file's bytes (first 16 hex digits), used to key caches by weights (cached per file)."""
+    from .digest import file_digest as digest
+
+    return digest(Path(path).expanduser())
+
+
+def _apply_weights(model: torch.nn.Module, path: str | Path, what: str, kind: str, flag: str) -> str:
+    from .weights_formats import convert_weights, read_weights, weights_path
+
+    p = weights_path(path, flag)
+    sd, layout = convert_weights(read_weights(p, flag), kind, p, flag)
     own = model.state_dict()
     # A state dict saved from the classifier (timm's default num_classes) carries head.* weights that the
     # embedding tower (num_classes=0) does not have and never uses.
     sd = {k: v for k, v in sd.items() if not (k.startswith("head.") and k not in own)}
     missing, unexpected = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     if missing or unexpected:
-        raise ModelLoadError(f"{what}: weights file {path} does not match the architecture: "
+        raise ModelLoadError(f"{flag} {p}: {what} weights ({layout} layout) do not match the architecture: "
                              f"{len(missing)} missing key(s) {missing[:5]}, {len(unexpected)} unexpected key(s) "
                              f"{unexpected[:5]}")
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as e:
-        lines = str(e).strip().splitlines()
-        detail = " ".join(x.strip() for x in lines[1:4]) or lines[0]
-        raise ModelLoadError(f"{what}: weights file {path} does not match the architecture: {detail}") from e
-    return f"file:{file_digest(path)}"
+    shapes = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items() if sd[k].shape != v.shape]
+    if shapes:
+        raise ModelLoadError(f"{flag} {p}: {what} weights ({layout} layout) do not match the architecture "
+                             f"(another size or model?): {len(shapes)} tensor(s) of another shape, e.g. "
+                             f"{'; '.join(shapes[:3])} (file vs expected)")
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in sd.items()}, strict=True)
+    return f"file:{file_digest(p)}"
 
 
 def build_dino(
-    profile: ModelProfile, arch: str = "vit_small_patch16_224.dino", weights_file: str | Path | None = None
+    profile: ModelProfile, arch: str = "vit_small_patch16_224.dino", weights_file: str | Path | None = None,
+    flag: str = "--dino-weights",
 ) -> Backbone:
     """DINO ViT image tower from timm with ``num_classes=0`` (forward returns the final-norm class token)."""
     import timm
@@ -93,16 +100,18 @@ def build_dino(
         )
     except Exception as e:
         raise ModelLoadError(
-            f"profile {profile.name}: cannot load DINO {arch!r} ({type(e).__name__}); pass --dino-weights FILE "
-            f"(a timm {base} state dict) or use --profile sd15-random/tiny"
+            f"profile {profile.name}: cannot load DINO {arch!r} ({type(e).__name__}: not in the hub cache "
+            f"{_hub_cache()}); pass {flag} FILE (a timm {base} state dict, a DINO checkpoint or a transformers "
+            f"ViTModel file) or a random-init profile (sd15-random, tiny)"
         ) from e
     if weights_file is not None:
-        weights_id = _apply_weights(model, weights_file, f"DINO {base}")
+        weights_id = _apply_weights(model, weights_file, f"DINO {base}", "dino", flag)
     elif pretrained:
         weights_id = f"timm:{arch}"
     else:
         weights_id = f"random:{profile.name}:{_fingerprint(model)}"
-    return Backbone(arch, model.eval(), weights_id)
+    hub = _hub_weights(getattr(model, "pretrained_cfg", {}) or {}) if pretrained else None
+    return Backbone(arch, model.eval(), weights_id, None, *_origin(model, weights_file, pretrained, hub))
 
 
 def build_clip(
@@ -110,6 +119,7 @@ def build_clip(
     arch: str = "ViT-B-32",
     tag: str = "openai",
     weights_file: str | Path | None = None,
+    flag: str = "--clip-weights",
 ) -> Backbone:
     """CLIP image and text towers from open_clip; the tokenizer is open_clip's (CLIP's real BPE)."""
     import open_clip
@@ -123,19 +133,80 @@ def build_clip(
 
             model = _seeded(lambda: CLIP(**overrides))
         else:
-            model = _seeded(lambda: open_clip.create_model(arch, pretrained=tag if pretrained else None))
+            with _quiet_random_init(weights_file is not None):
+                model = _seeded(lambda: open_clip.create_model(arch, pretrained=tag if pretrained else None))
     except Exception as e:
         raise ModelLoadError(
-            f"profile {profile.name}: cannot load CLIP {arch}/{tag} ({type(e).__name__}); pass --clip-weights FILE "
-            f"(an open_clip {arch} state dict) or use --profile sd15-random/tiny"
+            f"profile {profile.name}: cannot load CLIP {arch}/{tag} ({type(e).__name__}: not in the hub cache "
+            f"{_hub_cache()}); pass {flag} FILE (an open_clip {arch} state dict or a transformers CLIPModel "
+            f"file) or a random-init profile (sd15-random, tiny)"
         ) from e
     if weights_file is not None:
-        weights_id = _apply_weights(model, weights_file, f"CLIP {arch}")
+        weights_id = _apply_weights(model, weights_file, f"CLIP {arch}", "clip", flag)
     elif pretrained:
         weights_id = f"open_clip:{arch}:{tag}"
     else:
         weights_id = f"random:{profile.name}:{_fingerprint(model)}"
-    return Backbone(f"{arch}:{tag}", model.eval(), weights_id, tokenizer)
+    hub = _hub_weights(open_clip.get_pretrained_cfg(arch, tag) or {}) if pretrained else None
+    return Backbone(f"{arch}:{tag}", model.eval(), weights_id, tokenizer,
+                    *_origin(model, weights_file, pretrained, hub))
+
+
+def _hub_weights(cfg: dict) -> Path | None:
+    """The cached weights file of a timm / open_clip pretrained config (``hf_hub_id`` or ``hf_hub``)."""
+    repo = (cfg.get("hf_hub_id") or cfg.get("hf_hub") or "").strip("/")
+    if not repo:
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in ("model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin",
+                 "pytorch_model.bin"):
+        hit = try_to_load_from_cache(repo, name)
+        if isinstance(hit, str):
+            return Path(hit)
+    return None
+
+
+def _origin(model: torch.nn.Module, weights_file, pretrained: bool, hub_file: Path | None) -> tuple[str, str | None]:
+    """(where, digest) of a backbone's weights."""
+    from .digest import file_digest as digest
+    from .digest import tensor_digest
+
+    if weights_file is not None:
+        from .weights_formats import weights_path
+
+        return "file", digest(weights_path(weights_file, ""))
+    if pretrained:
+        return "hub cache", digest(hub_file) if hub_file is not None else None
+    return "random-init", tensor_digest(model)
+
+
+class _DropRandomInitWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "initialized randomly" not in record.getMessage()
+
+
+@contextmanager
+def _quiet_random_init(active: bool):
+    """open_clip warns "Model initialized randomly" when built without pretrained weights; when a weights
+    file is loaded right after, the warning is false, so it is dropped (root logger, where open_clip logs)."""
+    f = _DropRandomInitWarning()
+    root = logging.getLogger()
+    if active:
+        root.addFilter(f)
+    try:
+        yield
+    finally:
+        root.removeFilter(f)
+
+
+def _hub_cache() -> str:
+    try:
+        from huggingface_hub import constants
+
+        return str(constants.HF_HUB_CACHE)
+    except ImportError:
+        return "(huggingface_hub missing)"
 
 
 def _fingerprint(model: torch.nn.Module) -> str:

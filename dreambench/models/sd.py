@@ -11,13 +11,16 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from ..errors import ModelLoadError
 from .profiles import ModelProfile
 from .tokenizer import clip_tokenizer
+
+if TYPE_CHECKING:
+    from .sd_source import SDSource
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -26,8 +29,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 class SDComponents:
     """The parts of a Stable Diffusion pipeline that methods train and sample with.
 
-    ``source`` names where the weights came from (hub id, folder, or ``config:<name>``) and
-    ``pretrained_weights`` whether they are trained weights; both are recorded with results.
+    ``source`` names where the weights came from (hub id, absolute folder or file, or ``config:<name>``),
+    ``pretrained_weights`` whether they are trained weights, ``where`` how they were found (``folder``,
+    ``hub cache``, ``file``, ``config``) and ``digest`` the short digest of the weight files (random-init:
+    of the tensors); all are recorded with results (:func:`dreambench.provenance.sd_provenance`).
     """
 
     unet: Any
@@ -38,6 +43,8 @@ class SDComponents:
     resolution: int
     source: str
     pretrained_weights: bool
+    where: str = "config"
+    digest: str | None = None
 
     @property
     def vae_scale_factor(self) -> int:
@@ -82,12 +89,45 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
         text_encoder = CLIPTextModel(CLIPTextConfig(**text_cfg))
     return SDComponents(
         unet, vae, text_encoder, clip_tokenizer(), _read_config(config_name, "scheduler"), resolution,
-        f"config:{config_name}", False,
+        f"config:{config_name}", False, "config", _random_digest(config_name, seed, (unet, vae, text_encoder)),
     )
 
 
+def _random_key(config_name: str, seed: int) -> str:
+    import hashlib
+
+    import diffusers
+    import transformers
+
+    texts = "".join(_read_config_text(config_name, part) for part in ("unet", "vae", "text_encoder"))
+    return "random-sd|" + hashlib.sha256(f"{texts}|{seed}|{torch.__version__}|{diffusers.__version__}|"
+                                         f"{transformers.__version__}".encode()).hexdigest()
+
+
+def _read_config_text(name: str, part: str) -> str:
+    path = CONFIG_DIR / f"{name}_{part}.json"
+    return path.read_text() if path.is_file() else ""
+
+
+def _random_digest(config_name: str, seed: int, modules: tuple) -> str:
+    """The tensor digest of seeded random-init parts, remembered per (configs, seed, library versions):
+    the same inputs always build the same tensors, so each combination is hashed once per machine."""
+    from .digest import memo, tensor_digest
+
+    return memo(_random_key(config_name, seed), lambda: tensor_digest(*modules))
+
+
+def random_sd_digest(config_name: str, seed: int = 0) -> str:
+    """The digest :func:`build_random_sd` gives these parts, from the cache (built once when cold)."""
+    from .digest import memo
+
+    return memo(_random_key(config_name, seed), lambda: build_random_sd(config_name, 64, seed).digest)
+
+
 def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    from .sd_source import offline
+
+    return offline()
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -103,51 +143,66 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def _cached(repo_id: str) -> bool:
-    try:
-        from huggingface_hub import snapshot_download
-
-        snapshot_download(repo_id, local_files_only=True)
-        return True
-    except Exception:  # noqa: BLE001  (any failure means: not in the local cache)
-        return False
+#: The dtype every part is loaded in, whatever the dtype of the files: fp32 master weights (training
+#: needs them; on CUDA, sampling runs under fp16 autocast and training under bf16 autocast).
+LOAD_DTYPE = torch.float32
 
 
-def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15") -> SDComponents:
-    """SD parts from a local diffusers folder or a hub id (``model_index.json`` layout).
-
-    Raises :class:`ModelLoadError` with one line naming the profile, the path or id and what to do."""
+def _load_folder(src: SDSource) -> tuple:
+    """(unet, vae, text_encoder, tokenizer, scheduler config) of a diffusers folder, each part in fp32
+    from its own weight files (plain or variant)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    looks_local = model.startswith((".", "/", "~")) or os.sep in model and Path(model).expanduser().exists()
-    path = Path(model).expanduser()
-    if looks_local or path.exists():
-        if not (path / "model_index.json").is_file():
-            raise ModelLoadError(
-                f"profile {profile_name}: {path} is not a diffusers Stable Diffusion folder (no model_index.json); "
-                "pass --model /path/to/stable-diffusion-v1-5 or a hub id"
-            )
-        kwargs: dict = {"local_files_only": True}
-        src = str(path)
-    else:
-        src = model
-        # The local hub cache first; the network only when the cache lacks it and the hub answers, so an
-        # offline machine fails in seconds rather than after a minute of retries.
-        kwargs = {"local_files_only": _offline() or _cached(model) or not hub_reachable()}
+    root, v = str(src.root), src.variants
+    kw = {"local_files_only": True}
+    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=v.get("unet"),
+                                                torch_dtype=LOAD_DTYPE, **kw)
+    vae = AutoencoderKL.from_pretrained(root, subfolder="vae", variant=v.get("vae"), torch_dtype=LOAD_DTYPE, **kw)
+    text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", variant=v.get("text_encoder"),
+                                                 dtype=LOAD_DTYPE, **kw)
+    tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw)
+    scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw)
+    return unet, vae, text_encoder, tokenizer, dict(scheduler.config)
+
+
+def _download(src: SDSource, flag: str) -> SDSource:
+    """Fetch the files a ``hub-download`` source needs (plain fp32 safetensors), then read it from the cache."""
+    from huggingface_hub import snapshot_download
+
+    from .sd_source import HUB_PATTERNS, resolve_folder
+
+    snap = Path(snapshot_download(src.source, allow_patterns=HUB_PATTERNS))
+    return resolve_folder(snap, "hub", src.source, flag)
+
+
+def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", flag: str = "--model"
+                       ) -> SDComponents:
+    """SD parts from a diffusers folder (fp32 or fp16, plain or variant files), a hub id (the local hub
+    cache) or a single-file ``.safetensors`` checkpoint, every part in fp32 (:data:`LOAD_DTYPE`).
+
+    Raises :class:`ModelLoadError` with one line naming ``flag``, the path or id and what to do."""
+    from .sd_source import resolve_sd_source, sd_digest
+
+    src = resolve_sd_source(model, flag)
     try:
-        unet = UNet2DConditionModel.from_pretrained(src, subfolder="unet", **kwargs)
-        vae = AutoencoderKL.from_pretrained(src, subfolder="vae", **kwargs)
-        text_encoder = CLIPTextModel.from_pretrained(src, subfolder="text_encoder", **kwargs)
-        tokenizer = CLIPTokenizer.from_pretrained(src, subfolder="tokenizer", **kwargs)
-        scheduler = DDPMScheduler.from_pretrained(src, subfolder="scheduler", **kwargs)
-    except Exception as e:  # hub/network/file errors come in many types; the user needs one line
-        raise ModelLoadError(
-            f"profile {profile_name}: cannot load Stable Diffusion from {src!r} ({type(e).__name__}); "
-            "pass --model /path/to/local/stable-diffusion-v1-5 (a diffusers folder), or download it first "
-            "(with HF_HUB_OFFLINE=1 only the local hub cache is used)"
-        ) from e
-    return SDComponents(unet, vae, text_encoder, tokenizer, dict(scheduler.config), resolution, src, True)
+        if src.kind == "hub-download":
+            src = _download(src, flag)
+        if src.kind == "single-file":
+            from .single_file import load_single_file
+
+            parts = load_single_file(src.root, flag)
+        else:
+            parts = _load_folder(src)
+    except ModelLoadError:
+        raise
+    except Exception as e:  # library errors come in many types; the user needs one line
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ModelLoadError(f"profile {profile_name}: cannot load Stable Diffusion from {src.source} "
+                             f"({type(e).__name__}: {first})") from e
+    comps = SDComponents(*parts[:4], parts[4], resolution, src.source, True)
+    comps.where, comps.digest = src.where, sd_digest(src)
+    return comps
 
 
 def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0) -> SDComponents:
@@ -156,6 +211,7 @@ def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0) -> S
         return load_pretrained_sd(model or profile.sd_model, profile.resolution, profile.name)
     if model:
         raise ModelLoadError(
-            f"profile {profile.name} builds random-init models from configs; --model applies to --profile sd15"
+            f"--model {model}: profile {profile.name} builds random-init models from configs; --model applies "
+            "to --profile sd15"
         )
     return build_random_sd(profile.sd_model, profile.resolution, seed)

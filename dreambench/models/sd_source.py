@@ -1,0 +1,190 @@
+"""Where a Stable Diffusion model comes from, resolved and checked before anything is loaded.
+
+``--model`` may name:
+
+- a diffusers folder (``model_index.json``, one subfolder per part) saved in fp32 or fp16, with plain
+  weight files (``diffusion_pytorch_model.safetensors``, ``model.safetensors``, sharded or ``.bin``) or
+  only variant files (``diffusion_pytorch_model.fp16.safetensors``): the variant is found per part;
+- a hub id (``stable-diffusion-v1-5/stable-diffusion-v1-5``): its snapshot in the local hub cache, which
+  is then read like a folder (downloaded first only when the hub answers and ``HF_HUB_OFFLINE`` is unset);
+- a single-file SD 1.x checkpoint ``.safetensors`` (the original LDM layout, ``model.diffusion_model.*``);
+- a pickle (``.ckpt``, ``.pt``, ``.pth``, ``.bin``): refused without being opened, with the command that
+  converts it, since unpickling runs arbitrary code.
+
+:func:`resolve_sd_source` only looks at names, sizes and (single files) the safetensors header, so a bad
+``--model`` fails in milliseconds, before any job. :func:`sd_digest` is the short digest of the weight
+files (see :mod:`.digest`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ModelLoadError
+
+#: The parts loaded from a folder, and the stem of their weight files (diffusers, transformers).
+PARTS = ("unet", "vae", "text_encoder")
+_STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")
+_WEIGHT = re.compile(r"^(?P<stem>diffusion_pytorch_model|model|pytorch_model)(?P<rest>[^/]*)\.(?P<ext>safetensors|bin)$")
+_SHARD = re.compile(r"-\d{5}-of-\d{5}")
+PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
+#: Files that the hub download fetches (never every variant of every part).
+HUB_PATTERNS = ["model_index.json", "*/config.json", "scheduler/*", "tokenizer/*",
+                "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
+                "text_encoder/model.safetensors"]
+CONVERT_CKPT = ("convert it once to a diffusers folder with diffusers' own script: python "
+                "scripts/convert_original_stable_diffusion_to_diffusers.py --checkpoint_path {path} "
+                "--dump_path {stem}-diffusers (from github.com/huggingface/diffusers), then pass --model {stem}-diffusers")
+
+
+@dataclass(frozen=True)
+class SDSource:
+    """A resolved ``--model``.
+
+    Attributes:
+        kind: ``folder`` | ``hub`` | ``single-file`` | ``hub-download`` (not cached, hub reachable).
+        source: what results record as ``sd_source``: the hub id, or the absolute folder or file.
+        root: the folder read (the hub snapshot for ``hub``), or the file for ``single-file``.
+        variants: per part, the weights variant to load (``"fp16"``) or None for plain files.
+        files: the weight files (digested for ``sd_digest``).
+    """
+
+    kind: str
+    source: str
+    root: Path | None
+    variants: dict = field(default_factory=dict)
+    files: tuple = ()
+
+    @property
+    def where(self) -> str:
+        """``folder``, ``hub cache``, ``file`` or ``hub`` (in words, for ``dreambench doctor``)."""
+        return {"folder": "folder", "hub": "hub cache", "single-file": "file"}.get(self.kind, "hub")
+
+
+def looks_like_hub_id(model: str) -> bool:
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+", model)) and not model.startswith((".", "/", "~"))
+
+
+def _part_files(folder: Path) -> tuple[str | None, list[Path]]:
+    """(variant, weight files) of one part folder: plain files when there are any (safetensors before
+    ``.bin``), else the variant files (``fp16`` first)."""
+    found: dict[tuple[str | None, str], list[Path]] = {}
+    for p in sorted(folder.iterdir()) if folder.is_dir() else []:
+        m = _WEIGHT.match(p.name)
+        if not m or not p.is_file():
+            continue
+        variant = _SHARD.sub("", m["rest"]).lstrip(".") or None
+        found.setdefault((variant, m["ext"]), []).append(p)
+    variants = sorted({v for v, _ in found}, key=lambda v: (v is not None, v != "fp16", v or ""))
+    for v in variants:
+        for ext in ("safetensors", "bin"):
+            if (v, ext) in found:
+                return v, found[(v, ext)]
+    return None, []
+
+
+def resolve_folder(path: Path, kind: str = "folder", source: str | None = None, flag: str = "--model") -> SDSource:
+    """A diffusers folder: every part's weight files and variant; one-line errors naming what is missing."""
+    if not (path / "model_index.json").is_file():
+        raise ModelLoadError(f"{flag} {path}: not a diffusers Stable Diffusion folder (expected model_index.json "
+                             f"and unet/ vae/ text_encoder/ tokenizer/ scheduler/, found "
+                             f"{_listing(path)}); pass a diffusers folder, a hub id or a .safetensors checkpoint")
+    variants, files = {}, []
+    for part in PARTS:
+        variant, part_files = _part_files(path / part)
+        if not part_files:
+            raise ModelLoadError(f"{flag} {path}: {part}/ holds no weights (expected {_expected(part)} or a "
+                                 f".fp16 variant, found {_listing(path / part)})")
+        variants[part] = variant
+        files += part_files
+    for part in ("tokenizer", "scheduler"):
+        if not (path / part).is_dir():
+            raise ModelLoadError(f"{flag} {path}: no {part}/ folder (found {_listing(path)})")
+    return SDSource(kind, source or str(path.resolve()), path, variants, tuple(files))
+
+
+def _expected(part: str) -> str:
+    return "model.safetensors" if part == "text_encoder" else "diffusion_pytorch_model.safetensors"
+
+
+def _listing(path: Path, n: int = 6) -> str:
+    if not path.exists():
+        return "no such folder"
+    names = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    return ", ".join(names[:n]) + (" ..." if len(names) > n else "") if names else "an empty folder"
+
+
+def resolve_single_file(path: Path, flag: str = "--model") -> SDSource:
+    """A single-file checkpoint: ``.safetensors`` in the LDM layout; pickles are refused unopened."""
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ModelLoadError(f"{flag} {path}: a {path.suffix} file is a Python pickle, which dreambench never "
+                             f"unpickles (loading it runs arbitrary code); " + CONVERT_CKPT.format(
+                                 path=path, stem=path.with_suffix("")))
+    if path.suffix.lower() != ".safetensors":
+        raise ModelLoadError(f"{flag} {path}: unsupported file type {path.suffix or '(none)'} (expected a "
+                             f"diffusers folder, a hub id or a single-file .safetensors checkpoint)")
+    from .weights_formats import safetensors_keys
+
+    keys = safetensors_keys(path, flag)
+    if not any(k.startswith("model.diffusion_model.") for k in keys):
+        sample = ", ".join(sorted(keys)[:3]) or "no tensors"
+        raise ModelLoadError(f"{flag} {path}: not a Stable Diffusion checkpoint (expected keys "
+                             f"model.diffusion_model.*, first_stage_model.*, cond_stage_model.*; found {sample} ...)")
+    return SDSource("single-file", str(path.resolve()), path, {}, (path,))
+
+
+def _hub_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def resolve_hub(repo_id: str, flag: str = "--model", allow_download: bool = True) -> SDSource:
+    """A hub id: its snapshot in the local hub cache (read like a folder), else ``hub-download`` when the
+    hub can be reached; else one line saying where the cache was looked for."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        snap = Path(snapshot_download(repo_id, local_files_only=True))
+    except Exception:  # noqa: BLE001  (any failure means: not in the local cache)
+        snap = None
+    if snap is not None and (snap / "model_index.json").is_file():
+        return resolve_folder(snap, "hub", repo_id, flag)
+    from .sd import hub_reachable
+
+    if allow_download and not offline() and hub_reachable():
+        return SDSource("hub-download", repo_id, None)
+    why = "HF_HUB_OFFLINE is set" if offline() else "the hub cannot be reached"
+    raise ModelLoadError(f"{flag} {repo_id}: not in the local hub cache ({_hub_cache_dir()}) and {why}; pass "
+                         f"{flag} /path/to/a/diffusers/folder (or a .safetensors checkpoint), or download it on a "
+                         f"machine with access (huggingface-cli download {repo_id})")
+
+
+def resolve_sd_source(model: str, flag: str = "--model") -> SDSource:
+    """Resolve ``model`` (folder, file or hub id) without loading any weights. Raises one-line
+    :class:`ModelLoadError`s naming ``flag``, the path and what was expected and found."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return resolve_folder(path.resolve(), flag=flag)
+    if path.is_file():
+        return resolve_single_file(path.resolve(), flag)
+    if looks_like_hub_id(model):
+        return resolve_hub(model, flag)
+    raise ModelLoadError(f"{flag} {model}: no such folder or file, and not a hub id (owner/name)")
+
+
+def sd_digest(src: SDSource) -> str | None:
+    """Short digest of the weight files of ``src`` (None before a hub download)."""
+    from .digest import files_digest
+
+    if not src.files:
+        return None
+    root = src.root if src.kind != "single-file" else None
+    return files_digest(src.files, root)

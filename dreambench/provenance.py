@@ -1,0 +1,58 @@
+"""Where the weights behind a number came from: the Stable Diffusion source and digest, backbone digests.
+
+Every result (``method.json``, manifest rows, ``score_meta.json``, the tables' metadata, the report
+header) records:
+
+- ``sd_source``: the hub id, or the absolute folder or single file, or ``config:<name>`` (random-init);
+- ``sd_digest``: the short digest of the weight files (:mod:`dreambench.models.digest`: sha256 of the
+  sorted ``relative path:sha256`` lines; a hub cache's blob names are used without reading the files),
+  or of the random-init tensors;
+- per metric backbone: name, weights id, where the weights were found and their digest.
+
+Digests are cached per (file, size, mtime), so asking again costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+
+
+def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model") -> dict:
+    """``{"sd_source", "sd_digest", "sd_where", "weights"}`` for a model profile (name or
+    :class:`~dreambench.models.profiles.ModelProfile`) and an optional ``--model`` override, without
+    loading weights (random-init: from the digest cache, building the parts once when it is cold).
+
+    Raises :class:`~dreambench.errors.ModelLoadError` (one line naming ``flag``) for a bad ``--model``."""
+    from .models.profiles import ModelProfile, get_profile
+
+    prof = profile if isinstance(profile, ModelProfile) else get_profile(str(profile))
+    if not prof.pretrained_weights:
+        from .models.sd import load_sd, random_sd_digest
+
+        if model:
+            load_sd(prof, model)  # raises the one-line error naming --model
+        return {"sd_source": f"config:{prof.sd_model}", "sd_digest": random_sd_digest(prof.sd_model),
+                "sd_where": "config", "weights": "random-init"}
+    from .models.sd_source import resolve_sd_source, sd_digest
+
+    src = resolve_sd_source(model or prof.sd_model, flag)
+    return {"sd_source": src.source, "sd_digest": sd_digest(src), "sd_where": src.where, "weights": "pretrained"}
+
+
+def components_provenance(components: Any) -> dict:
+    """The same record for already loaded :class:`~dreambench.models.sd.SDComponents`."""
+    return {"sd_source": components.source, "sd_digest": components.digest,
+            "sd_where": getattr(components, "where", ""),
+            "weights": "pretrained" if components.pretrained_weights else "random-init"}
+
+
+def backbone_provenance(backbone: Any) -> dict:
+    """``{"name", "weights_id", "where", "digest"}`` of a built metric backbone."""
+    return {"name": backbone.name, "weights_id": backbone.weights_id, "where": backbone.where,
+            "digest": backbone.digest}
+
+
+def version() -> str:
+    return __version__
