@@ -13,15 +13,16 @@ from .options import results_option as _results_option
 
 
 def describe_methods() -> list[dict]:
-    """Name, description, whether it trains, config options (type/default/help) and recipes of each method."""
-    from ..methods.base import config_fields, list_methods
+    """Name, providing package, description, whether it trains, config options (type/default/help) and
+    recipes of each method."""
+    from ..methods.base import config_fields, list_methods, method_provider
     from ..methods.recipes import default_recipe, recipes_for
 
     out = []
     for name, cls in list_methods().items():
         recipes = recipes_for(cls)
         out.append({
-            "name": name, "description": cls.description, "trains": bool(cls.trains),
+            "name": name, "package": method_provider(name), "description": cls.description, "trains": bool(cls.trains),
             "needs_model": bool(cls.needs_model), "options": config_fields(cls.Config),
             "default_recipe": default_recipe(cls),
             "recipes": [{"name": r.name, "description": r.description, "overrides": r.overrides, "source": r.source}
@@ -44,7 +45,8 @@ def list_cmd(as_json: bool) -> None:
         click.echo(json.dumps(info, indent=1, default=str))
         return
     for m in info:
-        click.echo(f"{m['name']}  ({'trains' if m['trains'] else 'no training'})  {m['description']}")
+        click.echo(f"{m['name']}  ({'trains' if m['trains'] else 'no training'}; from {m['package']})  "
+                   f"{m['description']}")
         for r in m["recipes"]:
             mark = " (default)" if r["name"] == m["default_recipe"] else ""
             click.echo(f"  recipe {r['name']}{mark}: {r['description']}")

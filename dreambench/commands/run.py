@@ -61,12 +61,20 @@ def _gpus(value: str | None) -> list[int] | None:
 @click.option("--keep-artifacts", type=click.Choice(["yes", "no"]), default="yes", show_default=True)
 @click.option("--protocol", default="dreambooth", show_default=True)
 @click.option("--score/--no-score", default=True, show_default=True, help="Score and make tables at the end.")
+@click.option("--name", "names", multiple=True, metavar="LABEL=TEXT",
+              help="Display name of a label in the tables (repeatable); recorded in <results>/names.json.")
 @results_option
 @click.pass_context
 def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
             backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
-            class_samples, metric_profile, data_dir, keep_artifacts, protocol, score, results) -> None:
+            class_samples, metric_profile, data_dir, keep_artifacts, protocol, score, names, results) -> None:
     """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder."""
+    from ..tables.names import parse_names, record_names
+
+    try:
+        display_names = parse_names(names)
+    except DreambenchError as e:
+        raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
     from ..engine import cost
     from ..engine.plan import (
         PAPER_CLASS_PROMPT_SAMPLES,
@@ -124,6 +132,7 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
                       retries, address, threads=threads, progress=True, argv=sys.argv[1:])
     click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
                f"({est['basis'].split(';')[0]}); results in {results_dir}", err=True)
+    record_names(results_dir, display_names)  # before the run: its tables job reads them
     summary = run_plan(plan, opts)
     click.echo(format_summary(summary))
     if not summary.ok:
@@ -161,34 +170,81 @@ def _format_plan(plan, est: dict, results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def runs_of_jobs(runs: list[dict], rows: list[dict]) -> list[tuple[dict | None, list[dict]]]:
+    """Each job under the run that made it: the latest run listing it that started before the job
+    finished (a later resume only skips it), else the first run listing it; jobs no run lists (older
+    state files) come last under ``None``. Runs that made nothing are left out."""
+    by_id = {r["id"]: r for r in rows}
+    made: dict[int, list[dict]] = {run["id"]: [] for run in runs}
+    owner: dict[str, int] = {}
+    for job_id, row in by_id.items():
+        listing = [run for run in runs if job_id in set(run["jobs"])]
+        if not listing:
+            continue
+        finished = row.get("finished")
+        before = [run for run in listing if finished is not None and (run["started"] or 0) <= finished]
+        owner[job_id] = (before[-1] if before else listing[0])["id"]
+    for row in rows:
+        if row["id"] in owner:
+            made[owner[row["id"]]].append(row)
+    out: list[tuple[dict | None, list[dict]]] = [(run, made[run["id"]]) for run in runs if made[run["id"]]]
+    orphans = [r for r in rows if r["id"] not in owner]
+    return out + ([(None, orphans)] if orphans else [])
+
+
+def _run_title(run: dict | None) -> str:
+    import time
+
+    if run is None:
+        return "jobs of no recorded run"
+    argv = json.loads(run["argv"] or "[]") if isinstance(run.get("argv"), str) else (run.get("argv") or [])
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run["started"])) if run.get("started") else "?"
+    argv = list(argv)
+    if "--results" in argv:  # the folder is the one shown; its path only makes the line long
+        i = argv.index("--results")
+        del argv[i:i + 2]
+    cmd = " ".join(argv)
+    return f"run {run['id']} ({when}, {run['status']}): dreambench {cmd}"
+
+
+def _print_progress(rows: list[dict]) -> None:
+    from ..engine.state import progress_table
+
+    header = f"  {'kind':<13}{'label':<26}{'done':>5}{'run':>5}{'wait':>6}{'fail':>6}{'dev-s':>9}  subjects left"
+    click.echo(header)
+    for g in progress_table(rows):
+        left = ",".join(g["subjects_left"][:6]) + (" ..." if len(g["subjects_left"]) > 6 else "")
+        click.echo(f"  {g['kind']:<13}{g['label'][:25]:<26}{g['done']:>5}{g['running']:>5}{g['pending']:>6}"
+                   f"{g['failed']:>6}{g['seconds']:>9.1f}  {left}")
+
+
 @click.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print the job rows as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the job rows as JSON (each with the run that made it).")
 @results_option
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
-    """Progress of the run in a results folder, per method label and subject."""
-    from ..engine.state import STATE_FILE, StateDB, progress_table
+    """Progress of every label in a results folder, grouped by the run that made it."""
+    from ..engine.state import STATE_FILE, StateDB
 
     results_dir = resolve_results(ctx, results)
     path = results_dir / STATE_FILE
     if not path.is_file():
         raise DreambenchError(f"{path}: no run state here (start one with `dreambench run`)")
     with StateDB(path, readonly=True) as db:
-        last = db.last_run()
-        rows = db.jobs(last["jobs"]) if last else db.jobs()
+        runs, rows = db.runs(), db.jobs()
+    groups = runs_of_jobs(runs, rows)
     if as_json:
-        click.echo(json.dumps([{k: v for k, v in r.items() if k != "spec"} for r in rows], indent=1))
+        click.echo(json.dumps([{**{k: v for k, v in r.items() if k != "spec"}, "run": run["id"] if run else None}
+                               for run, members in groups for r in members], indent=1))
         return
-    table = progress_table(rows)
-    header = f"{'kind':<13}{'label':<26}{'done':>5}{'run':>5}{'wait':>6}{'fail':>6}{'dev-s':>9}  subjects left"
-    click.echo(header)
-    for g in table:
-        left = ",".join(g["subjects_left"][:6]) + (" ..." if len(g["subjects_left"]) > 6 else "")
-        click.echo(f"{g['kind']:<13}{g['label'][:25]:<26}{g['done']:>5}{g['running']:>5}{g['pending']:>6}"
-                   f"{g['failed']:>6}{g['seconds']:>9.1f}  {left}")
+    for run, members in groups:
+        click.echo(_run_title(run))
+        _print_progress(members)
     total = len(rows)
     done = sum(r["status"] == "done" for r in rows)
-    click.echo(f"{done}/{total} jobs done" + (f"; last run {last['status']}" if last else ""))
+    labels = sorted({r["label"] for r in rows if r["kind"] == "subject" and r["label"]})
+    click.echo(f"{done}/{total} jobs done; labels: {', '.join(labels) or '-'}"
+               + (f"; last run {runs[-1]['status']}" if runs else ""))
     for r in rows:
         if r["status"] == "failed":
             log = results_dir / "logs" / f"{r['id']}.log"

@@ -24,6 +24,16 @@ def _list_profiles(ctx: click.Context, _param, value: bool) -> None:
     ctx.exit(0)
 
 
+def _metric_profile(new: str | None, old: str | None) -> str:
+    """``--metric-profile``, or the deprecated ``--profile`` with a warning (both given: they must agree)."""
+    if old is not None:
+        click.echo("warning: `dreambench score --profile` is deprecated; use --metric-profile", err=True)
+        if new is not None and new != old:
+            raise click.BadParameter(f"--profile {old} and --metric-profile {new} disagree; give only "
+                                     "--metric-profile", param_hint="--metric-profile")
+    return new or old or "paper"
+
+
 @click.command("score")
 @click.option("--images", "images", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Images folder with manifest.csv (or <method>/<subject>/manifest.csv parts). "
@@ -33,8 +43,10 @@ def _list_profiles(ctx: click.Context, _param, value: bool) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Output folder (default: <results>/scores).")
 @_results_option
-@click.option("--profile", "metric_profile", default="paper", show_default=True,
-              help="Metric profile (see --list-profiles): paper, x100, clipscore, paper-vitl14.")
+@click.option("--metric-profile", "metric_profile", default=None,
+              help="Metric profile (see --list-profiles): paper (default), x100, clipscore, paper-vitl14.")
+@click.option("--profile", "old_profile", default=None, hidden=True,
+              help="Deprecated spelling of --metric-profile.")
 @click.option("--model-profile", "model_profile", default="sd15", show_default=True,
               type=click.Choice([p.name for p in list_profiles()]),
               help="How the backbones are built: sd15 (pretrained), sd15-random, tiny (random-init).")
@@ -57,7 +69,7 @@ def _list_profiles(ctx: click.Context, _param, value: bool) -> None:
               help="List the metric profiles and exit.")
 @click.pass_context
 def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, out: Path | None, results: Path | None,
-              metric_profile: str, model_profile: str, dino_weights: Path | None, clip_weights: Path | None,
+              metric_profile: str | None, old_profile: str | None, model_profile: str, dino_weights: Path | None, clip_weights: Path | None,
               device: str | None, batch_size: int, workers: int | None, cache_dir: Path | None, identifier: str,
               quiet: bool) -> None:
     """Score every image of an images folder against the real subject photos.
@@ -69,6 +81,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     exit status is then 1. Definitions: docs/metrics.md."""
     from ..metrics.scoring import score_folder
 
+    metric_profile = _metric_profile(metric_profile, old_profile)
     if images is None or out is None:
         root = resolve_results(ctx, results)
         images = images or root / "images"

@@ -150,6 +150,13 @@ class StateDB:
                                      ids).fetchall()
         return [_row(r) for r in rows]
 
+    def runs(self) -> list[dict]:
+        """Every run of the folder, oldest first, with its ``jobs`` list decoded."""
+        out = [dict(r) for r in self.conn.execute("SELECT * FROM runs ORDER BY id").fetchall()]
+        for d in out:
+            d["jobs"] = json.loads(d["jobs"] or "[]")
+        return out
+
     def last_run(self) -> dict | None:
         row = self.conn.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         if row is None:

@@ -12,6 +12,7 @@ group (``name = "package.module:MethodClass"``) and then appear in ``dreambench 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -167,30 +168,76 @@ class Method(ABC):
 
 
 _REGISTRY: dict[str, type[Method]] = {}
+#: Method name -> the distribution that provides it ("dreambench" for the built-ins).
+_PROVIDERS: dict[str, str] = {}
 _ENTRY_POINTS_LOADED = False
+BUILTIN_PROVIDER = "dreambench"
+
+
+class PluginWarning(UserWarning):
+    """A method plug-in could not be imported (or was shadowed); the other methods keep working."""
 
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator adding a method to the registry under ``cls.name``."""
     _REGISTRY[cls.name] = cls
+    _PROVIDERS.setdefault(cls.name, BUILTIN_PROVIDER)
     return cls
 
 
+def _dist_of(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return f"{dist.name} {dist.version}" if dist is not None else "unknown package"
+
+
+def _load_plugin(ep: metadata.EntryPoint) -> None:
+    """Register one entry point; an import failure is a warning naming it, a wrong name an error."""
+    where = f"{ep.name!r} ({ep.value}, package {_dist_of(ep)})"
+    try:
+        cls = ep.load()
+    except Exception as e:  # a broken plug-in must not take the suite down
+        warnings.warn(f"method plug-in {where} failed to import and is skipped: {type(e).__name__}: {e}",
+                      PluginWarning, stacklevel=3)
+        return
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise DreambenchError(f"method plug-in {where} is not a dreambench Method subclass")
+    if getattr(cls, "name", None) != ep.name:
+        # Files are named by the class's name, the CLI by the entry point's: they must be one name.
+        raise DreambenchError(
+            f"method plug-in {where}: entry-point name {ep.name!r} differs from the class name "
+            f"{getattr(cls, 'name', None)!r} of {cls.__module__}.{cls.__qualname__}; make them equal")
+    if ep.name in _REGISTRY and _REGISTRY[ep.name] is not cls:
+        warnings.warn(f"method plug-in {where} is ignored: {ep.name!r} is already provided by "
+                      f"{_PROVIDERS.get(ep.name)}", PluginWarning, stacklevel=3)
+        return
+    _REGISTRY[ep.name] = cls
+    _PROVIDERS[ep.name] = _dist_of(ep)
+
+
+_LOAD_ERROR: DreambenchError | None = None
+
+
 def _load_entry_points() -> None:
-    global _ENTRY_POINTS_LOADED
+    global _ENTRY_POINTS_LOADED, _LOAD_ERROR
     if _ENTRY_POINTS_LOADED:
+        if _LOAD_ERROR is not None:
+            raise _LOAD_ERROR
         return
     _ENTRY_POINTS_LOADED = True
     from . import builtin  # noqa: F401  (registers the built-in methods)
 
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
-            cls = ep.load()
-        except Exception as e:  # a broken plug-in must not take the suite down
-            raise DreambenchError(f"method plug-in {ep.name!r} ({ep.value}) failed to load: {e}") from e
-        if not (isinstance(cls, type) and issubclass(cls, Method)):
-            raise DreambenchError(f"method plug-in {ep.name!r} ({ep.value}) is not a dreambench Method subclass")
-        _REGISTRY.setdefault(ep.name, cls)
+            _load_plugin(ep)
+        except DreambenchError as e:
+            _LOAD_ERROR = e  # every later lookup fails the same way, not only the first
+            raise
+
+
+def method_provider(name: str) -> str:
+    """The package providing method ``name``: ``dreambench`` for built-ins, else ``<dist> <version>``."""
+    _load_entry_points()
+    return _PROVIDERS.get(name, "unknown package")
 
 
 def get_method(name: str) -> type[Method]:
@@ -211,11 +258,13 @@ __all__ = [
     "GenerationRequest",
     "Method",
     "MethodConfig",
+    "PluginWarning",
     "SubjectData",
     "config_fields",
     "field",
     "get_method",
     "list_methods",
     "make_config",
+    "method_provider",
     "register_method",
 ]
