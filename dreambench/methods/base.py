@@ -195,7 +195,7 @@ def _load_plugin(ep: metadata.EntryPoint) -> None:
     where = f"{ep.name!r} ({ep.value}, package {_dist_of(ep)})"
     try:
         cls = ep.load()
-    except Exception as e:  # a broken plug-in must not take the suite down
+    except Exception as e:  # noqa: BLE001  (a broken plug-in, whatever it raises, must not take the suite down)
         warnings.warn(f"method plug-in {where} failed to import and is skipped: {type(e).__name__}: {e}",
                       PluginWarning, stacklevel=3)
         return
