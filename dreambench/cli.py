@@ -13,21 +13,27 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .errors import DreambenchError
+from .errors import DreambenchError, describe_os_error
 from .paths import default_results_dir
 
 COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "tables", "study"]
 
 
 class _Group(click.Group):
-    """Turns every user-facing error into one line on stderr and exit status 2."""
+    """Turns every user-facing error into one line on stderr and exit status 2, and a failed write of the
+    machine (disk full, read-only folder, SQLite error) into one line naming the file, exit status 1."""
 
     def invoke(self, ctx: click.Context):
+        import sqlite3
+
         try:
             return super().invoke(ctx)
         except DreambenchError as e:
             click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(e.exit_code)
+        except (OSError, sqlite3.Error) as e:
+            click.echo(f"error: {describe_os_error(e)}", err=True)
+            sys.exit(1)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -1,7 +1,8 @@
 """Errors the suite raises for bad input.
 
 Every error a user can cause derives from :class:`DreambenchError`; the CLI prints its message as one
-line (no traceback) and exits with status 2. Messages name the file, option or value at fault and say
+line (no traceback) and exits with status 2 (1 for :class:`EnvironmentFailure`: disk full, read-only
+folder, SQLite errors; the CLI turns a stray ``OSError`` or ``sqlite3.Error`` into the same one line). Messages name the file, option or value at fault and say
 what to do.
 """
 
@@ -12,6 +13,24 @@ from collections.abc import Iterable
 
 class DreambenchError(Exception):
     """A user-facing error: bad input, missing file, unknown name. Printed as one line by the CLI."""
+
+    #: The CLI's exit status for it: 2 for bad input; 1 for a failure of the environment (see below).
+    exit_code = 2
+
+
+class EnvironmentFailure(DreambenchError):
+    """The machine failed a write (disk full, read-only folder, SQLite error): exit status 1. The message
+    names the file and the cause."""
+
+    exit_code = 1
+
+
+def describe_os_error(e: BaseException, default_file: str | None = None) -> str:
+    """One line naming the file and the cause of an ``OSError`` / ``sqlite3.Error``, e.g.
+    ``"/r/state.sqlite: database or disk is full"``."""
+    filename = getattr(e, "filename", None) or default_file
+    cause = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return f"{filename}: {cause}" if filename else f"{type(e).__name__}: {cause}"
 
 
 class UnknownNameError(DreambenchError, KeyError):

@@ -33,11 +33,14 @@ def list_images(folder: str | Path) -> list[Path]:
 def load_rgb(path: str | Path, min_short_side: int = 0) -> Image.Image:
     """Decode an image fully, apply its EXIF orientation and convert it to 8-bit RGB.
 
-    Raises :class:`DataError` naming the file when it cannot be decoded (truncated, not an image) or
-    its short side is below ``min_short_side``. Emits :class:`ImageWarning` for conversions."""
+    Raises :class:`DataError` naming the file when it cannot be decoded (truncated, not an image), is
+    animated (more than one frame) or its short side is below ``min_short_side``. Emits :class:`ImageWarning` for conversions."""
     path = Path(path)
     try:
         with Image.open(path) as im:
+            frames = int(getattr(im, "n_frames", 1) or 1)
+            if frames > 1:  # which frame would be the photo? refuse rather than guess
+                raise DataError(f"{path}: animated image ({frames} frames); use a still photo")
             im.load()  # decode now: a truncated file fails here, not later inside a worker
             mode = im.mode
             exif_orientation = im.getexif().get(0x0112, 1)

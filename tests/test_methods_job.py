@@ -46,8 +46,8 @@ def _protocol(class_noun: str = "dog") -> Protocol:
 def _write_images(folder: Path, n: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
-        a = np.full((72, 72, 3), 40 * i, np.uint8)
-        a[10:50, 10:50] = (200, 30 * i, 90)
+        a = np.full((256, 256, 3), 40 * i, np.uint8)  # the protocol's minimum short side
+        a[40:180, 40:180] = (200, 30 * i, 90)
         Image.fromarray(a).save(folder / f"{i:02d}.png")
 
 

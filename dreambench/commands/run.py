@@ -112,7 +112,8 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
             if r.recipe is None and r.method in method_names:
                 r.recipe = recipe
     spec = RunSpec(runs, _split(subjects), profile, model, seed, steps, sample_steps, images_per_prompt, prompts,
-                   protocol=protocol, metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
+                   protocol=str(Path(protocol).resolve()) if Path(protocol).is_dir() else protocol,
+                   metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
                    score=score, tables=score and tables_available())
     plan = build_plan(spec, proto)
     from ..models import get_profile

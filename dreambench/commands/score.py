@@ -79,7 +79,8 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     continues: rows already scored with the same profile and weights are kept. Bad rows (missing or
     unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
     exit status is then 1. Definitions: docs/metrics.md."""
-    from ..metrics.scoring import score_folder
+    from ..io import write_roots
+    from ..metrics.scoring import default_cache_dir, score_folder
 
     metric_profile = _metric_profile(metric_profile, old_profile)
     if images is None or out is None:
@@ -87,12 +88,13 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         images = images or root / "images"
         out = out or root / "scores"
     try:
-        res = score_folder(
-            images, subjects or default_data_dir(), out, metric_profile=metric_profile, model_profile=model_profile,
-            dino_weights=dino_weights, clip_weights=clip_weights, device=device, batch_size=batch_size,
-            num_workers=workers, cache_dir=cache_dir, progress=not quiet, identifier=identifier,
-            log=None if quiet else lambda s: click.echo(s, err=True),
-        )
+        with write_roots(out, cache_dir or default_cache_dir(out)):  # writes stay in --out and the cache
+            res = score_folder(
+                images, subjects or default_data_dir(), out, metric_profile=metric_profile, model_profile=model_profile,
+                dino_weights=dino_weights, clip_weights=clip_weights, device=device, batch_size=batch_size,
+                num_workers=workers, cache_dir=cache_dir, progress=not quiet, identifier=identifier,
+                log=None if quiet else lambda s: click.echo(s, err=True),
+            )
     except ModelLoadError as e:
         # the builders' hint names the generation option; here the model profile is --model-profile
         raise ModelLoadError(str(e).replace("use --profile ", "use --model-profile ")) from e

@@ -64,10 +64,16 @@ def create(ctx: click.Context, results: Path | None, method_a: str, method_b: st
            db_path: Path, data_dir: Path | None, max_answers: int, append: bool, n_raters: int,
            base_url: str) -> None:
     """Sample comparison questions of two methods from RESULTS/images into a study database."""
+    import warnings
+
     from ..study.questions import create_study
 
     results_dir = resolve_results(ctx, results)
-    n = create_study(db_path, results_dir, method_a, method_b, n_questions, seed, data_dir, max_answers, append)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        n = create_study(db_path, results_dir, method_a, method_b, n_questions, seed, data_dir, max_answers, append)
+    for w in caught:
+        click.echo(f"warning: {w.message}", err=True)
     click.echo(f"{db_path}: stored {n} questions ({n // 2} subject fidelity, {n // 2} prompt fidelity) "
                f"comparing {method_a} and {method_b}")
     if n_raters:

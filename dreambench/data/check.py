@@ -2,7 +2,7 @@
 
 Every image is decoded through :func:`dreambench.images.load_rgb`, exactly as training and scoring read
 it, so a file that passes here loads the same way later. Errors (the file cannot be used): missing or
-empty subject folder, unreadable or truncated image, short side below the minimum. Warnings (the file is
+empty subject folder, unreadable or truncated image, animated image, short side below the minimum. Warnings (the file is
 usable after a conversion): CMYK, palette, alpha, grayscale or 16-bit modes converted to RGB, EXIF
 orientation applied, non-image files that are ignored.
 """
@@ -72,6 +72,13 @@ class CheckReport:
         return self
 
 
+def load_subject_image(path: str | Path, min_short_side: int = MIN_SHORT_SIDE):
+    """A subject photo decoded as training, ``data check`` and ``run`` all read it (EXIF, RGB), or
+    :class:`DataError` naming it: unreadable, animated, or short side below ``min_short_side`` (the
+    protocol's minimum, :data:`dreambench.images.MIN_SHORT_SIDE`)."""
+    return load_rgb(path, min_short_side=min_short_side)
+
+
 def _strip_path(path: Path, message: str) -> str:
     # load_rgb prefixes its messages with the path; the report keeps the path in its own column.
     prefix = f"{path}: "
@@ -133,7 +140,7 @@ def check_dataset(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                load_rgb(path, min_short_side=min_short_side)
+                load_subject_image(path, min_short_side=min_short_side)
             except DataError as e:
                 report.errors.append((path, _strip_path(path, str(e))))
         for w in caught:

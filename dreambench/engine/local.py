@@ -4,7 +4,8 @@ Each worker is a ``multiprocessing`` *spawn* process with its own ``CUDA_VISIBLE
 base model once and keeps it between jobs (see :mod:`dreambench.engine.worker`). The driver gives each
 worker one job at a time through the worker's own queue, so it always knows which worker runs which job;
 results come back on one shared queue. A worker that dies (out of memory, segfault) fails its job and is
-replaced. Workers exit when the driver is gone (they poll their parent's pid).
+replaced. Workers exit when the driver is gone: Linux kills them the moment it dies
+(:func:`die_with_parent`), and between jobs they also poll their parent's pid.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -47,7 +50,31 @@ def plan_slots(device: str, gpus: list[int] | None, jobs_per_gpu: int, cpu_count
     return [Slot(f"cpu-{k}", None, n) for k in range(jobs_per_gpu)]
 
 
+#: Linux ``prctl`` option: the signal a process gets when its parent dies (``<linux/prctl.h>``).
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> bool:
+    """Ask Linux to send ``sig`` to this process the moment its parent dies (``prctl(PR_SET_PDEATHSIG)``),
+    so a worker never outlives a driver killed with ``kill -9`` (it would keep training, and a resumed
+    driver would run the same job beside it). Exits at once when ``parent`` is already gone. Returns
+    False where prctl is unavailable (not Linux); the pid poll of :func:`_worker_main` then covers it."""
+    ok = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            ok = libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            ok = False
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    return ok
+
+
 def _worker_main(slot: dict, ctx: dict, tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
+    die_with_parent(parent)
     if slot["gpu"] is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot["gpu"]  # before anything touches CUDA
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

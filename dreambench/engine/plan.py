@@ -276,6 +276,8 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
     run_subjects = [s.name for s in protocol.select(spec.subjects)]
     base = {"version": __version__, "profile": spec.profile, "model": source, "protocol": protocol.name,
             "seed": spec.seed}
+    if protocol.digest:  # the protocol files' content, not only their name, decides the jobs
+        base["protocol_digest"] = protocol.digest
 
     class_needs: dict[str, dict] = {}
     subject_jobs: list[Job] = []
@@ -307,6 +309,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
             prompts = proto.prompts_for(subject)
             images = len(prompts) * spec.images_per_prompt + mr.class_prompt_samples
             label_payload = {"model": source, "profile": spec.profile, "protocol": protocol.name,
+                             **({"protocol_digest": protocol.digest} if protocol.digest else {}),
                              "resolved_config": {k: v for k, v in full_config.items() if k not in RUNTIME_KEYS},
                              "resolved_recipe": recipe_name,
                              **{k: job_fields[k] for k in ("method", "label", "identifier", "class_noun_mode",
@@ -321,7 +324,8 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
                 id=content_hash(payload), kind="subject", label=mr.label, subject=name,
                 spec={"job": job_fields, "prompts": spec.prompts, "model": spec.model, "protocol": protocol.name,
                       "keep_artifacts": spec.keep_artifacts, "needs_model": bool(method_cls.needs_model),
-                      "recipe": recipe_name, "label_key": content_hash(label_payload)},
+                      "recipe": recipe_name, "label_key": content_hash(label_payload),
+                      "protocol_content": list(protocol.content) if protocol.digest else None},
                 deps=sorted(set(deps)), images=images,
                 train_steps=int(full_config.get("steps", 0) or 0) if method_cls.trains else 0,
             ))

@@ -8,13 +8,16 @@ retried ``retries`` times, then marked failed with its error; the others go on.
 
 from __future__ import annotations
 
+import errno
 import json
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..io import write_text_atomic
+from ..errors import EnvironmentFailure, describe_os_error
+from ..io import remove_stale_temps, write_text_atomic
 from .plan import Job, Plan
 from .state import STATE_FILE, StateDB
 from .worker import WorkerContext, clear_outputs
@@ -104,6 +107,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     results.mkdir(parents=True, exist_ok=True)
     device = opts.device or auto_device()
     lock = _lock(results)
+    remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
     db = StateDB(results / STATE_FILE)
     try:
         ids = [j.id for j in plan.jobs]
@@ -128,6 +132,12 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
                 backend.close()
         db.finish_run(run_id, "failed" if failed else "done")
         rows = db.jobs(ids)
+    except (sqlite3.Error, OSError) as e:
+        # Disk full, read-only folder, a locked or broken database: one line naming the file, and no job
+        # left 'running' (the workers are closed by now).
+        left = _release_running(db, ids)
+        note = "" if left == 0 else f" ({left} job(s) could not be reset from 'running'; the next run resets them)"
+        raise EnvironmentFailure(describe_os_error(e, str(results / STATE_FILE)) + note) from None
     finally:
         db.close()
         lock.close()
@@ -135,6 +145,30 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     write_text_atomic(results / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=1))
     summary.path = results / SUMMARY_FILE
     return summary
+
+
+#: errno values of a job failure that stop the whole run: every later write would fail the same way.
+FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
+
+
+def _release_running(db: StateDB, ids: list[str]) -> int:
+    """Put the plan's ``running`` jobs back to ``pending``; returns how many could not be (0 = all done).
+    A WAL checkpoint first lets the write reuse the log's space when the disk is full."""
+    import contextlib
+
+    with contextlib.suppress(sqlite3.Error):
+        db.conn.execute("PRAGMA wal_checkpoint(RESTART)")
+    q = ",".join("?" * len(ids))
+    try:
+        with db.conn:
+            db.conn.execute(f"UPDATE jobs SET status='pending' WHERE status='running' AND id IN ({q})", ids)
+        return 0
+    except sqlite3.Error:
+        try:
+            return int(db.conn.execute(f"SELECT COUNT(*) FROM jobs WHERE status='running' AND id IN ({q})",
+                                       ids).fetchone()[0])
+        except sqlite3.Error:
+            return len(ids)
 
 
 def _lock(results: Path):
@@ -210,6 +244,9 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
                     done += 1
                     bar.update(1)
                     continue
+                if res.get("os_error") and res["os_error"][0] in FATAL_ERRNOS:
+                    code, cause, filename = res["os_error"]
+                    raise OSError(code, cause, filename)  # run_plan: one line, nothing left 'running'
                 tries[jid] = tries.get(jid, 0) + 1
                 final = tries[jid] > opts.retries
                 db.mark_failed(jid, res.get("error") or "unknown error", res.get("seconds"), final=final)

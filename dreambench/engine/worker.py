@@ -18,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import DreambenchError
+from ..io import confined, write_roots
+
 _PARTS = ("unet", "vae", "text_encoder")
 
 
@@ -130,10 +133,16 @@ class Worker:
         """Run one job; never raises. Returns ``{id, ok, seconds, error, artifacts, images, worker, device}``."""
         t0 = time.time()
         log_path = self.results_dir / "logs" / f"{job['id']}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
         result = {"id": job["id"], "ok": False, "error": None, "artifacts": {}, "images": 0,
                   "worker": self.name, "device": self.device_name, "log": str(log_path)}
-        with open(log_path, "a", buffering=1) as logf:
+        try:
+            confined(self.results_dir, log_path.parent).mkdir(parents=True, exist_ok=True)
+            logf = open(confined(self.results_dir, log_path), "a", buffering=1)  # noqa: SIM115
+        except (OSError, DreambenchError) as e:
+            result.update(error=f"{type(e).__name__}: {e}", seconds=time.time() - t0)
+            return result
+        # Every write of the job must resolve inside the results folder (see dreambench.io).
+        with logf, write_roots(self.results_dir):
 
             def log(msg: str) -> None:
                 logf.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n")
@@ -150,6 +159,8 @@ class Worker:
                     raise
                 log("FAILED\n" + traceback.format_exc())
                 result["error"] = f"{type(e).__name__}: {e}".strip()
+                if isinstance(e, OSError) and e.errno is not None:  # the driver stops on a full disk
+                    result["os_error"] = [e.errno, e.strerror or os.strerror(e.errno), e.filename]
         result["seconds"] = time.time() - t0
         return result
 
@@ -170,12 +181,16 @@ class Worker:
 
     def _run_subject(self, job: dict, log: Any) -> tuple[dict, int]:
         from ..methods.job import SubjectJob, run_subject_job
-        from ..protocol import load_protocol
+        from ..protocol import load_protocol, protocol_from_content
         from .plan import truncated_protocol
 
         spec = job["spec"]
         sj = SubjectJob(**spec["job"])
-        protocol = truncated_protocol(load_protocol(spec["protocol"]), spec.get("prompts"))
+        # The driver sends the protocol files' content: a worker elsewhere (another directory, another
+        # node) then runs exactly the protocol that was planned and hashed.
+        content = spec.get("protocol_content")
+        base = protocol_from_content(spec["protocol"], *content) if content else load_protocol(spec["protocol"])
+        protocol = truncated_protocol(base, spec.get("prompts"))
         comps = self.components(sj.profile, spec.get("model")) if spec.get("needs_model", True) else None
         self._dirty = comps is not None or self._dirty
         rows = run_subject_job(sj, protocol, comps, self.data_dir, self.results_dir, device=self.ctx.device,

@@ -3,9 +3,12 @@ error when missing. Every training method stores its artifact through these two 
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ..errors import ModelLoadError
@@ -19,7 +22,13 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], dtype: torch.dtyp
     path = Path(path)
     out = {k: v.detach().to("cpu", dtype).contiguous() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(out, str(tmp), metadata={"format": "pt", **(metadata or {})})
+        try:
+            save_file(out, str(tmp), metadata={"format": "pt", **(metadata or {})})
+        except SafetensorError as e:  # names no file and is no OSError: say which file, and why
+            code = re.search(r"(?:code: |os error )(\d+)", str(e))
+            if code:
+                raise OSError(int(code.group(1)), os.strerror(int(code.group(1))), str(path)) from None
+            raise OSError(f"{path}: cannot write safetensors ({e})") from None
     return path
 
 

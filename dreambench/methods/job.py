@@ -36,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, DreambenchError
-from ..images import load_rgb
 from ..io import save_image_atomic, write_text_atomic
 from ..manifest import write_part
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
@@ -160,10 +159,12 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
     images = _subject_images(Path(data_dir), subject.name)
     if not images:
         raise DataError(f"{Path(data_dir) / subject.name}: no images for subject {subject.name!r}")
-    for p in images:  # decode every photo now: a bad file must fail before training, naming the file
-        with warnings.catch_warnings():
+    from ..data.check import load_subject_image
+
+    for p in images:  # decode every photo now, as `data check` does: a bad, animated or too small file
+        with warnings.catch_warnings():  # must fail before training, naming the file
             warnings.simplefilter("ignore")
-            load_rgb(p)
+            load_subject_image(p)
     if job.class_noun_mode == "none":
         noun = ""
     elif not subject.class_noun.strip():

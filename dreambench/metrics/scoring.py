@@ -45,7 +45,7 @@ from .. import __version__
 from ..errors import DataError, DreambenchError
 from ..images import list_images
 from ..io import atomic_path, write_text_atomic
-from ..manifest import read_manifest
+from ..manifest import read_manifest, row_problem
 from ..models import Backbone, build_clip, build_dino, get_profile
 from ..paths import REPO_DIR
 from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, METHOD_INFO, PER_IMAGE
@@ -192,6 +192,10 @@ def _validate_rows(
         rel, prompt = str(row["path"]), str(row["prompt"]).strip()
         where = (rel, str(row["method"]), str(row["subject"]), int(row["prompt_index"]))
         path = images_dir / rel
+        unsafe = row_problem(images_dir, row)  # absolute, '..', symlink out, bad name: never read
+        if unsafe:
+            errors.append(ScoreError(*where, unsafe))
+            continue
         if rel in seen:
             errors.append(ScoreError(*where, "duplicate manifest row for this path (first one kept)"))
             continue

@@ -13,6 +13,7 @@ Answers are A (left), B (right) or "Cannot determine / Both equally".
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,8 @@ import pandas as pd
 
 from ..errors import DataError, DreambenchError
 from ..images import list_images
-from ..manifest import read_manifest
+from ..io import atomic_path
+from ..manifest import read_manifest, row_problem
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
 
@@ -136,6 +138,23 @@ def sample_questions(manifest: pd.DataFrame, method_a: str, method_b: str, n_per
     return out
 
 
+class ManifestWarning(UserWarning):
+    """Manifest rows left out of a study (their path or names may not be used)."""
+
+
+def safe_rows(manifest: pd.DataFrame, images_dir: Path) -> tuple[pd.DataFrame, list[dict]]:
+    """The manifest rows that may be served, and ``{path, method, subject, prompt_index, error}`` for the
+    others (see :func:`dreambench.manifest.row_problem`)."""
+    keep, rejected = [], []
+    for i, row in enumerate(manifest.to_dict("records")):
+        why = row_problem(images_dir, row)
+        if why:
+            rejected.append({k: row.get(k) for k in ("path", "method", "subject", "prompt_index")} | {"error": why})
+        else:
+            keep.append(i)
+    return manifest.iloc[keep].reset_index(drop=True), rejected
+
+
 def create_study(db_path: str | Path, results_dir: str | Path, method_a: str, method_b: str,
                  n_per_type: int = 50, seed: int = 0, data_dir: str | Path | None = None,
                  max_answers: int = 3, append: bool = False) -> int:
@@ -151,7 +170,14 @@ def create_study(db_path: str | Path, results_dir: str | Path, method_a: str, me
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: no images folder (expected <results>/images)")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    questions = sample_questions(read_manifest(images_dir), method_a, method_b, n_per_type, seed, data_dir)
+    manifest, rejected = safe_rows(read_manifest(images_dir), images_dir)
+    if rejected:  # never served; listed beside the database, like score's errors.csv
+        errors_csv = Path(f"{db_path}.errors.csv")
+        with atomic_path(errors_csv) as tmp:
+            pd.DataFrame(rejected).to_csv(tmp, index=False)
+        warnings.warn(f"{len(rejected)} manifest row(s) refused (reasons in {errors_csv}), e.g. "
+                      f"{rejected[0]['path']}: {rejected[0]['error']}", ManifestWarning, stacklevel=2)
+    questions = sample_questions(manifest, method_a, method_b, n_per_type, seed, data_dir)
     for q in questions:
         for ref in (q.a, q.b):
             if not (images_dir / ref.relpath).is_file():

@@ -1,0 +1,125 @@
+"""Issue 11, processes: workers die with their driver, leftovers are swept, artifacts get open()'s mode."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import realrun
+
+from dreambench.io import remove_stale_temps
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux only")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")  # a zombie has exited; only its parent's reaping is left
+
+
+def _wait_dead(pid: int, seconds: float) -> bool:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.1)
+    return not _alive(pid)
+
+
+def test_die_with_parent_kills_a_busy_child(tmp_path):
+    """The mechanism alone: a child busy in a loop (never polling) dies when its parent is SIGKILLed."""
+    script = textwrap.dedent("""
+        import os, subprocess, sys, time
+        child = subprocess.Popen([sys.executable, "-c",
+            "import os, time\\n"
+            "from dreambench.engine.local import die_with_parent\\n"
+            "assert die_with_parent(os.getppid())\\n"
+            "print('ready', flush=True)\\n"
+            "t = time.time()\\n"
+            "while time.time() - t < 120: sum(range(10000))\\n"], stdout=subprocess.PIPE, text=True)
+        assert child.stdout.readline().strip() == 'ready'
+        print(child.pid, flush=True)
+        time.sleep(120)
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env=realrun.cli_env())
+    try:
+        child = int(driver.stdout.readline())
+        assert _alive(child)
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=10)
+        assert _wait_dead(child, 5), "the child outlived its parent"
+    finally:
+        driver.kill()
+
+
+def test_local_worker_stops_mid_job_when_the_driver_is_killed(tmp_path, dataset_dir):
+    """A real LocalBackend worker, busy with a subject job (so not polling), exits within seconds of a
+    kill -9 of its driver, and writes no more images."""
+    script = textwrap.dedent(f"""
+        import time
+        from dreambench.engine.local import LocalBackend, Slot
+        from dreambench.engine.plan import MethodRun, RunSpec, build_plan
+        from dreambench.engine.worker import WorkerContext
+        from dreambench.protocol import load_protocol
+        spec = RunSpec([MethodRun("real", "real", {{"size": 256}})], subjects=["dog"], images_per_prompt=4)
+        job = build_plan(spec, load_protocol("dreambooth")).by_kind("subject")[0]
+        b = LocalBackend(WorkerContext({str(tmp_path / 'r')!r}, {str(dataset_dir)!r}), [Slot("cpu-0", None, 1)])
+        b.start()
+        b.submit("cpu-0", job.to_dict())
+        print(b._procs["cpu-0"].pid, flush=True)
+        time.sleep(300)
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env=realrun.cli_env())
+    images = tmp_path / "r" / "images" / "real" / "dog"
+    try:
+        worker = int(driver.stdout.readline())
+        deadline = time.time() + 120
+        while time.time() < deadline and not list(images.glob("*.png")):
+            time.sleep(0.2)
+        assert list(images.glob("*.png")), "the worker never started its job"
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(timeout=10)
+        assert _wait_dead(worker, 5), "the worker outlived its driver"
+        n = len(list(images.glob("*.png")))
+        time.sleep(1.5)
+        assert len(list(images.glob("*.png"))) == n < 100
+    finally:
+        driver.kill()
+
+
+def test_stale_temp_files_are_removed_at_the_next_run(tmp_path, dataset_dir, cli_env):
+    results = tmp_path / "r"
+    stale = [results / "images" / "real" / "dog" / ".00_0.png.k3j_9xq2.tmp.png",
+             results / "artifacts" / "x" / "dog" / ".unet.safetensors.abcdefgh.tmp.safetensors",
+             results / "scores" / ".per_image.csv.0a1b2c3d.tmp.csv"]
+    keep = results / "images" / "notes.tmp.txt"
+    for p in [*stale, keep]:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text("half written")
+    realrun.run_cli(["--results", results, "run", "--method", "real", "--subjects", "dog", "--profile", "tiny",
+                     "--prompts", "1", "--images-per-prompt", "1", "--no-score", "--data", dataset_dir], cli_env)
+    assert not any(p.exists() for p in stale)
+    assert keep.exists() and (results / "images" / "real" / "dog" / "00_0.png").is_file()
+    assert remove_stale_temps(results) == []
+
+
+def test_outputs_get_the_mode_of_a_plain_open(tiny_results, tmp_path):
+    probe = tmp_path / "probe"
+    probe.touch()
+    expected = probe.stat().st_mode & 0o777
+    files = [*tiny_results.glob("artifacts/*/*/*.safetensors"), *tiny_results.glob("images/*/*/*.png"),
+             tiny_results / "scores" / "per_image.csv", tiny_results / "images" / "manifest.csv"]
+    assert any(p.suffix == ".safetensors" for p in files)
+    for p in files:
+        assert p.stat().st_mode & 0o777 == expected, (p, oct(p.stat().st_mode))
