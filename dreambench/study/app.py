@@ -4,15 +4,19 @@ Routes (every page but ``/`` needs a token in its path; unknown tokens get 403):
 
     GET  /                          a landing page that says to open one's personal link
     GET  /r/{token}                 the rater's next unanswered question, or a "done" page
-    POST /r/{token}/answer          form fields question_id, answer = left | right | undecided; 303 back
+    POST /r/{token}/answer          form fields question_id, answer = left | right | undecided, form_token;
+                                    303 back. Only a question served to that rater, with the token of
+                                    its form, is accepted (403/409 otherwise; 400 for a bad id)
     GET  /r/{token}/image/{key}     an image of the study, by its random key (JPEG, long side <= 768 px)
     GET  /admin/{token}             progress: answers per rater and per question type
     GET  /static/study.css          the only asset; pages use no JavaScript and nothing off this server
 
 Raters see neither method names nor file paths nor anyone's answers. Images are looked up by key in the
 database and must resolve inside the folder recorded with them, so no URL can name a file. Every text
-is rendered by Jinja2 with autoescaping on. Responses carry a strict Content-Security-Policy and
-``Referrer-Policy: no-referrer`` (the token is in the URL).
+is rendered by Jinja2 with autoescaping on. Responses, error pages included, carry a strict
+Content-Security-Policy and ``Referrer-Policy: no-referrer`` (the token is in the URL). POSTs from another
+site are refused (Origin/Referer, and the per-form token). The ``--max-answers`` cap is enforced when an
+answer is stored, in one write transaction, so it holds under concurrent raters.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from __future__ import annotations
 import io
 import os
 import re
+import secrets
 import sqlite3
 import warnings
 from collections import OrderedDict
 from pathlib import Path
 from threading import Lock
+from urllib.parse import urlsplit
 
 from jinja2 import Environment, FileSystemLoader
 from starlette.applications import Starlette
@@ -41,6 +47,8 @@ TEMPLATES_DIR = Path(__file__).parent / "templates"
 #: Long side (pixels) of images as served: the DreamBooth photos are phone pictures.
 MAX_SIDE = 768
 _KEY_RE = re.compile(r"^[0-9a-f]{24}$")
+#: A question id as a form may carry it: 1 to 18 digits (no sign; far below SQLite's 2**63 limit).
+_ID_RE = re.compile(r"^[0-9]{1,18}$")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'self'; form-action 'self'; "
                                "base-uri 'none'; frame-ancestors 'none'",
@@ -104,6 +112,16 @@ def create_app(db_path: str | Path) -> Starlette:
     def db() -> sqlite3.Connection:
         return sdb.connect(db_path)
 
+    conn0 = db()
+    try:
+        sdb.ensure_served_table(conn0)  # databases made before answers were tied to served questions
+        secret = sdb.form_secret(conn0)
+    finally:
+        conn0.close()
+
+    def message(status: int, title: str, text: str) -> HTMLResponse:
+        return page("message.html", status, title=title, message=text)
+
     def _rater_page(token: str) -> HTMLResponse:
         conn = db()
         try:
@@ -114,6 +132,7 @@ def create_app(db_path: str | Path) -> Starlette:
             qid = sdb.next_question_id(conn, rater["id"])
             if qid is None:
                 return page("done.html", title="Thank you", answered=done)
+            sdb.mark_served(conn, rater["id"], qid)  # only served questions may be answered
             q = conn.execute("SELECT * FROM questions WHERE id = ?", (qid,)).fetchone()
             keys = {r["id"]: r["key"] for r in conn.execute(
                 "SELECT id, key FROM images WHERE id IN (?, ?)", (q["image_a"], q["image_b"]))}
@@ -125,6 +144,7 @@ def create_app(db_path: str | Path) -> Starlette:
                 "question.html", title="Image comparison", token=token, question_id=qid, qtype=q["qtype"],
                 instruction=INSTRUCTIONS[q["qtype"]], reference_text=q["reference_text"], refs=refs,
                 left=keys[left], right=keys[right], labels=ANSWER_LABELS, answered=done,
+                form_token=sdb.form_token(secret, rater["id"], qid),
             )
         finally:
             conn.close()
@@ -136,25 +156,40 @@ def create_app(db_path: str | Path) -> Starlette:
     async def rater_page(request: Request) -> Response:
         return await run_in_threadpool(_rater_page, request.path_params["token"])
 
-    def _answer(token: str, question_id: str, answer: str) -> Response:
+    def _answer(token: str, question_id: str, answer: str, form_tok: str) -> Response:
+        bad = message(400, "Bad answer", "That answer could not be recorded. Go back to your link and try again.")
+        if not _ID_RE.match(question_id) or answer not in ANSWER_LABELS:
+            return bad  # non-numeric, negative, huge (would overflow SQLite's 64-bit integers), unknown side
+        qid = int(question_id)
         conn = db()
         try:
             rater = sdb.rater_by_token(conn, token)
             if rater is None:
                 return forbidden()
+            if conn.execute("SELECT 1 FROM questions WHERE id = ?", (qid,)).fetchone() is None:
+                return bad
+            if not secrets.compare_digest(form_tok, sdb.form_token(secret, rater["id"], qid)):
+                return message(403, "Form not valid", "This answer did not come from your question page. "
+                                                      "Go back to your link and answer there.")
             try:
-                sdb.record_answer(conn, rater["id"], int(question_id), answer)
+                sdb.record_answer(conn, rater["id"], qid, answer)
+            except sdb.NotServed:
+                return message(409, "Question not shown", "That question was not shown to you. "
+                                                          "Go back to your link for your next question.")
+            except sdb.QuestionFull:
+                pass  # others answered it meanwhile: nothing stored, on to the next question
             except ValueError:
-                return page("message.html", 400, title="Bad answer",
-                            message="That answer could not be recorded. Go back to your link and try again.")
+                return bad
         finally:
             conn.close()
         return RedirectResponse(f"/r/{token}", status_code=303, headers=_SECURITY_HEADERS)
 
     async def answer(request: Request) -> Response:
+        if not _same_origin(request):
+            return message(403, "Cross-site request refused", "Answers are accepted only from this study's pages.")
         form = await request.form()
-        return await run_in_threadpool(_answer, request.path_params["token"],
-                                       str(form.get("question_id", "")), str(form.get("answer", "")))
+        return await run_in_threadpool(_answer, request.path_params["token"], str(form.get("question_id", "")),
+                                       str(form.get("answer", "")), str(form.get("form_token", "")))
 
     def _image(token: str, key: str) -> Response:
         conn = db()
@@ -203,7 +238,13 @@ def create_app(db_path: str | Path) -> Starlette:
 
     async def css(request: Request) -> Response:
         return FileResponse(TEMPLATES_DIR / "study.css", media_type="text/css",
-                            headers={"X-Content-Type-Options": "nosniff"})
+                            headers=dict(_SECURITY_HEADERS, **{"Cache-Control": "public, max-age=3600"}))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        code = int(getattr(exc, "status_code", 500))
+        titles = {404: "Not found", 405: "Method not allowed"}
+        return message(code, titles.get(code, "Error"), "Nothing here. Open the personal link you were given."
+                       if code < 500 else "Something went wrong on the server. Try again later.")
 
     routes = [
         Route("/", home),
@@ -213,4 +254,20 @@ def create_app(db_path: str | Path) -> Starlette:
         Route("/admin/{token}", admin),
         Route("/static/study.css", css),
     ]
-    return Starlette(routes=routes)
+    # Error pages carry the same CSP and security headers as every other page.
+    return Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error, 500: http_error})
+
+
+def _same_origin(request: Request) -> bool:
+    """Whether a POST may come from this site: an ``Origin`` (or, failing that, ``Referer``) header, when
+    the browser sends one, must name this host. Pages use ``Referrer-Policy: no-referrer``, under which
+    browsers send ``Origin: null``; the per-form token (see :func:`dreambench.study.db.form_token`) is
+    what protects those."""
+    host = request.headers.get("host", "")
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        return urlsplit(origin).netloc == host
+    referer = request.headers.get("referer")
+    if referer:
+        return urlsplit(referer).netloc == host
+    return True

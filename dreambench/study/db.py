@@ -12,6 +12,7 @@ Tables::
     question_refs(question_id, image_id, position)   reference images shown with a question
     raters(id, name, token_hash, created_at)
     answers(id, rater_id, question_id, choice, shown, created_at)  UNIQUE(rater_id, question_id)
+    served(rater_id, question_id, served_at)   the questions the server showed to each rater
         choice = a | b | undecided in terms of the methods (method_a / method_b), whatever the side;
         shown  = left | right | undecided: the button the rater pressed.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import secrets
 import sqlite3
 from collections.abc import Iterator
@@ -84,6 +86,25 @@ CREATE TABLE IF NOT EXISTS answers (
 );
 CREATE INDEX IF NOT EXISTS answers_question ON answers(question_id);
 """
+#: Which question the server showed to which rater: only those may be answered (see record_answer).
+_SERVED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS served (
+    rater_id INTEGER NOT NULL REFERENCES raters(id),
+    question_id INTEGER NOT NULL REFERENCES questions(id),
+    served_at TEXT NOT NULL,
+    PRIMARY KEY (rater_id, question_id)
+);
+"""
+#: Largest id accepted from a form (SQLite integers are 64-bit; bigger ones would overflow).
+MAX_ID = 2**62
+
+
+class NotServed(ValueError):
+    """An answer to a question the server never showed to that rater."""
+
+
+class QuestionFull(ValueError):
+    """An answer to a question that already has its ``max_answers`` answers."""
 
 
 def now() -> str:
@@ -117,7 +138,7 @@ def connect(db_path: str | Path, *, create: bool = False) -> sqlite3.Connection:
     try:
         if create:
             conn.execute("PRAGMA journal_mode = WAL")  # readers do not block the one writer
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + _SERVED_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
         else:
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -272,18 +293,59 @@ def next_question_id(conn: sqlite3.Connection, rater_id: int) -> int | None:
     return int(min(open_, key=order)["id"])
 
 
+def ensure_served_table(conn: sqlite3.Connection) -> None:
+    """Add the ``served`` table (and the form secret) to a database made before they existed."""
+    conn.executescript(_SERVED_SCHEMA)
+    form_secret(conn)
+
+
+def form_secret(conn: sqlite3.Connection) -> str:
+    """The random secret that signs answer forms (made on first use, kept in ``meta``)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'form_secret'").fetchone()
+    if row:
+        return str(row["value"])
+    with transaction(conn):
+        conn.execute("INSERT OR IGNORE INTO meta VALUES ('form_secret', ?)", (secrets.token_hex(32),))
+    return str(conn.execute("SELECT value FROM meta WHERE key = 'form_secret'").fetchone()["value"])
+
+
+def form_token(secret: str, rater_id: int, question_id: int) -> str:
+    """The token of the answer form of one (rater, question): an HMAC no other site can forge."""
+    return hmac.new(secret.encode(), f"{rater_id}:{question_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def mark_served(conn: sqlite3.Connection, rater_id: int, question_id: int) -> None:
+    """Record that question ``question_id`` was shown to rater ``rater_id`` (idempotent)."""
+    with transaction(conn):
+        conn.execute("INSERT OR IGNORE INTO served VALUES (?, ?, ?)", (rater_id, question_id, now()))
+
+
 def record_answer(conn: sqlite3.Connection, rater_id: int, question_id: int, shown: str) -> bool:
     """Store the answer of a rater who pressed ``shown`` (left | right | undecided) on a question.
 
-    One transaction; the side is translated to the method (``choice`` a | b | undecided) with the
-    question's stored layout. Returns False (and stores nothing) when this rater already answered it.
-    Raises ``ValueError`` for an unknown question or side."""
+    One write transaction (``BEGIN IMMEDIATE``: answers are recorded one at a time, so the cap below holds
+    under any number of concurrent raters); the side is translated to the method (``choice`` a | b |
+    undecided) with the question's stored layout. Returns False (and stores nothing) when this rater
+    already answered it. Raises ``ValueError`` for an unknown question or side, :class:`NotServed` when
+    the question was never shown to this rater, :class:`QuestionFull` when it has ``max_answers``
+    answers already."""
     if shown not in ("left", "right", "undecided"):
         raise ValueError(f"unknown answer {shown!r}")
+    if not 0 < question_id < MAX_ID:
+        raise ValueError(f"unknown question {question_id}")
     with transaction(conn):
-        q = conn.execute("SELECT a_on_left FROM questions WHERE id = ?", (question_id,)).fetchone()
+        q = conn.execute("SELECT a_on_left, max_answers FROM questions WHERE id = ?", (question_id,)).fetchone()
         if q is None:
             raise ValueError(f"unknown question {question_id}")
+        if conn.execute("SELECT 1 FROM served WHERE rater_id = ? AND question_id = ?",
+                        (rater_id, question_id)).fetchone() is None:
+            raise NotServed(f"question {question_id} was not served to rater {rater_id}")
+        if conn.execute("SELECT 1 FROM answers WHERE rater_id = ? AND question_id = ?",
+                        (rater_id, question_id)).fetchone() is not None:
+            return False
+        n = conn.execute("SELECT COUNT(*) FROM answers WHERE question_id = ?", (question_id,)).fetchone()[0]
+        if q["max_answers"] > 0 and n >= q["max_answers"]:
+            raise QuestionFull(f"question {question_id} has its {q['max_answers']} answers")
         if shown == "undecided":
             choice = "undecided"
         else:

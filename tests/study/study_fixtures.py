@@ -87,3 +87,14 @@ def question_id_of(html: str) -> int:
     m = re.search(r'name="question_id" value="(\d+)"', html)
     assert m, "no question form in the page"
     return int(m.group(1))
+
+
+def form(env: StudyEnv, token: str, qid: int) -> dict[str, str]:
+    """The hidden fields of the answer form of question ``qid`` as the server renders them for the rater
+    of ``token`` (question id and per-form token)."""
+    conn = sdb.connect(env.db)
+    try:
+        rater = sdb.rater_by_token(conn, token)
+        return {"question_id": str(qid), "form_token": sdb.form_token(sdb.form_secret(conn), rater["id"], qid)}
+    finally:
+        conn.close()

@@ -228,6 +228,7 @@ def test_cli_create_raters_export_analyze(tmp_path):
     rater = sdb.rater_by_token(conn, token)
     assert rater["name"] == "carol"
     while (qid := sdb.next_question_id(conn, rater["id"])) is not None:
+        sdb.mark_served(conn, rater["id"], qid)  # what the server records when it shows the question
         sdb.record_answer(conn, rater["id"], qid, "left" if qid % 2 else "right")
     conn.close()
     r = run(main, ["study", "export", "--db", str(db_path), "--out", str(tmp_path / "a.csv")])

@@ -10,7 +10,7 @@ import sqlite3
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
-from study_fixtures import METHOD_A, METHOD_B, StudyEnv, make_env, question_id_of
+from study_fixtures import METHOD_A, METHOD_B, StudyEnv, form, make_env, question_id_of
 
 from dreambench.study import db as sdb
 from dreambench.study.app import create_app
@@ -49,13 +49,13 @@ def test_answer_is_stored_once_and_next_question_follows(study_env: StudyEnv):
     assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert page.headers["referrer-policy"] == "no-referrer"
     qid = question_id_of(page.text)
-    r = c.post(f"/r/{tok}/answer", data={"question_id": str(qid), "answer": "left"})
+    r = c.post(f"/r/{tok}/answer", data={**form(study_env, tok, qid), "answer": "left"})
     assert r.status_code == 303 and r.headers["location"] == f"/r/{tok}"
     (ans,) = rows(study_env, "SELECT a.*, q.a_on_left FROM answers a JOIN questions q ON q.id = a.question_id")
     assert (ans["question_id"], ans["shown"]) == (qid, "left")
     assert ans["choice"] == ("a" if ans["a_on_left"] else "b")  # the side is mapped to the method shown there
     # a double submit stores nothing more; the next page shows another question
-    c.post(f"/r/{tok}/answer", data={"question_id": str(qid), "answer": "right"})
+    c.post(f"/r/{tok}/answer", data={**form(study_env, tok, qid), "answer": "right"})
     assert rows(study_env, "SELECT COUNT(*) FROM answers")[0][0] == 1
     assert question_id_of(c.get(f"/r/{tok}").text) != qid
     # bad input is refused without storing
@@ -69,7 +69,7 @@ def test_rater_sees_no_one_elses_answers_nor_methods(study_env: StudyEnv):
     c, alice, bob = client(study_env), study_env.tokens["alice"], study_env.tokens["bob"]
     for _ in range(3):
         qid = question_id_of(c.get(f"/r/{alice}").text)
-        c.post(f"/r/{alice}/answer", data={"question_id": str(qid), "answer": "right"})
+        c.post(f"/r/{alice}/answer", data={**form(study_env, alice, qid), "answer": "right"})
     page = c.get(f"/r/{bob}").text
     assert "Answered so far: 0" in page
     for secret in (METHOD_A, METHOD_B, "alice", ".png", "right"):
@@ -85,7 +85,7 @@ def test_every_rater_finishes_and_caps_hold(study_env: StudyEnv):
     for tok in study_env.tokens.values():
         for _ in range(n_questions):
             qid = question_id_of(c.get(f"/r/{tok}").text)
-            assert c.post(f"/r/{tok}/answer", data={"question_id": str(qid), "answer": "undecided"}).status_code == 303
+            assert c.post(f"/r/{tok}/answer", data={**form(study_env, tok, qid), "answer": "undecided"}).status_code == 303
         assert "no more questions" in c.get(f"/r/{tok}").text
     counts = rows(study_env, "SELECT COUNT(*) FROM answers GROUP BY question_id")
     assert len(counts) == n_questions and {r[0] for r in counts} == {2}
@@ -97,7 +97,7 @@ def test_admin_page_shows_progress(study_env: StudyEnv):
     for _ in range(2):
         qid = question_id_of(c.get(f"/r/{tok}").text)
         types.append(rows(study_env, "SELECT qtype FROM questions WHERE id = ?", (qid,))[0][0])
-        c.post(f"/r/{tok}/answer", data={"question_id": str(qid), "answer": "left"})
+        c.post(f"/r/{tok}/answer", data={**form(study_env, tok, qid), "answer": "left"})
     page = c.get(f"/admin/{study_env.admin}")
     assert page.status_code == 200
     html = page.text
@@ -118,7 +118,7 @@ def test_prompts_and_names_are_escaped(tmp_path):
         if "Reference text" in html:
             assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;q&#34;" in html
             seen_prompt = True
-        c.post(f"/r/{tok}/answer", data={"question_id": str(question_id_of(html)), "answer": "left"})
+        c.post(f"/r/{tok}/answer", data={**form(env, tok, question_id_of(html)), "answer": "left"})
     assert seen_prompt
     admin = c.get(f"/admin/{env.admin}").text
     assert "<b>eve</b>" not in admin and "&lt;b&gt;eve&lt;/b&gt;" in admin
