@@ -16,7 +16,7 @@ from . import __version__
 from .errors import DreambenchError, describe_os_error
 from .paths import default_results_dir
 
-COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "tables", "study"]
+COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "doctor", "tables", "study"]
 
 
 class _Group(click.Group):

@@ -54,5 +54,18 @@ def backbone_provenance(backbone: Any) -> dict:
             "digest": backbone.digest}
 
 
+def sd_sources(per_image) -> dict:
+    """Per method label, the ``{"sd_source", "sd_digest"}`` its images were made with (from the manifest
+    columns; labels without them, e.g. real images, are left out; several sources are listed)."""
+    if per_image is None or "sd_source" not in getattr(per_image, "columns", ()):
+        return {}
+    out = {}
+    cols = ["sd_source", "sd_digest"] if "sd_digest" in per_image.columns else ["sd_source"]
+    for method, g in per_image.dropna(subset=["sd_source"]).groupby("method"):
+        recs = [dict(zip(cols, map(str, r))) for r in g[cols].drop_duplicates().itertuples(index=False)]
+        out[str(method)] = recs[0] if len(recs) == 1 else recs
+    return out
+
+
 def version() -> str:
     return __version__

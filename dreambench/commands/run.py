@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import DreambenchError
-from .options import resolve_results, results_option
+from .options import metric_weights_spec, resolve_results, results_option, weights_options
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -56,6 +56,7 @@ def _gpus(value: str | None) -> list[int] | None:
 @click.option("--class-samples", type=int, default=None,
               help="Class-prompt images per subject for PRES (default 0; 4 with --tables paper).")
 @click.option("--metric-profile", default="paper", show_default=True)
+@weights_options
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="DreamBooth dataset folder (default: $DREAMBENCH_DATA or the shared copy).")
 @click.option("--keep-artifacts", type=click.Choice(["yes", "no"]), default="yes", show_default=True)
@@ -67,7 +68,8 @@ def _gpus(value: str | None) -> list[int] | None:
 @click.pass_context
 def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
             backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
-            class_samples, metric_profile, data_dir, keep_artifacts, protocol, score, names, results) -> None:
+            class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
+            protocol, score, names, results) -> None:
     """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder."""
     from ..tables.names import parse_names, record_names
 
@@ -114,7 +116,8 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
     spec = RunSpec(runs, _split(subjects), profile, model, seed, steps, sample_steps, images_per_prompt, prompts,
                    protocol=str(Path(protocol).resolve()) if Path(protocol).is_dir() else protocol,
                    metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
-                   score=score, tables=score and tables_available())
+                   score=score, tables=score and tables_available(),
+                   metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights))
     plan = build_plan(spec, proto)
     from ..models import get_profile
 
@@ -129,6 +132,9 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
     data = data_dir or default_data_dir()
     if not data.is_dir():
         raise DreambenchError(f"dataset folder {data} not found; pass --data DIR or set $DREAMBENCH_DATA")
+    from .doctor import run_preflight
+
+    run_preflight(plan, results_dir, None if device == "auto" else device)
     opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, _gpus(gpus), jobs_per_gpu,
                       retries, address, threads=threads, progress=True, argv=sys.argv[1:])
     click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "

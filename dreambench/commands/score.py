@@ -10,7 +10,7 @@ import click
 from ..errors import ModelLoadError
 from ..models import list_profiles
 from ..paths import default_data_dir
-from .options import resolve_results
+from .options import resolve_results, weights_options
 from .options import results_option as _results_option
 
 
@@ -50,10 +50,7 @@ def _metric_profile(new: str | None, old: str | None) -> str:
 @click.option("--model-profile", "model_profile", default="sd15", show_default=True,
               type=click.Choice([p.name for p in list_profiles()]),
               help="How the backbones are built: sd15 (pretrained), sd15-random, tiny (random-init).")
-@click.option("--dino-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="timm vit_small_patch16_224 state dict (.safetensors or torch pickle) for DINO.")
-@click.option("--clip-weights", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="open_clip ViT-B-32 state dict (.safetensors or torch pickle) for CLIP.")
+@weights_options
 @click.option("--device", default=None, help="Torch device (default: cuda when available, else cpu).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True,
               help="Images per backbone forward pass.")
@@ -70,6 +67,7 @@ def _metric_profile(new: str | None, old: str | None) -> str:
 @click.pass_context
 def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, out: Path | None, results: Path | None,
               metric_profile: str | None, old_profile: str | None, model_profile: str, dino_weights: Path | None, clip_weights: Path | None,
+              lpips_weights: Path | None,
               device: str | None, batch_size: int, workers: int | None, cache_dir: Path | None, identifier: str,
               quiet: bool) -> None:
     """Score every image of an images folder against the real subject photos.
@@ -91,7 +89,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         with write_roots(out, cache_dir or default_cache_dir(out)):  # writes stay in --out and the cache
             res = score_folder(
                 images, subjects or default_data_dir(), out, metric_profile=metric_profile, model_profile=model_profile,
-                dino_weights=dino_weights, clip_weights=clip_weights, device=device, batch_size=batch_size,
+                dino_weights=dino_weights, clip_weights=clip_weights, lpips_weights=lpips_weights, device=device, batch_size=batch_size,
                 num_workers=workers, cache_dir=cache_dir, progress=not quiet, identifier=identifier,
                 log=None if quiet else lambda s: click.echo(s, err=True),
             )

@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .. import __version__
@@ -107,6 +108,8 @@ class RunSpec:
     keep_artifacts: bool = True
     score: bool = True
     tables: bool = True
+    #: Metric weights files (``{"dino"|"clip"|"lpips": absolute path}``) the score job passes to scoring.
+    metric_weights: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -335,14 +338,28 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
     jobs = list(class_jobs.values()) + subject_jobs
     if spec.score and subject_jobs:
         sids = sorted(j.id for j in subject_jobs)
-        payload = {**base, "kind": "score", "metric_profile": spec.metric_profile, "subject_jobs": sids}
+        payload = {**base, "kind": "score", "metric_profile": spec.metric_profile, "subject_jobs": sids,
+                   **_weights_payload(spec.metric_weights)}
         score = Job(content_hash(payload), "score", "", "",
-                    {"metric_profile": spec.metric_profile, "model_profile": spec.profile}, deps=sids)
+                    {"metric_profile": spec.metric_profile, "model_profile": spec.profile,
+                     "metric_weights": dict(spec.metric_weights)}, deps=sids)
         jobs.append(score)
         if spec.tables:
             payload = {"version": __version__, "kind": "tables", "score": score.id}
             jobs.append(Job(content_hash(payload), "tables", "", "", {}, deps=[score.id]))
     return Plan(spec, jobs)
+
+
+def _weights_payload(metric_weights: dict) -> dict:
+    """What of the metric weights files changes scores: their digests (none given: nothing, so plans
+    without weights files keep their ids)."""
+    if not metric_weights:
+        return {}
+    from ..models.digest import file_digest
+    from ..models.weights_formats import weights_path
+
+    return {"metric_weights": {k: file_digest(weights_path(v, f"--{k}-weights")) if Path(v).exists() else v
+                               for k, v in sorted(metric_weights.items())}}
 
 
 def class_image_needs(sj: Any, protocol: Protocol) -> list[dict]:

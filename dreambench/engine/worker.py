@@ -210,8 +210,11 @@ class Worker:
         merge_manifest(images_dir)
         out = self.results_dir / "scores"
         log(f"scoring {images_dir} -> {out} (metric profile {spec['metric_profile']})")
+        weights = spec.get("metric_weights") or {}
         res = score_folder(images_dir, self.data_dir, out, metric_profile=spec["metric_profile"],
-                           model_profile=spec["model_profile"], device=self.ctx.device, progress=self.ctx.progress)
+                           model_profile=spec["model_profile"], device=self.ctx.device, progress=self.ctx.progress,
+                           dino_weights=weights.get("dino"), clip_weights=weights.get("clip"),
+                           lpips_weights=weights.get("lpips"))
         return {"scores": str(out)}, len(res.per_image)
 
     def _run_tables(self, job: dict, log: Any) -> tuple[dict, int]:

@@ -205,6 +205,16 @@ def _weights_label(method_cls: type[Method], job: SubjectJob, components: Any) -
     return get_profile(job.profile).weights_label
 
 
+def _sd_record(components: Any) -> dict:
+    """``sd_source`` and ``sd_digest`` of the SD weights that made the images (empty for real images)."""
+    if components is None:
+        return {}
+    from ..provenance import components_provenance
+
+    prov = components_provenance(components)
+    return {"sd_source": prov["sd_source"], "sd_digest": prov["sd_digest"]}
+
+
 def _method_info(job: SubjectJob, method_cls: type[Method], config: Any, recipe: str | None, ppl: bool | None,
                  weights: str) -> dict:
     return {
@@ -366,12 +376,14 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     ppl = ppl_setting(method_cls, config)
     weights = _weights_label(method_cls, job, components)
     images_dir = results_dir / "images"
-    _write_method_info(images_dir / job.label / METHOD_INFO, _method_info(job, method_cls, config, recipe, ppl, weights))
+    sd_record = _sd_record(components if method_cls.needs_model else None)
+    _write_method_info(images_dir / job.label / METHOD_INFO,
+                       {**_method_info(job, method_cls, config, recipe, ppl, weights), **sd_record})
 
     method = method_cls(config, components, device)
     method.progress = progress  # built-in methods show training progress bars when set
     identifier = method.prompt_identifier(job.identifier)
-    extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights}
+    extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights, **sd_record}
     plan = _plan(job, protocol, data, identifier, extra)
     todo = [(req, row) for req, row in plan if not (images_dir / row["path"]).is_file()]
     subject_dir = images_dir / job.label / data.subject.name

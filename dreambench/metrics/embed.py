@@ -123,27 +123,44 @@ def trunk_weights_cached(net: str = "alex") -> Path | None:
 LPIPS_RANDOM_SEED = 0
 
 
-def build_lpips(spec: DivSpec, pretrained_trunk: bool) -> tuple[torch.nn.Module, str]:
+def build_lpips(spec: DivSpec, pretrained_trunk: bool, trunk_file: str | Path | None = None
+                ) -> tuple[torch.nn.Module, str]:
     """The ``lpips.LPIPS`` module (its shipped linear weights always) and a label of its trunk.
 
-    With ``pretrained_trunk`` and the torchvision checkpoint in the hub cache, the trunk has ImageNet
-    weights (label ``"<net>:imagenet"``); otherwise it is torchvision's random init drawn under
-    ``torch.manual_seed(LPIPS_RANDOM_SEED)`` (label ``"<net>:random-init"``), global RNG untouched."""
+    With ``trunk_file`` (``--lpips-weights``: the torchvision checkpoint of the trunk) the trunk has that
+    file's weights (label ``"<net>:file@<digest>"``); else with ``pretrained_trunk`` and the torchvision
+    checkpoint in the hub cache, ImageNet weights (label ``"<net>:imagenet"``); otherwise torchvision's
+    random init drawn under ``torch.manual_seed(LPIPS_RANDOM_SEED)`` (label ``"<net>:random-init"``),
+    global RNG untouched."""
     import lpips
 
-    label = lpips_trunk_label(spec, pretrained_trunk)
+    label = lpips_trunk_label(spec, pretrained_trunk, trunk_file)
     imagenet = label.endswith(":imagenet")
     with warnings.catch_warnings(), torch.random.fork_rng(devices=[]):
         warnings.simplefilter("ignore")  # torchvision's deprecation of `pretrained=`
         torch.manual_seed(LPIPS_RANDOM_SEED)
         model = lpips.LPIPS(net=spec.net, pretrained=True, pnet_rand=not imagenet, verbose=False)
+    if trunk_file is not None:
+        from ..models.backbones import load_lpips_trunk
+
+        load_lpips_trunk(model.net, trunk_file, spec.net)
     return model.eval(), label
 
 
-def lpips_trunk_label(spec: DivSpec, pretrained_trunk: bool) -> str:
-    """``"<net>:imagenet"`` when the trunk's ImageNet weights will be used, else ``"<net>:random-init"``."""
+def lpips_trunk_label(spec: DivSpec, pretrained_trunk: bool, trunk_file: str | Path | None = None) -> str:
+    """``"<net>:file@<digest>"`` for a trunk weights file, ``"<net>:imagenet"`` when the trunk's ImageNet
+    weights will be used, else ``"<net>:random-init"``."""
+    if trunk_file is not None:
+        from ..models.digest import file_digest
+
+        return f"{spec.net}:file@{file_digest(trunk_file)}"
     imagenet = pretrained_trunk and trunk_weights_cached(spec.net) is not None
     return f"{spec.net}:{'imagenet' if imagenet else 'random-init'}"
+
+
+def trunk_is_pretrained(label: str) -> bool:
+    """Whether an LPIPS trunk label names trained weights (ImageNet from the cache, or a file)."""
+    return not label.endswith(":random-init")
 
 
 class Lpips:
@@ -153,17 +170,23 @@ class Lpips:
     differences, linear layers, spatial mean, sum over layers) for all unordered pairs of each group,
     with one trunk pass per image instead of two per pair."""
 
-    def __init__(self, spec: DivSpec, pretrained_trunk: bool, device: str | torch.device = "cpu"):
-        self.spec, self.pretrained_trunk = spec, pretrained_trunk
+    def __init__(self, spec: DivSpec, pretrained_trunk: bool, device: str | torch.device = "cpu",
+                 trunk_file: str | Path | None = None):
+        self.spec, self.pretrained_trunk, self.trunk_file = spec, pretrained_trunk, trunk_file
         self.device = torch.device(device)
-        self.label = lpips_trunk_label(spec, pretrained_trunk)
+        self.label = lpips_trunk_label(spec, pretrained_trunk, trunk_file)
         self._model: torch.nn.Module | None = None
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the trunk has trained weights (a file, or ImageNet from the cache)."""
+        return trunk_is_pretrained(self.label)
 
     @property
     def model(self) -> torch.nn.Module:
         """The ``lpips.LPIPS`` module, built on first use (a resumed run with no DIV left skips it)."""
         if self._model is None:
-            model, label = build_lpips(self.spec, self.pretrained_trunk)
+            model, label = build_lpips(self.spec, self.pretrained_trunk, self.trunk_file)
             assert label == self.label
             self._model = model.to(self.device)
         return self._model

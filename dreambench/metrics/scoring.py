@@ -48,6 +48,7 @@ from ..io import atomic_path, write_text_atomic
 from ..manifest import read_manifest, row_problem
 from ..models import Backbone, build_clip, build_dino, get_profile
 from ..paths import REPO_DIR
+from ..provenance import sd_sources
 from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, METHOD_INFO, PER_IMAGE
 from . import functional as F
 from .aggregate import (
@@ -297,6 +298,7 @@ def score_folder(
     model_profile: str = "sd15",
     dino_weights: str | Path | None = None,
     clip_weights: str | Path | None = None,
+    lpips_weights: str | Path | None = None,
     device: str | None = None,
     batch_size: int = 64,
     num_workers: int | None = None,
@@ -313,6 +315,7 @@ def score_folder(
             ``paper-vitl14``).
         model_profile: how the backbones are built (``sd15`` pretrained, ``sd15-random``, ``tiny``).
         dino_weights, clip_weights: state dict files replacing the backbones' pretrained weights.
+        lpips_weights: torchvision checkpoint of the LPIPS trunk (DIV), replacing the hub cache's.
         device: ``cuda``/``cpu``/...; default CUDA when available. bf16 autocast on CUDA.
         batch_size: images per backbone forward pass.
         num_workers: decode threads (default: one per core, at most 16).
@@ -345,9 +348,9 @@ def score_folder(
     dino = ImageEncoder("dino", dino_bb, prof.dino.transform, dev)
     clip = ImageEncoder("clip", clip_bb, prof.clip.transform, dev)
     text_enc = TextEncoder(clip_bb, dev)
-    lpips_model = Lpips(prof.div, mprof.pretrained_weights, dev)
+    lpips_model = Lpips(prof.div, mprof.pretrained_weights, dev, lpips_weights)
     backbone_label = mprof.weights_label
-    div_label = _combine(backbone_label, "pretrained" if lpips_model.label.endswith("imagenet") else "random-init")
+    div_label = _combine(backbone_label, "pretrained" if lpips_model.pretrained else "random-init")
     dino_id, clip_id = f"{dino_bb.name}@{dino_bb.weights_id}", f"{clip_bb.name}@{clip_bb.weights_id}"
     say(f"backbones: dino {dino_id}, clip {clip_id}, lpips {lpips_model.label} on {dev}")
 
@@ -500,13 +503,16 @@ def score_folder(
         "weights": backbone_label,
         "backbones": {
             "dino": {"arch": prof.dino.arch, "name": dino_bb.name, "weights_id": dino_bb.weights_id,
+                     "where": dino_bb.where, "digest": dino_bb.digest,
                      "weights_file": str(dino_weights) if dino_weights else None, "transform": prof.dino.transform.id},
             "clip": {"arch": prof.clip.arch, "tag": prof.clip.tag, "name": clip_bb.name,
+                     "where": clip_bb.where, "digest": clip_bb.digest,
                      "weights_id": clip_bb.weights_id, "weights_file": str(clip_weights) if clip_weights else None,
                      "transform": prof.clip.transform.id},
             "lpips": {"net": prof.div.net, "trunk": lpips_model.label, "size": prof.div.size,
-                      "weights": div_label},
+                      "weights": div_label, "weights_file": str(lpips_weights) if lpips_weights else None},
         },
+        "sd": sd_sources(per_image),
         "images_dir": str(images_dir), "subjects_dir": str(subjects_dir), "cache_dir": str(cache.root),
         "device": str(dev), "dtype": "bfloat16-autocast" if dev.type == "cuda" else "float32",
         "batch_size": batch_size, "workers": workers,

@@ -181,6 +181,32 @@ def _origin(model: torch.nn.Module, weights_file, pretrained: bool, hub_file: Pa
     return "random-init", tensor_digest(model)
 
 
+def load_lpips_trunk(net: torch.nn.Module, path: str | Path, arch: str = "alex",
+                     flag: str = "--lpips-weights") -> str:
+    """Load a torchvision checkpoint of the LPIPS trunk (``alexnet-owt-7be5be79.pth`` for ``alex``:
+    ``features.N.*`` keys; the classifier is ignored) into ``lpips``'s ``sliceK.N.*`` modules. Returns
+    the file's short digest."""
+    from .weights_formats import read_weights, weights_path
+
+    p = weights_path(path, flag)
+    raw = {k: v for k, v in read_weights(p, flag).items() if isinstance(v, torch.Tensor)}
+    own = net.state_dict()
+    # lpips keeps torchvision's module indices: slice2.3.weight is features.3.weight
+    want = {k: "features." + k.split(".", 1)[1] for k in own}
+    missing = sorted(v for v in want.values() if v not in raw)
+    if missing:
+        sample = ", ".join(sorted(raw)[:3]) or "no tensors"
+        raise ModelLoadError(f"{flag} {p}: not a torchvision {arch} checkpoint for the LPIPS trunk (expected "
+                             f"{len(want)} features.* tensors, missing {missing[:3]}; found {sample} ...)")
+    bad = [f"{v} {tuple(raw[v].shape)} vs {tuple(own[k].shape)}" for k, v in want.items()
+           if raw[v].shape != own[k].shape]
+    if bad:
+        raise ModelLoadError(f"{flag} {p}: not the {arch} trunk (another architecture?): {'; '.join(bad[:3])} "
+                             f"(file vs expected)")
+    net.load_state_dict({k: raw[v].float() for k, v in want.items()}, strict=True)
+    return file_digest(p)
+
+
 class _DropRandomInitWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "initialized randomly" not in record.getMessage()

@@ -1,0 +1,314 @@
+"""Preflight: load every model a run needs and run one tiny forward pass of each on the target device.
+
+``dreambench doctor`` prints the rows; ``dreambench run`` runs the same checks in the driver before any
+job, so a missing or wrong weights file is found in seconds, before class images, training or sampling.
+A passing set of checks is remembered under a key made of everything that decides the outcome (profile,
+SD source and weights digest, metric profile, backbone weights digests, device type, library versions):
+a resumed run with the same key pays nothing.
+
+Rows (:class:`Check`): what was loaded, where from (``folder``, ``hub cache``, ``file``, ``config``,
+``random-init``, ``package``), dtype, short weights digest, ``pretrained`` or ``random-init``, seconds,
+and the problem, if any, as one line.
+"""
+
+from __future__ import annotations
+
+import gc
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import DreambenchError
+
+CACHE_NAME = "preflight.json"
+
+
+@dataclass
+class Check:
+    """One model of the run: what, where from, dtype, digest, weights label, seconds, problem (or None)."""
+
+    what: str
+    where: str = ""
+    source: str = ""
+    dtype: str = ""
+    digest: str | None = None
+    weights: str = ""
+    seconds: float = 0.0
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a run needs: the SD parts (any method that samples or trains) and the scoring models."""
+
+    sd: bool = True
+    scoring: bool = True
+
+
+def _timed(check: Check, fn: Callable[[Check], None]) -> Check:
+    t = time.perf_counter()
+    try:
+        fn(check)
+    except DreambenchError as e:
+        check.problem = str(e).splitlines()[0]
+    except Exception as e:  # noqa: BLE001  (a library failure is a problem row, not a traceback)
+        first = (str(e).strip().splitlines() or [""])[0][:240]
+        check.problem = f"{check.what}: {type(e).__name__}: {first}"
+    check.seconds = round(time.perf_counter() - t, 2)
+    return check
+
+
+def _dtype(module: torch.nn.Module) -> str:
+    dts = sorted({str(p.dtype).replace("torch.", "") for p in module.parameters()})
+    return "/".join(dts)
+
+
+def check_sd(profile, model: str | None, device: torch.device) -> list[Check]:
+    """Rows for the UNet, VAE and text encoder (loaded with :func:`load_sd`, one forward pass each)."""
+    from .sd import load_sd
+
+    rows = [Check("sd unet"), Check("sd vae"), Check("sd text encoder")]
+    state: dict = {}
+
+    def load(c: Check) -> None:
+        state["sd"] = load_sd(profile, model)
+
+    _timed(rows[0], load)
+    sd = state.get("sd")
+    if sd is None:
+        for r in rows[1:]:
+            r.problem = rows[0].problem
+        rows[0].what = "sd (unet, vae, text encoder)"
+        return rows[:1]
+    try:
+        ids = sd.tokenizer(["a dog"], padding="max_length", max_length=sd.tokenizer.model_max_length,
+                           truncation=True, return_tensors="pt").input_ids.to(device)
+        size = 8  # latent pixels: the smallest input every UNet level accepts
+        fwd = {
+            "sd text encoder": lambda: state.__setitem__("text", sd.text_encoder.to(device)(ids)[0]),
+            "sd unet": lambda: sd.unet.to(device)(torch.zeros(1, sd.unet.config.in_channels, size, size, device=device),
+                                                  torch.tensor([10], device=device),
+                                                  encoder_hidden_states=state["text"]).sample,
+            "sd vae": lambda: sd.vae.to(device).decode(torch.zeros(1, sd.vae.config.latent_channels, size, size,
+                                                                   device=device)).sample,
+        }
+        parts = {"sd unet": sd.unet, "sd vae": sd.vae, "sd text encoder": sd.text_encoder}
+        order = [rows[2], rows[0], rows[1]]  # the text encoder's output feeds the UNet
+        for r in order:
+            r.where, r.source, r.digest = sd.where, sd.source, sd.digest
+            r.weights = "pretrained" if sd.pretrained_weights else "random-init"
+            r.dtype = _dtype(parts[r.what])
+            load_s = r.seconds
+            with torch.no_grad():
+                _timed(r, lambda c, f=fwd[r.what]: f())
+            r.seconds = round(r.seconds + load_s, 2)
+    finally:
+        for m in (sd.unet, sd.vae, sd.text_encoder):
+            m.to("cpu")
+        del state["sd"]
+    return rows
+
+
+def check_backbones(profile, metric_profile: str, weights: dict, device: torch.device) -> list[Check]:
+    """Rows for DINO, CLIP, the LPIPS trunk and its linear layers (one forward pass each)."""
+    from ..metrics.profiles import get_metric_profile
+    from .backbones import build_clip, build_dino
+
+    mp = get_metric_profile(metric_profile)
+    x = torch.zeros(1, 3, 224, 224, device=device)
+    rows = []
+
+    def dino(c: Check) -> None:
+        bb = build_dino(profile, mp.dino.arch, weights.get("dino"))
+        _fill(c, bb, "dino" in weights, profile)
+        with torch.no_grad():
+            bb.model.to(device)(x)
+
+    def clip(c: Check) -> None:
+        bb = build_clip(profile, mp.clip.arch, mp.clip.tag, weights.get("clip"))
+        _fill(c, bb, "clip" in weights, profile)
+        with torch.no_grad():
+            m = bb.model.to(device)
+            m.encode_image(x)
+            m.encode_text(bb.tokenizer(["a dog"]).to(device))
+
+    rows.append(_timed(Check(f"dino {mp.dino.arch}"), dino))
+    rows.append(_timed(Check(f"clip {mp.clip.arch}/{mp.clip.tag}"), clip))
+    rows += check_lpips(profile, mp, weights.get("lpips"), device)
+    return rows
+
+
+def _fill(c: Check, bb, from_file: bool, profile) -> None:
+    c.where, c.digest = bb.where, bb.digest
+    c.source = bb.weights_id
+    c.dtype = _dtype(bb.model)
+    c.weights = "pretrained" if (from_file or (profile.pretrained_weights and bb.where == "hub cache")) \
+        else "random-init"
+
+
+def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
+    """The LPIPS trunk (file, torch hub cache or random-init) and the linear layers the package ships."""
+    from ..metrics.embed import build_lpips, trunk_is_pretrained
+
+    trunk, lin = Check(f"lpips trunk {mp.div.net}"), Check(f"lpips linear {mp.div.net}")
+    state: dict = {}
+
+    def load(c: Check) -> None:
+        model, label = build_lpips(mp.div, profile.pretrained_weights, trunk_file)
+        state["model"] = model.to(device)
+        c.source, c.dtype = label, _dtype(model.net)
+        c.weights = "pretrained" if trunk_is_pretrained(label) else "random-init"
+        c.where = "file" if trunk_file else ("hub cache" if c.weights == "pretrained" else "random-init")
+        c.digest = label.split("@", 1)[1] if "@" in label else _trunk_cache_digest(mp.div.net, c.weights)
+        x = torch.zeros(2, 3, 64, 64, device=device)
+        with torch.no_grad():
+            state["model"](x[:1], x[1:])
+
+    _timed(trunk, load)
+    lin_file = _lpips_lin_file(mp.div.net)
+    lin.where, lin.weights, lin.dtype = "package", "pretrained", trunk.dtype
+    lin.source = str(lin_file) if lin_file else ""
+    if trunk.problem:
+        lin.problem = trunk.problem
+    elif lin_file is None or not lin_file.is_file():
+        lin.problem = f"lpips linear layers for {mp.div.net}: {lin_file} missing from the lpips package"
+    else:
+        from .digest import file_digest
+
+        lin.digest = file_digest(lin_file)
+    state.clear()
+    return [trunk, lin]
+
+
+def _lpips_lin_file(net: str) -> Path | None:
+    try:
+        import lpips
+    except ImportError:
+        return None
+    return Path(lpips.__file__).parent / "weights" / "v0.1" / f"{net}.pth"
+
+
+def _trunk_cache_digest(net: str, weights: str) -> str | None:
+    if weights != "pretrained":
+        return None
+    from ..metrics.embed import trunk_weights_cached
+    from .digest import file_digest
+
+    path = trunk_weights_cached(net)
+    return file_digest(path) if path else None
+
+
+def run_checks(profile_name: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
+               needs: Needs = Needs()) -> list[Check]:
+    """Every row of the run's models on ``device`` (default: CUDA when available)."""
+    from .profiles import get_profile
+
+    profile = get_profile(profile_name)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rows = []
+    if needs.sd:
+        rows += check_sd(profile, model, dev)
+    if needs.scoring:
+        rows += check_backbones(profile, metric_profile, weights, dev)
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return rows
+
+
+def check_key(profile_name: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
+              needs: Needs) -> str:
+    """Everything that decides the checks' outcome, hashed (cheap: digests are cached)."""
+    import diffusers
+    import open_clip
+    import timm
+    import transformers
+
+    from .. import __version__
+    from ..provenance import sd_provenance
+    from .digest import file_digest
+    from .weights_formats import weights_path
+
+    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    parts = {"profile": profile_name, "metric_profile": metric_profile, "device": torch.device(dev).type,
+             "needs": asdict(needs), "versions": [__version__, torch.__version__, diffusers.__version__,
+                                                  transformers.__version__, open_clip.__version__, timm.__version__],
+             "weights": {k: file_digest(weights_path(v, f"--{k}-weights")) for k, v in sorted(weights.items())},
+             "hub_cache": os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "",
+             "torch_hub": str(torch.hub.get_dir()), "hub_files": _hub_files(profile_name, metric_profile, weights)}
+    if needs.sd:
+        parts["sd"] = sd_provenance(profile_name, model)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cache_file() -> Path:
+    root = Path(os.environ.get("DREAMBENCH_CACHE", Path.home() / ".cache" / "dreambench")).expanduser()
+    return root / CACHE_NAME
+
+
+def _hub_files(profile_name: str, metric_profile: str, weights: dict) -> dict:
+    """The hub-cache files pretrained backbones would load (None when absent): part of the key, so a
+    cache emptied since the last check is checked again."""
+    from ..metrics.profiles import get_metric_profile
+    from .backbones import _hub_weights
+    from .profiles import get_profile
+
+    if not get_profile(profile_name).pretrained_weights:
+        return {}
+    import open_clip
+    import timm
+
+    mp = get_metric_profile(metric_profile)
+    out = {}
+    if "dino" not in weights:
+        cfg = timm.models.get_pretrained_cfg(mp.dino.arch)
+        out["dino"] = str(_hub_weights(cfg.to_dict() if cfg is not None else {}))
+    if "clip" not in weights:
+        out["clip"] = str(_hub_weights(open_clip.get_pretrained_cfg(mp.clip.arch, mp.clip.tag) or {}))
+    return out
+
+
+def cached_ok(cache_file: Path, key: str) -> bool:
+    try:
+        return key in json.loads(cache_file.read_text()).get("passed", [])
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def remember_ok(cache_file: Path, key: str, rows: list[Check]) -> None:
+    from ..io import write_text_atomic
+
+    try:
+        data = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    except (OSError, ValueError):
+        data = {}
+    data["passed"] = sorted(set(data.get("passed", [])) | {key})
+    data["last"] = [asdict(r) for r in rows]
+    cache_file.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(cache_file, json.dumps(data, indent=1))
+
+
+def problems(rows: list[Check]) -> list[str]:
+    """One line per problem (duplicates, e.g. one SD folder failing every part, once)."""
+    return list(dict.fromkeys(r.problem for r in rows if r.problem))
+
+
+def format_rows(rows: list[Check]) -> str:
+    """The table ``dreambench doctor`` prints: one row per model."""
+    header = ("model", "where", "dtype", "digest", "weights", "seconds", "source")
+    table = [(r.what, r.where or "-", r.dtype or "-", r.digest or "-", r.weights or "-", f"{r.seconds:.2f}",
+              ("FAILED: " + r.problem) if r.problem else r.source) for r in rows]
+    widths = [max(len(str(x[i])) for x in [header, *table]) for i in range(len(header) - 1)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1]
+             for row in [header, *table]]
+    return "\n".join(lines)

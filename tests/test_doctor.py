@@ -1,0 +1,122 @@
+"""``dreambench doctor`` and the same preflight in ``dreambench run``: every model loads and runs before any
+job; bad weights are refused in seconds with one line per problem naming a flag of the command run."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+from realrun import run_cli
+
+from dreambench.cli import main
+from dreambench.models import build_dino, get_profile
+
+
+@pytest.fixture(scope="module")
+def dino_file(tmp_path_factory):
+    """A tiny DINO state dict with weights moved away from the seeded init (so loading it is visible)."""
+    bb = build_dino(get_profile("tiny"))
+    with torch.no_grad():
+        for p in bb.model.parameters():
+            p.add_(0.01)
+    path = tmp_path_factory.mktemp("w") / "dino.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in bb.model.state_dict().items()}, str(path))
+    return path
+
+
+def test_doctor_prints_one_row_per_model(dino_file):
+    res = CliRunner().invoke(main, ["doctor", "--profile", "tiny", "--device", "cpu", "--dino-weights", str(dino_file)])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.strip().splitlines()
+    assert lines[0].split()[:6] == ["model", "where", "dtype", "digest", "weights", "seconds"]
+    rows = {ln.split("  ")[0].strip(): ln for ln in lines[1:-1]}
+    assert list(rows) == ["sd unet", "sd vae", "sd text encoder", "dino vit_small_patch16_224.dino",
+                          "clip ViT-B-32-quickgelu/openai", "lpips trunk alex", "lpips linear alex"]
+    from dreambench.models.digest import file_digest
+
+    dino = rows["dino vit_small_patch16_224.dino"].split()
+    assert dino[2:6] == ["file", "float32", file_digest(dino_file), "pretrained"]
+    assert "config" in rows["sd unet"] and "random-init" in rows["sd unet"]
+    assert lines[-1] == "ok: 7 models load and run"
+
+
+def test_doctor_bad_weights_one_line_per_problem(tmp_path):
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not safetensors")
+    res = CliRunner().invoke(main, ["doctor", "--profile", "tiny", "--device", "cpu", "--dino-weights", str(junk),
+                                    "--clip-weights", str(tmp_path / "missing.pt"), "--model", str(tmp_path)])
+    assert res.exit_code == 2
+    errors = res.stderr.strip().splitlines()
+    assert "Traceback" not in res.output
+    assert any(e.startswith(f"error: --dino-weights {junk}") for e in errors), errors
+    assert any(e.startswith(f"error: --clip-weights {tmp_path / 'missing.pt'}") for e in errors), errors
+    assert any("--model" in e and "profile tiny builds random-init" in e for e in errors), errors
+
+
+def test_run_refuses_a_backbone_it_cannot_load_before_any_job(tmp_path, dataset_dir, cli_env):
+    junk = tmp_path / "clip.pt"
+    torch.save({"foo": torch.zeros(1)}, junk)
+    results = tmp_path / "r"
+    t = time.perf_counter()
+    proc = run_cli(["--results", results, "run", "--method", "pretrained", "--profile", "tiny", "--subjects", "dog",
+                    "--prompts", "1", "--images-per-prompt", "1", "--data", dataset_dir, "--clip-weights", junk],
+                   cli_env, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: --clip-weights {junk}: unsupported layout for CLIP weights" in proc.stderr
+    assert "Traceback" not in proc.stderr and time.perf_counter() - t < 120
+    made = [p for p in results.rglob("*")] if results.exists() else []
+    assert not [p for p in made if p.suffix in (".png", ".safetensors", ".sqlite")], made
+
+
+def test_run_passes_weights_to_scoring_and_records_provenance(tmp_path, dataset_dir, cli_env, dino_file):
+    results = tmp_path / "r"
+    args = ["--results", results, "run", "--method", "pretrained", "--profile", "tiny", "--subjects", "dog",
+            "--prompts", "1", "--images-per-prompt", "2", "--data", dataset_dir, "--dino-weights", dino_file]
+    run_cli(args, cli_env)
+    from dreambench.models.digest import file_digest
+    from dreambench.provenance import sd_provenance
+
+    meta = json.loads((results / "scores" / "score_meta.json").read_text())
+    assert meta["backbones"]["dino"]["weights_file"] == str(dino_file)
+    assert meta["backbones"]["dino"]["digest"] == file_digest(dino_file)
+    assert meta["backbones"]["dino"]["weights_id"] == f"file:{file_digest(dino_file)}"
+    assert meta["backbones"]["clip"]["where"] == "random-init" and meta["backbones"]["clip"]["digest"]
+    prov = sd_provenance("tiny")
+    assert meta["sd"]["pretrained"] == {"sd_source": "config:tiny", "sd_digest": prov["sd_digest"]}
+    info = json.loads((results / "images" / "pretrained" / "method.json").read_text())
+    assert (info["sd_source"], info["sd_digest"]) == ("config:tiny", prov["sd_digest"])
+    import pandas as pd
+
+    manifest = pd.read_csv(results / "images" / "manifest.csv")
+    assert set(manifest["sd_digest"]) == {prov["sd_digest"]} and set(manifest["sd_source"]) == {"config:tiny"}
+
+
+def test_resumed_run_pays_nothing_for_the_preflight(monkeypatch, tmp_path):
+    """The second preflight with the same options and files loads no model (cached by digests)."""
+    from dreambench.commands import doctor
+    from dreambench.engine.plan import MethodRun, RunSpec, build_plan
+    from dreambench.models import preflight
+    from dreambench.protocol import load_protocol
+
+    monkeypatch.setenv("DREAMBENCH_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = preflight.run_checks
+    monkeypatch.setattr(preflight, "run_checks", lambda *a, **k: calls.append(a) or real(*a, **k))
+    spec = RunSpec([MethodRun("pretrained", "pretrained")], ["dog"], "tiny", prompts=1, images_per_prompt=1)
+    plan = build_plan(spec, load_protocol("dreambooth"))
+    doctor.run_preflight(plan, tmp_path / "r", "cpu")
+    t = time.perf_counter()
+    doctor.run_preflight(plan, tmp_path / "r", "cpu")
+    assert len(calls) == 1 and time.perf_counter() - t < 5
+    assert (tmp_path / "cache" / "preflight.json").is_file()
+
+
+def test_run_help_lists_the_weight_flags():
+    res = CliRunner().invoke(main, ["run", "--help"])
+    for flag in ("--dino-weights", "--clip-weights", "--lpips-weights", "--model"):
+        assert flag in res.stdout
