@@ -94,6 +94,13 @@ def test_run_passes_weights_to_scoring_and_records_provenance(tmp_path, dataset_
 
     manifest = pd.read_csv(results / "images" / "manifest.csv")
     assert set(manifest["sd_digest"]) == {prov["sd_digest"]} and set(manifest["sd_source"]) == {"config:tiny"}
+    # the tables' metadata (and so the report header, which prints the same lines) names the SD source
+    line = f"stable diffusion: config:tiny (digest {prov['sd_digest']})"
+    tables = [p for p in (results / "tables").rglob("*") if p.is_file() and line in p.read_text(errors="ignore")]
+    assert tables, f"no table names the SD source ({line})"
+    from dreambench.tables.load import load_results, run_meta
+
+    assert line in run_meta(load_results(results)).lines()
 
 
 def test_resumed_run_pays_nothing_for_the_preflight(monkeypatch, tmp_path):

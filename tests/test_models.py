@@ -195,3 +195,16 @@ def test_bad_weights_files(tmp_path, tiny):
         build_clip(tiny, weights_file=listed)
     res = CliRunner().invoke(main, ["profiles", "build", "tiny", "--dino-weights", str(junk)])
     assert res.exit_code == 2 and "junk.safetensors" in res.stderr and "Traceback" not in res.output
+
+
+def test_profiles_build_builds_the_towers_scoring_uses():
+    """`profiles build` builds the metric profile's towers: CLIP ViT-B-32 with QuickGELU (as OpenAI's CLIP
+    and as scoring), not open_clip's GELU ViT-B-32."""
+    res = CliRunner().invoke(main, ["profiles", "build", "tiny"])
+    assert res.exit_code == 0, res.output
+    assert "clip ViT-B-32-quickgelu:openai" in res.stdout and "activation QuickGELU" in res.stdout
+    from dreambench.metrics.profiles import get_metric_profile
+
+    mp = get_metric_profile("paper")
+    names = {type(m).__name__ for m in build_clip(get_profile("tiny"), mp.clip.arch, mp.clip.tag).model.modules()}
+    assert "QuickGELU" in names and "GELU" not in names

@@ -198,3 +198,33 @@ def test_random_init_provenance_is_the_tensor_digest():
     assert sd.digest == prov["sd_digest"] and load_sd(get_profile("tiny"), seed=1).digest != sd.digest
     with pytest.raises(ModelLoadError, match="--model /x: profile tiny builds random-init"):
         sd_provenance("tiny", "/x")
+
+
+def test_single_file_checkpoint_loads_offline(folders, tmp_path):
+    """An LDM-layout .safetensors (as SD 1.5's single files) loads with diffusers' from_single_file and the
+    suite's own configs, no hub: every tensor equal, every part fp32, also when the file is fp16."""
+    from ldm_checkpoint import write_ldm_checkpoint
+    from safetensors.torch import load_file, save_file
+
+    _, ref = folders
+    path = tmp_path / "tiny-sd.safetensors"
+    write_ldm_checkpoint(ref, path)
+    sd = load_pretrained_sd(str(path), 64)
+    assert (sd.source, sd.where) == (str(path.resolve()), "file")
+    assert sd.digest == sd_provenance("sd15", str(path))["sd_digest"]
+    for part in PARTS:
+        got, want = getattr(sd, part).state_dict(), getattr(ref, part).state_dict()
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want), part
+    half = tmp_path / "tiny-sd-fp16.safetensors"
+    save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}, str(half))
+    sd16 = load_pretrained_sd(str(half), 64)
+    assert {p.dtype for part in PARTS for p in getattr(sd16, part).parameters()} == {torch.float32}
+    # not an SD checkpoint, or another architecture: one line naming the file, expected and found
+    save_file({"foo": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ModelLoadError, match=r"not a Stable Diffusion checkpoint \(expected keys model.diffusion_model"):
+        load_pretrained_sd(str(tmp_path / "other.safetensors"), 64)
+    wide = load_file(str(path))
+    wide["model.diffusion_model.input_blocks.0.0.weight"] = torch.zeros(48, 4, 3, 3)
+    save_file(wide, str(tmp_path / "wide.safetensors"))
+    with pytest.raises(ModelLoadError, match=r"not an SD 1.x architecture .*\(48, 4, 3, 3\).*expected sd15"):
+        load_pretrained_sd(str(tmp_path / "wide.safetensors"), 64)

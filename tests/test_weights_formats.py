@@ -48,11 +48,11 @@ def _hf_clip(seed: int = 0):
     cfg = CLIPConfig(
         text_config={"hidden_size": t["width"], "intermediate_size": 4 * t["width"], "num_attention_heads": t["heads"],
                      "num_hidden_layers": t["layers"], "max_position_embeddings": t["context_length"],
-                     "vocab_size": t["vocab_size"], "hidden_act": "gelu", "bos_token_id": 49406,
+                     "vocab_size": t["vocab_size"], "hidden_act": "quick_gelu", "bos_token_id": 49406,
                      "eos_token_id": 49407, "pad_token_id": 0},
         vision_config={"hidden_size": v["width"], "intermediate_size": 4 * v["width"],
                        "num_attention_heads": v["width"] // v["head_width"], "num_hidden_layers": v["layers"],
-                       "image_size": v["image_size"], "patch_size": v["patch_size"], "hidden_act": "gelu"},
+                       "image_size": v["image_size"], "patch_size": v["patch_size"], "hidden_act": "quick_gelu"},
         projection_dim=TINY_CLIP["embed_dim"])
     torch.manual_seed(seed)
     return CLIPModel(cfg).eval()

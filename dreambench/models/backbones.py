@@ -238,6 +238,8 @@ def _hub_cache() -> str:
 def _fingerprint(model: torch.nn.Module) -> str:
     """A short fingerprint of a model's weights (names, shapes, sums and leading values of each tensor)."""
     h = hashlib.sha256()
+    # module types too: the same weights under another activation (GELU vs QuickGELU) embed differently
+    h.update(",".join(type(m).__name__ for m in model.modules()).encode())
     with torch.no_grad():
         for name, t in sorted(model.state_dict().items()):
             h.update(name.encode())

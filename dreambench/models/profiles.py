@@ -54,8 +54,11 @@ class ModelProfile:
 
 
 TINY_DINO = {"embed_dim": 32, "depth": 2, "num_heads": 2}
+#: The tiny CLIP tower: open_clip's ``CLIP`` at toy width, with QuickGELU like OpenAI's CLIP (the
+#: ``*-quickgelu`` towers every metric profile scores with).
 TINY_CLIP = {
     "embed_dim": 32,
+    "quick_gelu": True,
     "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }

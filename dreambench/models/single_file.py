@@ -20,8 +20,9 @@ from ..errors import ModelLoadError
 from .sd import CONFIG_DIR, LOAD_DTYPE, _read_config
 
 #: The checkpoint tensors whose shapes pick the config set: UNet conv_in, text token embedding.
-_PROBES = {"unet": "model.diffusion_model.input_blocks.0.0.weight",
-           "text": "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight"}
+_PROBES = {"unet": ("model.diffusion_model.input_blocks.0.0.weight",),
+           "text": ("cond_stage_model.transformer.text_model.embeddings.token_embedding.weight",
+                    "cond_stage_model.transformer.embeddings.token_embedding.weight")}
 _MODEL_INDEX = {"_class_name": "StableDiffusionPipeline", "feature_extractor": [None, None],
                 "image_encoder": [None, None], "requires_safety_checker": False, "safety_checker": [None, None],
                 "scheduler": ["diffusers", "DDPMScheduler"], "text_encoder": ["transformers", "CLIPTextModel"],
@@ -40,7 +41,7 @@ def _shapes(path: Path) -> dict[str, tuple]:
 
     with safe_open(str(path), framework="pt") as f:
         keys = set(f.keys())
-        return {k: tuple(f.get_slice(v).get_shape()) for k, v in _PROBES.items() if v in keys}
+        return {k: tuple(f.get_slice(n).get_shape()) for k, names in _PROBES.items() for n in names if n in keys}
 
 
 def _expected_shapes(name: str) -> dict[str, tuple]:

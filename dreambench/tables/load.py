@@ -42,6 +42,7 @@ class RunMeta:
     backbones: str = "unknown"
     commit: str = "unknown"
     score_commit: str = "unknown"
+    sd: str = "unknown"
 
     @property
     def random_init(self) -> bool:
@@ -55,6 +56,7 @@ class RunMeta:
         out += [
             f"run: {self.run}",
             f"model profile: {self.profile}; weights: {self.weights}; metric profile: {self.metric_profile}",
+            f"stable diffusion: {self.sd}",
             f"backbones: {self.backbones}",
             f"tables by dreambench commit {self.commit}"
             + (f"; scored at commit {self.score_commit}" if self.score_commit != "unknown" else ""),
@@ -182,8 +184,22 @@ def _format_backbones(backbones) -> str:
             b.get("net") or b.get("name") or "?"
         )
         wid = b.get("weights_id") or b.get("trunk") or b.get("weights")
+        if b.get("digest") and wid and str(b["digest"]) not in str(wid):
+            wid = f"{wid} digest {b['digest']}"
         parts.append(f"{role}: {arch}" + (f" ({wid})" if wid else ""))
     return "; ".join(parts)
+
+
+def _sd_summary(df: pd.DataFrame, infos: dict) -> str:
+    """``source (digest)`` of the Stable Diffusion weights that made the images (manifest columns or
+    method.json), several joined by ``; ``; ``unknown`` for results made before this was recorded."""
+    pairs = set()
+    if df is not None and "sd_source" in df.columns:
+        cols = [c for c in ("sd_source", "sd_digest") if c in df.columns]
+        pairs |= {tuple(map(str, r)) for r in df[cols].dropna(subset=["sd_source"]).drop_duplicates()
+                  .itertuples(index=False)}
+    pairs |= {(str(i["sd_source"]), str(i.get("sd_digest"))) for i in infos.values() if i.get("sd_source")}
+    return "; ".join(f"{p[0]} (digest {p[1]})" if len(p) > 1 else p[0] for p in sorted(pairs)) or "unknown"
 
 
 def _first(d: dict, *keys, default="unknown"):
@@ -228,6 +244,7 @@ def run_meta(results: Results) -> RunMeta:
         weights=weights_label,
         metric_profile=metric_profile or "unknown",
         backbones=_format_backbones(sm.get("backbones")),
+        sd=_sd_summary(df, results.infos),
         commit=git_commit(),
         score_commit=_first(sm, "git_commit", "commit"),
     )
