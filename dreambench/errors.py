@@ -3,7 +3,8 @@
 Every error a user can cause derives from :class:`DreambenchError`; the CLI prints its message as one
 line (no traceback) and exits with status 2 (1 for :class:`EnvironmentFailure`: disk full, read-only
 folder, SQLite errors; the CLI turns a stray ``OSError`` or ``sqlite3.Error`` into the same one line). Messages name the file, option or value at fault and say
-what to do.
+what to do. Errors other than :class:`EnvironmentFailure` are deterministic: the same input fails the same
+way, so the engine never retries a job that raised one.
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ class UnknownNameError(DreambenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise quote the whole message
         return self.args[0]
+
+
+class ConfigError(DreambenchError):
+    """A config value of the wrong type or outside its declared range; ``field`` names the config field."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class DataError(DreambenchError):

@@ -92,6 +92,9 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
     from ..protocol import load_protocol
 
     results_dir = resolve_results(ctx, results)
+    _check_counts(jobs_per_gpu=(jobs_per_gpu, 1), retries=(retries, 0), threads=(threads, 1),
+                  class_samples=(class_samples, 0))
+    gpu_list = _gpus(gpus)
     proto = load_protocol(protocol)
     method_names = list(dict.fromkeys(methods))
     all_names = list(dict.fromkeys(method_names + (
@@ -130,12 +133,11 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
         click.echo("note: dreambench.tables is not available; the run scores images but writes no tables",
                    err=True)
     data = data_dir or default_data_dir()
-    if not data.is_dir():
-        raise DreambenchError(f"dataset folder {data} not found; pass --data DIR or set $DREAMBENCH_DATA")
+    _check_data(data, plan)
     from .doctor import run_preflight
 
     run_preflight(plan, results_dir, None if device == "auto" else device)
-    opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, _gpus(gpus), jobs_per_gpu,
+    opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, gpu_list, jobs_per_gpu,
                       retries, address, threads=threads, progress=True, argv=sys.argv[1:])
     click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
                f"({est['basis'].split(';')[0]}); results in {results_dir}", err=True)
@@ -146,6 +148,28 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
         names = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
         click.echo(f"error: {len(summary.failed)} job(s) failed: {names}", err=True)
         sys.exit(1)
+
+
+def _check_counts(**options: tuple[int | None, int]) -> None:
+    """Each ``--option`` given as (value, lowest allowed) is None or an integer >= its lowest value."""
+    for name, (value, low) in options.items():
+        if value is not None and value < low:
+            raise DreambenchError(f"--{name.replace('_', '-')} {value}: must be an integer >= {low}")
+
+
+def _check_data(data: Path, plan) -> None:
+    """The dataset folder holds an image folder for every subject of the plan (photos are decoded by the
+    jobs; listing them here costs milliseconds and fails before anything is touched)."""
+    from ..methods.job import subject_images
+
+    if not data.is_dir():
+        raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")
+    for name in dict.fromkeys(j.subject for j in plan.by_kind("subject")):
+        try:
+            if not subject_images(data, name):
+                raise DreambenchError(f"no images for subject {name!r}")
+        except DreambenchError as e:
+            raise DreambenchError(f"--data {data}: {e}") from None
 
 
 def _format_plan(plan, est: dict, results_dir: Path) -> str:

@@ -159,6 +159,73 @@ def resolved_config(method: str, recipe: str | None, overrides: dict, steps: int
     return cfg.to_dict(), name
 
 
+def _at_least(option: str, value: int | None, low: int) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise DreambenchError(f"{option} {value!r}: must be an integer >= {low}")
+
+
+def validate_spec(spec: RunSpec, protocol: Protocol) -> None:
+    """Check everything in ``spec`` that needs no file or model: counts, names (methods, model and metric
+    profiles, subjects), duplicate labels, roles. Raises :class:`DreambenchError` naming the option and
+    what it allows; nothing is touched before it passes. (Each method config is checked as the plan
+    resolves it: :func:`checked_config`.)"""
+    from ..methods.base import get_method
+    from ..metrics.profiles import get_metric_profile
+    from ..models.profiles import get_profile
+
+    if not spec.methods:
+        raise DreambenchError("nothing to run: give --method NAME (repeatable) or --tables paper")
+    labels = [m.label for m in spec.methods]
+    dupes = sorted({x for x in labels if labels.count(x) > 1})
+    if dupes:
+        raise DreambenchError(f"method label(s) {', '.join(dupes)} given twice")
+    for option, value, low in (("--steps", spec.steps, 1), ("--sample-steps", spec.sample_steps, 1),
+                               ("--images-per-prompt", spec.images_per_prompt, 1), ("--prompts", spec.prompts, 1),
+                               ("--seed", spec.seed, 0)):
+        _at_least(option, value, low)
+    for option, call in (("--profile", lambda: get_profile(spec.profile)),
+                         ("--metric-profile", lambda: get_metric_profile(spec.metric_profile)),
+                         ("--subjects", lambda: protocol.select(spec.subjects))):
+        try:
+            call()
+        except DreambenchError as e:
+            raise DreambenchError(f"{option}: {e}") from None
+    for mr in spec.methods:
+        try:
+            get_method(mr.method)
+        except DreambenchError as e:
+            raise DreambenchError(f"--method: {e}") from None
+        _at_least(f"--class-samples (label {mr.label})", mr.class_prompt_samples, 0)
+        if mr.num_inputs is not None:
+            _at_least(f"num_inputs (label {mr.label})", mr.num_inputs, 1)
+        if mr.class_noun_mode not in ("correct", "none", "wrong"):
+            raise DreambenchError(f"class_noun_mode {mr.class_noun_mode!r} (label {mr.label}): use correct, none "
+                                  "or wrong")
+        if mr.role is not None:
+            role(mr.role.get("table", ""), mr.role.get("axis"), mr.role.get("value"))
+
+
+def checked_config(mr: MethodRun, recipe: str | None, steps: int | None) -> tuple[dict, str | None]:
+    """:func:`resolved_config` for one label, its errors naming the option that set the bad value
+    (``--steps``, ``--set KEY=V``, ``--recipe``) and what the field allows."""
+    from ..errors import ConfigError, UnknownNameError
+
+    try:
+        return resolved_config(mr.method, recipe, mr.config, steps)
+    except ConfigError as e:
+        f = e.field
+        if f == "steps" and steps is not None:
+            option = "--steps"
+        elif f in mr.config:
+            option = f"--set {f}={mr.config[f]}"
+        else:
+            option = f"recipe {recipe or 'default'}"
+        raise ConfigError(f"{option}: method {mr.method} (label {mr.label}) {e}", field=f) from None
+    except UnknownNameError as e:
+        option = f"--recipe {recipe}" if e.what.startswith("recipe") else "--set"
+        raise DreambenchError(f"{option}: {e}") from None
+
+
 def parse_sets(items: list[str] | tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
     """``--set key=value`` (every method) or ``--set method.key=value`` (one method) -> overrides per method."""
     out: dict[str, dict[str, str]] = {m: {} for m in methods}
@@ -171,12 +238,17 @@ def parse_sets(items: list[str] | tuple[str, ...], methods: list[str]) -> dict[s
             m, k = key.split(".", 1)
             if m not in out:
                 raise DreambenchError(f"--set {item!r}: method {m!r} is not among the run's methods {methods}")
+            if k not in _field_names(m):
+                raise DreambenchError(f"--set {item!r}: method {m} has no config field {k!r}; fields: "
+                                      f"{', '.join(sorted(_field_names(m)))}")
             out[m][k] = value
         else:
             # A bare key goes to every method whose config has that field (real has no learning rate).
             takers = [m for m in out if key in _field_names(m)]
             if not takers:
-                raise DreambenchError(f"--set {item!r}: no method among {methods} has a config field {key!r}")
+                fields = sorted(set().union(*(_field_names(m) for m in out))) if out else []
+                raise DreambenchError(f"--set {item!r}: no method among {methods} has a config field {key!r}; "
+                                      f"fields: {', '.join(fields) or '(none)'}")
             for m in takers:
                 out[m][key] = value
     return out
@@ -265,15 +337,8 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
     """Expand ``spec`` into jobs: class images, subject jobs, then score and tables."""
     from ..methods import job as jobmod
     from ..methods.base import get_method
-    from ..models.profiles import get_profile
 
-    if not spec.methods:
-        raise DreambenchError("nothing to run: give --method NAME (repeatable) or --tables paper")
-    labels = [m.label for m in spec.methods]
-    dupes = sorted({x for x in labels if labels.count(x) > 1})
-    if dupes:
-        raise DreambenchError(f"method label(s) {', '.join(dupes)} given twice")
-    get_profile(spec.profile)  # unknown names fail here, before any work
+    validate_spec(spec, protocol)
     source = _model_source(spec.profile, spec.model)
     proto = truncated_protocol(protocol, spec.prompts)
     run_subjects = [s.name for s in protocol.select(spec.subjects)]
@@ -287,7 +352,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
     for mr in spec.methods:
         method_cls = get_method(mr.method)
         recipe = mr.recipe or _profile_recipe(method_cls, spec.profile)
-        full_config, recipe_name = resolved_config(mr.method, recipe, mr.config, spec.steps)
+        full_config, recipe_name = checked_config(mr, recipe, spec.steps)
         names = [n for n in run_subjects if mr.subjects is None or n in mr.subjects]
         for name in names:
             subject = protocol.subject(name)

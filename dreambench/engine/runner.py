@@ -3,13 +3,15 @@
 Only this process writes ``<results>/state.sqlite``. Jobs already ``done`` are skipped (resume after a
 crash or a finished run); ``running`` ones were interrupted and run again. A job runs when all the jobs it
 depends on are done; when one of those failed for good, it fails too without running. A failing job is
-retried ``retries`` times, then marked failed with its error; the others go on.
+retried ``retries`` times, then marked failed with its error; the others go on. A deterministic error
+(a :class:`dreambench.errors.DreambenchError`: bad data, config or weights) is never retried.
 """
 
 from __future__ import annotations
 
 import errno
 import json
+import shutil
 import sqlite3
 import sys
 import time
@@ -20,9 +22,11 @@ from ..errors import EnvironmentFailure, describe_os_error
 from ..io import remove_stale_temps, write_text_atomic
 from .plan import Job, Plan
 from .state import STATE_FILE, StateDB
-from .worker import WorkerContext, clear_outputs
+from .worker import WorkerContext
 
 SUMMARY_FILE = "summary.json"
+#: Outputs of a label made with another config wait here until their replacement is written.
+SUPERSEDED = ".superseded"
 
 
 @dataclass
@@ -111,6 +115,9 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     db = StateDB(results / STATE_FILE)
     try:
         ids = [j.id for j in plan.jobs]
+        label_jobs: dict[str, list[str]] = {}
+        for j in plan.by_kind("subject"):
+            label_jobs.setdefault(j.label, []).append(j.id)
         db.add_jobs(plan.jobs)
         db.reset_for_resume(ids)
         for r in db.jobs(ids):
@@ -127,9 +134,11 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
                                 progress=opts.progress and opts.jobs_per_gpu == 1)
             backend = backend or make_backend(opts, ctx)
             try:
-                done_now, failed = _drive(todo, status, db, backend, results, opts, ids)
+                done_now, failed = _drive(todo, status, db, backend, results, opts, ids, label_jobs)
             finally:
                 backend.close()
+        for label in label_jobs:  # replacements finished by an earlier, interrupted run
+            _drop_superseded_if_replaced(results, label, label_jobs, {r["id"]: r["status"] for r in db.jobs(ids)})
         db.finish_run(run_id, "failed" if failed else "done")
         rows = db.jobs(ids)
     except (sqlite3.Error, OSError) as e:
@@ -195,9 +204,11 @@ def _lock(results: Path):
 
 
 def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, results: Path,
-           opts: RunOptions, plan_ids: list[str]) -> tuple[int, dict[str, str]]:
+           opts: RunOptions, plan_ids: list[str], label_jobs: dict[str, list[str]] | None = None
+           ) -> tuple[int, dict[str, str]]:
     from tqdm import tqdm
 
+    label_jobs = label_jobs or {}
     by_id = {j.id: j for j in todo}
     pending = list(todo)
     tries: dict[str, int] = {}
@@ -243,18 +254,22 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
                     status[jid] = "done"
                     done += 1
                     bar.update(1)
+                    if by_id[jid].kind == "subject":
+                        _drop_superseded_if_replaced(results, by_id[jid].label, label_jobs, status)
                     continue
                 if res.get("os_error") and res["os_error"][0] in FATAL_ERRNOS:
                     code, cause, filename = res["os_error"]
                     raise OSError(code, cause, filename)  # run_plan: one line, nothing left 'running'
                 tries[jid] = tries.get(jid, 0) + 1
-                final = tries[jid] > opts.retries
+                # A deterministic error (bad data, config, weights) would fail the same way again.
+                final = bool(res.get("deterministic")) or tries[jid] > opts.retries
                 db.mark_failed(jid, res.get("error") or "unknown error", res.get("seconds"), final=final)
                 if final:
                     status[jid] = "failed"
                     failed[jid] = res.get("error") or "unknown error"
                     bar.update(1)
-                    tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed: {failed[jid]}", file=sys.stderr)
+                    why = " (not retried: the same inputs fail the same way)" if res.get("deterministic") else ""
+                    tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed{why}: {failed[jid]}", file=sys.stderr)
                 else:
                     status[jid] = "pending"
                     pending.insert(0, by_id[jid])
@@ -267,18 +282,49 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
 
 def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> None:
     """Before a subject job writes under its label: if the label was made with another label key
-    (another config, recipe, seed, model...), clear the label's folders and invalidate what used them."""
+    (another config, recipe, seed, model...), move the label's folders aside (:func:`move_aside`) and
+    invalidate what used them. They are deleted once every subject job of the label is done again."""
     key = job.spec.get("label_key", "")
     old = db.label_key(job.label)
     if old is not None and old != key:
-        removed = clear_outputs(results, job.label)
+        moved = move_aside(results, job.label, old)
         n = db.invalidate_label(job.label, plan_ids)
         from tqdm import tqdm
 
-        tqdm.write(f"label {job.label}: made with another config before; removed {len(removed)} folder(s), "
-                   f"{n} earlier job(s) invalidated", file=sys.stderr)
+        where = f" to {moved.relative_to(results)}" if moved else ""
+        tqdm.write(f"label {job.label}: made with another config before; its outputs moved aside{where} "
+                   f"until the new ones are written, {n} earlier job(s) invalidated", file=sys.stderr)
     if old != key:
         db.set_label_key(job.label, key)
+
+
+def move_aside(results: Path, label: str, old_key: str) -> Path | None:
+    """Move ``images/<label>`` and ``artifacts/<label>`` to ``<results>/.superseded/<label>/<old_key>[.n]/``
+    (outside the scored folder); the folder moved into, or None when there was nothing to move."""
+    present = [sub for sub in ("images", "artifacts") if (results / sub / label).exists()]
+    if not present:
+        return None
+    root = results / SUPERSEDED / label
+    dest = root / old_key
+    n = 1
+    while dest.exists():
+        dest, n = root / f"{old_key}.{n}", n + 1
+    dest.mkdir(parents=True)
+    for sub in present:
+        (results / sub / label).rename(dest / sub)
+    return dest
+
+
+def _drop_superseded_if_replaced(results: Path, label: str, label_jobs: dict[str, list[str]],
+                                 status: dict[str, str]) -> None:
+    """Delete the label's moved-aside outputs once every subject job of the label in the plan is done."""
+    ids = label_jobs.get(label)
+    folder = results / SUPERSEDED / label
+    if not ids or not folder.is_dir() or not all(status.get(i) == "done" for i in ids):
+        return
+    shutil.rmtree(folder)
+    if not any(folder.parent.iterdir()):
+        folder.parent.rmdir()
 
 
 def _outputs_present(results: Path, row: dict) -> bool:

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import copy
 import os
-import shutil
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DreambenchError
+from ..errors import DreambenchError, EnvironmentFailure
 from ..io import confined, write_roots
 
 _PARTS = ("unet", "vae", "text_encoder")
@@ -130,7 +129,9 @@ class Worker:
         return self._components
 
     def run(self, job: dict) -> dict:
-        """Run one job; never raises. Returns ``{id, ok, seconds, error, artifacts, images, worker, device}``."""
+        """Run one job; never raises. Returns ``{id, ok, seconds, error, deterministic, artifacts, images,
+        worker, device}``; ``deterministic`` is true when the job raised a :class:`DreambenchError`
+        (bad data, config or weights), which the driver does not retry."""
         t0 = time.time()
         log_path = self.results_dir / "logs" / f"{job['id']}.log"
         result = {"id": job["id"], "ok": False, "error": None, "artifacts": {}, "images": 0,
@@ -161,6 +162,9 @@ class Worker:
                 result["error"] = f"{type(e).__name__}: {e}".strip()
                 if isinstance(e, OSError) and e.errno is not None:  # the driver stops on a full disk
                     result["os_error"] = [e.errno, e.strerror or os.strerror(e.errno), e.filename]
+                # Bad data, bad config, missing weights: the same job fails the same way again (a full disk
+                # or another machine failure may not).
+                result["deterministic"] = isinstance(e, DreambenchError) and not isinstance(e, EnvironmentFailure)
         result["seconds"] = time.time() - t0
         return result
 
@@ -224,13 +228,3 @@ class Worker:
         log(f"tables written: {out}")
         return {"tables": str(self.results_dir / "tables")}, 0
 
-
-def clear_outputs(results_dir: Path, label: str) -> list[Path]:
-    """Remove the images and artifacts of a method label: they were made with another config."""
-    removed = []
-    for sub in ("images", "artifacts"):
-        p = Path(results_dir) / sub / label
-        if p.exists():
-            shutil.rmtree(p)
-            removed.append(p)
-    return removed

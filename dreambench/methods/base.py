@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from ..errors import DreambenchError, UnknownNameError
+from ..errors import ConfigError, DreambenchError, UnknownNameError
 from ..protocol import Subject
 
 if TYPE_CHECKING:  # training imports this module; at run time the annotation stays a string
@@ -66,10 +66,18 @@ class GenerationRequest:
 
 @dataclass
 class MethodConfig:
-    """Base of every method config. Subclasses add fields with ``metadata={"help": ...}``."""
+    """Base of every method config. Subclasses add fields with ``metadata={"help": ...}`` and may declare
+    range rules there (``min``, ``gt``, ``max``, ``lt``, ``choices``: :mod:`dreambench.methods.config_rules`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise :class:`dreambench.errors.ConfigError` for a value of the wrong type or out of its declared
+        range. Override (calling ``super().validate()``) for rules across fields."""
+        from .config_rules import check_fields
+
+        check_fields(self)
 
 
 def config_fields(config_cls: type) -> list[dict[str, Any]]:
@@ -94,10 +102,15 @@ def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> An
     typed: dict[str, Any] = {}
     for k, v in overrides.items():
         typed[k] = _coerce(v, fields[k], config_cls)
-    return config_cls(**typed)
+    config = config_cls(**typed)
+    if hasattr(config, "validate"):
+        config.validate()
+    return config
 
 
 def _coerce(value: Any, f: dataclasses.Field, config_cls: type) -> Any:
+    from .config_rules import allowed
+
     if not isinstance(value, str):
         return value
     default = f.default if f.default is not dataclasses.MISSING else None
@@ -111,7 +124,7 @@ def _coerce(value: Any, f: dataclasses.Field, config_cls: type) -> Any:
             raise ValueError(value)
         return kind(value)
     except ValueError:
-        raise DreambenchError(f"{config_cls.__name__}.{f.name}: {value!r} is not a valid {kind.__name__}") from None
+        raise ConfigError(f"{f.name}={value!r}: must be {allowed(f)}", field=f.name) from None
 
 
 class Method(ABC):

@@ -132,6 +132,11 @@ def identifier_tokens(tokenizer: Any, identifier: str) -> list[str]:
     return tokenizer.tokenize(identifier) if identifier else []
 
 
+def subject_images(data_dir: Path, name: str) -> list[Path]:
+    """The photos of subject ``name`` under ``data_dir`` (sorted); :class:`DataError` without a folder."""
+    return _subject_images(Path(data_dir), name)
+
+
 def _subject_images(data_dir: Path, name: str) -> list[Path]:
     try:
         from ..data.check import subject_images
@@ -270,6 +275,14 @@ def _plan(job: SubjectJob, protocol: Protocol, data: SubjectData, identifier: st
     return out
 
 
+def sample_batches(plan: list, batch_size: int) -> list[list]:
+    """The job's full image plan cut into sampling batches of ``batch_size`` (the last may be shorter), in
+    plan order. The batch an image is made in is part of its identity: batched kernels need not give
+    bit-identical results for another batch composition, so a resumed job regenerates whole batches."""
+    size = max(1, int(batch_size))
+    return [plan[i:i + size] for i in range(0, len(plan), size)]
+
+
 def build_job_config(job: SubjectJob, method_cls: type[Method]) -> tuple[Any, str | None]:
     """The job's config (recipe < config overrides < steps) with the sampler steps resolved from
     ``job.sample_steps`` or the model profile's default."""
@@ -353,7 +366,8 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
                     log: Callable[[str], None] | None = None, *, train_missing: bool = True) -> list[dict]:
     """Run one subject job (see the module docstring) and return its manifest rows.
 
-    Images already on disk are kept; a complete artifact in ``<results>/artifacts/<label>/<subject>/``
+    Images already on disk are kept, batch by batch (:func:`sample_batches`: a batch with any image
+    missing is made again whole, so a resumed job gives the same pixels); a complete artifact in ``<results>/artifacts/<label>/<subject>/``
     is loaded instead of training. ``keep_artifacts=False`` deletes the artifact after generation.
     ``train_missing=False`` (``dreambench generate``) raises instead of training when the artifact is
     missing. ``components`` must hold pristine weights (the method may modify them; the caller restores
@@ -385,7 +399,11 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     identifier = method.prompt_identifier(job.identifier)
     extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights, **sd_record}
     plan = _plan(job, protocol, data, identifier, extra)
-    todo = [(req, row) for req, row in plan if not (images_dir / row["path"]).is_file()]
+    batches = sample_batches(plan, int(getattr(config, "sample_batch_size", 16)))
+    # A batch with any image missing is made again whole: its images then come from the same batch as in
+    # an uninterrupted run (same composition, same pixels); siblings on disk are rewritten identically.
+    todo_batches = [b for b in batches if any(not (images_dir / row["path"]).is_file() for _, row in b)]
+    todo = [item for b in todo_batches for item in b]
     subject_dir = images_dir / job.label / data.subject.name
     job_info: dict[str, Any] = {"subject": data.subject.name, "inputs": [p.name for p in data.images],
                                 "class_noun": data.class_noun, "identifier_in_prompts": identifier,
@@ -399,15 +417,13 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
                         f"no trained artifact for {job.label}/{job.subject} in "
                         f"{artifact_dir(results_dir, job.label, job.subject)}; run `dreambench train` first")
                 job_info["artifact"] = train_or_load(method, data, job, components, results_dir, progress, log)
-            chunk = max(1, int(getattr(config, "sample_batch_size", 16)))
             bar = None
             if progress:
                 from tqdm import tqdm
 
                 bar = tqdm(total=len(todo), desc=f"{job.label}/{job.subject}", unit="img", leave=False)
             t = time.perf_counter()
-            for i in range(0, len(todo), chunk):
-                part = todo[i:i + chunk]
+            for part in todo_batches:
                 images = method.generate(data, [req for req, _ in part])
                 if len(images) != len(part):
                     raise DreambenchError(f"method {method_cls.name} returned {len(images)} images for {len(part)}")
@@ -447,6 +463,7 @@ __all__ = [
     "ppl_setting",
     "prepare_subject_data",
     "run_subject_job",
+    "sample_batches",
     "train_or_load",
     "train_subject",
     "wrong_class_noun",

@@ -29,11 +29,11 @@ ADAPTER = "dreambench"
 
 @dataclass
 class LoRAConfig(TrainConfig):
-    lr: float = field(default=1e-4, metadata={"help": "AdamW learning rate for the LoRA weights"})
-    steps: int = field(default=500, metadata={"help": "optimizer steps"})
-    num_class_images: int = field(default=200, metadata={"help": "class images for prior preservation"})
-    rank: int = field(default=4, metadata={"help": "LoRA rank r of each adapted projection"})
-    alpha: float = field(default=0.0, metadata={"help": "LoRA alpha (scale = alpha / rank); 0 = rank"})
+    lr: float = field(default=1e-4, metadata={"gt": 0, "help": "AdamW learning rate for the LoRA weights"})
+    steps: int = field(default=500, metadata={"min": 1, "help": "optimizer steps"})
+    num_class_images: int = field(default=200, metadata={"min": 0, "help": "class images for prior preservation"})
+    rank: int = field(default=4, metadata={"min": 1, "help": "LoRA rank r of each adapted projection"})
+    alpha: float = field(default=0.0, metadata={"min": 0, "help": "LoRA alpha (scale = alpha / rank); 0 = rank"})
     # The worker replaces the adapted UNet by a pristine clone after each subject, so a compiled graph
     # would be rebuilt for every subject: minutes of compiling for a 500-step run.
     compile: str = field(default="no", metadata={

@@ -20,7 +20,7 @@ SEED_BLOCK = 1000
 
 @dataclass
 class RealConfig(MethodConfig):
-    size: int = field(default=512, metadata={
+    size: int = field(default=512, metadata={"min": 0,
         "help": "side of the square output in pixels (resize short side + center crop); 0 = keep as is"})
 
 

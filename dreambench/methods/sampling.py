@@ -28,13 +28,13 @@ SAMPLERS = ("ddim", "dpm++", "euler")
 class SamplingConfig(MethodConfig):
     """Sampling options shared by every Stable-Diffusion-based method (recorded with results)."""
 
-    sampler: str = field(default="ddim", metadata={"help": f"sampler: one of {', '.join(SAMPLERS)}"})
-    sample_steps: int = field(default=0, metadata={
+    sampler: str = field(default="ddim", metadata={"choices": SAMPLERS, "help": f"sampler: one of {', '.join(SAMPLERS)}"})
+    sample_steps: int = field(default=0, metadata={"min": 0,
         "help": "sampler steps; 0 = the model profile's default (50 for SD, 4 for tiny)"})
-    guidance_scale: float = field(default=7.5, metadata={"help": "classifier-free guidance scale"})
-    sample_batch_size: int = field(default=25, metadata={
+    guidance_scale: float = field(default=7.5, metadata={"min": 0, "help": "classifier-free guidance scale"})
+    sample_batch_size: int = field(default=25, metadata={"min": 1,
         "help": "images per sampler batch (halved automatically on CUDA out-of-memory)"})
-    sample_precision: str = field(default="auto", metadata={
+    sample_precision: str = field(default="auto", metadata={"choices": ("auto", "fp32", "fp16", "bf16"),
         "help": "sampling precision: auto (fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16"})
     negative_prompt: str = field(default="", metadata={"help": "unconditional prompt for guidance"})
     channels_last: str = field(default="auto", metadata={

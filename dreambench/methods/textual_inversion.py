@@ -35,9 +35,9 @@ FALLBACK_INIT_WORD = "object"
 
 @dataclass
 class TextualInversionConfig(TrainConfig):
-    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate for the new embedding"})
-    steps: int = field(default=3000, metadata={"help": "optimizer steps"})
-    batch_size: int = field(default=4, metadata={"help": "instance images per step"})
+    lr: float = field(default=2e-3, metadata={"gt": 0, "help": "AdamW learning rate for the new embedding"})
+    steps: int = field(default=3000, metadata={"min": 1, "help": "optimizer steps"})
+    batch_size: int = field(default=4, metadata={"min": 1, "help": "instance images per step"})
     with_prior_preservation: bool = field(default=False, metadata={
         "help": "add the DreamBooth prior-preservation loss (off in the original method)"})
     placeholder_token: str = field(default="", metadata={

@@ -16,7 +16,7 @@ from dreambench.methods.sampling import SamplingConfig, sample_requests
 
 @dataclass
 class PasteConfig(SamplingConfig):
-    scale: float = field(default=0.5, metadata={"help": "pasted photo's side as a fraction of the image side"})
+    scale: float = field(default=0.5, metadata={"gt": 0, "max": 1, "help": "pasted photo's side as a fraction of the image side"})
 
 
 class PasteBaseline(Method):

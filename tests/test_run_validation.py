@@ -1,0 +1,183 @@
+"""Validate before anything destructive or expensive (issue 10, part 4), on a finished real run.
+
+- every invalid option exits 2 with one line naming the option and what it allows, and every file of the
+  finished folder is byte-identical afterwards (sha256 of each file);
+- a label reused with another valid config moves its old outputs aside (``.superseded/``) and they are
+  deleted only when every job of the label has written its replacement;
+- a deterministic error (bad data) is not retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+import realrun
+from click.testing import CliRunner
+
+#: (extra options, text the one error line must hold: the option and what it allows)
+INVALID = [
+    (["--steps", "-5"], "--steps -5: must be an integer >= 1"),
+    (["--set", "lr=-1"], "--set lr=-1: method dreambooth (label dreambooth) lr=-1.0: must be a number > 0"),
+    (["--set", "batch_size=0"], "batch_size=0: must be an integer >= 1"),
+    (["--set", "lr=abc"], "lr='abc': must be a number > 0"),
+    (["--set", "dreambooth.sampler=foo"], "must be one of ddim, dpm++, euler"),
+    (["--set", "sample_batch_size=0"], "sample_batch_size=0: must be an integer >= 1"),
+    (["--set", f"{realrun.PLUGIN_METHOD}.scale=2"], "scale=2.0: must be a number > 0 <= 1"),  # plug-in's own rule
+    (["--set", "nope=1"], "no method among"),
+    (["--set", "dreambooth.nope=1"], "method dreambooth has no config field 'nope'; fields:"),
+    (["--metric-profile", "nope"], "--metric-profile: unknown metric profile 'nope'; valid: "),
+    (["--recipe", "nope"], "--recipe nope: unknown recipe of method dreambooth 'nope'; valid: "),
+    (["--subjects", "dog,nope"], "--subjects: unknown subject 'nope'"),
+    (["--images-per-prompt", "0"], "--images-per-prompt 0: must be an integer >= 1"),
+    (["--sample-steps", "0"], "--sample-steps 0: must be an integer >= 1"),
+    (["--prompts", "0"], "--prompts 0: must be an integer >= 1"),
+    (["--class-samples", "-1"], "--class-samples -1: must be an integer >= 0"),
+    (["--jobs-per-gpu", "0"], "--jobs-per-gpu 0: must be an integer >= 1"),
+    (["--data", "/nonexistent-dreambench-data"], "--data /nonexistent-dreambench-data: dataset folder not found"),
+    (["--profile", "nope"], "--profile: unknown"),
+]
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _run_args(results: Path, data: Path, methods=realrun.TINY_METHODS) -> list[str]:
+    return ["--results", str(results), "run", *[a for m in methods for a in ("--method", m)],
+            "--subjects", ",".join(realrun.TINY_SUBJECTS), "--data", str(data), *realrun.TINY_ARGS]
+
+
+@pytest.fixture
+def plugin_registered(plugin_site, monkeypatch):
+    """The example plug-in in this process's registry (the CLI subprocesses find it by entry point)."""
+    monkeypatch.syspath_prepend(str(plugin_site))
+    from dreambench_example_plugin import PasteBaseline
+
+    from dreambench.methods import base
+
+    base.list_methods()  # load the built-ins and entry points first
+    monkeypatch.setitem(base._REGISTRY, realrun.PLUGIN_METHOD, PasteBaseline)
+
+
+def test_every_invalid_option_exits_2_and_touches_nothing(tiny_results, tmp_path, dataset_dir, plugin_registered):
+    from dreambench.cli import main
+
+    res = realrun.copy_run(tiny_results, tmp_path / "r")
+    before = _digest(res)
+    for extra, expected in INVALID:
+        t0 = time.perf_counter()
+        r = CliRunner().invoke(main, [*_run_args(res, dataset_dir), *extra])
+        seconds = time.perf_counter() - t0
+        lines = [x for x in r.output.splitlines() if x.strip()]
+        assert r.exit_code == 2, (extra, r.output)
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (extra, r.output)
+        assert seconds < 10, (extra, seconds)  # planning only: no model, no job
+        assert _digest(res) == before, extra
+
+
+def test_invalid_option_through_the_cli_in_seconds(tiny_results, tmp_path, dataset_dir, cli_env):
+    """The issue's own examples, as a user types them: exit 2, one line, every file byte-identical."""
+    res = realrun.copy_run(tiny_results, tmp_path / "r")
+    before = _digest(res)
+    for extra in (["--steps", "-5"], ["--set", "lr=-1"]):
+        t0 = time.perf_counter()
+        proc = realrun.run_cli([*_run_args(res, dataset_dir), *extra], cli_env, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip().count("\n") == 0 and extra[-1] in proc.stderr
+        assert time.perf_counter() - t0 < 60  # the interpreter and imports; no job starts
+        assert _digest(res) == before
+
+
+def _dataset_copy(src: Path, dst: Path, broken: str | None = None) -> Path:
+    for subject in realrun.TINY_SUBJECTS:
+        (dst / subject).mkdir(parents=True)
+        for p in sorted((src / subject).iterdir()):
+            shutil.copyfile(p, dst / subject / p.name)
+    if broken:
+        first = min((dst / broken).iterdir())
+        first.write_bytes(b"not a jpeg")
+    return dst
+
+
+def _attempts(results: Path, label: str) -> dict[str, int]:
+    con = sqlite3.connect(f"file:{results / 'state.sqlite'}?mode=ro", uri=True)
+    try:
+        return dict(con.execute("SELECT subject, attempts FROM jobs WHERE kind='subject' AND label=? "
+                                "AND status IN ('done', 'failed') ORDER BY finished DESC", (label,)).fetchall())
+    finally:
+        con.close()
+
+
+def test_reused_label_moves_outputs_aside_until_replaced_and_bad_data_is_not_retried(
+        tiny_results, tmp_path, dataset_dir, cli_env):
+    res = realrun.copy_run(tiny_results, tmp_path / "r")
+    old = {k: v for k, v in _digest(res / "images" / "real").items()}
+    bad = _dataset_copy(dataset_dir, tmp_path / "bad-data", broken="backpack")
+    args = [*_run_args(res, bad, methods=("real",)), "--set", "real.size=48", "--retries", "3", "--no-score"]
+    proc = realrun.run_cli(args, cli_env, check=False)
+    assert proc.returncode == 1 and "moved aside" in proc.stderr, proc.stderr
+    # The backpack job failed on the broken photo once, not 1 + 3 times: bad data fails the same way again.
+    assert _attempts(res, "real")["backpack"] == 1
+    assert "not retried" in proc.stderr
+    # The old outputs wait in .superseded/, byte for byte; the dog job already wrote its replacement.
+    (aside,) = (res / ".superseded" / "real").iterdir()
+    assert _digest(aside / "images") == old
+    assert (res / "images" / "real" / "dog" / "manifest.csv").is_file()
+    assert not (res / "images" / "real" / "backpack").exists()
+
+    good = _dataset_copy(dataset_dir, tmp_path / "good-data")
+    realrun.run_cli([*_run_args(res, good, methods=("real",)), "--set", "real.size=48", "--no-score"], cli_env)
+    assert not (res / ".superseded").exists()  # every job of the label has replaced its outputs
+    from PIL import Image
+
+    for subject in realrun.TINY_SUBJECTS:
+        pngs = sorted((res / "images" / "real" / subject).glob("*.png"))
+        assert pngs and all(Image.open(p).size == (48, 48) for p in pngs)
+
+
+def test_deterministic_errors_are_not_retried_others_are(tmp_path):
+    """The driver's rule, with a backend whose jobs fail: a DreambenchError result runs once, any other
+    error runs 1 + retries times."""
+    from dreambench.engine.plan import Job, Plan, RunSpec
+    from dreambench.engine.runner import RunOptions, run_plan
+
+    class FailingBackend:
+        def __init__(self):
+            self.submitted: list[str] = []
+            self.queue: list[dict] = []
+
+        def start(self):
+            pass
+
+        def close(self):
+            pass
+
+        def free_slots(self):
+            return [0] if not self.queue else []
+
+        def describe(self, slot):
+            return "fake"
+
+        def submit(self, slot, job):
+            self.submitted.append(job["id"])
+            deterministic = job["label"] == "det"
+            self.queue.append({"id": job["id"], "ok": False, "deterministic": deterministic,
+                               "error": "DataError: bad photo" if deterministic else "RuntimeError: flaky"})
+
+        def wait(self, timeout=1.0):
+            out, self.queue = self.queue, []
+            return out
+
+    jobs = [Job("a" * 16, "tables", "det", "", {}), Job("b" * 16, "tables", "flaky", "", {})]
+    backend = FailingBackend()
+    summary = run_plan(Plan(RunSpec([]), jobs), RunOptions(tmp_path, tmp_path, retries=2, progress=False,
+                                                           device="cpu"), backend=backend)
+    assert backend.submitted.count("a" * 16) == 1
+    assert backend.submitted.count("b" * 16) == 3
+    assert {f["id"] for f in summary.failed} == {"a" * 16, "b" * 16}
