@@ -32,8 +32,8 @@ def data_dir(tmp_path) -> Path:
     d = tmp_path / "data" / "toy"
     d.mkdir(parents=True)
     for i in range(2):
-        a = np.full((72, 72, 3), 60 * i, np.uint8)
-        a[10:50, 10:50] = (200, 40 * i, 90)
+        a = np.full((256, 256, 3), 60 * i, np.uint8)  # the protocol's minimum short side
+        a[40:180, 40:180] = (200, 40 * i, 90)
         Image.fromarray(a).save(d / f"{i:02d}.png")
     return d.parent
 
