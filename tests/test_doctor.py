@@ -127,3 +127,28 @@ def test_run_help_lists_the_weight_flags():
     res = CliRunner().invoke(main, ["run", "--help"])
     for flag in ("--dino-weights", "--clip-weights", "--lpips-weights", "--model"):
         assert flag in res.stdout
+
+
+def test_doctor_with_an_empty_hub_cache_names_the_flags(tmp_path, cli_env):
+    """sd15 with a local fp16-variant folder and an empty hub cache: SD loads (folder, fp32), DINO and CLIP
+    are problems naming --dino-weights / --clip-weights; no library log noise, exit 2."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    from dreambench.models import load_sd
+
+    sd = load_sd(get_profile("tiny"))
+    pipe = StableDiffusionPipeline(unet=sd.unet, vae=sd.vae, text_encoder=sd.text_encoder, tokenizer=sd.tokenizer,
+                                   scheduler=PNDMScheduler.from_config(sd.scheduler_config), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.to(torch.float16).save_pretrained(tmp_path / "sd", variant="fp16")
+    env = {**cli_env, "HF_HUB_CACHE": str(tmp_path / "hub"), "TORCH_HOME": str(tmp_path / "torch"),
+           "DREAMBENCH_CACHE": str(tmp_path / "cache")}
+    proc = run_cli(["doctor", "--profile", "sd15", "--model", tmp_path / "sd", "--device", "cpu"], env, check=False)
+    assert proc.returncode == 2
+    rows = {ln.split("  ")[0]: ln for ln in proc.stdout.splitlines()}
+    assert "folder" in rows["sd unet"] and "float32" in rows["sd unet"] and "pretrained" in rows["sd unet"]
+    assert "ERROR:root" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 2, proc.stderr
+    assert "--dino-weights FILE" in errors[0] and "--clip-weights FILE" in errors[1]
+    assert str(tmp_path / "hub") in errors[0]

@@ -172,3 +172,35 @@ def test_no_random_init_warning_when_a_file_is_loaded(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         open_clip.create_model("dreambench-test-tiny")  # the warning exists: the check above can fail
     assert [r for r in caplog.records if "initialized randomly" in r.getMessage()]
+
+
+def test_lpips_trunk_file_loads_the_torchvision_checkpoint(tmp_path):
+    """``--lpips-weights``: a torchvision AlexNet checkpoint (``torch.save(alexnet().state_dict())``, the
+    layout of ``alexnet-owt-7be5be79.pth``) fills lpips' trunk; its features equal torchvision's."""
+    import torchvision
+
+    from dreambench.metrics.embed import Lpips, build_lpips
+    from dreambench.metrics.profiles import DivSpec
+    from dreambench.models.digest import file_digest
+
+    torch.manual_seed(5)
+    tv = torchvision.models.alexnet().eval()
+    torch.save(tv.state_dict(), tmp_path / "alexnet-owt.pth")
+    model, label = build_lpips(DivSpec(), True, tmp_path / "alexnet-owt.pth")
+    assert label == f"alex:file@{file_digest(tmp_path / 'alexnet-owt.pth')}"
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ours = model.net.forward(x)
+        ref, h = [], x
+        for i, layer in enumerate(tv.features):
+            h = layer(h)
+            if i in (1, 4, 7, 9, 11):  # the ReLU outputs lpips taps (relu1 .. relu5)
+                ref.append(h)
+    for a, b in zip(ours, ref):
+        torch.testing.assert_close(a, b)
+    lp = Lpips(DivSpec(), False, "cpu", tmp_path / "alexnet-owt.pth")
+    assert lp.pretrained and lp.label == label
+    # another architecture's file: one line naming the option, the file, expected and found
+    torch.save({"features.0.weight": torch.zeros(8, 3, 3, 3)}, tmp_path / "small.pth")
+    with pytest.raises(ModelLoadError, match=r"--lpips-weights .*small\.pth: not a torchvision alex checkpoint"):
+        build_lpips(DivSpec(), True, tmp_path / "small.pth")

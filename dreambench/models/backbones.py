@@ -207,19 +207,25 @@ def load_lpips_trunk(net: torch.nn.Module, path: str | Path, arch: str = "alex",
     return file_digest(p)
 
 
-class _DropRandomInitWarning(logging.Filter):
+class _DropOpenClipNoise(logging.Filter):
+    def __init__(self, random_init: bool):
+        super().__init__()
+        self.random_init = random_init
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "initialized randomly" not in record.getMessage()
+        msg = record.getMessage()
+        return not ((self.random_init and "initialized randomly" in msg) or "Failed to download weights" in msg)
 
 
 @contextmanager
 def _quiet_random_init(active: bool):
     """open_clip warns "Model initialized randomly" when built without pretrained weights; when a weights
-    file is loaded right after, the warning is false, so it is dropped (root logger, where open_clip logs)."""
-    f = _DropRandomInitWarning()
+    file is loaded right after (``active``), the warning is false, so it is dropped. Its "Failed to
+    download weights" error is dropped too: the one-line ModelLoadError raised instead says what to do.
+    (Root logger, where open_clip logs.)"""
+    f = _DropOpenClipNoise(active)
     root = logging.getLogger()
-    if active:
-        root.addFilter(f)
+    root.addFilter(f)
     try:
         yield
     finally:

@@ -7,6 +7,7 @@ runs the same code whatever the weights.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -166,6 +167,25 @@ def _load_folder(src: SDSource) -> tuple:
     return unet, vae, text_encoder, tokenizer, dict(scheduler.config)
 
 
+@contextlib.contextmanager
+def _quiet_loading():
+    """No per-tensor "Loading weights" / "Loading pipeline components" progress bars while the parts
+    load (they drown the one-line messages of doctor and run); restored afterwards."""
+    from diffusers.utils import logging as dlog
+    from transformers.utils import logging as tlog
+
+    was = (tlog.is_progress_bar_enabled(), dlog.is_progress_bar_enabled())
+    tlog.disable_progress_bar()
+    dlog.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was[0]:
+            tlog.enable_progress_bar()
+        if was[1]:
+            dlog.enable_progress_bar()
+
+
 def _download(src: SDSource, flag: str) -> SDSource:
     """Fetch the files a ``hub-download`` source needs (plain fp32 safetensors), then read it from the cache."""
     from huggingface_hub import snapshot_download
@@ -188,12 +208,13 @@ def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", 
     try:
         if src.kind == "hub-download":
             src = _download(src, flag)
-        if src.kind == "single-file":
-            from .single_file import load_single_file
+        with _quiet_loading():
+            if src.kind == "single-file":
+                from .single_file import load_single_file
 
-            parts = load_single_file(src.root, flag)
-        else:
-            parts = _load_folder(src)
+                parts = load_single_file(src.root, flag)
+            else:
+                parts = _load_folder(src)
     except ModelLoadError:
         raise
     except Exception as e:  # library errors come in many types; the user needs one line
