@@ -12,12 +12,15 @@ symlinks followed, so a symlink or a ``..`` inside a results folder cannot send 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from .errors import DreambenchError
 
@@ -33,6 +36,7 @@ def _read_umask() -> int:
 
 
 _UMASK = _read_umask()
+F = TypeVar("F", bound=Callable[..., Any])
 #: Folders writes are confined to while :func:`write_roots` is active (resolved, absolute).
 _ROOTS: list[Path] = []
 #: What :func:`atomic_path` names its temporary files: ``.<name>.<8 random chars>.tmp<suffix>``.
@@ -57,14 +61,43 @@ def confined(root: str | Path, path: str | Path) -> Path:
 
 @contextlib.contextmanager
 def write_roots(*roots: str | Path | None) -> Iterator[None]:
-    """Confine every :func:`atomic_path` write in this block to the given folders (None entries skipped)."""
-    added = [Path(os.path.realpath(r)) for r in roots if r is not None]
+    """Confine every :func:`atomic_path` write in this block to the given folders (None entries skipped).
+
+    Nested inside another confinement, a root must itself resolve inside an active one (a ``tables``
+    folder that is a symlink out of its results folder is refused), so nesting never widens the set."""
+    added = []
+    for r in roots:
+        if r is None:
+            continue
+        resolved = Path(os.path.realpath(r))
+        if _ROOTS and not any(_inside(x, resolved) for x in _ROOTS):
+            raise ConfinementError(f"{r}: resolves to {resolved}, outside {', '.join(map(str, _ROOTS))}; "
+                                   "refusing to write there (a symlink or '..' leaves the folder)")
+        added.append(resolved)
     _ROOTS.extend(added)
     try:
         yield
     finally:
         for r in added:
             _ROOTS.remove(r)
+
+
+def writes_under(*params: str) -> Callable[[F], F]:
+    """Decorator: run the function inside :func:`write_roots` of its arguments named ``params`` (folders;
+    None skipped), so every write it makes stays in them, e.g. ``@writes_under("results_dir")``."""
+
+    def deco(fn: F) -> F:
+        sig = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = sig.bind_partial(*args, **kwargs)
+            with write_roots(*(bound.arguments.get(p) for p in params)):
+                return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
 
 
 def check_write(path: str | Path) -> Path:
@@ -147,4 +180,4 @@ def remove_stale_temps(root: str | Path, older_than: float = 0.0) -> list[Path]:
 
 
 __all__ = ["ConfinementError", "atomic_path", "check_write", "confined", "remove_stale_temps",
-           "save_image_atomic", "write_roots", "write_text_atomic"]
+           "save_image_atomic", "write_roots", "write_text_atomic", "writes_under"]

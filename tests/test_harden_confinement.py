@@ -150,3 +150,19 @@ def test_custom_protocol_is_exact(tmp_path, dataset_dir, monkeypatch):
     assert res["ok"], res
     rows = pd.read_csv(tmp_path / "results" / "images" / "real" / "dog" / "manifest.csv")
     assert rows["prompt"].tolist() == ["a sks dog on the moon"]
+
+
+def test_tables_and_report_do_not_write_through_a_symlink(tiny_results, tmp_path):
+    from dreambench.report import write_report
+    from dreambench.tables import write_tables
+
+    res = realrun.copy_run(tiny_results, tmp_path / "r")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.rmtree(res / "tables", ignore_errors=True)
+    os.symlink(outside, res / "tables")
+    with pytest.raises(ConfinementError):
+        write_tables(res)
+    with pytest.raises(ConfinementError):
+        write_report(res, progress=False)
+    assert list(outside.iterdir()) == []

@@ -144,3 +144,11 @@ def test_run_handles_bad_photos_as_data_check_does(tmp_path, dataset_dir, bad):
     assert r.exit_code == 1
     assert f"{bad_file}: {msg}" in r.output, r.output
     assert not list((tmp_path / "r").glob("images/real/dog/*.png"))
+
+
+def test_corrupt_state_database_is_one_line(tmp_path):
+    (tmp_path / "state.sqlite").write_bytes(b"this is not a database" * 100)
+    r = CliRunner().invoke(main, ["--results", str(tmp_path), "status"])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'state.sqlite'}: ")
+    assert "Traceback" not in r.output

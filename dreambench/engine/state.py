@@ -17,6 +17,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ..errors import EnvironmentFailure
 from .plan import KINDS, Job
 
 STATE_FILE = "state.sqlite"
@@ -39,14 +40,18 @@ class StateDB:
 
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
-        if readonly:
-            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(_SCHEMA)
+        try:
+            if readonly:
+                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+                self.conn.execute("SELECT COUNT(*) FROM jobs")  # a file that is no state database fails here
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=NORMAL")
+                self.conn.executescript(_SCHEMA)
+        except sqlite3.Error as e:  # corrupt, locked, read-only or full: one line naming the file
+            raise EnvironmentFailure(f"{self.path}: {e}") from None
         self.conn.row_factory = sqlite3.Row
 
     def close(self) -> None:

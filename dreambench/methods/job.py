@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, DreambenchError
-from ..io import save_image_atomic, write_text_atomic
+from ..io import save_image_atomic, write_text_atomic, writes_under
 from ..manifest import write_part
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
 from ..schema import METHOD_INFO, image_relpath
@@ -333,6 +333,7 @@ def train_or_load(method: Method, data: SubjectData, job: SubjectJob, components
     return info
 
 
+@writes_under("results_dir")
 def train_subject(job: SubjectJob, protocol: Protocol, components: Any, data_dir: Path, results_dir: Path,
                   device: str = "cpu", progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
     """Train the job's method for its subject (``dreambench train``) unless its artifact is already on
@@ -361,6 +362,7 @@ def train_subject(job: SubjectJob, protocol: Protocol, components: Any, data_dir
     return {**info, "path": str(artifact_dir(results_dir, job.label, job.subject) / info["file"])}
 
 
+@writes_under("results_dir")
 def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_dir: Path, results_dir: Path,
                     device: str = "cpu", keep_artifacts: bool = True, progress: bool = True,
                     log: Callable[[str], None] | None = None, *, train_missing: bool = True) -> list[dict]:

@@ -48,6 +48,7 @@ from ..io import atomic_path, write_text_atomic
 from ..manifest import read_manifest, row_problem
 from ..models import Backbone, build_clip, build_dino, get_profile
 from ..paths import REPO_DIR
+from ..protocol import name_problem
 from ..provenance import sd_sources
 from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, METHOD_INFO, PER_IMAGE
 from . import functional as F
@@ -128,7 +129,7 @@ def _method_identifiers(images_dir: Path, methods, default: str) -> dict[str, st
     for m in methods:
         ident = default
         info = images_dir / m / METHOD_INFO
-        if info.is_file():
+        if name_problem(str(m)) is None and info.is_file():  # a label like '../x' is never looked up
             try:
                 ident = json.loads(info.read_text()).get("identifier") or default
             except (OSError, ValueError) as e:

@@ -25,7 +25,7 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tqdm import tqdm
 
-from ..io import write_text_atomic
+from ..io import write_text_atomic, writes_under
 from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX
 from ..tables import TableSet, build_tables, display_frame, write_table_set
@@ -118,6 +118,7 @@ def _pages_ctx(res: Results) -> tuple[list[str], list[dict]]:
     return methods, rows
 
 
+@writes_under("results_dir")
 def write_report(
     results_dir: str | Path,
     *,

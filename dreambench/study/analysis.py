@@ -31,7 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from ..errors import DataError, DreambenchError
-from ..io import atomic_path, write_text_atomic
+from ..io import atomic_path, write_text_atomic, writes_under
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
 
@@ -322,6 +322,7 @@ def correlation_markdown(df: pd.DataFrame) -> str:
             "and 0.27 (CLIP-I) for subject fidelity.\n" + note + "\n" + _markdown(df, cols, 3))
 
 
+@writes_under("out_dir")
 def write_analysis(db_path: str | Path, out_dir: str | Path, per_image_csv: str | Path | None = None,
                    n_resamples: int = 1000, seed: int = 0) -> list[Path]:
     """Write ``majority.csv``, ``preference.csv``/``.md`` and, with scores, ``correlation.csv``/``.md``

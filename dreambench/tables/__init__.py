@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..io import write_text_atomic
+from ..io import write_text_atomic, writes_under
 from . import reference as refs
 from . import select
 from .compute import (
@@ -322,6 +322,7 @@ def _readme(ts: TableSet, written: list[Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
+@writes_under("out_dir")
 def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True) -> dict[str, Path]:
     """Write every table of ``ts`` (+ plots, README.md) into ``out_dir``; stale files of skipped tables are
     removed so the folder never mixes runs. Returns ``file name -> path``."""
@@ -348,6 +349,7 @@ def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True) -> dict[str
     return {p.name: p for p in written}
 
 
+@writes_under("results_dir")
 def write_tables(
     results_dir: str | Path,
     *,
