@@ -166,3 +166,19 @@ def test_tables_and_report_do_not_write_through_a_symlink(tiny_results, tmp_path
     with pytest.raises(ConfinementError):
         write_report(res, progress=False)
     assert list(outside.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", [".run.lock", "state.sqlite"])
+def test_run_lock_and_state_symlinked_out_are_refused(tmp_path, name):
+    from test_engine_state import ScriptedBackend, _opts, _plan
+
+    from dreambench.engine.runner import run_plan
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    results = tmp_path / "r"
+    results.mkdir()
+    os.symlink(victim, results / name)
+    with pytest.raises(ConfinementError):
+        run_plan(_plan(), _opts(results), backend=ScriptedBackend())
+    assert victim.read_text() == "precious"

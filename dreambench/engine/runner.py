@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EnvironmentFailure, describe_os_error
-from ..io import remove_stale_temps, write_text_atomic
+from ..io import confined, remove_stale_temps, write_text_atomic
 from .plan import Job, Plan
 from .state import STATE_FILE, StateDB
 from .worker import WorkerContext
@@ -112,7 +112,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     device = opts.device or auto_device()
     lock = _lock(results)
     remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
-    db = StateDB(results / STATE_FILE)
+    db = StateDB(confined(results, results / STATE_FILE))  # a state.sqlite symlinked elsewhere is refused
     try:
         ids = [j.id for j in plan.jobs]
         label_jobs: dict[str, list[str]] = {}
@@ -188,7 +188,8 @@ def _lock(results: Path):
 
     from ..errors import DreambenchError
 
-    f = open(results / ".run.lock", "a+")  # noqa: SIM115  (held for the whole run)
+    # confined: the lock is truncated and rewritten, so a .run.lock symlinked out of the folder is refused
+    f = open(confined(results, results / ".run.lock"), "a+")  # noqa: SIM115  (held for the whole run)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
