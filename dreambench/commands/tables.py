@@ -122,6 +122,8 @@ def tables_cmd(
     default=None,
     help="Dataset folder with <subject>/ real images (default: $DREAMBENCH_DATA or the shared copy).",
 )
+@_names
+@_reference
 @_no_ci
 @_study
 @_subjects
@@ -133,12 +135,15 @@ def report_cmd(
     ctx: click.Context,
     results_dir: Path | None,
     data_dir: Path | None,
+    names: tuple[str, ...],
+    reference: str | None,
     no_ci: bool,
     study_db: Path | None,
     inputs_subjects: str | None,
     thumb_size: int,
 ) -> None:
     """Write a static HTML report of RESULTS_DIR into RESULTS_DIR/report/ (open index.html from disk)."""
+    display = _parse_names(names)
     from ..report import write_report
 
     results_dir = _resolve(ctx, results_dir)
@@ -149,6 +154,8 @@ def report_cmd(
         study_db=study_db,
         inputs_subjects=_split(inputs_subjects),
         thumb_size=thumb_size,
+        names=display,
+        reference=reference,
     )
     click.echo(f"wrote {index}")
 

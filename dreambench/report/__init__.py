@@ -2,11 +2,14 @@
 
 Layout (all links relative, so the results folder can be moved or zipped)::
 
-    report/index.html            provenance, Tables 1-6 (HTML), plots of Tables 5/6, per-category
-                                 breakdown, links to every method/subject page
+    report/index.html            provenance, Tables 1-6 (HTML), plots (per-category bars, DINO vs CLIP-T
+                                 trade-off, Tables 5/6), per-category breakdown, links to every
+                                 comparison page, a thumbnail strip per method x subject
+    report/compare/<subject>.html   real photos, then one row per prompt, methods side by side
     report/pages/<method>__<subject>.html   real images, then one row per prompt with its images
     report/real/<subject>/*.jpg  thumbnails of the real images (the dataset is not needed to view)
-    report/plots/*.png           copies of the Table 5/6 plots
+    report/thumbs/<method>/<subject>/*.jpg  the index's thumbnail strips
+    report/plots/*.png           the plots
 
 Generated images are linked from ``../images`` (the results folder's images). All text is escaped by
 Jinja2's autoescape. Random-init runs carry a banner on every page.
@@ -15,6 +18,7 @@ Jinja2's autoescape. Random-init runs carry a banner on every page.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -28,12 +32,17 @@ from tqdm import tqdm
 from ..io import write_text_atomic, writes_under
 from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX
-from ..tables import TableSet, build_tables, display_frame, write_table_set
+from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..tables.compute import METRIC_NAMES, per_subject
 from ..tables.load import IMAGES, Results
-from ..tables.render import fmt
+from ..tables.plots import plot_categories, plot_tradeoff
+from ..tables.render import MIN_SUBJECTS, fmt
+from .compare import compare_name, compare_rows
 from .grid import grid_rows, mean_of, url_of
-from .thumbs import THUMB_SIZE, real_thumbnails
+from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
+
+STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
+STRIP_SIZE = 96
 
 REPORT = "report"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -80,7 +89,15 @@ def _table_ctx(ts: TableSet, ci: bool, plot_dir: Path) -> list[dict]:
     return out
 
 
-def _category_ctx(cat: pd.DataFrame | None, ci: bool) -> list[dict]:
+def _fmt_row(r: dict, ci: bool) -> str:
+    """A per-category cell; the interval is n/a below MIN_SUBJECTS subjects, as in the tables."""
+    n = r.get("n_subjects")
+    few = n is not None and not math.isnan(float(n)) and int(n) < MIN_SUBJECTS
+    nan = float("nan")
+    return fmt(r["mean"], nan if few else r["lo"], nan if few else r["hi"], 3, ci)
+
+
+def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str]) -> list[dict]:
     if cat is None or cat.empty:
         return []
     blocks = []
@@ -89,33 +106,90 @@ def _category_ctx(cat: pd.DataFrame | None, ci: bool) -> list[dict]:
         d = cat[cat["metric"] == metric]
         rows = []
         for method, g in d.groupby("method", sort=True):
-            by = {r["category"]: fmt(r["mean"], r["lo"], r["hi"], 3, ci) for r in g.to_dict("records")}
-            rows.append([method, *[by.get(c, "N/A") for c in categories]])
+            by = {r["category"]: _fmt_row(r, ci) for r in g.to_dict("records")}
+            rows.append([names.get(method, method), *[by.get(c, "N/A") for c in categories]])
         blocks.append(
             {"metric": METRIC_NAMES[metric], "columns": ["Method", *categories], "rows": rows, "n_left": 1}
         )
     return blocks
 
 
-def _pages_ctx(res: Results) -> tuple[list[str], list[dict]]:
-    """Methods (columns) and per-subject rows of links to each page, with its DINO / CLIP-T means."""
+def _strip(recs: list[dict], images_dir: Path, out: Path, method: str, subject: str) -> list[str]:
+    """Index thumbnails of one (method, subject): the first image of each of the first prompts."""
+    firsts: dict[int, dict] = {}
+    for r in sorted(recs, key=lambda r: (int(r["prompt_index"]), r.get("seed", 0))):
+        if int(r["prompt_index"]) != CLASS_PROMPT_INDEX and str(r.get("path", "")):
+            firsts.setdefault(int(r["prompt_index"]), r)
+    urls = []
+    for r in list(firsts.values())[:STRIP_IMAGES]:
+        rel = Path(slug(method)) / slug(subject) / f"{Path(str(r['path'])).stem}.jpg"
+        if thumbnail(images_dir / str(r["path"]), out / "thumbs" / rel, STRIP_SIZE) is not None:
+            urls.append(url_of("thumbs/", rel.as_posix()))
+    return urls
+
+
+def _pages_ctx(res: Results, methods: list[str], by_pair: dict, images_dir: Path, out: Path) -> list[dict]:
+    """Per-subject rows of the index: for each method, the link to its page, its DINO / CLIP-T means and
+    its thumbnail strip; plus the subject's comparison page."""
     pi = res.per_image
     means = {m: per_subject(pi, m) for m in ("dino", "clip_t")}
-    methods = res.labels
-    present = set(zip(pi["method"], pi["subject"]))
     rows = []
     for s in sorted(pi["subject"].unique()):
         cells = []
         for method in methods:
-            if (method, s) not in present:
+            if (method, s) not in by_pair:
                 cells.append(None)
                 continue
             scores = " / ".join(
                 f"{METRIC_NAMES[m]} {means[m].get((method, s), float('nan')):.3f}" for m in means
             )
-            cells.append({"href": f"pages/{page_name(method, s)}", "scores": scores})
-        rows.append({"subject": s, "cells": cells})
-    return methods, rows
+            cells.append({"href": f"pages/{page_name(method, s)}", "scores": scores, "name": method,
+                          "strip": _strip(by_pair[(method, s)], images_dir, out, method, s)})
+        rows.append({"subject": s, "cells": cells, "compare": f"compare/{compare_name(s)}"})
+    return rows
+
+
+def _plots_ctx(ts: TableSet, methods: list[str], names: dict[str, str], out: Path) -> list[dict]:
+    """The plots every report has: per-category bars with intervals and the DINO vs CLIP-T trade-off."""
+    meta, pi = ts.meta, ts.results.per_image
+    cat = ts.per_category if ts.per_category is not None else pd.DataFrame()
+    plots = []
+    if len(cat):
+        path = plot_categories(cat, methods, names, out / "plots" / "categories.png", metric_names=METRIC_NAMES,
+                               min_subjects=MIN_SUBJECTS,
+                               title=f"Per prompt category ({meta.run})", random_init=meta.random_init)
+        plots.append({"src": "plots/categories.png", "id": "plot-categories",
+                      "caption": "Mean over subjects per prompt category; error bars: 95% interval "
+                                 "(none below 3 subjects)"})
+    path = plot_tradeoff(per_subject(pi, "dino"), per_subject(pi, "clip_t"), methods, names,
+                         out / "plots" / "tradeoff.png", title=f"Subject vs prompt fidelity ({meta.run})",
+                         random_init=meta.random_init)
+    plots.append({"src": f"plots/{path.name}", "id": "plot-tradeoff",
+                  "caption": "DINO vs CLIP-T: small points one subject each, diamonds the method's mean"})
+    return plots
+
+
+def _write_compare_pages(env, common: dict, res: Results, methods: list[str], names: dict[str, str],
+                         real: dict[str, list[str]], data_dir: Path, out: Path, images_prefix: str) -> None:
+    tpl = env.get_template("compare.html")
+    by_subject: dict[str, list[dict]] = defaultdict(list)
+    for r in res.per_image.to_dict("records"):
+        by_subject[r["subject"]].append(r)
+    for subject, recs in sorted(by_subject.items()):
+        present = {r["method"] for r in recs}
+        cols = [m for m in methods if m in present]
+        html = tpl.render(**common, title=f"{subject}: methods side by side", subject=subject,
+                          methods=[{"label": m, "name": names.get(m, m), "href": f"../pages/{page_name(m, subject)}"}
+                                   for m in cols],
+                          real=real[subject], data_dir=str(data_dir), rows=compare_rows(recs, cols, images_prefix))
+        write_text_atomic(out / "compare" / compare_name(subject), html)
+    _remove_stale(out / "compare", {compare_name(s) for s in by_subject})
+
+
+def _remove_stale(folder: Path, current: set[str]) -> None:
+    for old in folder.glob("*.html"):
+        if old.name not in current:  # a label or subject no longer in the scores
+            old.unlink()
 
 
 @writes_under("results_dir")
@@ -128,16 +202,21 @@ def write_report(
     inputs_subjects: list[str] | None = None,
     thumb_size: int = THUMB_SIZE,
     progress: bool = True,
+    names: dict[str, str] | None = None,
+    reference: str | None = None,
 ) -> Path:
     """Write ``<results_dir>/report/`` (and refresh ``<results_dir>/tables/``); returns index.html's path.
 
     ``data_dir``: the dataset folder holding ``<subject>/*.jpg`` real images (default:
-    :func:`dreambench.paths.default_data_dir`); subjects missing there get a note instead of images."""
+    :func:`dreambench.paths.default_data_dir`); subjects missing there get a note instead of images.
+    ``names`` / ``reference``: as for :func:`dreambench.tables.build_tables`."""
     results_dir = Path(results_dir)
     data_dir = Path(data_dir) if data_dir else default_data_dir()
-    ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects)
+    ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
+                      reference=reference)
     write_table_set(ts, results_dir / "tables", ci=ci)
     res, meta = ts.results, ts.meta
+    names = {**res.names, **(names or {})}
     out = results_dir / REPORT
     (out / "plots").mkdir(parents=True, exist_ok=True)
     env = _env()
@@ -176,8 +255,8 @@ def write_report(
         class_noun = str(gen[0].get("class_noun", "")) if gen else ""
         html = page_tpl.render(
             **common,
-            title=f"{method} / {subject}",
-            method=method,
+            title=f"{names.get(method, method)} / {subject}",
+            method=names.get(method, method),
             subject=subject,
             class_noun=class_noun,
             info_json=json.dumps(res.infos[method], indent=1) if method in res.infos else None,
@@ -185,26 +264,26 @@ def write_report(
             data_dir=str(data_dir),
             rows=rows,
             summary=summary,
+            compare=f"../compare/{compare_name(subject)}",
         )
         write_text_atomic(out / "pages" / page_name(method, subject), html)
-    current = {page_name(m, s) for m, s in by_pair}
-    for old in (out / "pages").glob("*.html"):
-        if old.name not in current:  # a label or subject no longer in the scores
-            old.unlink()
+    _remove_stale(out / "pages", {page_name(m, s) for m, s in by_pair})
 
-    page_methods, page_rows = _pages_ctx(res)
+    methods = select.table1_order(res.labels, res.infos)
+    _write_compare_pages(env, common, res, methods, names, real, data_dir, out, images_prefix)
     index = env.get_template("index.html").render(
         **common,
         title=f"dreambench report: {meta.run}",
         tables=_table_ctx(ts, ci, out / "plots"),
         skipped=sorted(ts.skipped.items()),
         problems=ts.problems,
-        categories=_category_ctx(ts.per_category, ci),
-        page_methods=page_methods,
-        page_rows=page_rows,
+        categories=_category_ctx(ts.per_category, ci, names),
+        plots=_plots_ctx(ts, methods, names, out),
+        page_methods=[names.get(m, m) for m in methods],
+        page_rows=_pages_ctx(res, methods, by_pair, images_dir, out),
         ci=ci,
     )
     return write_text_atomic(out / "index.html", index)
 
 
-__all__ = ["RANDOM_BANNER", "page_name", "slug", "write_report"]
+__all__ = ["RANDOM_BANNER", "compare_name", "page_name", "slug", "write_report"]

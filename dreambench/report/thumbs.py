@@ -29,3 +29,17 @@ def real_thumbnails(subject_dir: Path, out_dir: Path, size: int = THUMB_SIZE) ->
             save_image_atomic(im, dst)
         out.append(dst)
     return out
+
+
+def thumbnail(src: Path, dst: Path, size: int = THUMB_SIZE) -> Path | None:
+    """A JPEG thumbnail of one image (longest side ``size`` px), rewritten only when older than ``src``;
+    ``None`` when ``src`` is missing (the row was scored from a file since removed)."""
+    if not src.is_file():
+        return None
+    if not (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImageWarning)
+            im = load_rgb(src)
+        im.thumbnail((size, size))
+        save_image_atomic(im, dst)
+    return dst

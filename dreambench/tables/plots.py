@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
@@ -49,3 +50,93 @@ def plot_inputs(
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return path
+
+
+def _finish(fig, ax, path: Path, title: str, random_init: bool) -> Path:
+    if random_init:
+        title = (title + "\n" if title else "") + "random-init weights: not quality results"
+    if title:
+        ax.set_title(title, fontsize=9, color="darkred" if random_init else "black")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_categories(
+    cat: pd.DataFrame,
+    labels: list[str],
+    names: dict[str, str],
+    path: Path,
+    *,
+    metrics: tuple[str, ...] = ("dino", "clip_i", "clip_t"),
+    metric_names: dict[str, str] | None = None,
+    title: str = "",
+    random_init: bool = False,
+    min_subjects: int = 3,
+) -> Path:
+    """Grouped bars of the per-category means (one panel per metric, one bar per method within each prompt
+    category), error bars = the 95% interval where it is finite and ``n_subjects >= min_subjects``. ``cat`` is
+    :func:`dreambench.tables.compute.per_category`'s frame."""
+    categories = sorted(cat["category"].unique()) if len(cat) else []
+    labels = [lab for lab in labels if lab in set(cat["method"])] if len(cat) else []
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), dpi=110, squeeze=False)
+    width = 0.8 / max(1, len(labels))
+    for ax, metric in zip(axes[0], metrics):
+        d = cat[cat["metric"] == metric].set_index(["method", "category"]) if len(cat) else cat
+        for i, lab in enumerate(labels):
+            xs, ys, errs = [], [], [[], []]
+            for j, c in enumerate(categories):
+                if (lab, c) not in d.index:
+                    continue
+                r = d.loc[(lab, c)]
+                mean, lo, hi = float(r["mean"]), float(r["lo"]), float(r["hi"])
+                xs.append(j + (i - (len(labels) - 1) / 2) * width)
+                ys.append(mean)
+                n = float(r["n_subjects"]) if "n_subjects" in r else float("nan")
+                # NaN interval, or fewer subjects than intervals need (as in the tables): no error bar.
+                ok = not (math.isnan(lo) or math.isnan(hi)) and not n < min_subjects
+                errs[0].append(mean - lo if ok else 0.0)
+                errs[1].append(hi - mean if ok else 0.0)
+            ax.bar(xs, ys, width=width, yerr=errs, capsize=2, label=names.get(lab, lab))
+        ax.set_xticks(range(len(categories)))
+        ax.set_xticklabels(categories, fontsize=7, rotation=12)
+        ax.set_ylabel((metric_names or {}).get(metric, metric))
+        ax.grid(alpha=0.3, axis="y")
+    if labels:
+        axes[0][-1].legend(fontsize=6)
+    return _finish(fig, axes[0][0], path, title, random_init)
+
+
+def plot_tradeoff(
+    dino: pd.Series,
+    clip_t: pd.Series,
+    labels: list[str],
+    names: dict[str, str],
+    path: Path,
+    *,
+    title: str = "",
+    random_init: bool = False,
+) -> Path:
+    """Subject fidelity vs prompt fidelity: DINO (x) against CLIP-T (y) per method, one small point per
+    subject and a large marker at the method's mean over subjects. ``dino``/``clip_t`` are per-subject
+    means indexed by (method, subject) (:func:`dreambench.tables.compute.per_subject`)."""
+    fig, ax = plt.subplots(figsize=(5.2, 4.0), dpi=110)
+    both = pd.concat({"dino": dino, "clip_t": clip_t}, axis=1).dropna()
+    for i, lab in enumerate(labels):
+        if lab not in both.index.get_level_values("method"):
+            continue
+        d = both.xs(lab, level="method")
+        color = f"C{i % 10}"
+        ax.scatter(d["dino"], d["clip_t"], s=14, alpha=0.5, color=color)
+        ax.scatter([d["dino"].mean()], [d["clip_t"].mean()], s=90, marker="D", color=color,
+                   edgecolor="black", label=names.get(lab, lab))
+    ax.set_xlabel("DINO (subject fidelity)")
+    ax.set_ylabel("CLIP-T (prompt fidelity)")
+    ax.grid(alpha=0.3)
+    if len(both):
+        ax.legend(fontsize=7)
+    return _finish(fig, ax, path, title, random_init)
