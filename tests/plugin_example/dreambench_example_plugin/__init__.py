@@ -9,9 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dreambench.images import load_rgb
-from dreambench.methods.base import GenerationRequest, Method, SubjectData
-from dreambench.methods.sampling import SamplingConfig, sample_requests
+# Only dreambench.methods.api: the names a plug-in may rely on (docs/methods.md).
+from dreambench.methods.api import (
+    GenerationRequest,
+    Method,
+    SamplingConfig,
+    SubjectData,
+    load_rgb,
+    sample_requests,
+)
 
 
 @dataclass
@@ -20,7 +26,7 @@ class PasteConfig(SamplingConfig):
 
 
 class PasteBaseline(Method):
-    name = "example-paste"
+    name = "example-paste"  # must equal the entry-point name in pyproject.toml
     description = "example plug-in: pretrained scene from the class prompt, a real photo pasted in its centre"
     Config = PasteConfig
     trains = False
@@ -32,6 +38,8 @@ class PasteBaseline(Method):
         return None
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
+        # Sampling through the shared helper keeps the protocol's seeds, sampler and batching; the images
+        # are then edited as PIL images. components is only read here, so there is nothing to undo.
         scenes = sample_requests(self.components, requests, self.config, self.device)
         out = []
         for req, scene in zip(requests, scenes):
