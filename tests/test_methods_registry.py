@@ -93,7 +93,7 @@ def _toy_protocol(tmp_path: Path) -> tuple[Path, Path]:
     data = tmp_path / "data" / "toy"
     data.mkdir(parents=True)
     for i in range(2):
-        a = np.full((70, 70, 3), 60 + 80 * i, np.uint8)
+        a = np.full((256, 256, 3), 60 + 80 * i, np.uint8)  # the protocol refuses photos under 256 px
         Image.fromarray(a).save(data / f"{i}.png")
     return proto, data.parent
 
