@@ -39,7 +39,9 @@ def load_rgb(path: str | Path, min_short_side: int = 0) -> Image.Image:
     try:
         with Image.open(path) as im:
             frames = int(getattr(im, "n_frames", 1) or 1)
-            if frames > 1:  # which frame would be the photo? refuse rather than guess
+            # An MPO (camera JPEG with an embedded preview or depth picture) is a still photo: frame 0 is
+            # the primary image. Only a real animation leaves "which frame is the photo?" unanswered.
+            if frames > 1 and im.format != "MPO":
                 raise DataError(f"{path}: animated image ({frames} frames); use a still photo")
             im.load()  # decode now: a truncated file fails here, not later inside a worker
             mode = im.mode

@@ -454,3 +454,20 @@ def test_atomic_writes_get_the_mode_a_plain_open_would(tmp_path):
     write_text_atomic(tmp_path / "a.txt", "x")
     (tmp_path / "b.txt").write_text("x")
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777
+
+
+def test_mpo_jpeg_is_a_still_photo(tmp_path):
+    """Camera JPEGs in MPO form (a primary picture plus a preview; 11 subjects of the official dataset) load
+    as their primary picture; a real animation is refused."""
+    from dreambench.images import load_rgb
+
+    first, second = Image.fromarray(_noise((300, 260), 1)), Image.fromarray(_noise((300, 260), 2))
+    mpo = tmp_path / "photo.jpg"
+    first.save(mpo, "MPO", save_all=True, append_images=[second])
+    with Image.open(mpo) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    assert load_rgb(mpo, min_short_side=256).size == (300, 260)
+    gif = tmp_path / "anim.gif"
+    first.save(gif, save_all=True, append_images=[second])
+    with pytest.raises(DataError, match="animated"):
+        load_rgb(gif)
