@@ -152,3 +152,13 @@ def test_corrupt_state_database_is_one_line(tmp_path):
     assert r.exit_code == 1
     assert r.output.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'state.sqlite'}: ")
     assert "Traceback" not in r.output
+
+
+def test_phone_jpegs_with_a_preview_frame_are_not_animated(dataset_dir):
+    """MPO JPEGs (a photo plus a preview of it) in the official dataset are still photos."""
+    from dreambench.data.check import load_subject_image
+
+    photo = dataset_dir / "bear_plushie" / "00.jpg"
+    with Image.open(photo) as im:
+        assert im.format == "MPO" and im.n_frames == 2
+    assert min(load_subject_image(photo).size) >= 256
