@@ -63,7 +63,8 @@ def _job_options(f):
         click.option("--recipe", default=None, help="Training recipe (default: the profile's name if the method has "
                      "such a recipe, e.g. tiny, else the method's default, e.g. paper)."),
         click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny)."),
-        click.option("--model", default=None, help="SD weights: hub id or local diffusers folder (profile sd15)."),
+        click.option("--model", default=None, help="SD weights (profile sd15): diffusers folder (fp32, fp16 or fp16 variant files), hub id "
+                                                "or single-file .safetensors; see docs/weights.md."),
         click.option("--steps", type=int, default=None, help="Training-steps override."),
         click.option("--sample-steps", type=int, default=None, help="Sampler-steps override (default: the profile's)."),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Config override (repeatable)."),

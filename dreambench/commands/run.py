@@ -33,7 +33,8 @@ def _gpus(value: str | None) -> list[int] | None:
 @click.option("--tables", "tables", type=click.Choice(["paper"]), default=None,
               help="Plan exactly the runs the paper's Tables 1, 3, 4, 5 and 6 need.")
 @click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny).")
-@click.option("--model", default=None, help="SD weights: hub id or local diffusers folder (profile sd15).")
+@click.option("--model", default=None, help="SD weights (profile sd15): diffusers folder (fp32, fp16 or fp16 variant files), hub id or "
+                   "single-file .safetensors; see docs/weights.md.")
 @click.option("--subjects", default=None, help="Comma-separated subjects (default: all 30).")
 @click.option("--steps", type=int, default=None, help="Training-steps override (default: the recipe's).")
 @click.option("--sample-steps", type=int, default=None, help="Sampler-steps override (default: the profile's).")
