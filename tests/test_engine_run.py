@@ -146,19 +146,29 @@ def test_ray_backend_gives_the_same_numbers(local_run, tmp_path, dataset_dir):
     pd.testing.assert_frame_equal(_numbers(results)[NUMBERS], _numbers(local_run)[NUMBERS])
 
 
-def test_failing_job_is_retried_then_named_and_others_go_on(tmp_path, dataset_dir):
-    # A dataset folder holding only dog (a symlink): backpack's job fails; real needs no model, so it is quick.
+def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
+    # dog as a symlink, backpack with a broken photo: backpack's job fails on it; real needs no model.
     data = tmp_path / "data"
     data.mkdir()
     (data / "dog").symlink_to(dataset_dir / "dog")
-    cmd = [sys.executable, "-c", "from dreambench.cli import main; main()", "--results", str(tmp_path / "r"), "run",
-           "--method", "real", "--profile", "tiny", "--subjects", "dog,backpack", "--prompts", "1",
-           "--images-per-prompt", "1", "--data", str(data), "--retries", "1"]
-    proc = subprocess.run(cmd, env=_env(dataset_dir), capture_output=True, text=True, timeout=300, check=False)
+    (data / "backpack").mkdir()
+    (data / "backpack" / "00.jpg").write_bytes(b"not a jpeg")
+    args = ["--results", str(tmp_path / "r"), "run", "--method", "real", "--profile", "tiny", "--subjects",
+            "dog,backpack", "--prompts", "1", "--images-per-prompt", "1", "--retries", "1"]
+    cmd = [sys.executable, "-c", "from dreambench.cli import main; main()", *args]
+    # A subject folder missing altogether is found before anything runs: exit 2, nothing written.
+    (data / "gone").mkdir()
+    proc = subprocess.run([*cmd, "--data", str(data / "gone")], env=_env(dataset_dir), capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 2 and "subject folder not found" in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "r" / "state.sqlite").exists()
+    proc = subprocess.run([*cmd, "--data", str(data)], env=_env(dataset_dir), capture_output=True, text=True,
+                          timeout=300, check=False)
     assert proc.returncode == 1, proc.stderr[-2000:]
     jobs = {(j["kind"], j["subject"]): j for j in _jobs(tmp_path / "r").values()}
     bad = jobs[("subject", "backpack")]
-    assert bad["status"] == "failed" and bad["attempts"] == 2 and "backpack" in bad["error"]
+    # Bad data fails the same way every time: not retried although --retries 1 allows one more attempt.
+    assert bad["status"] == "failed" and bad["attempts"] == 1 and "00.jpg" in bad["error"]
     assert jobs[("subject", "dog")]["status"] == "done"
     assert jobs[("score", "")]["status"] == "failed" and "dependency" in jobs[("score", "")]["error"]
     assert bad["id"] in proc.stderr and "failed" in proc.stderr

@@ -139,6 +139,7 @@ def test_changed_label_config_clears_its_folders(tmp_path):
     new = Plan(RunSpec([]), [Job("s1b", "subject", "m", "dog", {"label_key": "k2"})])
     run_plan(new, _opts(tmp_path), ScriptedBackend())
     assert not stale.exists()
+    assert not (tmp_path / ".superseded").exists()  # moved aside, deleted once the label's new job was done
     with StateDB(tmp_path / "state.sqlite") as db:
         assert db.get("s2")["status"] == "pending"  # its images were removed with the label
         assert db.label_key("m") == "k2"

@@ -90,7 +90,9 @@ def test_invalid_option_through_the_cli_in_seconds(tiny_results, tmp_path, datas
         proc = realrun.run_cli([*_run_args(res, dataset_dir), *extra], cli_env, check=False)
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.strip().count("\n") == 0 and extra[-1] in proc.stderr
-        assert time.perf_counter() - t0 < 60  # the interpreter and imports; no job starts
+        # Interpreter start and imports only (torch alone takes 15 s on a loaded 2-core machine); the
+        # validation itself is timed in-process above. A job would take minutes and write state.sqlite.
+        assert time.perf_counter() - t0 < 120
         assert _digest(res) == before
 
 
