@@ -77,15 +77,33 @@ def test_scales_and_profiles():
     assert get_metric_profile("x100").scale("dino").apply(0.5) == pytest.approx(50)
     assert get_metric_profile("paper-vitl14").clip.arch.startswith("ViT-L-14")
     d = get_metric_profile("clipscore").to_dict()
-    assert d["scales"]["clip_t"] == {"factor": 2.5, "floor": 0.0} and d["scales"]["dino"]["factor"] == 1.0
+    assert d["scales"]["clip_t"] == {"factor": 2.5, "floor": 0.0, "mean_floor": None} and d["scales"]["dino"]["factor"] == 1.0
     with pytest.raises(UnknownNameError, match="paper"):
         get_metric_profile("nope")
+
+
+def test_mean_floor_applies_to_means_only():
+    tm = get_metric_profile("torchmetrics").scale("clip_t")
+    assert tm.apply([-0.05, 0.15]).tolist() == pytest.approx([-5.0, 15.0])  # per image: unclipped
+    assert tm.finish(float(np.mean(tm.apply([-0.05, 0.15])))) == pytest.approx(5.0)
+    assert tm.finish(-3.0) == 0.0 and np.isnan(tm.finish(float("nan")))
+    assert get_metric_profile("paper").scale("clip_t").finish(-3.0) == -3.0
+
+
+def test_strip_tokens_removes_placeholders_and_the_space_before_punctuation():
+    from dreambench.metrics.text import strip_tokens
+
+    assert strip_tokens("a <sks> dog in the jungle", ["<sks>", "sks"]) == "a dog in the jungle"
+    assert strip_tokens("a sks dog in the jungle", ["<sks>", "sks"]) == "a dog in the jungle"
+    assert strip_tokens("a photo of <sks>.", ["<sks>"]) == "a photo of."
+    assert strip_tokens("a <sks> , wet dog ( <sks> )", ["<sks>"]) == "a, wet dog (" + ")"
+    assert strip_tokens("asks a <sks>dog", ["<sks>"]) == "asks a <sks>dog"  # not a whole token: kept
 
 
 def test_strip_identifier():
     assert strip_identifier("a sks dog in the jungle", "sks") == "a dog in the jungle"
     assert strip_identifier("a photo of sks", "sks") == "a photo of"
-    assert strip_identifier("asks a sks, dog", "sks") == "asks a , dog"
+    assert strip_identifier("asks a sks, dog", "sks") == "asks a, dog"
     assert strip_identifier("a dog", "") == "a dog"
 
 

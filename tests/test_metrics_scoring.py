@@ -196,7 +196,9 @@ def test_aggregates_are_per_subject_then_over_subjects(scored):
             per_subject = reg.groupby("subject")[metric].mean().to_numpy()
             est = bootstrap_mean(per_subject, 1000, 0)
             assert agg.loc[(method, metric), "mean"] == pytest.approx(per_subject.mean())
-            assert (agg.loc[(method, metric), "lo"], agg.loc[(method, metric), "hi"]) == pytest.approx((est.lo, est.hi))
+            assert (agg.loc[(method, metric), "lo"], agg.loc[(method, metric), "hi"]) == pytest.approx(
+                (est.lo, est.hi), nan_ok=True)
+            assert np.isnan(est.lo) and np.isnan(est.hi)  # two subjects: no interval (stats.MIN_SUBJECTS)
         assert agg.loc[(method, "pres"), "mean"] == pytest.approx(cls.groupby("subject").dino.mean().mean())
         d = res.div[res.div.method == method]
         assert agg.loc[(method, "div"), "mean"] == pytest.approx(d.groupby("subject")["div"].mean().mean())
@@ -204,6 +206,7 @@ def test_aggregates_are_per_subject_then_over_subjects(scored):
     assert set(res.per_category.category) == {"recontextualization"}
     pt = res.paired.set_index("metric")
     assert set(pt.index) == {"dino", "clip_i", "clip_t", "pres", "div"} and (pt.n_subjects == 2).all()
+    assert (pt.test == "sign-flip exact").all() and pt.lo.isna().all()
     meta = json.loads((res.out_dir / "score_meta.json").read_text())
     assert meta["metric_profile"]["name"] == "paper" and meta["backbones"]["dino"]["weights_id"].startswith("file:")
     assert meta["images_per_s"] > 0

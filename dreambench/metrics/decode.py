@@ -28,6 +28,8 @@ R = TypeVar("R")
 
 #: (short-side resize, center crop, interpolation): the geometry part of a transform.
 Geometry = tuple[int, int, str]
+#: The geometry of "no resize, no crop": the decoded image as it is (DIV at native resolution).
+NATIVE: Geometry = (0, 0, "native")
 
 
 def default_workers() -> int:
@@ -46,13 +48,17 @@ def to_uint8_chw(image: Image.Image) -> torch.Tensor:
 
 
 def decode(path: str | Path, geometries: Iterable[Geometry]) -> dict[Geometry, torch.Tensor]:
-    """Decode one image and return a uint8 (3, crop, crop) tensor per geometry.
+    """Decode one image and return a uint8 (3, crop, crop) tensor per geometry (for :data:`NATIVE`, the
+    image at its own size).
 
     Raises :class:`dreambench.errors.DataError` naming the file when it cannot be decoded."""
     image = load_rgb(path)
     resized: dict[tuple[int, str], Image.Image] = {}
     out = {}
     for g in geometries:
+        if g == NATIVE:
+            out[g] = to_uint8_chw(image)
+            continue
         resize, crop, interp = g
         key = (resize, interp)
         if key not in resized:  # DINO (256) and LPIPS (256) share one resize

@@ -23,7 +23,7 @@ import torch
 from ..errors import DataError
 from ..io import atomic_path
 from ..models.backbones import Backbone
-from .decode import Geometry, decode, prefetch_map
+from .decode import NATIVE, Geometry, decode, prefetch_map
 from .functional import unordered_pairs
 from .profiles import DivSpec, Transform
 
@@ -193,6 +193,9 @@ class Lpips:
 
     @property
     def geometry(self) -> Geometry:
+        """The decode geometry; ``(0, 0, "native")`` for native resolution (:data:`.decode.NATIVE`)."""
+        if self.spec.size is None:
+            return NATIVE
         return (self.spec.size, self.spec.size, self.spec.interpolation)
 
     @torch.inference_mode()
@@ -226,10 +229,19 @@ class Lpips:
 
     def groups_div(self, groups: Sequence[torch.Tensor], batch_size: int = 64) -> list[tuple[float, int]]:
         """For each group of uint8 images, the mean LPIPS over all its unordered pairs and the number of
-        pairs ((NaN, 0) below two images). All groups share batched trunk passes."""
+        pairs ((NaN, 0) below two images). Groups of one image size share batched trunk passes (at native
+        resolution, groups of different sizes are batched separately)."""
+        out: list[tuple[float, int]] = [(float("nan"), 0)] * len(groups)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for g, images in enumerate(groups):
+            by_size.setdefault(tuple(images.shape[1:]), []).append(g)
+        for members in by_size.values():
+            for g, v in zip(members, self._same_size_div([groups[g] for g in members], batch_size)):
+                out[g] = v
+        return out
+
+    def _same_size_div(self, groups: Sequence[torch.Tensor], batch_size: int) -> list[tuple[float, int]]:
         sizes = [int(g.shape[0]) for g in groups]
-        if not groups:
-            return []
         ii, jj, gid, offset = [], [], [], 0
         for g, n in enumerate(sizes):
             i, j = unordered_pairs(n)
@@ -246,6 +258,16 @@ class Lpips:
     def group_div(self, images: torch.Tensor) -> tuple[float, int]:
         """Mean LPIPS over all unordered pairs of one group and the number of pairs (NaN, 0 below 2)."""
         return self.groups_div([images])[0]
+
+
+def stack_group(images: Sequence[torch.Tensor], group: object = "") -> torch.Tensor:
+    """The images of one DIV group as one (N, 3, H, W) batch. At native resolution they must share a size:
+    a group of mixed sizes raises :class:`DataError` naming the group and the sizes."""
+    sizes = sorted({tuple(im.shape[-2:]) for im in images})
+    if len(sizes) > 1:
+        raise DataError(f"DIV group {group}: images of different sizes {sizes} cannot be compared at native "
+                        f"resolution (use a profile with a DIV size, e.g. paper)")
+    return torch.stack(list(images))
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -14,6 +14,8 @@ Definitions (docs/metrics.md has the full protocol):
 - Real Images: the mean cosine over all ordered pairs (i, j), i != j, of a subject's real images
   (:func:`real_pairs_mean`), n (n - 1) pairs.
 - Copy check: the highest cosine between a generated image and any real image (:func:`max_cosine_to_reference`).
+- One-reference pairing (profiles with ``pairing="one"``: DreamBench++, Kosmos-G, ImagenHub): the cosine
+  of each generated image with its own reference photo (:func:`cosine_to_reference` with ``index``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ def cosine_matrix(a, b) -> np.ndarray:
 def mean_cosine_to_reference(generated, reference) -> np.ndarray:
     """Per generated image, the mean cosine to every reference (real) image: shape (len(generated),)."""
     return cosine_matrix(generated, reference).mean(axis=1)
+
+
+def cosine_to_reference(generated, reference, index=None) -> np.ndarray:
+    """Per generated image: with ``index`` None, the mean cosine to every reference image (as
+    :func:`mean_cosine_to_reference`); else the cosine to ``reference[index[i]]`` alone."""
+    if index is None:
+        return mean_cosine_to_reference(generated, reference)
+    ref = l2_normalize(reference)[np.asarray(index, dtype=int)]
+    return rowwise_cosine(generated, ref)
 
 
 def max_cosine_to_reference(generated, reference) -> np.ndarray:

@@ -1,22 +1,36 @@
-"""Metric profiles: named scoring conventions as data (backbones, image transforms, scales).
+"""Metric profiles: named scoring conventions as data (backbones, image transforms, pairing, scales).
 
 A metric profile fixes everything that changes a number without changing what is measured: which DINO
 and CLIP architectures embed the images, how images are resized, cropped and normalized before each
-backbone, how the LPIPS diversity is computed, and how a raw cosine is turned into the reported figure.
-Adding a profile is adding an entry to the registry; no scoring code branches on a profile's name.
+backbone, which real photos a generated image is compared with, how the LPIPS diversity is computed,
+and how a raw cosine is turned into the reported figure. Adding a profile is adding an entry to the
+registry; no scoring code branches on a profile's name.
 
 CLIP architectures are open_clip's ``*-quickgelu`` configs: OpenAI trained CLIP with QuickGELU, and
 open_clip 3 no longer switches the activation on for the ``openai`` tag of ``ViT-B-32`` (it only
 warns). The state dict keys are those of ``ViT-B-32``, so an open_clip ViT-B-32 state dict loads.
 
-Registered profiles (see docs/metrics.md):
+Registered profiles (docs/metrics.md states each definition and its source):
 
-- ``paper`` (default): DINO ViT-S/16, CLIP ViT-B/32 (OpenAI), raw cosines (DINO ~0.67, CLIP-T ~0.30).
+- ``paper`` (default): DINO ViT-S/16, CLIP ViT-B/32 (OpenAI), raw cosines, every real photo, DIV at
+  256 px (DreamBooth, Ruiz et al. CVPR 2023).
 - ``x100``: the same, every cosine-based metric (DINO, CLIP-I, CLIP-T, PRES, the copy check and the
   Real Images row) multiplied by 100. DIV (an LPIPS distance, not a cosine) is unchanged.
 - ``clipscore``: the same as ``paper`` except CLIP-T = 2.5 * max(cos, 0) per image (Hessel et al. 2021,
-  CLIPScore with w = 2.5). Other metrics raw.
+  CLIPScore with w = 2.5; custom-diffusion's evaluation). Other metrics raw.
 - ``paper-vitl14``: ``paper`` with CLIP ViT-L/14 (OpenAI) for CLIP-I and CLIP-T.
+- ``paper-div-native``: ``paper`` with DIV at the images' native resolution (no resize).
+- ``dreambench-plus``: DreamBench++ (Peng et al., ICLR 2025; yuangpeng/dreambench_plus,
+  ``dreambench_plus/metrics/dino_score.py`` and ``clip_score.py``): DINO ViT-S/8, CLIP ViT-B/32,
+  100 * cos, each generated image against one reference photo.
+- ``torchmetrics`` / ``torchmetrics-vitl14``: CLIP-T as torchmetrics' ``CLIPScore``
+  (Lightning-AI/torchmetrics ``src/torchmetrics/multimodal/clip_score.py``): ``max(mean(100 * cos), 0)``,
+  the floor applied to the mean (``compute()``), not per image; ViT-B/32, or ViT-L/14 (its default).
+- ``kosmos-g``: the Kosmos-G evaluation (microsoft/unilm ``kosmos-g/sample_kosmosg_dreambench.py``,
+  ``kosmos-g/eval/dino_score.py``, ``kosmos-g/eval/clip_score.py``; OmniGen reports its numbers):
+  DINO ViT-S/16, CLIP ViT-B/32, ``max(mean(100 * cos), 0)`` for all three, one reference photo.
+- ``imagenhub``: ImagenHub's subject-driven metrics (TIGER-AI-Lab/ImagenHub
+  ``src/imagen_hub/metrics/dreambooth_metric.py``): paper backbones and raw cosines, one reference photo.
 """
 
 from __future__ import annotations
@@ -72,26 +86,38 @@ class BackboneSpec:
 class DivSpec:
     """LPIPS diversity: ``lpips`` package network ``net`` with its shipped linear weights; every image is
     resized (short side, ``interpolation``) and center-cropped to ``size`` x ``size``, then mapped to
-    [-1, 1]."""
+    [-1, 1]. ``size=None``: native resolution, no resize or crop (the images of a prompt must share a
+    size)."""
 
     net: str = "alex"
-    size: int = 256
+    size: int | None = 256
     interpolation: str = "bicubic"
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How a raw per-image cosine becomes the reported value: ``factor * max(cos, floor)``
-    (no clipping when ``floor`` is None). Applied per image, before any averaging."""
+    """How a raw per-image cosine becomes the reported value.
+
+    Per image, before any averaging: ``factor * max(cos, floor)`` (no clipping when ``floor`` is None).
+    ``mean_floor``: a floor applied to every reported *mean* (and its interval bounds) instead, as
+    torchmetrics' ``compute()`` does: ``max(mean(factor * cos), mean_floor)``. Per-image and per-subject
+    values stay unclipped under it (they are what is averaged)."""
 
     factor: float = 1.0
     floor: float | None = None
+    mean_floor: float | None = None
 
     def apply(self, x: np.ndarray | float) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         if self.floor is not None:
             x = np.maximum(x, self.floor)
         return self.factor * x
+
+    def finish(self, mean: float) -> float:
+        """A reported mean (or interval bound) after ``mean_floor``; NaN stays NaN."""
+        if self.mean_floor is None or np.isnan(mean):
+            return mean
+        return max(float(mean), self.mean_floor)
 
 
 IDENTITY = Scale()
@@ -110,6 +136,11 @@ class MetricProfile:
         scales: per cosine kind, the :class:`Scale` applied per image: ``"dino"`` (DINO, PRES,
             max_dino_real, Real Images DINO), ``"clip_i"`` (CLIP-I, Real Images CLIP-I), ``"clip_t"``.
             A missing key means raw cosine. DIV is never scaled.
+        pairing: which real photos a generated image is compared with for DINO, CLIP-I and PRES:
+            ``"all"`` (the mean cosine to every real photo of the subject) or ``"one"`` (the cosine to one
+            reference photo: the manifest's ``reference`` column, a file name in the subject's folder,
+            else the subject's first photo in sorted order). The copy check and Real Images always use
+            every photo.
         copy_reference: which real-vs-real DINO statistic of a subject a generated image's highest DINO
             cosine to a real image must exceed to be flagged as a copy: ``"max"`` (the closest pair of
             distinct real photos) or ``"mean"`` (the Real Images DINO value).
@@ -122,9 +153,15 @@ class MetricProfile:
     div: DivSpec = DivSpec()
     scales: dict[str, Scale] = field(default_factory=dict)
     copy_reference: str = "max"
+    pairing: str = "all"
 
     def scale(self, kind: str) -> Scale:
         return self.scales.get(kind, IDENTITY)
+
+    def metric_scale(self, metric: str) -> Scale:
+        """The scale of an aggregated metric (``dino``, ``clip_i``, ``clip_t``, ``pres``; ``div`` is never
+        scaled)."""
+        return IDENTITY if metric == "div" else self.scale(METRIC_KINDS.get(metric, metric))
 
     def to_dict(self) -> dict:
         """JSON-ready description (written to score_meta.json)."""
@@ -136,6 +173,9 @@ class MetricProfile:
 
 
 COPY_REFERENCES = {"max": np.max, "mean": np.mean}
+PAIRINGS = ("all", "one")
+#: Which per-image cosine kind each aggregated metric is made of.
+METRIC_KINDS = {"dino": "dino", "pres": "dino", "clip_i": "clip_i", "clip_t": "clip_t"}
 
 _METRIC_PROFILES: dict[str, MetricProfile] = {}
 
@@ -144,6 +184,8 @@ def register_metric_profile(profile: MetricProfile) -> MetricProfile:
     """Add a metric profile to the registry (plug-ins may add their own)."""
     if profile.copy_reference not in COPY_REFERENCES:
         raise ValueError(f"copy_reference must be one of {sorted(COPY_REFERENCES)}")
+    if profile.pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}")
     _METRIC_PROFILES[profile.name] = profile
     return profile
 
@@ -173,4 +215,40 @@ register_metric_profile(MetricProfile(
 register_metric_profile(MetricProfile(
     "paper-vitl14", "paper with CLIP ViT-L/14 (OpenAI) for CLIP-I and CLIP-T; raw cosines",
     clip=BackboneSpec("ViT-L-14-quickgelu", CLIP_TRANSFORM, "openai"),
+))
+register_metric_profile(MetricProfile(
+    "paper-div-native", "paper with DIV (LPIPS) at the images' native resolution, no resize",
+    div=DivSpec(size=None),
+))
+# yuangpeng/dreambench_plus, dreambench_plus/metrics/dino_score.py (torch.hub dino_vits8: resize 256
+# bicubic, crop 224, ImageNet norm, final-norm class token) and clip_score.py (HF openai/clip-vit-base-patch32):
+# score = 100 * cos per (generated, source image) pair, summed and divided by the number of pairs.
+register_metric_profile(MetricProfile(
+    "dreambench-plus", "DreamBench++: DINO ViT-S/8, CLIP ViT-B/32, 100*cos, one reference photo per image",
+    dino=BackboneSpec("vit_small_patch8_224.dino", DINO_TRANSFORM),
+    scales={"dino": _X100, "clip_i": _X100, "clip_t": _X100}, pairing="one",
+))
+# Lightning-AI/torchmetrics, src/torchmetrics/multimodal/clip_score.py: update() sums 100 * cos per image,
+# compute() returns max(sum / n_samples, 0) (functional clip_score: max(score.mean(0), 0)).
+_TM = Scale(100.0, None, 0.0)
+register_metric_profile(MetricProfile(
+    "torchmetrics", "paper backbones; CLIP-T as torchmetrics CLIPScore max(mean(100*cos), 0); others raw",
+    scales={"clip_t": _TM},
+))
+register_metric_profile(MetricProfile(
+    "torchmetrics-vitl14", "torchmetrics with its default CLIP ViT-L/14 (openai/clip-vit-large-patch14)",
+    clip=BackboneSpec("ViT-L-14-quickgelu", CLIP_TRANSFORM, "openai"), scales={"clip_t": _TM},
+))
+# microsoft/unilm, kosmos-g/sample_kosmosg_dreambench.py with kosmos-g/eval/dino_score.py (dino_vits16) and
+# kosmos-g/eval/clip_score.py (openai/clip-vit-base-patch32): each generated image against the one real photo
+# it was generated from; every metric is torchmetrics-style max(mean(100 * cos), 0).
+register_metric_profile(MetricProfile(
+    "kosmos-g", "Kosmos-G/OmniGen eval: DINO S/16, CLIP B/32, max(mean(100*cos),0), one reference photo",
+    scales={"dino": _TM, "clip_i": _TM, "clip_t": _TM}, pairing="one",
+))
+# TIGER-AI-Lab/ImagenHub, src/imagen_hub/metrics/dreambooth_metric.py (MetricDINO / MetricCLIP_I take one
+# real and one generated image; dino_vits16, clip ViT-B/32; raw cosine).
+register_metric_profile(MetricProfile(
+    "imagenhub", "ImagenHub subject-driven: paper backbones, raw cosines, one reference photo per image",
+    pairing="one",
 ))

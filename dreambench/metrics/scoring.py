@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -60,8 +59,10 @@ from .aggregate import (
     per_subject_table,
 )
 from .decode import decode, default_workers, prefetch_map
-from .embed import EmbeddingCache, ImageEncoder, Lpips, TextEncoder, embed_reference_images
+from .embed import EmbeddingCache, ImageEncoder, Lpips, TextEncoder, embed_reference_images, stack_group
+from .pairing import with_references
 from .profiles import COPY_REFERENCES, MetricProfile, get_metric_profile
+from .text import strip_tokens, token_lookup
 
 CACHE_ENV = "DREAMBENCH_CACHE"
 SCORE_VALUE_COLUMNS = ["dino", "clip_i", "clip_t", "max_dino_real"]
@@ -118,10 +119,9 @@ def default_cache_dir(out_dir: str | Path) -> Path:
 def strip_identifier(prompt: str, identifier: str) -> str:
     """The prompt without the identifier token: ``"a sks dog in the jungle"`` -> ``"a dog in the jungle"``.
 
-    Only whole tokens are removed (``"sks"`` in ``"asks"`` stays); whitespace is collapsed."""
-    if identifier:
-        prompt = re.sub(rf"(?<!\w){re.escape(identifier)}(?!\w)", " ", prompt)
-    return re.sub(r"\s+", " ", prompt).strip()
+    Only whole tokens are removed (``"sks"`` in ``"asks"`` stays); whitespace is collapsed and no space is
+    left before punctuation (:func:`.text.strip_tokens`)."""
+    return strip_tokens(prompt, [identifier])
 
 
 def _method_identifiers(images_dir: Path, methods, default: str) -> dict[str, str]:
@@ -188,6 +188,7 @@ def _validate_rows(
 ) -> pd.DataFrame:
     """Good manifest rows with ``abspath`` and ``clip_t_text`` added; bad rows go to ``errors``."""
     has_plain = "prompt_plain" in manifest.columns
+    tokens = token_lookup(images_dir, identifiers)  # what each job wrote in its prompts (TI: its placeholder)
     keep, abspaths, texts, seen = [], [], [], set()
     for i, r in enumerate(manifest.itertuples(index=False)):
         row = r._asdict()
@@ -209,7 +210,7 @@ def _validate_rows(
             errors.append(ScoreError(*where, f"file not found ({path})"))
             continue
         plain = str(row["prompt_plain"]).strip() if has_plain else ""
-        text = plain or strip_identifier(prompt, identifiers[str(row["method"])])
+        text = plain or strip_tokens(prompt, tokens(str(row["method"]), str(row["subject"])))
         if not text:
             errors.append(ScoreError(*where, "prompt is empty once the identifier is removed"))
             continue
@@ -232,6 +233,7 @@ class _Reference:
     clip_mean: float
     n_pairs: int
     copy_level: float
+    names: tuple[str, ...] = ()  # file names of the photos, in embedding order (one-reference pairing)
 
 
 def _reference_sets(
@@ -256,7 +258,7 @@ def _reference_sets(
             continue
         dm, n_pairs = F.real_pairs_mean(d)
         cm, _ = F.real_pairs_mean(c)
-        refs[s] = _Reference(d, c, dm, cm, n_pairs, F.real_pairs_stat(d, reduce))
+        refs[s] = _Reference(d, c, dm, cm, n_pairs, F.real_pairs_stat(d, reduce), tuple(p.name for p in paths))
     return refs, bad
 
 
@@ -365,6 +367,9 @@ def score_folder(
         for r in rows[bad_mask].itertuples(index=False):
             errors.append(ScoreError(str(r.path), r.method, r.subject, int(r.prompt_index), bad_subjects[r.subject]))
         rows = rows[~bad_mask].reset_index(drop=True)
+    if prof.pairing == "one":  # each image against one reference photo (metrics/pairing.py)
+        rows = with_references(rows, {s: r.names for s, r in refs.items()}, lambda r, msg: errors.append(
+            ScoreError(str(r["path"]), str(r["method"]), str(r["subject"]), int(r["prompt_index"]), msg)))
 
     # Derived columns, fresh from the manifest on every run.
     if "weights" in rows.columns:
@@ -458,7 +463,7 @@ def score_folder(
             ok = [i for i in div_todo.get(k, ()) if i in decoded]
             if len(ok) >= 2:
                 keys.append((k, len(ok)))
-                groups.append(torch.stack([decoded[i][lp_g] for i in ok]))
+                groups.append(stack_group([decoded[i][lp_g] for i in ok], k))
         for (k, n), (v, n_pairs) in zip(keys, lpips_model.groups_div(groups, batch_size)):
             new_div[k] = {"div": v, "n_images": n, "n_pairs": n_pairs}
         tic = _tick(timings, "div_s", tic)
@@ -568,10 +573,10 @@ def _score_rows(
     for s in np.unique(subj):
         m = subj == s
         ref = refs[s]
-        cd = F.cosine_matrix(dino[m], ref.dino)
-        rows.loc[idx[m], "dino"] = prof.scale("dino").apply(cd.mean(axis=1))
-        rows.loc[idx[m], "max_dino_real"] = prof.scale("dino").apply(cd.max(axis=1))
-        rows.loc[idx[m], "clip_i"] = prof.scale("clip_i").apply(F.mean_cosine_to_reference(clip[m], ref.clip))
+        pick = [ref.names.index(n) for n in rows.loc[idx[m], "reference"]] if prof.pairing == "one" else None
+        rows.loc[idx[m], "dino"] = prof.scale("dino").apply(F.cosine_to_reference(dino[m], ref.dino, pick))
+        rows.loc[idx[m], "max_dino_real"] = prof.scale("dino").apply(F.max_cosine_to_reference(dino[m], ref.dino))
+        rows.loc[idx[m], "clip_i"] = prof.scale("clip_i").apply(F.cosine_to_reference(clip[m], ref.clip, pick))
         rows.loc[idx[m], "clip_t"] = prof.scale("clip_t").apply(F.rowwise_cosine(clip[m], text[m]))
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import stats
 from ..errors import DataError
 from ..io import write_text_atomic, writes_under
 from . import reference as refs
@@ -142,8 +143,8 @@ def _reported_only(number: int, title: str, ids, metrics, why: str, ref: str | N
 
 _N = [("n_subjects", "n")]
 _INTERVAL_NOTE = (
-    "95% interval (CSV: <metric>_lo, <metric>_hi): bootstrap over subjects (1000 resamples, seed 0); "
-    "n/a below 3 subjects; n: subjects behind the row"
+    f"95% interval (CSV: <metric>_lo, <metric>_hi, NaN below {stats.MIN_SUBJECTS} subjects): "
+    f"{stats.INTERVAL_METHOD}; n: subjects behind the row"
 )
 
 
@@ -238,8 +239,8 @@ def _inputs_tables(res: Results, inputs_subjects: list[str] | None) -> tuple[lis
                 pivot=("num_inputs", "column"),
                 notes=[
                     (
-                        "one column per subject; 95% interval (CSV: _lo, _hi): bootstrap over the "
-                        "subject's per-prompt means (1000 resamples, seed 0)"
+                        "one column per subject; 95% interval (CSV: _lo, _hi): studentized bootstrap over "
+                        f"the subject's per-prompt means ({stats.N_RESAMPLES} resamples, seed {stats.SEED})"
                     )
                 ],
             )

@@ -4,8 +4,9 @@ Definitions (the DreamBooth protocol, scoring contract): a method's figure for a
 subjects of its per-subject mean, where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
 subject's generated images (class-prompt rows, ``prompt_index == -1``, excluded), PRES averages the
 ``dino`` column of the class-prompt rows, and DIV averages div.csv's per-prompt values. Its 95% interval
-is :func:`dreambench.stats.bootstrap_mean` over the per-subject values (1000 resamples, seed 0), subjects
-in name order. Real Images use real.csv's per-subject values. Tables 5 and 6 report single subjects, so
+is :func:`dreambench.stats.bootstrap_mean` (the studentized bootstrap of
+:func:`dreambench.stats.mean_interval`; NaN below 3 values) over the per-subject values, subjects in name
+order. Real Images use real.csv's per-subject values. Tables 5 and 6 report single subjects, so
 their interval resamples the subject's per-prompt means instead.
 
 Every table is a tidy DataFrame: identifying columns, then for each metric ``<m>``, ``<m>_lo``, ``<m>_hi``.
@@ -48,7 +49,8 @@ def per_subject(per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None =
 
 
 def estimate(values: pd.Series | np.ndarray | list[float]) -> Estimate:
-    """Mean and 95% bootstrap interval of per-unit values (a Series is taken in index order)."""
+    """Mean and 95% interval (:func:`dreambench.stats.mean_interval`) of per-unit values (a Series is
+    taken in index order)."""
     if isinstance(values, pd.Series):
         values = values.sort_index().to_numpy(dtype=float)
     return bootstrap_mean(values, n_resamples=N_RESAMPLES, seed=SEED)
