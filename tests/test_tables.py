@@ -2,10 +2,8 @@
 
 The synthetic folder (``make_results`` in builders.py, also used by test_report.py) follows the scoring
 contract. Each score is ``BASE[label][metric] + SUBJ[subject] + PROMPT[prompt] + SEED[seed]`` with the
-offsets summing to zero per subject, so a label's figure is ``BASE`` and, with two subjects (offsets -0.1
-and +0.1), its bootstrap interval over subjects is exactly ``BASE ± 0.1`` (each resample is one of the
-three means BASE - 0.1, BASE, BASE + 0.1 with probabilities 1/4, 1/2, 1/4, so the 2.5% / 97.5% quantiles
-are the extremes).
+offsets summing to zero per subject, so a label's figure is ``BASE``; with two subjects (offsets -0.1
+and +0.1) its interval is NaN (``dreambench.stats``: no interval below 3 subjects) and displays "n/a".
 """
 
 from __future__ import annotations
@@ -55,8 +53,8 @@ def test_table1_is_mean_over_subjects_of_subject_means_and_excludes_class_prompt
     assert np.isnan(r["clip_t"])
     assert a["dino"] == pytest.approx(0.6)  # pooled images would give 0.5
     assert a["clip_i"] == pytest.approx(0.6) and a["clip_t"] == pytest.approx(0.25)
-    # Two subjects: each bootstrap mean is 0.3, 0.6 or 0.9 (p = 1/4, 1/2, 1/4) -> the interval is [0.3, 0.9].
-    assert (a["dino_lo"], a["dino_hi"]) == pytest.approx((0.3, 0.9))
+    # Two subjects: no interval (stats.MIN_SUBJECTS = 3).
+    assert np.isnan(a["dino_lo"]) and np.isnan(a["dino_hi"])
     assert a["n_subjects"] == 2
 
 
@@ -174,18 +172,18 @@ def test_write_tables_files_and_values(results: Path):
     t1 = read_table(out / f"{KEYS[1]}.csv")
     assert list(t1["method"]) == ["Real Images", "dreambooth", "textual-inversion"]
     real, db, ti = (t1.iloc[i] for i in range(3))
-    assert (real["dino"], real["dino_lo"], real["dino_hi"]) == pytest.approx((0.75, 0.70, 0.80))
+    assert real["dino"] == pytest.approx(0.75) and np.isnan(real["dino_lo"]) and np.isnan(real["dino_hi"])
     assert real["clip_i"] == pytest.approx(0.875) and np.isnan(real["clip_t"])
     for row, label in ((db, "dreambooth"), (ti, "textual-inversion")):
         for m in ("dino", "clip_i", "clip_t"):
             b = BASE[label][m]
-            assert (row[m], row[f"{m}_lo"], row[f"{m}_hi"]) == pytest.approx((b, b - 0.1, b + 0.1)), (
+            assert (row[m], row[f"{m}_lo"], row[f"{m}_hi"]) == pytest.approx((b, np.nan, np.nan), nan_ok=True), (
                 label,
                 m,
             )
 
     md = (out / f"{KEYS[1]}.md").read_text()
-    # Two subjects: intervals are n/a in every display (the CSV keeps the bootstrap's bounds); n = 2.
+    # Two subjects: intervals are n/a in every display (NaN in the CSV); n = 2.
     assert "| Real Images | 0.750 ± n/a | 0.875 ± n/a | N/A | 2 |" in md
     assert "| dreambooth | 0.600 ± n/a | 0.800 ± n/a | 0.300 ± n/a | 2 |" in md
     tex = (out / f"{KEYS[1]}.tex").read_text()
@@ -212,10 +210,10 @@ def test_write_tables_files_and_values(results: Path):
     bp = t5[t5["subject"] == "backpack"].sort_values("num_inputs")
     assert list(bp["num_inputs"]) == [1, 2, 3]
     assert list(bp["dino"]) == pytest.approx([0.20, 0.30, 0.40])
-    # Interval over the subject's two per-prompt means (BASE - 0.1 ± 0.04).
-    assert list(bp["dino_lo"]) == pytest.approx([0.16, 0.26, 0.36])
+    # The interval would be over the subject's two per-prompt means: below 3 values, none.
+    assert bp["dino_lo"].isna().all()
     md5 = (out / f"{KEYS[5]}.md").read_text()
-    assert "| Input images | backpack | dog |" in md5 and "| 1 | 0.200 ± 0.040 | 0.400 ± 0.040 |" in md5
+    assert "| Input images | backpack | dog |" in md5 and "| 1 | 0.200 ± n/a | 0.400 ± n/a |" in md5
     t6 = read_table(out / f"{KEYS[6]}.csv")
     assert t6.loc[(t6["subject"] == "dog") & (t6["num_inputs"] == 3), "clip_t"].item() == pytest.approx(0.43)
 
@@ -382,8 +380,8 @@ def test_inputs_tables_keep_labels_with_other_settings_apart(results: Path):
     write_tables(results)
     md = (results / "tables" / f"{KEYS[5]}.md").read_text()
     assert "| Input images | dreambooth: backpack | dreambooth: dog | dreambooth (no PPL): backpack |" in md
-    assert "| 1 | 0.200 ± 0.040 | 0.400 ± 0.040 | 0.250 ± 0.040 |" in md
-    assert "| 2 | 0.300 ± 0.040 | 0.500 ± 0.040 | N/A |" in md
+    assert "| 1 | 0.200 ± n/a | 0.400 ± n/a | 0.250 ± n/a |" in md
+    assert "| 2 | 0.300 ± n/a | 0.500 ± n/a | N/A |" in md
 
 
 def test_per_category_computed_or_read(results: Path):

@@ -44,7 +44,8 @@ def _metric_profile(new: str | None, old: str | None) -> str:
               help="Output folder (default: <results>/scores).")
 @_results_option
 @click.option("--metric-profile", "metric_profile", default=None,
-              help="Metric profile (see --list-profiles): paper (default), x100, clipscore, paper-vitl14.")
+              help="Metric profile (see --list-profiles): paper (default), x100, clipscore, paper-vitl14, "
+                   "paper-div-native, dreambench-plus, torchmetrics, torchmetrics-vitl14, kosmos-g, imagenhub.")
 @click.option("--profile", "old_profile", default=None, hidden=True,
               help="Deprecated spelling of --metric-profile.")
 @click.option("--model-profile", "model_profile", default="sd15", show_default=True,
