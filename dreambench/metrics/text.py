@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import DataError
+from ..protocol import name_problem
 from ..schema import METHOD_INFO
 
 JOB_INFO = "job.json"
@@ -54,8 +55,12 @@ def token_lookup(images_dir: Path, identifiers: Mapping[str, str]) -> Callable[[
         key = (method, subject)
         if key not in cache:
             ident = identifiers.get(method, "")
-            job = _read_json(images_dir / method / subject / JOB_INFO).get("identifier_in_prompts")
-            written = job or _read_json(images_dir / method / METHOD_INFO).get("identifier_in_prompts") or ident
+            job, info = {}, {}
+            if name_problem(method) is None:  # a label like '../x' is never looked up
+                info = _read_json(images_dir / method / METHOD_INFO)
+                if name_problem(subject) is None:
+                    job = _read_json(images_dir / method / subject / JOB_INFO)
+            written = job.get("identifier_in_prompts") or info.get("identifier_in_prompts") or ident
             cache[key] = (str(written), ident)
         return cache[key]
 
