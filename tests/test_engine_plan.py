@@ -34,8 +34,9 @@ def test_content_hash_is_canonical():
 def test_plan_jobs_and_order(protocol):
     plan = build_plan(_spec(), protocol)
     kinds = [j.kind for j in plan.jobs]
-    assert kinds == ["class_images", "class_images", "subject", "subject", "score", "tables"] or \
-        kinds == ["class_images", "class_images", "subject", "subject", "score"]
+    assert kinds == ["class_images", "class_images", "subject", "subject", "score", "score", "score_merge",
+                     "tables"] or kinds == ["class_images", "class_images", "subject", "subject", "score", "score",
+                                            "score_merge"]
     ids = [j.id for j in plan.jobs]
     assert len(set(ids)) == len(ids)
     subj = plan.by_kind("subject")
@@ -44,8 +45,14 @@ def test_plan_jobs_and_order(protocol):
     # Every subject job depends on exactly the class-image job of its class noun.
     class_ids = {j.subject: j.id for j in plan.by_kind("class_images")}
     assert {j.subject: j.deps for j in subj} == {"dog": [class_ids["dog"]], "backpack": [class_ids["backpack"]]}
-    score = plan.by_kind("score")[0]
-    assert sorted(score.deps) == sorted(j.id for j in subj)
+    # One score job per (label, subject), right after its subject job; the merge waits for all of them.
+    parts = plan.by_kind("score")
+    by_subject = {j.subject: j.id for j in subj}
+    assert {p.subject: p.deps for p in parts} == {s: [i] for s, i in by_subject.items()}
+    assert all(p.spec["label"] == "dreambooth" for p in parts)
+    (merge,) = plan.by_kind("score_merge")
+    assert merge.deps == sorted(p.id for p in parts) and merge.spec["run_if_deps_failed"]
+    assert merge.spec["parts"] == sorted([["dreambooth", s] for s in by_subject])
     # Positions respect dependencies.
     pos = {j.id: i for i, j in enumerate(plan.jobs)}
     assert all(pos[d] < pos[j.id] for j in plan.jobs for d in j.deps)
@@ -160,7 +167,7 @@ def test_estimate_uses_packed_training_and_end_to_end_scoring(tmp_path, protocol
     est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
     # 2 subjects x (20 steps / 4 packed steps/s + 4 images / 0.5 images/s) = 26 s.
     assert est["device_seconds"]["subject"] == pytest.approx(26.0)
-    assert est["device_seconds"]["score"] == pytest.approx(8 / 8.0)  # 8 images at the end-to-end rate
+    assert est["device_seconds"]["score"] == pytest.approx(8 / 8.0)  # 8 images (two parts) at the end-to-end rate
     bench["packing"]["aggregate_steps_per_s"] = 0.5  # packing that loses to one job is not used
     (tmp_path / "bench.json").write_text(json.dumps(bench))
     est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)

@@ -170,6 +170,16 @@ def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
     # Bad data fails the same way every time: not retried although --retries 1 allows one more attempt.
     assert bad["status"] == "failed" and bad["attempts"] == 1 and "00.jpg" in bad["error"]
     assert jobs[("subject", "dog")]["status"] == "done"
-    assert jobs[("score", "")]["status"] == "failed" and "dependency" in jobs[("score", "")]["error"]
+    # Scoring is per subject: backpack's score job cannot run, dog's is done, and the merge still writes
+    # the scores and tables of dog, naming backpack as missing.
+    assert jobs[("score", "backpack")]["status"] == "failed" and "dependency" in jobs[("score", "backpack")]["error"]
+    assert jobs[("score", "dog")]["status"] == "done" and jobs[("score_merge", "")]["status"] == "done"
+    scores = tmp_path / "r" / "scores"
+    assert set(pd.read_csv(scores / "per_image.csv")["subject"]) == {"dog"}
+    missing = pd.read_csv(scores / "missing.csv")
+    assert missing[["method", "subject"]].values.tolist() == [["real", "backpack"]]
+    if _tables_module():
+        assert jobs[("tables", "")]["status"] == "done"
+        assert "backpack" in (tmp_path / "r" / "tables" / "README.md").read_text()
     assert bad["id"] in proc.stderr and "failed" in proc.stderr
     assert "DataError" in (tmp_path / "r" / "logs" / f"{bad['id']}.log").read_text()

@@ -56,7 +56,8 @@ def load_rates(results_dir: Path | None, profile: str) -> dict:
 def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
     """Jobs, images, training steps and estimated device-seconds per kind and per label."""
     per_label: dict[str, float] = {}
-    kinds: dict[str, float] = {"class_images": 0.0, "subject": 0.0, "score": 0.0, "tables": 0.0}
+    kinds: dict[str, float] = {"class_images": 0.0, "subject": 0.0, "score": 0.0, "score_merge": 0.0,
+                               "tables": 0.0}
     sample_s = (sample_steps / rates["sample_steps"]) / rates["sample_images_per_s"]
     steps_total = 0
     for j in plan.jobs:
@@ -69,9 +70,8 @@ def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
             s = j.train_steps / rate + (j.images * sample_s if j.spec.get("needs_model", True) else 0.0)
             steps_total += j.train_steps
             per_label[j.label] = per_label.get(j.label, 0.0) + s
-        elif j.kind == "score":
-            n = sum(x.images for x in plan.jobs if x.kind == "subject")
-            s = n / rates["score_images_per_s"]
+        elif j.kind == "score":  # one (label, subject) part: its images
+            s = j.images / rates["score_images_per_s"]
         else:
             s = 0.0
         kinds[j.kind] += s

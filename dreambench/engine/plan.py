@@ -6,7 +6,10 @@ A *run* is (protocol, method labels with configs, subjects, model profile, seed)
   that class; scheduled before the subject jobs that need them);
 - ``subject``: train + generate for one (label, subject), calling
   :func:`dreambench.methods.job.run_subject_job`;
-- ``score``: one job over the whole ``<results>/images`` folder (:func:`dreambench.metrics.scoring.score_folder`);
+- ``score``: one per (label, subject), after its subject job: scores that manifest part into
+  ``<results>/scores/parts/<label>/<subject>`` (:func:`dreambench.metrics.scoring.score_folder` with ``only``);
+- ``score_merge``: the combined score files from the current parts (:func:`dreambench.metrics.scoring.merge_scores`);
+  runs even when some parts failed, which it lists in ``scores/missing.csv``;
 - ``tables``: Tables 1-6 from the scores (:func:`dreambench.tables.write_tables`).
 
 A job's id is the first 16 hex digits of the sha256 of the canonical JSON of everything that affects its
@@ -30,7 +33,7 @@ from ..methods.job import RUNTIME_KEYS
 from ..protocol import Protocol
 
 #: Job kinds, in the order they are scheduled.
-KINDS = ("class_images", "subject", "score", "tables")
+KINDS = ("class_images", "subject", "score", "score_merge", "tables")
 #: Subjects of the number-of-inputs ablation (paper Tables 5 and 6).
 NUM_INPUTS_SUBJECTS = ("backpack", "dog")
 #: Class-prompt samples per (label, subject) in the paper plan: the PRES metric's images.
@@ -402,16 +405,11 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
         j.deps = sorted(class_jobs[d].id for d in j.deps)
     jobs = list(class_jobs.values()) + subject_jobs
     if spec.score and subject_jobs:
-        sids = sorted(j.id for j in subject_jobs)
-        payload = {**base, "kind": "score", "metric_profile": spec.metric_profile, "subject_jobs": sids,
-                   **_weights_payload(spec.metric_weights)}
-        score = Job(content_hash(payload), "score", "", "",
-                    {"metric_profile": spec.metric_profile, "model_profile": spec.profile,
-                     "metric_weights": dict(spec.metric_weights)}, deps=sids)
-        jobs.append(score)
+        merge = _score_jobs(subject_jobs, base, spec)
+        jobs += merge
         if spec.tables:
-            payload = {"version": __version__, "kind": "tables", "score": score.id}
-            jobs.append(Job(content_hash(payload), "tables", "", "", {}, deps=[score.id]))
+            payload = {"version": __version__, "kind": "tables", "score": merge[-1].id}
+            jobs.append(Job(content_hash(payload), "tables", "", "", {}, deps=[merge[-1].id]))
     return Plan(spec, jobs)
 
 
@@ -425,6 +423,27 @@ def _weights_payload(metric_weights: dict) -> dict:
 
     return {"metric_weights": {k: file_digest(weights_path(v, f"--{k}-weights")) if Path(v).exists() else v
                                for k, v in sorted(metric_weights.items())}}
+
+
+def _score_jobs(subject_jobs: list[Job], base: dict, spec: RunSpec) -> list[Job]:
+    """One score job per (label, subject), run as soon as its subject job is done, then the merge job
+    that writes the combined score files from the current parts (it runs even when some parts failed,
+    and lists them as missing). Whether a done score job's inputs changed since is checked by the
+    runner from content keys (:func:`dreambench.metrics.scoring.inputs_current`), not by the id."""
+    scoring = {"metric_profile": spec.metric_profile, "model_profile": spec.profile,
+               "metric_weights": dict(spec.metric_weights)}
+    weights = _weights_payload(spec.metric_weights)
+    parts = []
+    for sj in subject_jobs:
+        payload = {**base, "kind": "score", "metric_profile": spec.metric_profile, "subject_job": sj.id, **weights}
+        parts.append(Job(content_hash(payload), "score", sj.label, sj.subject,
+                         {**scoring, "label": sj.label, "subject": sj.subject}, deps=[sj.id], images=sj.images))
+    pairs = sorted([p.label, p.subject] for p in parts)
+    payload = {**base, "kind": "score_merge", "metric_profile": spec.metric_profile,
+               "parts": sorted(p.id for p in parts), **weights}
+    merge = Job(content_hash(payload), "score_merge", "", "",
+                {**scoring, "parts": pairs, "run_if_deps_failed": True}, deps=sorted(p.id for p in parts))
+    return parts + [merge]
 
 
 def class_image_needs(sj: Any, protocol: Protocol) -> list[dict]:

@@ -121,9 +121,10 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
         db.add_jobs(plan.jobs)
         db.reset_for_resume(ids)
         for r in db.jobs(ids):
-            if r["status"] == "done" and not _outputs_present(results, r):
-                db.set_status(r["id"], "pending", "outputs missing on disk; run again")
+            if r["status"] == "done" and not _outputs_present(results, r, Path(opts.data_dir)):
+                db.set_status(r["id"], "pending", "outputs missing on disk or made from other inputs; run again")
         status = {r["id"]: r["status"] for r in db.jobs(ids)}
+        _rerun_dependents(plan, status, db)
         todo = [j for j in plan.jobs if status[j.id] != "done"]
         skipped = len(plan.jobs) - len(todo)
         run_id = db.start_run(opts.argv, ids)
@@ -223,7 +224,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
             # Fail jobs whose dependencies failed for good: they cannot run.
             for j in list(pending):
                 bad = [d for d in j.deps if status.get(d) == "failed"]
-                if bad:
+                if bad and not j.spec.get("run_if_deps_failed"):
                     pending.remove(j)
                     msg = f"not run: dependency job(s) failed: {', '.join(bad)}"
                     db.mark_failed(j.id, msg)
@@ -231,7 +232,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
                     failed[j.id] = msg
                     bar.update(1)
             for slot in backend.free_slots():
-                ready = next((j for j in pending if all(status.get(d) == "done" for d in j.deps)), None)
+                ready = next((j for j in pending if _deps_met(j, status)), None)
                 if ready is None:
                     break
                 pending.remove(ready)
@@ -281,6 +282,13 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
     return done, failed
 
 
+def _deps_met(job: Job, status: dict[str, str]) -> bool:
+    """Its dependencies are done (or, for a job that runs after failures, such as the score merge,
+    finished one way or the other)."""
+    ok = ("done", "failed") if job.spec.get("run_if_deps_failed") else ("done",)
+    return all(status.get(d) in ok for d in job.deps)
+
+
 def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> None:
     """Before a subject job writes under its label: if the label was made with another label key
     (another config, recipe, seed, model...), move the label's folders aside (:func:`move_aside`) and
@@ -328,15 +336,41 @@ def _drop_superseded_if_replaced(results: Path, label: str, label_jobs: dict[str
         folder.parent.rmdir()
 
 
-def _outputs_present(results: Path, row: dict) -> bool:
-    """Whether a done job's outputs are still on disk (a user may have deleted them)."""
+def _outputs_present(results: Path, row: dict, data_dir: Path | None = None) -> bool:
+    """Whether a done job's outputs are still on disk (a user may have deleted them) and, for score jobs,
+    still made from the current inputs (image and real-photo bytes, CLIP-T texts, profile, weights),
+    checked from content keys without building any model."""
     from ..schema import MANIFEST
 
     if row["kind"] == "subject":
         return (results / "images" / row["label"] / row["subject"] / MANIFEST).is_file()
+    spec = row.get("spec") or {}
     if row["kind"] == "score":
-        return (results / "scores" / "per_image.csv").is_file()
+        from ..metrics.keys import inputs_current, part_dir, weights_kwargs
+
+        if "label" not in spec or data_dir is None:  # a whole-folder score job of an older release
+            return False
+        ok, _ = inputs_current(results / "images", data_dir, part_dir(results / "scores", spec["label"], spec["subject"]),
+                               metric_profile=spec["metric_profile"], model_profile=spec["model_profile"],
+                               only=(spec["label"], spec["subject"]), cache_dir=results / "cache",
+                               **weights_kwargs(spec.get("metric_weights")))
+        return ok
+    if row["kind"] == "score_merge":
+        from ..metrics.keys import merged_current
+
+        return merged_current(results / "scores", [tuple(p) for p in spec.get("parts", [])])
+    if row["kind"] == "tables":
+        readme, meta = results / "tables" / "README.md", results / "scores" / "score_meta.json"
+        return readme.is_file() and meta.is_file() and readme.stat().st_mtime_ns >= meta.stat().st_mtime_ns
     return True
+
+
+def _rerun_dependents(plan: Plan, status: dict[str, str], db: StateDB) -> None:
+    """A done job whose input job runs again runs again too (plan.jobs is in dependency order)."""
+    for j in plan.jobs:
+        if status.get(j.id) == "done" and any(status.get(d) != "done" for d in j.deps):
+            db.set_status(j.id, "pending", "an input job runs again")
+            status[j.id] = "pending"
 
 
 def _set_images(db: StateDB, job_id: str, images: int) -> None:

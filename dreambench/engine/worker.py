@@ -95,6 +95,7 @@ class Worker:
         self._pristine: PristineCopy | None = None
         self._model_key: tuple | None = None
         self._dirty = False
+        self._towers: dict | None = None  # metric backbones shared by this worker's score jobs
         if ctx.threads:
             import torch
 
@@ -206,19 +207,38 @@ class Worker:
         return artifacts, len(rows)
 
     def _run_score(self, job: dict, log: Any) -> tuple[dict, int]:
+        """Score one (label, subject) manifest part into ``scores/parts/<label>/<subject>``; backbones are
+        built once per worker (and not at all when every number is current)."""
+        from ..metrics.scoring import part_dir, score_folder
+
+        spec = job["spec"]
+        label, subject = spec["label"], spec["subject"]
+        out = part_dir(self.results_dir / "scores", label, subject)
+        log(f"scoring {label}/{subject} -> {out} (metric profile {spec['metric_profile']})")
+        if self._towers is None:
+            self._towers = {}
+        weights = spec.get("metric_weights") or {}
+        res = score_folder(self.results_dir / "images", self.data_dir, out, metric_profile=spec["metric_profile"],
+                           model_profile=spec["model_profile"], device=self.ctx.device, progress=self.ctx.progress,
+                           dino_weights=weights.get("dino"), clip_weights=weights.get("clip"),
+                           lpips_weights=weights.get("lpips"), cache_dir=self.results_dir / "cache",
+                           only=(label, subject), towers=self._towers, log=log)
+        log(f"score stats: {res.stats}")
+        for e in res.errors[:20]:  # bad rows are data (errors.csv), not a failed job
+            log(f"bad input: {e}")
+        return {"scores": str(out)}, len(res.per_image)
+
+    def _run_score_merge(self, job: dict, log: Any) -> tuple[dict, int]:
         from ..manifest import merge_manifest
-        from ..metrics.scoring import score_folder
+        from ..metrics.scoring import merge_scores
 
         spec = job["spec"]
         images_dir = self.results_dir / "images"
         merge_manifest(images_dir)
         out = self.results_dir / "scores"
-        log(f"scoring {images_dir} -> {out} (metric profile {spec['metric_profile']})")
-        weights = spec.get("metric_weights") or {}
-        res = score_folder(images_dir, self.data_dir, out, metric_profile=spec["metric_profile"],
-                           model_profile=spec["model_profile"], device=self.ctx.device, progress=self.ctx.progress,
-                           dino_weights=weights.get("dino"), clip_weights=weights.get("clip"),
-                           lpips_weights=weights.get("lpips"))
+        res = merge_scores(out, [tuple(p) for p in spec["parts"]], images_dir, self.data_dir,
+                           metric_profile=spec["metric_profile"], model_profile=spec["model_profile"],
+                           metric_weights=spec.get("metric_weights") or {}, log=log)
         return {"scores": str(out)}, len(res.per_image)
 
     def _run_tables(self, job: dict, log: Any) -> tuple[dict, int]:

@@ -7,16 +7,30 @@ Reads ``<images>/manifest.csv`` (or the per-(method, subject) parts) and the rea
   ``clip_t_text`` (the identifier-free text CLIP-T used), ``dino``, ``clip_i``, ``clip_t``,
   ``max_dino_real``, ``copy_flag``, ``metric_profile``, ``weights`` (``random-init`` when the generator
   or the metric backbones were random-init, else ``pretrained``), ``dino_backbone``, ``clip_backbone``
-  (name@weights id). Rows with ``prompt_index == -1`` are class-prompt samples: ``dino`` is their PRES.
-- ``div.csv``: method, subject, prompt_index, div, n_images, n_pairs, lpips, metric_profile.
-- ``real.csv``: subject, dino, clip_i, n_pairs, n_images, copy_reference (Real Images upper bound).
+  (name@origin:digest), ``image_sha256``, ``real_set``, ``score_key`` and the provenance columns. Rows with ``prompt_index == -1`` are class-prompt samples: ``dino`` is their PRES.
+- ``div.csv``: method, subject, prompt_index, div, n_images, n_pairs, lpips, metric_profile, div_key.
+- ``real.csv``: subject, dino, clip_i, n_pairs, n_images, copy_reference (Real Images upper bound),
+  real_set, real_key.
 - ``per_subject.csv``: method, subject, metric, value (the per-subject means everything is built on).
 - ``aggregates.csv``, ``per_category.csv``, ``paired.csv``, ``errors.csv``, ``score_meta.json``.
 
-Resumable: a row already in ``per_image.csv`` with the same path, prompt, seed, metric profile and
-backbones (weights ids) is kept, not recomputed; a DIV group already in ``div.csv`` with the same image
-count, profile and LPIPS trunk likewise. ``per_image.csv`` and ``div.csv`` are rewritten atomically after
-every chunk, so an interrupted run loses at most one chunk.
+Content-addressed: a per-image score is reused from the previous ``per_image.csv`` only when its
+``score_key`` is unchanged, the hash of the image bytes (``image_sha256``), the subject's real-photo
+set (``real_set``: names and bytes), the CLIP-T text, the metric profile and the DINO/CLIP weights
+(``dino_backbone``/``clip_backbone``: name@origin:digest of the tensor bytes, cached in
+``<cache>/digests.json``). A DIV group is reused when its ``div_key`` (member images' hashes, profile,
+LPIPS trunk) is unchanged, a real.csv row when its ``real_key`` (real set, profile, weights) is. So a
+re-run after any change re-scores exactly what changed, and a re-run with nothing changed builds no
+model at all (``stats.backbones_built == 0``). ``per_image.csv`` and ``div.csv`` are rewritten
+atomically after every chunk, so an interrupted run loses at most one chunk.
+
+Provenance: every file carries ``metric_profile``, ``weights``, ``sd_source``, ``sd_digest`` (from the
+manifest rows the subject job wrote, see :mod:`dreambench.provenance`), ``dino_backbone``,
+``clip_backbone`` and ``dreambench_version``.
+
+Per subject: ``score_folder(..., only=(label, subject))`` scores one manifest part into
+``<scores>/parts/<label>/<subject>`` and :func:`merge_scores` combines the current parts into the files
+above, listing absent or stale parts in ``missing.csv`` (method, subject, reason).
 
 Bad input (a manifest row whose file is missing or cannot be decoded, an empty prompt, a duplicate
 path, a subject whose real-image folder is missing, empty or holds an unreadable image) is reported in
@@ -27,7 +41,6 @@ them; the CLI exits non-zero when there are any.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import subprocess
 import time
@@ -42,14 +55,12 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..errors import DataError, DreambenchError
-from ..images import list_images
 from ..io import atomic_path, write_text_atomic
-from ..manifest import read_manifest, row_problem
 from ..models import Backbone, build_clip, build_dino, get_profile
+from ..models.digest import tensor_digest
 from ..paths import REPO_DIR
-from ..protocol import name_problem
 from ..provenance import sd_sources
-from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, METHOD_INFO, PER_IMAGE
+from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, PER_IMAGE
 from . import functional as F
 from .aggregate import (
     BOOTSTRAP,
@@ -59,29 +70,40 @@ from .aggregate import (
     per_subject_table,
 )
 from .decode import decode, default_workers, prefetch_map
-from .embed import EmbeddingCache, ImageEncoder, Lpips, TextEncoder, embed_reference_images, stack_group
-from .pairing import with_references
+from .embed import (
+    EmbeddingCache,
+    ImageEncoder,
+    Lpips,
+    TextEncoder,
+    embed_reference_images,
+    lpips_trunk_label,
+    stack_group,
+    trunk_is_pretrained,
+)
+from .keys import (  # noqa: F401  (CACHE_ENV, strip_identifier, merged_current: re-exported)
+    CACHE_ENV,
+    NO_MODEL,
+    PARTS,
+    UNKNOWN,
+    ScoreError,
+    TowerIds,
+    Work,
+    default_cache_dir,
+    digests,
+    drop_subjects,
+    inputs_current,
+    lib_version,
+    merged_current,
+    part_dir,
+    prepare,
+    read_csv_or_none,
+    short_hash,
+    strip_identifier,
+    weights_kwargs,
+)
 from .profiles import COPY_REFERENCES, MetricProfile, get_metric_profile
-from .text import strip_tokens, token_lookup
 
-CACHE_ENV = "DREAMBENCH_CACHE"
-SCORE_VALUE_COLUMNS = ["dino", "clip_i", "clip_t", "max_dino_real"]
 REAL_METHOD = "real-images"
-_RESUME_KEY = ["path", "prompt", "seed", "metric_profile", "dino_backbone", "clip_backbone"]
-
-
-@dataclass(frozen=True)
-class ScoreError:
-    """One skipped input: the file at fault, where it belongs and what is wrong."""
-
-    path: str
-    method: str
-    subject: str
-    prompt_index: int | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}: {self.message}"
 
 
 @dataclass
@@ -106,36 +128,6 @@ class ScoreResult:
     @property
     def images_per_s(self) -> float | None:
         return self.meta.get("images_per_s")
-
-
-def default_cache_dir(out_dir: str | Path) -> Path:
-    """``$DREAMBENCH_CACHE`` when set, else ``<out>/../cache``."""
-    import os
-
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path(out_dir).resolve().parent / "cache"
-
-
-def strip_identifier(prompt: str, identifier: str) -> str:
-    """The prompt without the identifier token: ``"a sks dog in the jungle"`` -> ``"a dog in the jungle"``.
-
-    Only whole tokens are removed (``"sks"`` in ``"asks"`` stays); whitespace is collapsed and no space is
-    left before punctuation (:func:`.text.strip_tokens`)."""
-    return strip_tokens(prompt, [identifier])
-
-
-def _method_identifiers(images_dir: Path, methods, default: str) -> dict[str, str]:
-    out = {}
-    for m in methods:
-        ident = default
-        info = images_dir / m / METHOD_INFO
-        if name_problem(str(m)) is None and info.is_file():  # a label like '../x' is never looked up
-            try:
-                ident = json.loads(info.read_text()).get("identifier") or default
-            except (OSError, ValueError) as e:
-                raise DataError(f"{info}: not valid JSON ({e})") from None
-        out[m] = ident
-    return out
 
 
 def _categories(df: pd.DataFrame) -> pd.Series:
@@ -170,57 +162,8 @@ def _write_csv(df: pd.DataFrame, path: Path) -> None:
         df.to_csv(tmp, index=False)
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-        return None  # an unreadable previous output is simply recomputed
-
-
 # ---------------------------------------------------------------------------------------------------------
 # Input validation
-
-
-def _validate_rows(
-    manifest: pd.DataFrame, images_dir: Path, identifiers: dict[str, str], errors: list[ScoreError]
-) -> pd.DataFrame:
-    """Good manifest rows with ``abspath`` and ``clip_t_text`` added; bad rows go to ``errors``."""
-    has_plain = "prompt_plain" in manifest.columns
-    tokens = token_lookup(images_dir, identifiers)  # what each job wrote in its prompts (TI: its placeholder)
-    keep, abspaths, texts, seen = [], [], [], set()
-    for i, r in enumerate(manifest.itertuples(index=False)):
-        row = r._asdict()
-        rel, prompt = str(row["path"]), str(row["prompt"]).strip()
-        where = (rel, str(row["method"]), str(row["subject"]), int(row["prompt_index"]))
-        path = images_dir / rel
-        unsafe = row_problem(images_dir, row)  # absolute, '..', symlink out, bad name: never read
-        if unsafe:
-            errors.append(ScoreError(*where, unsafe))
-            continue
-        if rel in seen:
-            errors.append(ScoreError(*where, "duplicate manifest row for this path (first one kept)"))
-            continue
-        seen.add(rel)
-        if not prompt:
-            errors.append(ScoreError(*where, "empty prompt in the manifest"))
-            continue
-        if not path.is_file():
-            errors.append(ScoreError(*where, f"file not found ({path})"))
-            continue
-        plain = str(row["prompt_plain"]).strip() if has_plain else ""
-        text = plain or strip_tokens(prompt, tokens(str(row["method"]), str(row["subject"])))
-        if not text:
-            errors.append(ScoreError(*where, "prompt is empty once the identifier is removed"))
-            continue
-        keep.append(i)
-        abspaths.append(str(path))
-        texts.append(text)
-    good = manifest.iloc[keep].reset_index(drop=True)
-    good["abspath"] = abspaths
-    good["clip_t_text"] = texts
-    return good
 
 
 @dataclass
@@ -236,60 +179,48 @@ class _Reference:
     names: tuple[str, ...] = ()  # file names of the photos, in embedding order (one-reference pairing)
 
 
-def _reference_sets(
-    subjects: list[str], subjects_dir: Path, dino: ImageEncoder, clip: ImageEncoder, cache: EmbeddingCache,
-    profile: MetricProfile, batch_size: int, workers: int, progress: bool,
-) -> tuple[dict[str, _Reference], dict[str, str]]:
-    refs, bad = {}, {}
-    reduce = COPY_REFERENCES[profile.copy_reference]
-    for s in tqdm(subjects, desc="real images", unit="subject", disable=not progress, leave=False):
-        folder = subjects_dir / s
-        if not folder.is_dir():
-            bad[s] = f"real-image folder {folder} not found (is --subjects the dataset folder?)"
-            continue
-        paths = list_images(folder)
-        if not paths:
-            bad[s] = f"real-image folder {folder} holds no images"
-            continue
-        try:
-            d, c = embed_reference_images(paths, [dino, clip], cache, batch_size=batch_size, workers=workers)
-        except DataError as e:
-            bad[s] = f"real image unusable, subject skipped: {e}"
-            continue
-        dm, n_pairs = F.real_pairs_mean(d)
-        cm, _ = F.real_pairs_mean(c)
-        refs[s] = _Reference(d, c, dm, cm, n_pairs, F.real_pairs_stat(d, reduce), tuple(p.name for p in paths))
-    return refs, bad
-
-
 # ---------------------------------------------------------------------------------------------------------
-# The scorer
+# Building towers only when a number must be computed
 
 
-def _tensor_digest(model: torch.nn.Module) -> str:
-    """sha256 (16 hex digits) of every tensor's values in a model's state dict."""
-    h = hashlib.sha256()
-    for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
+class Towers(TowerIds):
+    """:class:`~.keys.TowerIds` that builds the DINO and CLIP towers when some number must be computed
+    (a resume with nothing to do builds none). Built towers get ``weights_id = origin:digest``; ``shared``
+    (a dict the caller keeps) lets a worker reuse them across jobs."""
 
+    def __init__(self, *args, shared: dict | None = None):
+        super().__init__(*args)
+        self.shared, self.built, self._bbs = shared, 0, {}
 
-def _build_backbones(prof: MetricProfile, mprof, dino_weights, clip_weights) -> tuple[Backbone, Backbone]:
-    """DINO and CLIP backbones; random-init ones get their ``weights_id`` extended with a digest of all
-    their values, so cache keys and resumed rows can only match identical weights."""
-    dino_bb = build_dino(mprof, prof.dino.arch, dino_weights)
-    clip_bb = build_clip(mprof, prof.clip.arch, prof.clip.tag, clip_weights)
-    out = []
-    for bb in (dino_bb, clip_bb):
-        if bb.weights_id.startswith("random:"):
-            bb = dataclasses.replace(bb, weights_id=f"{bb.weights_id}:{_tensor_digest(bb.model)}")
-        out.append(bb)
-    return out[0], out[1]
+    def backbone(self, kind: str) -> Backbone:
+        if kind not in self._bbs:
+            origin, ckey = self.spec(kind)
+            bb = self.shared.get((kind, ckey)) if self.shared is not None else None
+            if bb is None:
+                if kind == "dino":
+                    bb = build_dino(self.mprof, self.prof.dino.arch, self.dino_weights)
+                else:
+                    bb = build_clip(self.mprof, self.prof.clip.arch, self.prof.clip.tag, self.clip_weights)
+                self.built += 1
+                model = bb.model
+                digest = self.digests.lookup(ckey, lambda: tensor_digest(model))
+                bb = dataclasses.replace(bb, weights_id=f"{origin}:{digest}")
+                if self.shared is not None:
+                    self.shared[(kind, ckey)] = bb
+            self._bbs[kind] = bb
+        return self._bbs[kind]
+
+    def build_id(self, kind: str) -> str:
+        bb = self.backbone(kind)
+        return f"{bb.name}@{bb.weights_id}"
 
 
 def _combine(*labels: str) -> str:
     return "random-init" if any(lbl != "pretrained" for lbl in labels) else "pretrained"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The scorer
 
 
 def score_folder(
@@ -310,6 +241,8 @@ def score_folder(
     identifier: str = "sks",
     chunk_size: int | None = None,
     log: Callable[[str], None] | None = None,
+    only: tuple[str, str] | None = None,
+    towers: dict | None = None,
 ) -> ScoreResult:
     """Score every image of ``images_dir`` against the real photos in ``subjects_dir``; write ``out_dir``.
 
@@ -322,10 +255,14 @@ def score_folder(
         device: ``cuda``/``cpu``/...; default CUDA when available. bf16 autocast on CUDA.
         batch_size: images per backbone forward pass.
         num_workers: decode threads (default: one per core, at most 16).
-        cache_dir: real-image embedding cache (default ``$DREAMBENCH_CACHE`` or ``<out>/../cache``).
+        cache_dir: real-image embedding and weight-digest cache (default ``$DREAMBENCH_CACHE`` or
+            ``<out>/../cache``).
         identifier: identifier removed from prompts for CLIP-T when the manifest has no ``prompt_plain``
             and the method's ``method.json`` names none.
         chunk_size: images per write of ``per_image.csv`` (default ``max(8 * batch_size, 256)``).
+        only: ``(label, subject)``: score only that manifest part and write only per_image.csv, div.csv,
+            real.csv, errors.csv and score_meta.json (a part that :func:`merge_scores` combines).
+        towers: a dict kept by the caller in which built backbones are shared across calls.
     """
     t0 = time.perf_counter()
     say = log or (lambda s: None)
@@ -334,42 +271,16 @@ def score_folder(
     images_dir, subjects_dir, out_dir = Path(images_dir), Path(subjects_dir), Path(out_dir)
     if not subjects_dir.is_dir():
         raise DataError(f"--subjects {subjects_dir}: folder not found (the dataset folder with one folder per subject)")
-    manifest = read_manifest(images_dir)
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workers = num_workers or default_workers()
     chunk_size = chunk_size or max(8 * batch_size, 256)
     cache = EmbeddingCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(out_dir))
-    errors: list[ScoreError] = []
-
-    identifiers = _method_identifiers(images_dir, manifest["method"].astype(str).unique(), identifier)
-    rows = _validate_rows(manifest, images_dir, identifiers, errors)
-    rows["method"] = rows["method"].astype(str)
-    rows["subject"] = rows["subject"].astype(str)
-
-    # Backbones. Labels: the model profile says whether weights are real; LPIPS may fall back to random.
-    dino_bb, clip_bb = _build_backbones(prof, mprof, dino_weights, clip_weights)
-    dino = ImageEncoder("dino", dino_bb, prof.dino.transform, dev)
-    clip = ImageEncoder("clip", clip_bb, prof.clip.transform, dev)
-    text_enc = TextEncoder(clip_bb, dev)
-    lpips_model = Lpips(prof.div, mprof.pretrained_weights, dev, lpips_weights)
-    backbone_label = mprof.weights_label
-    div_label = _combine(backbone_label, "pretrained" if lpips_model.pretrained else "random-init")
-    dino_id, clip_id = f"{dino_bb.name}@{dino_bb.weights_id}", f"{clip_bb.name}@{clip_bb.weights_id}"
-    say(f"backbones: dino {dino_id}, clip {clip_id}, lpips {lpips_model.label} on {dev}")
-
-    # Real images: embeddings (cached on disk) and real-vs-real statistics per subject.
-    subjects = sorted(rows["subject"].unique())
-    refs, bad_subjects = _reference_sets(subjects, subjects_dir, dino, clip, cache, prof, batch_size, workers,
-                                         progress)
-    real_embedded = dino.images  # nothing else has gone through the DINO tower yet
-    if bad_subjects:
-        bad_mask = rows["subject"].isin(list(bad_subjects))
-        for r in rows[bad_mask].itertuples(index=False):
-            errors.append(ScoreError(str(r.path), r.method, r.subject, int(r.prompt_index), bad_subjects[r.subject]))
-        rows = rows[~bad_mask].reset_index(drop=True)
-    if prof.pairing == "one":  # each image against one reference photo (metrics/pairing.py)
-        rows = with_references(rows, {s: r.names for s, r in refs.items()}, lambda r, msg: errors.append(
-            ScoreError(str(r["path"]), str(r["method"]), str(r["subject"]), int(r["prompt_index"]), msg)))
+    tw = Towers(prof, mprof, dino_weights, clip_weights, digests(cache_dir, out_dir), shared=towers)
+    lpips_label = lpips_trunk_label(prof.div, mprof.pretrained_weights, lpips_weights)
+    w = prepare(images_dir, subjects_dir, out_dir, prof, tw, lpips_label, identifier, only)
+    rows, errors, done = w.rows, w.errors, w.done
+    assert w.ids is not None
+    dino_id, clip_id = w.ids
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     # Derived columns, fresh from the manifest on every run.
     if "weights" in rows.columns:
@@ -377,67 +288,167 @@ def score_folder(
     gen = rows["gen_weights"].astype(str) if "gen_weights" in rows.columns else pd.Series("pretrained", rows.index)
     rows["category"] = _categories(rows) if len(rows) else pd.Series(dtype=str)
     rows["metric_profile"] = prof.name
+    backbone_label = mprof.weights_label
     rows["weights"] = [_combine(g, backbone_label) for g in gen]
     rows["dino_backbone"], rows["clip_backbone"] = dino_id, clip_id
-    rows = rows.sort_values(["method", "subject", "prompt_index", "seed", "path"], kind="stable").reset_index(drop=True)
+    for c in ("sd_source", "sd_digest"):  # "" where no SD model made the images (real photos)
+        vals = rows[c].astype(str) if c in rows.columns else pd.Series(UNKNOWN, rows.index)
+        rows[c] = vals.where(vals != "", NO_MODEL)
+    rows["dreambench_version"] = __version__
+    div_label = _combine(backbone_label, "pretrained" if trunk_is_pretrained(lpips_label) else "random-init")
 
-    # Resume: previous scores for identical rows, previous DIV for identical groups.
+    div_todo = {k: v for k, v in w.div_groups.items() if k not in w.div_done}
+    real_todo = [s for s in w.real_sets if s not in w.real_done]
+    need_refs = sorted(set(rows.loc[~done, "subject"]) | set(real_todo))
     out_dir.mkdir(parents=True, exist_ok=True)
-    for c in SCORE_VALUE_COLUMNS:
-        rows[c] = np.nan
-    done = np.zeros(len(rows), dtype=bool)
-    prev = _read_csv(out_dir / PER_IMAGE)
-    if prev is not None and set(_RESUME_KEY + SCORE_VALUE_COLUMNS) <= set(prev.columns) and len(rows):
-        prev = prev.drop_duplicates("path").astype({"path": str, "prompt": str})
-        key = rows[_RESUME_KEY].astype({"path": str, "prompt": str}).reset_index()
-        merged = key.merge(prev[_RESUME_KEY + SCORE_VALUE_COLUMNS], on=_RESUME_KEY, how="inner")
-        merged = merged.dropna(subset=["dino", "clip_i", "clip_t"])
-        rows.loc[merged["index"].to_numpy(), SCORE_VALUE_COLUMNS] = merged[SCORE_VALUE_COLUMNS].to_numpy()
-        done[merged["index"].to_numpy()] = True
-
-    group_cols = ["method", "subject", "prompt_index"]
-    # .groups gives index labels (= positions in rows); .indices would be positions in the filtered frame
-    regular = rows[rows["prompt_index"] != CLASS_PROMPT_INDEX].groupby(group_cols).groups
-    div_groups = {(str(k[0]), str(k[1]), int(k[2])): np.asarray(v, dtype=int)
-                  for k, v in regular.items() if len(v) >= 2}
-    div_done: dict[tuple, dict] = {}
-    prev_div = _read_csv(out_dir / "div.csv")
-    if prev_div is not None and {"div", "n_images", "lpips", "metric_profile"} <= set(prev_div.columns):
-        for r in prev_div.itertuples(index=False):
-            k = (str(r.method), str(r.subject), int(r.prompt_index))
-            if (k in div_groups and int(r.n_images) == len(div_groups[k]) and r.lpips == lpips_model.label
-                    and r.metric_profile == prof.name and not pd.isna(r.div)):
-                div_done[k] = {"div": float(r.div), "n_images": int(r.n_images), "n_pairs": int(r.n_pairs)}
-    div_todo = {k: v for k, v in div_groups.items() if k not in div_done}
     done_at_start = done.copy()
+    lpips_model = Lpips(prof.div, mprof.pretrained_weights, dev, lpips_weights)
+    if not need_refs and not div_todo:
+        say(f"nothing to score: {len(rows)} rows, {len(w.div_groups)} DIV groups and {len(w.real_sets)} real "
+            f"sets are current (no model built)")
+        refs: dict[str, _Reference] = {}
+        dino = clip = text_enc = None
+    else:
+        dino = ImageEncoder("dino", tw.backbone("dino"), prof.dino.transform, dev)
+        clip = ImageEncoder("clip", tw.backbone("clip"), prof.clip.transform, dev)
+        text_enc = TextEncoder(tw.backbone("clip"), dev)
+        say(f"backbones: dino {dino_id}, clip {clip_id}, lpips {lpips_label} on {dev}")
+        refs, bad = _reference_sets(need_refs, w.real_sets, dino, clip, cache, prof, batch_size, workers, progress)
+        if bad:
+            keep = ~rows["subject"].isin(list(bad)).to_numpy()
+            rows = drop_subjects(rows, bad, errors)
+            done = done[keep]
+            done_at_start = done_at_start[keep]
+            real_todo = [s for s in real_todo if s not in bad]
+            w.real_done = {s: r for s, r in w.real_done.items() if s not in bad}
+            regular = rows[rows["prompt_index"] != CLASS_PROMPT_INDEX].groupby(["method", "subject", "prompt_index"]).groups
+            groups = {(str(k[0]), str(k[1]), int(k[2])): np.asarray(v, dtype=int) for k, v in regular.items() if len(v) >= 2}
+            div_todo = {k: v for k, v in groups.items() if k not in w.div_done}
+            w.div_done = {k: v for k, v in w.div_done.items() if k in groups}
+    real_embedded = dino.images if dino is not None else 0
+    levels = {s: float(prof.scale("dino").apply(r.copy_level)) for s, r in refs.items()}
+    levels.update({s: float(r["copy_reference"]) for s, r in w.real_done.items()})
 
-    # Work list: whole groups in manifest order, so DIV is computed from the images a chunk decoded.
+    loop = _score_loop(rows, done, div_todo, dino, clip, text_enc, lpips_model, refs, levels, prof, w,
+                       batch_size, workers, chunk_size, progress, out_dir, lpips_label, say, errors)
+    failed, new_div, timings, loop_s = loop
+    done = done & ~failed
+    scored_now = int((done & ~done_at_start).sum())
+    images_per_s = scored_now / loop_s if scored_now > 0 and loop_s > 0 else None
+
+    per_image = _per_image_frame(rows[done], levels)
+    div = _div_frame(w.div_done | new_div, rows, prof.name, lpips_label, w.div_keys)
+    real = _real_frame(refs, w, prof, sorted(w.real_sets))
+    err_df = pd.DataFrame([e.__dict__ for e in errors], columns=["path", "method", "subject", "prompt_index",
+                                                                 "message"])
+    stats = {"rows": w.n_manifest, "scored": len(per_image),
+             "scored_now": scored_now, "reused": int(done_at_start.sum()), "errors": len(errors),
+             "div_groups_now": len(new_div), "div_groups_reused": len(w.div_done), "real_now": len(real_todo),
+             "real_reused": len(w.real_done), "real_images_embedded": real_embedded, "cache_hits": cache.hits,
+             "cache_misses": cache.misses, "backbones_built": tw.built, "lpips_built": lpips_model._model is not None,
+             "dino_images": dino.images if dino else 0, "clip_images": clip.images if clip else 0,
+             "texts": text_enc.texts if text_enc else 0}
+    meta = {
+        "metric_profile": prof.to_dict(), "metric_profile_key": w.profile_key,
+        "model_profile": mprof.name,
+        "weights": backbone_label,
+        "backbones": {
+            "dino": {"arch": prof.dino.arch, **_tower_meta(dino_id, dino_weights), "transform": prof.dino.transform.id},
+            "clip": {"arch": prof.clip.arch, "tag": prof.clip.tag, **_tower_meta(clip_id, clip_weights),
+                     "transform": prof.clip.transform.id},
+            "lpips": {"net": prof.div.net, "trunk": lpips_label, "size": prof.div.size, "weights": div_label,
+                      "version": lib_version("lpips"), "weights_file": str(lpips_weights) if lpips_weights else None},
+        },
+        "sd": sd_sources(per_image),
+        "labels": {"backbone": backbone_label, "div": div_label},
+        "images_dir": str(images_dir), "subjects_dir": str(subjects_dir), "cache_dir": str(cache.root),
+        "device": str(dev), "dtype": "bfloat16-autocast" if dev.type == "cuda" else "float32",
+        "batch_size": batch_size, "workers": workers,
+        "dreambench_version": __version__, "git_commit": _git_commit(),
+        "images_per_s": images_per_s, "loop_s": loop_s, "loop_timings_s": timings,
+        "stats": stats, "bootstrap": BOOTSTRAP, "part": list(only) if only else None,
+        "content_key": short_hash([sorted(per_image["score_key"]), sorted(div["div_key"]), sorted(real["real_key"])]),
+    }
+    if only is not None:
+        _write_core(out_dir, per_image, div, real, err_df)
+        meta["wall_s"] = time.perf_counter() - t0
+        meta["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        write_text_atomic(out_dir / "score_meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+        return ScoreResult(out_dir, per_image, pd.DataFrame(), div, real, pd.DataFrame(), pd.DataFrame(), errors,
+                           meta, stats)
+    return finalize_scores(out_dir, per_image, div, real, err_df, errors, meta, t0)
+
+
+_WHERE = {"file": "file", "pretrained": "hub cache"}
+
+
+def _tower_meta(tower_id: str, weights_file) -> dict:
+    """score_meta.json's description of a tower from its id ``name@origin:digest``."""
+    name, wid = tower_id.split("@", 1)
+    origin, _, digest = wid.rpartition(":")
+    return {"name": name, "weights_id": wid, "where": _WHERE.get(origin, "random-init"), "digest": digest,
+            "weights_file": str(weights_file) if weights_file else None}
+
+
+def _write_core(out_dir: Path, per_image: pd.DataFrame, div: pd.DataFrame, real: pd.DataFrame,
+                err_df: pd.DataFrame) -> None:
+    _write_csv(per_image, out_dir / PER_IMAGE)
+    _write_csv(div, out_dir / "div.csv")
+    _write_csv(real, out_dir / "real.csv")
+    _write_csv(err_df, out_dir / "errors.csv")
+
+
+def _reference_sets(
+    subjects: list[str], real_sets: dict, dino: ImageEncoder, clip: ImageEncoder, cache: EmbeddingCache,
+    profile: MetricProfile, batch_size: int, workers: int, progress: bool,
+) -> tuple[dict[str, _Reference], dict[str, str]]:
+    refs, bad = {}, {}
+    reduce = COPY_REFERENCES[profile.copy_reference]
+    for s in tqdm(subjects, desc="real images", unit="subject", disable=not progress, leave=False):
+        try:
+            d, c = embed_reference_images(real_sets[s][0], [dino, clip], cache, batch_size=batch_size,
+                                          workers=workers)
+        except DataError as e:
+            bad[s] = f"real image unusable, subject skipped: {e}"
+            continue
+        dm, n_pairs = F.real_pairs_mean(d)
+        cm, _ = F.real_pairs_mean(c)
+        refs[s] = _Reference(d, c, dm, cm, n_pairs, F.real_pairs_stat(d, reduce),
+                             tuple(p.name for p in real_sets[s][0]))
+    return refs, bad
+
+
+def _score_loop(rows, done, div_todo, dino, clip, text_enc, lpips_model, refs, levels, prof, w, batch_size,
+                workers, chunk_size, progress, out_dir, lpips_label, say, errors):
+    """Embed and score the rows not done and compute the DIV groups to do, in chunks of whole groups,
+    rewriting per_image.csv and div.csv after each chunk. Returns (failed, new_div, timings, loop_s)."""
+    group_cols = ["method", "subject", "prompt_index"]
     needs_div = np.zeros(len(rows), dtype=bool)
     for v in div_todo.values():
         needs_div[v] = True
     work = np.flatnonzero(~done | needs_div)
-    text_emb, text_index = _embed_texts(rows, ~done, text_enc)
-
-    dino_g, clip_g, lp_g = dino.geometry, clip.geometry, lpips_model.geometry
+    failed = np.zeros(len(rows), dtype=bool)
+    new_div: dict[tuple, dict] = {}
+    timings = dict.fromkeys(("decode_wait_s", "embed_s", "div_s", "write_s"), 0.0)
+    if not len(work):
+        return failed, new_div, timings, 0.0
+    text_emb, text_index = _embed_texts(rows, ~done, text_enc) if (~done).any() else (None, None)
+    geo = [dino.geometry, clip.geometry] if dino is not None else []
+    lp_g = lpips_model.geometry
     abspaths = rows["abspath"].tolist()
     subject_arr = rows["subject"].to_numpy()
     method_arr, pidx_arr = rows["method"].to_numpy(), rows["prompt_index"].to_numpy()
 
     def load(i: int):
-        geoms = ([dino_g, clip_g] if not done[i] else []) + ([lp_g] if needs_div[i] else [])
+        geoms = (geo if not done[i] else []) + ([lp_g] if needs_div[i] else [])
         return decode(abspaths[i], list(dict.fromkeys(geoms)))
 
-    failed = np.zeros(len(rows), dtype=bool)
-    chunks = _chunks(rows, work, group_cols, chunk_size)
-    n_new = int((~done).sum())
-    say(f"{len(rows)} good rows: {int(done.sum())} already scored, {n_new} to score, {len(div_todo)} DIV groups "
-        f"to compute; {len(errors)} bad rows")
+    say(f"{len(rows)} good rows: {int(done.sum())} already scored, {int((~done).sum())} to score, "
+        f"{len(div_todo)} DIV groups to compute; {len(errors)} bad rows")
     t_loop = time.perf_counter()
     stream = prefetch_map(load, work.tolist(), workers, ahead=max(4 * workers, chunk_size))
     bar = tqdm(total=len(work), desc="scoring", unit="img", disable=not progress)
-    new_div: dict[tuple, dict] = {}
-    timings = dict.fromkeys(("decode_wait_s", "embed_s", "div_s", "write_s"), 0.0)
-    for chunk in chunks:
+    for chunk in _chunks(rows, work, group_cols, chunk_size):
         decoded = {}
         tic = time.perf_counter()
         for _ in range(len(chunk)):
@@ -452,8 +463,8 @@ def score_folder(
         tic = _tick(timings, "decode_wait_s", tic)
         emb_idx = np.array([i for i in chunk if not done[i] and i in decoded], dtype=int)
         if emb_idx.size:
-            d = dino.embed(torch.stack([decoded[i][dino_g] for i in emb_idx]), batch_size)
-            c = clip.embed(torch.stack([decoded[i][clip_g] for i in emb_idx]), batch_size)
+            d = dino.embed(torch.stack([decoded[i][geo[0]] for i in emb_idx]), batch_size)
+            c = clip.embed(torch.stack([decoded[i][geo[1]] for i in emb_idx]), batch_size)
             _score_rows(rows, emb_idx, d, c, text_emb[text_index[emb_idx]], subject_arr, refs, prof)
             done[emb_idx] = True
         tic = _tick(timings, "embed_s", tic)
@@ -467,68 +478,11 @@ def score_folder(
         for (k, n), (v, n_pairs) in zip(keys, lpips_model.groups_div(groups, batch_size)):
             new_div[k] = {"div": v, "n_images": n, "n_pairs": n_pairs}
         tic = _tick(timings, "div_s", tic)
-        _write_csv(_per_image_frame(rows[done & ~failed], refs, prof), out_dir / PER_IMAGE)
-        _write_csv(_div_frame(div_done | new_div, rows, prof.name, lpips_model.label), out_dir / "div.csv")
+        _write_csv(_per_image_frame(rows[done & ~failed], levels), out_dir / PER_IMAGE)
+        _write_csv(_div_frame(w.div_done | new_div, rows, prof.name, lpips_label, w.div_keys), out_dir / "div.csv")
         _tick(timings, "write_s", tic)
     bar.close()
-    loop_s = time.perf_counter() - t_loop
-    scored_now = int((done & ~done_at_start & ~failed).sum())
-    images_per_s = scored_now / loop_s if scored_now > 0 and loop_s > 0 else None
-
-    # Final tables.
-    per_image = _per_image_frame(rows[done & ~failed], refs, prof)
-    div = _div_frame(div_done | new_div, rows, prof.name, lpips_model.label)
-    _write_csv(per_image, out_dir / PER_IMAGE)
-    _write_csv(div, out_dir / "div.csv")
-    real = _real_frame(refs, subjects, prof)
-    _write_csv(real, out_dir / "real.csv")
-
-    per_subject = per_subject_table(per_image, div)
-    real_long = real.melt(["subject"], ["dino", "clip_i"], var_name="metric", value_name="value").assign(
-        method=REAL_METHOD).dropna(subset=["value"])
-    per_subject_all = pd.concat([per_subject, real_long[["method", "subject", "metric", "value"]]], ignore_index=True)
-    _write_csv(per_subject_all, out_dir / "per_subject.csv")
-    labels = _labels(per_image, div_label, backbone_label)
-    aggregates = aggregate_table(per_subject_all, labels, prof.name)
-    _write_csv(aggregates, out_dir / "aggregates.csv")
-    per_category = per_category_table(per_image, div)
-    _write_csv(per_category, out_dir / "per_category.csv")
-    paired = paired_table(per_subject)
-    _write_csv(paired, out_dir / "paired.csv")
-    err_df = pd.DataFrame([e.__dict__ for e in errors], columns=["path", "method", "subject", "prompt_index",
-                                                                 "message"])
-    _write_csv(err_df, out_dir / "errors.csv")
-
-    stats = {"rows": len(manifest), "scored": len(per_image), "scored_now": scored_now,
-             "reused": int(done_at_start.sum()), "errors": len(errors), "div_groups_now": len(new_div),
-             "real_images_embedded": real_embedded, "cache_hits": cache.hits, "cache_misses": cache.misses,
-             "dino_images": dino.images, "clip_images": clip.images, "texts": text_enc.texts}
-    meta = {
-        "metric_profile": prof.to_dict(),
-        "model_profile": mprof.name,
-        "weights": backbone_label,
-        "backbones": {
-            "dino": {"arch": prof.dino.arch, "name": dino_bb.name, "weights_id": dino_bb.weights_id,
-                     "where": dino_bb.where, "digest": dino_bb.digest,
-                     "weights_file": str(dino_weights) if dino_weights else None, "transform": prof.dino.transform.id},
-            "clip": {"arch": prof.clip.arch, "tag": prof.clip.tag, "name": clip_bb.name,
-                     "where": clip_bb.where, "digest": clip_bb.digest,
-                     "weights_id": clip_bb.weights_id, "weights_file": str(clip_weights) if clip_weights else None,
-                     "transform": prof.clip.transform.id},
-            "lpips": {"net": prof.div.net, "trunk": lpips_model.label, "size": prof.div.size,
-                      "weights": div_label, "weights_file": str(lpips_weights) if lpips_weights else None},
-        },
-        "sd": sd_sources(per_image),
-        "images_dir": str(images_dir), "subjects_dir": str(subjects_dir), "cache_dir": str(cache.root),
-        "device": str(dev), "dtype": "bfloat16-autocast" if dev.type == "cuda" else "float32",
-        "batch_size": batch_size, "workers": workers,
-        "dreambench_version": __version__, "git_commit": _git_commit(),
-        "images_per_s": images_per_s, "loop_s": loop_s, "loop_timings_s": timings, "wall_s": time.perf_counter() - t0,
-        "stats": stats, "bootstrap": BOOTSTRAP,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    write_text_atomic(out_dir / "score_meta.json", json.dumps(meta, indent=2, default=str) + "\n")
-    return ScoreResult(out_dir, per_image, aggregates, div, real, per_category, paired, errors, meta, stats)
+    return failed, new_div, timings, time.perf_counter() - t_loop
 
 
 def _tick(timings: dict[str, float], key: str, since: float) -> float:
@@ -581,15 +535,19 @@ def _score_rows(
 
 
 _DROP = {"abspath", "copy_flag"}
-_TAIL = ["clip_t_text", "dino", "clip_i", "clip_t", "max_dino_real", "copy_flag", "metric_profile", "weights",
-         "dino_backbone", "clip_backbone"]
+_TAIL = ["clip_t_text", "dino", "clip_i", "clip_t", "max_dino_real", "copy_flag", "image_sha256", "real_set",
+         "score_key", "metric_profile", "weights", "sd_source", "sd_digest", "dino_backbone", "clip_backbone",
+         "dreambench_version"]
+#: Provenance columns of every score file (per method where the file has a method, else the run's).
+PROVENANCE = ["metric_profile", "weights", "sd_source", "sd_digest", "dino_backbone", "clip_backbone",
+              "dreambench_version"]
 
 
-def _per_image_frame(sub: pd.DataFrame, refs: dict[str, _Reference], prof: MetricProfile) -> pd.DataFrame:
+def _per_image_frame(sub: pd.DataFrame, levels: dict[str, float]) -> pd.DataFrame:
     """The per_image.csv table of scored rows, with the copy flag from the subject's real-vs-real level
-    (both on the profile's DINO scale)."""
+    (``levels``: per subject, on the profile's DINO scale)."""
     sub = sub.copy()
-    level = sub["subject"].map({s: float(prof.scale("dino").apply(r.copy_level)) for s, r in refs.items()})
+    level = sub["subject"].map(levels)
     sub["copy_flag"] = F.copy_flags(sub["max_dino_real"].to_numpy(), level.to_numpy(dtype=np.float64))
     head = MANIFEST_COLUMNS + [c for c in MANIFEST_OPTIONAL if c in sub.columns and c != "weights"]
     head += [c for c in ("gen_weights",) if c in sub.columns]
@@ -597,23 +555,162 @@ def _per_image_frame(sub: pd.DataFrame, refs: dict[str, _Reference], prof: Metri
     return sub[head + extra + _TAIL].reset_index(drop=True)
 
 
-def _div_frame(divs: dict[tuple, dict], rows: pd.DataFrame, profile_name: str, lpips_label: str) -> pd.DataFrame:
+_DIV_COLUMNS = ["method", "subject", "prompt_index", "div", "n_images", "n_pairs", "category", "lpips",
+                "metric_profile", "div_key"]
+
+
+def _div_frame(divs: dict[tuple, dict], rows: pd.DataFrame, profile_name: str, lpips_label: str,
+               div_keys: dict[tuple, str]) -> pd.DataFrame:
     cats = rows.groupby(["method", "subject", "prompt_index"])["category"].first().to_dict() if len(rows) else {}
     recs = [{"method": k[0], "subject": k[1], "prompt_index": k[2], "div": v["div"], "n_images": v["n_images"],
              "n_pairs": v["n_pairs"], "category": cats.get(k, ""), "lpips": lpips_label,
-             "metric_profile": profile_name} for k, v in sorted(divs.items())]
-    return pd.DataFrame(recs, columns=["method", "subject", "prompt_index", "div", "n_images", "n_pairs",
-                                       "category", "lpips", "metric_profile"])
+             "metric_profile": profile_name, "div_key": div_keys[k]} for k, v in sorted(divs.items()) if k in div_keys]
+    return pd.DataFrame(recs, columns=_DIV_COLUMNS)
 
 
-def _real_frame(refs: dict[str, _Reference], subjects: list[str], prof: MetricProfile) -> pd.DataFrame:
-    """Real Images per subject: mean over ordered pairs i != j of distinct real images."""
-    recs = [{"subject": s, "dino": float(prof.scale("dino").apply(refs[s].dino_mean)),
-             "clip_i": float(prof.scale("clip_i").apply(refs[s].clip_mean)), "n_pairs": refs[s].n_pairs,
-             "n_images": len(refs[s].dino),
-             "copy_reference": float(prof.scale("dino").apply(refs[s].copy_level))}
-            for s in subjects if s in refs]
-    return pd.DataFrame(recs, columns=["subject", "dino", "clip_i", "n_pairs", "n_images", "copy_reference"])
+_REAL_COLUMNS = ["subject", "dino", "clip_i", "n_pairs", "n_images", "copy_reference", "real_set", "real_key"]
+
+
+def _real_frame(refs: dict[str, _Reference], w: Work, prof: MetricProfile, subjects: list[str]) -> pd.DataFrame:
+    """Real Images per subject: mean over ordered pairs i != j of distinct real images (new or reused)."""
+    recs = []
+    ids = w.ids or ("?", "?")
+    for s in subjects:
+        if s in refs:
+            r = refs[s]
+            set_key = w.real_sets[s][1]
+            recs.append({"subject": s, "dino": float(prof.scale("dino").apply(r.dino_mean)),
+                         "clip_i": float(prof.scale("clip_i").apply(r.clip_mean)), "n_pairs": r.n_pairs,
+                         "n_images": len(r.dino), "copy_reference": float(prof.scale("dino").apply(r.copy_level)),
+                         "real_set": set_key, "real_key": short_hash([set_key, w.profile_key, *ids])})
+        elif s in w.real_done:
+            recs.append({c: w.real_done[s][c] for c in _REAL_COLUMNS})
+    return pd.DataFrame(recs, columns=_REAL_COLUMNS)
+
+
+def _run_provenance(per_image: pd.DataFrame, meta: dict) -> dict[str, str]:
+    """The provenance of a whole scores folder (files without a method column: real, paired)."""
+    def joined(col: str, default: str) -> str:
+        vals = sorted({str(v) for v in per_image[col] if str(v) not in ("", NO_MODEL)}) if col in per_image else []
+        return ",".join(vals) or default
+
+    bb = meta["backbones"]
+    return {"metric_profile": meta["metric_profile"]["name"],
+            "weights": _combine(meta["weights"], *per_image["weights"].astype(str).unique()) if len(per_image)
+            else meta["weights"],
+            "sd_source": joined("sd_source", NO_MODEL), "sd_digest": joined("sd_digest", NO_MODEL),
+            "dino_backbone": f"{bb['dino']['name']}@{bb['dino']['weights_id']}",
+            "clip_backbone": f"{bb['clip']['name']}@{bb['clip']['weights_id']}",
+            "dreambench_version": __version__}
+
+
+def _stamp(df: pd.DataFrame, per_image: pd.DataFrame, run: dict[str, str], method_col: str | None = "method",
+           weights: dict | None = None) -> pd.DataFrame:
+    """``df`` with the PROVENANCE columns: per method (from per_image) where it has ``method_col``, else the
+    run's; an existing ``weights`` column (the per-metric label) is kept."""
+    df = df.copy()
+    by_method: dict[str, dict] = {}
+    if method_col and len(per_image):
+        for m, g in per_image.groupby("method"):
+            by_method[str(m)] = {"sd_source": ",".join(sorted(g["sd_source"].astype(str).unique())),
+                                 "sd_digest": ",".join(sorted(g["sd_digest"].astype(str).unique())),
+                                 "weights": _combine(*g["weights"].astype(str).unique())}
+    for col in PROVENANCE:
+        if col in df.columns and col in ("weights", "metric_profile"):
+            continue
+        if method_col and col in ("sd_source", "sd_digest", "weights") and len(df):
+            df[col] = [by_method.get(str(m), run)[col] for m in df[method_col]]
+        else:
+            df[col] = run[col]
+    return df
+
+
+def finalize_scores(out_dir: Path, per_image: pd.DataFrame, div: pd.DataFrame, real: pd.DataFrame,
+                    err_df: pd.DataFrame, errors: list[ScoreError], meta: dict, t0: float) -> ScoreResult:
+    """Write the per-image, DIV and real tables and everything derived from them (per_subject, aggregates,
+    per_category, paired, errors, score_meta.json, and missing.csv when parts are missing), each with the
+    provenance columns."""
+    run = _run_provenance(per_image, meta)
+    div = _stamp(div, per_image, run)
+    real_out = _stamp(real, per_image, run, None)
+    real_out["weights"] = meta["labels"]["backbone"]
+    _write_core(out_dir, per_image, div, real_out, err_df)
+    per_subject = per_subject_table(per_image, div)
+    real_long = real.melt(["subject"], ["dino", "clip_i"], var_name="metric", value_name="value").assign(
+        method=REAL_METHOD).dropna(subset=["value"])
+    per_subject_all = pd.concat([per_subject, real_long[["method", "subject", "metric", "value"]]], ignore_index=True)
+    _write_csv(_stamp(per_subject_all, per_image, run), out_dir / "per_subject.csv")
+    labels = _labels(per_image, meta["labels"]["div"], meta["labels"]["backbone"])
+    aggregates = _stamp(aggregate_table(per_subject_all, labels, run["metric_profile"]), per_image, run)
+    _write_csv(aggregates, out_dir / "aggregates.csv")
+    per_category = _stamp(per_category_table(per_image, div), per_image, run)
+    _write_csv(per_category, out_dir / "per_category.csv")
+    paired = _stamp(paired_table(per_subject), per_image, run, None)
+    _write_csv(paired, out_dir / "paired.csv")
+    missing = pd.DataFrame(meta.get("missing") or [], columns=["method", "subject", "reason"])
+    if len(missing) or (out_dir / MISSING).is_file():
+        _write_csv(missing, out_dir / MISSING)
+    meta = {**meta, "provenance": run, "wall_s": time.perf_counter() - t0,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    write_text_atomic(out_dir / "score_meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+    return ScoreResult(out_dir, per_image, aggregates, div, real_out, per_category, paired, errors, meta,
+                       meta.get("stats", {}))
+
+
+MISSING = "missing.csv"
+
+
+def merge_scores(scores_dir: str | Path, parts: list[tuple[str, str]], images_dir: str | Path,
+                 subjects_dir: str | Path, *, metric_profile: str = "paper", model_profile: str = "sd15",
+                 metric_weights: dict | None = None, log: Callable[[str], None] | None = None) -> ScoreResult:
+    """Combine the current score parts of ``parts`` into ``scores_dir`` (per_image, div, real and all
+    derived files). A part that is absent or no longer matches its inputs (its subject job failed, or
+    it was not re-scored) is left out and listed in missing.csv and score_meta.json's ``missing``."""
+    t0 = time.perf_counter()
+    say = log or (lambda s: None)
+    scores_dir = Path(scores_dir)
+    frames: dict[str, list[pd.DataFrame]] = {"per_image": [], "div": [], "real": [], "errors": []}
+    missing, used, metas = [], {}, []
+    for label, subject in parts:
+        d = part_dir(scores_dir, label, subject)
+        ok, why = inputs_current(images_dir, subjects_dir, d, metric_profile=metric_profile,
+                                 model_profile=model_profile, only=(label, subject),
+                                 cache_dir=default_cache_dir(scores_dir), **weights_kwargs(metric_weights))
+        if not ok:
+            missing.append({"method": label, "subject": subject, "reason": why})
+            continue
+        meta = json.loads((d / "score_meta.json").read_text())
+        if not meta["stats"]["scored"]:
+            errs = read_csv_or_none(d / "errors.csv")
+            first = str(errs["message"].iloc[0]) if errs is not None and len(errs) else "no image scored"
+            missing.append({"method": label, "subject": subject, "reason": first})
+            continue
+        metas.append(meta)
+        used[f"{label}/{subject}"] = meta["content_key"]
+        for name, fname in (("per_image", PER_IMAGE), ("div", "div.csv"), ("real", "real.csv"),
+                            ("errors", "errors.csv")):
+            df = read_csv_or_none(d / fname)
+            if df is not None and len(df):
+                frames[name].append(df)
+    if not metas:
+        raise DataError(f"{scores_dir}: no current score part to merge ({len(missing)} missing)")
+    cat = {k: pd.concat(v, ignore_index=True) if v else None for k, v in frames.items()}
+    per_image = cat["per_image"] if cat["per_image"] is not None else pd.DataFrame()
+    per_image = per_image.astype({"method": str, "subject": str}).sort_values(
+        ["method", "subject", "prompt_index", "seed", "path"], kind="stable").reset_index(drop=True)
+    div = cat["div"] if cat["div"] is not None else pd.DataFrame(columns=_DIV_COLUMNS)
+    div = div.astype({"method": str, "subject": str}).sort_values(["method", "subject", "prompt_index"]).reset_index(drop=True)
+    real = cat["real"] if cat["real"] is not None else pd.DataFrame(columns=_REAL_COLUMNS)
+    real = real.astype({"subject": str}).drop_duplicates("subject").sort_values("subject").reset_index(drop=True)
+    err_df = cat["errors"] if cat["errors"] is not None else pd.DataFrame(
+        columns=["path", "method", "subject", "prompt_index", "message"])
+    errors = [ScoreError(str(r.path), str(r.method), str(r.subject), r.prompt_index, str(r.message))
+              for r in err_df.itertuples(index=False)]
+    meta = {k: v for k, v in metas[0].items() if k not in ("part", "content_key", "stats", "wall_s", "finished_at")}
+    meta.update(parts=used, missing=missing, images_dir=str(images_dir), git_commit=_git_commit(),
+                stats={"scored": len(per_image), "parts": len(used), "missing": len(missing)})
+    say(f"merged {len(used)} score part(s) into {scores_dir}; {len(missing)} missing")
+    return finalize_scores(scores_dir, per_image, div, real, err_df, errors, meta, t0)
 
 
 def _labels(per_image: pd.DataFrame, div_label: str, backbone_label: str) -> dict[tuple[str, str], str]:

@@ -43,6 +43,8 @@ class RunMeta:
     commit: str = "unknown"
     score_commit: str = "unknown"
     sd: str = "unknown"
+    version: str = "unknown"
+    missing: list[str] = field(default_factory=list)
 
     @property
     def random_init(self) -> bool:
@@ -58,9 +60,12 @@ class RunMeta:
             f"model profile: {self.profile}; weights: {self.weights}; metric profile: {self.metric_profile}",
             f"stable diffusion: {self.sd}",
             f"backbones: {self.backbones}",
+            f"dreambench {self.version}",
             f"tables by dreambench commit {self.commit}"
             + (f"; scored at commit {self.score_commit}" if self.score_commit != "unknown" else ""),
         ]
+        if self.missing:
+            out.append(f"missing (not scored, see scores/missing.csv): {', '.join(self.missing)}")
         return out
 
 
@@ -199,6 +204,7 @@ def _sd_summary(df: pd.DataFrame, infos: dict) -> str:
         pairs |= {tuple(map(str, r)) for r in df[cols].dropna(subset=["sd_source"]).drop_duplicates()
                   .itertuples(index=False)}
     pairs |= {(str(i["sd_source"]), str(i.get("sd_digest"))) for i in infos.values() if i.get("sd_source")}
+    pairs = {p for p in pairs if p[0] != "none"}  # real photos: no SD model made them
     return "; ".join(f"{p[0]} (digest {p[1]})" if len(p) > 1 else p[0] for p in sorted(pairs)) or "unknown"
 
 
@@ -247,6 +253,8 @@ def run_meta(results: Results) -> RunMeta:
         sd=_sd_summary(df, results.infos),
         commit=git_commit(),
         score_commit=_first(sm, "git_commit", "commit"),
+        version=str(sm.get("dreambench_version") or "unknown"),
+        missing=[f"{m.get('method')}/{m.get('subject')}" for m in sm.get("missing") or [] if isinstance(m, dict)],
     )
 
 
