@@ -291,9 +291,10 @@ def score_folder(
     backbone_label = mprof.weights_label
     rows["weights"] = [_combine(g, backbone_label) for g in gen]
     rows["dino_backbone"], rows["clip_backbone"] = dino_id, clip_id
-    for c in ("sd_source", "sd_digest"):  # "" where no SD model made the images (real photos)
-        vals = rows[c].astype(str) if c in rows.columns else pd.Series(UNKNOWN, rows.index)
-        rows[c] = vals.where(vals != "", NO_MODEL)
+    no_sd = (gen == "real").to_numpy()  # images no SD model made (real photos): "none", not "unknown"
+    for c in ("sd_source", "sd_digest"):
+        vals = rows[c].astype(str) if c in rows.columns else pd.Series("", rows.index, dtype=str)
+        rows[c] = np.where(vals != "", vals, np.where(no_sd, NO_MODEL, UNKNOWN))
     rows["dreambench_version"] = __version__
     div_label = _combine(backbone_label, "pretrained" if trunk_is_pretrained(lpips_label) else "random-init")
 
