@@ -141,24 +141,36 @@ class TowerIds:
         """The id of a tower whose digest is not cached: None here (nothing is built)."""
         return None
 
+    def digest(self, kind: str, model=None) -> str | None:
+        """The tower's digest: cached, else a weights file's (its bytes make the tensors; the file digest
+        is itself cached by path, size and mtime), else the tensor digest of ``model`` when given."""
+        origin, ckey = self.spec(kind)
+        hit = self.digests.get(ckey)
+        if hit is not None:
+            return hit
+        if origin == "file":
+            from ..models.digest import file_digest
+
+            wfile = self.dino_weights if kind == "dino" else self.clip_weights
+            return self.digests.lookup(ckey, lambda: file_digest(Path(wfile).expanduser()))
+        if model is None:
+            return None
+        from ..models.digest import tensor_digest
+
+        return self.digests.lookup(ckey, lambda: tensor_digest(model))
+
     def ids(self) -> tuple[str, str] | None:
         """``(dino_id, clip_id)``; None when a digest is unknown and cannot be had without a model."""
         out = []
         for kind in ("dino", "clip"):
-            origin, ckey = self.spec(kind)
-            digest = self.digests.get(ckey)
-            if digest is None and origin == "file":  # the file's bytes make the tensors; cached by mtime
-                from ..models.digest import file_digest
-
-                wfile = self.dino_weights if kind == "dino" else self.clip_weights
-                digest = file_digest(Path(wfile).expanduser())
+            digest = self.digest(kind)
             if digest is None:
                 built = self.build_id(kind)
                 if built is None:
                     return None
                 out.append(built)
                 continue
-            out.append(f"{self.name(kind)}@{origin}:{digest}")
+            out.append(f"{self.name(kind)}@{self.spec(kind)[0]}:{digest}")
         return out[0], out[1]
 
 

@@ -57,7 +57,6 @@ from .. import __version__
 from ..errors import DataError, DreambenchError
 from ..io import atomic_path, write_text_atomic
 from ..models import Backbone, build_clip, build_dino, get_profile
-from ..models.digest import tensor_digest
 from ..paths import REPO_DIR
 from ..provenance import sd_sources
 from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, PER_IMAGE
@@ -202,9 +201,7 @@ class Towers(TowerIds):
                 else:
                     bb = build_clip(self.mprof, self.prof.clip.arch, self.prof.clip.tag, self.clip_weights)
                 self.built += 1
-                model = bb.model
-                digest = self.digests.lookup(ckey, lambda: tensor_digest(model))
-                bb = dataclasses.replace(bb, weights_id=f"{origin}:{digest}")
+                bb = dataclasses.replace(bb, weights_id=f"{origin}:{self.digest(kind, bb.model)}")
                 if self.shared is not None:
                     self.shared[(kind, ckey)] = bb
             self._bbs[kind] = bb
