@@ -74,6 +74,8 @@ def _job_options(f):
         click.option("--num-inputs", type=int, default=None, help="Instance images to use (seeded choice; default all)."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True),
+        click.option("--threads", type=click.IntRange(min=1), default=None,
+                     help="Torch threads on a CPU (default: every core, as `run` gives its single worker)."),
         click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Dataset folder (default: $DREAMBENCH_DATA or the shared copy)."),
         click.option("--protocol", default="dreambooth", show_default=True),
@@ -118,6 +120,12 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
     device = kw["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        from ..engine.local import cpu_threads_choice
+
+        threads, line = cpu_threads_choice(1, kw["threads"])
+        torch.set_num_threads(threads)
+        click.echo(line, err=True)
     components = load_sd(profile, kw["model"]) if cls.needs_model else None
     return job, protocol, components, kw["data_dir"] or default_data_dir(), device
 

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from ..models import build_clip, build_dino, get_profile, list_profiles, load_sd
+from ..models import get_profile, list_profiles
 from .options import weights_options
 
 
@@ -35,6 +35,8 @@ def build_cmd(profile: str, model: str | None, metric_profile: str, dino_weights
     The DINO and CLIP towers are exactly those scoring builds for --metric-profile (CLIP ViT-B-32 with
     QuickGELU for ``paper``); `dreambench doctor` also runs each once on a device."""
     from ..metrics.profiles import get_metric_profile
+    from ..models.backbones import build_clip, build_dino
+    from ..models.sd import load_sd
 
     prof, mp = get_profile(profile), get_metric_profile(metric_profile)
     t = time.perf_counter()

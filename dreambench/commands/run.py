@@ -49,7 +49,8 @@ def _gpus(value: str | None) -> list[int] | None:
               help="Worker processes per GPU (on CPU: number of CPU workers).")
 @click.option("--retries", type=int, default=1, show_default=True, help="Retries of a failing job.")
 @click.option("--threads", type=int, default=None,
-              help="Torch threads per CPU worker (default: cores minus one, split between workers).")
+              help="Torch threads per CPU worker (default: the cores split between the workers; "
+                   "one worker gets them all).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its size; run nothing.")
 @click.option("--images-per-prompt", type=int, default=4, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -305,7 +306,8 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
               help="The device's bf16 peak in TFLOP/s (default: datasheet value for known GPUs).")
 @click.option("--subjects", type=int, default=30, show_default=True,
               help="Subjects in the protocol whose wall time is estimated.")
-@click.option("--threads", type=int, default=None, help="Torch CPU threads while measuring (default: torch's).")
+@click.option("--threads", type=int, default=None,
+              help="Torch CPU threads while measuring (default: every core; split between --pack workers).")
 @results_option
 @click.pass_context
 def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, pack, score_images, sets,

@@ -1,17 +1,28 @@
-"""The DreamBooth dataset: fetching and verifying it (:mod:`.fetch`), checking subject folders (:mod:`.check`)."""
+"""The DreamBooth dataset: fetching and verifying it (:mod:`.fetch`), checking subject folders (:mod:`.check`).
 
-from .check import CheckReport, check_dataset, subject_images
-from .fetch import (
-    DEFAULT_URL,
-    MANIFEST_PATH,
-    REQUIRED_FILES,
-    DatasetCounts,
-    ExpectedDataset,
-    fetch_dataset,
-    load_hash_manifest,
-    official_expected,
-    verify_dataset,
-)
+Names resolve on first use (PEP 562): checking images needs PIL and tqdm, which the CLI's help must not load.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+_HOMES = {
+    "CheckReport": "check",
+    "check_dataset": "check",
+    "subject_images": "check",
+    "DEFAULT_URL": "fetch",
+    "MANIFEST_PATH": "fetch",
+    "REQUIRED_FILES": "fetch",
+    "DatasetCounts": "fetch",
+    "ExpectedDataset": "fetch",
+    "fetch_dataset": "fetch",
+    "load_hash_manifest": "fetch",
+    "official_expected": "fetch",
+    "verify_dataset": "fetch",
+}
 
 __all__ = [
     "DEFAULT_URL",
@@ -27,3 +38,20 @@ __all__ = [
     "subject_images",
     "verify_dataset",
 ]
+
+if TYPE_CHECKING:
+    from .check import CheckReport, check_dataset, subject_images
+    from .fetch import (
+        DEFAULT_URL,
+        MANIFEST_PATH,
+        REQUIRED_FILES,
+        DatasetCounts,
+        ExpectedDataset,
+        fetch_dataset,
+        load_hash_manifest,
+        official_expected,
+        verify_dataset,
+    )
+
+
+__getattr__ = lazy_exports(__name__, _HOMES)

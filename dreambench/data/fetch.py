@@ -23,8 +23,6 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from ..errors import DataError
 from ..images import list_images
 
@@ -65,6 +63,13 @@ class DatasetCounts:
     images: int
     hashes_verified: bool = False
     subject_names: list[str] = field(default_factory=list)
+
+
+def tqdm(*args, **kwargs):
+    """``tqdm.auto.tqdm``, imported on first use: ``dreambench --help`` reads DEFAULT_URL from here."""
+    from tqdm.auto import tqdm as _tqdm
+
+    return _tqdm(*args, **kwargs)
 
 
 def load_hash_manifest(path: str | Path = MANIFEST_PATH) -> dict[str, str]:

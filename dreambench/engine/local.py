@@ -16,6 +16,7 @@ import queue
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from .worker import Worker, WorkerContext
@@ -30,23 +31,51 @@ class Slot:
     threads: int | None
 
 
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity (taskset, cgroup cpusets), else ``os.cpu_count()``."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def cpu_threads(cores: int, workers: int, threads: int | None = None) -> int:
-    """Torch threads of each CPU worker: ``threads`` if given, else the cores minus one (left to the driver
-    and the system) split between the workers, at least 1. Intra-op threads that compete for a busy core
-    spin at every barrier; on a small machine that costs far more than the extra thread gains."""
+    """Torch intra-op threads of each of ``workers`` CPU workers on ``cores`` cores: ``threads`` if given,
+    else the cores split evenly between the workers, at least 1.
+
+    One worker gets every core: the driver only waits on a queue while it works. (Cores minus one gave a
+    single worker one thread on a 2-core machine, and the same small SD job took 83 s instead of 50 s.)
+    Workers together never get more threads than cores: intra-op threads that compete for a busy core spin
+    at every barrier, which costs far more than the extra thread gains."""
     if threads:
         return max(1, int(threads))
-    return max(1, (cores - 1) // max(1, workers))
+    return max(1, cores // max(1, workers))
+
+
+def cpu_threads_choice(workers: int, threads: int | None = None, cores: int | None = None) -> tuple[int, str]:
+    """``(threads per worker, one log line saying why)``; the one rule ``run``, ``train``, ``generate`` and
+    ``bench`` use for CPU workers."""
+    cores = cores or usable_cores()
+    n = cpu_threads(cores, workers, threads)
+    why = "--threads" if threads else f"default: {cores} core(s) split between {max(1, workers)} worker(s)"
+    return n, f"cpu: {max(1, workers)} worker(s) x {n} torch thread(s) ({why})"
+
+
+def log_line(line: str) -> None:
+    """A note for the person at the terminal (stderr, so that stdout stays the command's result)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def plan_slots(device: str, gpus: list[int] | None, jobs_per_gpu: int, cpu_count: int | None = None,
-               threads: int | None = None) -> list[Slot]:
+               threads: int | None = None, log: Callable[[str], None] | None = None) -> list[Slot]:
     """Worker slots: ``jobs_per_gpu`` per listed GPU on CUDA, else ``jobs_per_gpu`` CPU workers with
-    :func:`cpu_threads` threads each."""
+    :func:`cpu_threads` threads each (the choice goes to ``log``)."""
     jobs_per_gpu = max(1, int(jobs_per_gpu))
     if device.startswith("cuda"):
         return [Slot(f"gpu{g}-{k}", str(g), None) for g in (gpus or [0]) for k in range(jobs_per_gpu)]
-    n = cpu_threads(cpu_count or os.cpu_count() or 1, jobs_per_gpu, threads)
+    n, line = cpu_threads_choice(jobs_per_gpu, threads, cpu_count)
+    if log is not None:
+        log(line)
     return [Slot(f"cpu-{k}", None, n) for k in range(jobs_per_gpu)]
 
 

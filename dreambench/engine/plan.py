@@ -29,7 +29,6 @@ from typing import Any
 
 from .. import __version__
 from ..errors import DreambenchError
-from ..methods.job import RUNTIME_KEYS
 from ..protocol import Protocol
 
 #: Job kinds, in the order they are scheduled.
@@ -381,7 +380,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
             images = len(prompts) * spec.images_per_prompt + mr.class_prompt_samples
             label_payload = {"model": source, "profile": spec.profile, "protocol": protocol.name,
                              **({"protocol_digest": protocol.digest} if protocol.digest else {}),
-                             "resolved_config": {k: v for k, v in full_config.items() if k not in RUNTIME_KEYS},
+                             "resolved_config": {k: v for k, v in full_config.items() if k not in jobmod.RUNTIME_KEYS},
                              "resolved_recipe": recipe_name,
                              **{k: job_fields[k] for k in ("method", "label", "identifier", "class_noun_mode",
                                                            "num_inputs", "seed")}}

@@ -67,12 +67,15 @@ class RayBackend:
         if self.n_workers is None:
             total_gpus = int(ray.cluster_resources().get("GPU", 0))
             self.n_workers = max(1, total_gpus * self.jobs_per_gpu) if gpus else 1
-        from .local import cpu_threads
+        from .local import cpu_threads_choice, log_line
 
         total_cpus = int(ray.cluster_resources().get("CPU", 1))
         cpus = max(1, total_cpus // self.n_workers)
         # The same thread count as a local CPU worker on this machine, so both backends compute alike.
-        threads = None if gpus else cpu_threads(total_cpus, self.n_workers, self.threads)
+        threads = None
+        if not gpus:
+            threads, line = cpu_threads_choice(self.n_workers, self.threads, total_cpus)
+            log_line(line)
         actor_cls = ray.remote(_ActorImpl).options(num_gpus=(1.0 / self.jobs_per_gpu) if gpus else 0,
                                                    num_cpus=0 if gpus else cpus)
         self._actor_cls = actor_cls

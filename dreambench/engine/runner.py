@@ -83,14 +83,14 @@ def make_backend(opts: RunOptions, ctx: WorkerContext):
     from ..errors import DreambenchError
 
     if opts.backend == "local":
-        from .local import LocalBackend, plan_slots
+        from .local import LocalBackend, log_line, plan_slots
 
         gpus = opts.gpus
         if ctx.device.startswith("cuda") and gpus is None:
             import torch
 
             gpus = list(range(torch.cuda.device_count()))
-        return LocalBackend(ctx, plan_slots(ctx.device, gpus, opts.jobs_per_gpu, threads=opts.threads))
+        return LocalBackend(ctx, plan_slots(ctx.device, gpus, opts.jobs_per_gpu, threads=opts.threads, log=log_line))
     if opts.backend == "ray":
         from .ray_backend import RayBackend
 

@@ -19,12 +19,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-
 from ..errors import ConfigError, DreambenchError, UnknownNameError
 from ..protocol import Subject
 
 if TYPE_CHECKING:  # training imports this module; at run time the annotation stays a string
+    import torch
+
     from .training import TrainStats
 
 ENTRY_POINT_GROUP = "dreambench.methods"
@@ -157,6 +157,8 @@ class Method(ABC):
     def __init__(self, config: Any, components: Any, device: torch.device | str = "cpu"):
         self.config = config
         self.components = components
+        import torch  # here, not at the top: the registry and configs are read by light commands
+
         self.device = torch.device(device)
 
     @abstractmethod

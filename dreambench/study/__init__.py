@@ -5,6 +5,17 @@ the rating web app (Starlette), ``analysis`` computes majority votes, Table 2 an
 correlation. See docs/study.md.
 """
 
-from .analysis import metric_correlation, preference_table
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_exports
+
+_HOMES = {"metric_correlation": "analysis", "preference_table": "analysis"}  # pandas, scipy: on first use
 
 __all__ = ["metric_correlation", "preference_table"]
+
+if TYPE_CHECKING:
+    from .analysis import metric_correlation, preference_table
+
+__getattr__ = lazy_exports(__name__, _HOMES)

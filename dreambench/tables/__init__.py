@@ -37,7 +37,6 @@ from .compute import (
 from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta, load_results
 from .merge import load_many
 from .names import display
-from .plots import plot_inputs
 from .preference import load_preference
 from .render import Table, display_frame, write_table
 
@@ -332,6 +331,8 @@ def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True) -> dict[str
     for t in ts.tables:
         written += write_table(t, out_dir, ts.meta, ci)
         if t.pivot is not None:
+            from .plots import plot_inputs  # matplotlib only when Table 5/6 has data
+
             ((metric, name),) = t.metrics
             t.plot = plot_inputs(
                 t.data,

@@ -13,6 +13,7 @@ import torch
 
 from ... import __version__
 from ...io import write_text_atomic
+from ..local import cpu_threads, cpu_threads_choice, log_line, usable_cores
 from .estimate import estimate_protocol
 from .fixtures import synthetic_dataset
 from .measure import datasheet_peak, fractions, measure_matmul
@@ -49,8 +50,9 @@ class BenchOptions:
 def run_bench(opts: BenchOptions, results_dir: Path) -> dict:
     """Measure everything listed in the module docstring; write ``<results>/bench.json``; return it."""
     previous = torch.get_num_threads()
-    if opts.threads:
-        torch.set_num_threads(int(opts.threads))
+    threads, line = cpu_threads_choice(1, opts.threads)  # the rule of `run`'s CPU workers
+    torch.set_num_threads(threads)
+    log_line(line)
     try:
         with tempfile.TemporaryDirectory(prefix="dreambench-data-") as scratch:
             return _run_bench(opts, results_dir, Path(scratch))
@@ -108,7 +110,7 @@ def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
     if pack > 0 and trained:
         with tempfile.TemporaryDirectory(prefix="dreambench-pack-") as tmp:
             pk = bench_packing(trained[0], profile.name, device, pack, opts.steps, data_dir, Path(tmp),
-                               threads=opts.threads and max(1, opts.threads // pack),
+                               threads=cpu_threads(opts.threads or usable_cores(), pack),
                                overrides=opts.overrides.get(trained[0]))
         pk["speedup_vs_reference"] = pk["aggregate_steps_per_s"] / ref["train_steps_per_s"]
         pk["speedup_vs_one_job"] = pk["aggregate_steps_per_s"] / result["methods"][trained[0]]["train_steps_per_s"]

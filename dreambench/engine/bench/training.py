@@ -167,12 +167,14 @@ def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: 
     import multiprocessing as mp
     import queue as queue_mod
 
+    from ..local import cpu_threads, usable_cores
+
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     barrier, queue = ctx.Barrier(k), ctx.Queue()
     job = {"method": name, "profile": profile, "device": str(device), "steps": steps, "data_dir": str(data_dir),
            "overrides": overrides or {},
            "workdir": str(workdir), "timeout": timeout,
-           "threads": threads or (max(1, torch.get_num_threads() // k) if device.type == "cpu" else None)}
+           "threads": cpu_threads(usable_cores(), k, threads) if device.type == "cpu" else None}
     procs = [ctx.Process(target=_packed_worker, args=(r, job, barrier, queue), daemon=True) for r in range(k)]
     for p in procs:
         p.start()
