@@ -63,8 +63,8 @@ def _commands(r: Path, data: Path) -> list[tuple[list[str], tuple[str, ...]]]:
         (["bench", "--help"], ()),
         (["protocol", "show"], ()),
         (["--results", r, "status"], ()),
-        (["tables", r], ("pandas", "jinja2")),  # LaTeX goes through pandas' Styler (jinja2)
-        (["report", r, "--data", data], ("pandas", "jinja2", "matplotlib")),
+        (["tables", r], ("pandas", "jinja2", "scipy")),  # LaTeX: pandas Styler (jinja2); intervals: scipy
+        (["report", r, "--data", data], ("pandas", "jinja2", "matplotlib", "scipy")),
         (["--results", r, "study", "create", "--db", db, "--method-a", "dreambooth", "--method-b", "pretrained",
           "--questions", "4", "--data", data], ("pandas",)),
         (["study", "raters", "add", "--db", db, "--count", "1"], ()),

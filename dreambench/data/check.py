@@ -1,6 +1,6 @@
 """Validate a folder of subject folders before anything trains on it.
 
-Every image is decoded through :func:`dreambench.images.load_rgb`, exactly as training and scoring read
+Every image is decoded through :func:`load_subject_image` (:mod:`dreambench.methods.photos`), exactly as training reads
 it, so a file that passes here loads the same way later. Errors (the file cannot be used): missing or
 empty subject folder, unreadable or truncated image, animated image, short side below the minimum. Warnings (the file is
 usable after a conversion): CMYK, palette, alpha, grayscale or 16-bit modes converted to RGB, EXIF
@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..errors import DataError
-from ..images import IMAGE_SUFFIXES, MIN_SHORT_SIDE, list_images, load_rgb
+from ..images import IMAGE_SUFFIXES, MIN_SHORT_SIDE, list_images
 from ..protocol import Protocol, load_protocol
 
 
@@ -72,11 +72,15 @@ class CheckReport:
         return self
 
 
-def load_subject_image(path: str | Path, min_short_side: int = MIN_SHORT_SIDE):
-    """A subject photo decoded as training, ``data check`` and ``run`` all read it (EXIF, RGB), or
-    :class:`DataError` naming it: unreadable, animated, or short side below ``min_short_side`` (the
-    protocol's minimum, :data:`dreambench.images.MIN_SHORT_SIDE`)."""
-    return load_rgb(path, min_short_side=min_short_side)
+def load_subject_image(path: str | Path, min_short_side: int = MIN_SHORT_SIDE, short_side: int | None = None):
+    """A subject photo decoded once as training, ``data check`` and ``run`` all read it (EXIF, RGB; reduced
+    for a training ``short_side`` when given, see :mod:`dreambench.methods.photos`) and checked from its
+    header, or :class:`DataError` naming it: unreadable, animated, or short side below ``min_short_side``
+    (the protocol's minimum, :data:`dreambench.images.MIN_SHORT_SIDE`). Returns the
+    :class:`~dreambench.methods.photos.Photo`."""
+    from ..methods.photos import check_photo, decode_photo
+
+    return check_photo(decode_photo(path, short_side), min_short_side)
 
 
 def _strip_path(path: Path, message: str) -> str:

@@ -339,6 +339,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
     """Expand ``spec`` into jobs: class images, subject jobs, then score and tables."""
     from ..methods import job as jobmod
     from ..methods.base import get_method
+    from ..methods.photos import PHOTO_DECODE
 
     validate_spec(spec, protocol)
     source = _model_source(spec.profile, spec.model)
@@ -390,6 +391,8 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
             payload = {**base, "kind": "subject", "job": hashed, "resolved_config": full_config,
                        "resolved_recipe": recipe_name, "prompts": [[p.template, p.category] for p in prompts],
                        "class_prompt": protocol.class_prompt}
+            if method_cls.trains:  # how photos become training pixels (a new decoding re-trains)
+                payload["photo_decode"] = PHOTO_DECODE
             subject_jobs.append(Job(
                 id=content_hash(payload), kind="subject", label=mr.label, subject=name,
                 spec={"job": job_fields, "prompts": spec.prompts, "model": spec.model, "protocol": protocol.name,

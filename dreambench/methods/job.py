@@ -41,6 +41,7 @@ from ..manifest import write_part
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
 from ..schema import METHOD_INFO, image_relpath
 from .base import GenerationRequest, Method, SubjectData, get_method
+from .photos import keep as keep_photo
 from .priors import class_images_key, class_prompt, ensure_class_images
 from .recipes import resolve_config
 
@@ -151,8 +152,11 @@ def _subject_images(data_dir: Path, name: str) -> list[Path]:
 
 
 def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Path, tokenizer: Any = None,
-                         log: Callable[[str], None] | None = None) -> SubjectData:
+                         log: Callable[[str], None] | None = None, resolution: int | None = None) -> SubjectData:
     """Validate the job's inputs and build its :class:`SubjectData`, before any model work.
+
+    Every photo is decoded once here (:func:`dreambench.methods.photos.decode_photo`, reduced for a
+    training ``resolution`` when given); the chosen ones are kept for training's ``load_pixels``.
 
     Raises :class:`DataError` for an unknown subject, a subject folder with no images or with an
     unreadable image (named), a missing class noun (unless ``class_noun_mode`` is ``none``), and a bad
@@ -166,10 +170,11 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
         raise DataError(f"{Path(data_dir) / subject.name}: no images for subject {subject.name!r}")
     from ..data.check import load_subject_image
 
-    for p in images:  # decode every photo now, as `data check` does: a bad, animated or too small file
-        with warnings.catch_warnings():  # must fail before training, naming the file
+    photos = {}
+    for p in images:  # decode every photo once, checked as `data check` does: a bad, animated or too small
+        with warnings.catch_warnings():  # file must fail before training, naming the file
             warnings.simplefilter("ignore")
-            load_subject_image(p)
+            photos[p] = load_subject_image(p, short_side=resolution)
     if job.class_noun_mode == "none":
         noun = ""
     elif not subject.class_noun.strip():
@@ -185,6 +190,9 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
             warnings.warn(f"identifier {job.identifier!r} is {len(toks)} tokens ({' '.join(toks)}); the paper uses "
                           f"1-{MAX_IDENTIFIER_TOKENS} rare tokens such as 'sks'", IdentifierWarning, stacklevel=2)
     chosen = choose_inputs(images, job.num_inputs, job.seed, subject.name, log)
+    if resolution:
+        for p in chosen:
+            keep_photo(photos[p], resolution)
     return SubjectData(subject, chosen, job.identifier, noun)
 
 
@@ -346,7 +354,7 @@ def train_subject(job: SubjectJob, protocol: Protocol, components: Any, data_dir
     if components is None:
         raise DreambenchError(f"method {method_cls.name} needs model components (load_sd) and got none")
     config, _ = build_job_config(job, method_cls)
-    data = prepare_subject_data(job, protocol, data_dir, components.tokenizer, log)
+    data = prepare_subject_data(job, protocol, data_dir, components.tokenizer, log, components.resolution)
     if getattr(config, "with_prior_preservation", False) and not data.class_noun:
         config.with_prior_preservation = False
     if has_artifact(results_dir, job.label, job.subject):
@@ -385,7 +393,8 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     if method_cls.needs_model and components is None:
         raise DreambenchError(f"method {method_cls.name} needs model components (load_sd) and got none")
     tokenizer = components.tokenizer if (components is not None and method_cls.needs_model) else None
-    data = prepare_subject_data(job, protocol, data_dir, tokenizer, log)
+    resolution = components.resolution if (components is not None and method_cls.trains) else None
+    data = prepare_subject_data(job, protocol, data_dir, tokenizer, log, resolution)
     if getattr(config, "with_prior_preservation", False) and not data.class_noun:
         log(f"{job.label}/{job.subject}: no class noun, prior preservation off")
         config.with_prior_preservation = False

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,6 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DreambenchError
-from ..images import load_rgb
 from .sampling import SamplingConfig, auto_flag, compile_module, encode_prompts
 
 
@@ -69,17 +69,20 @@ class TrainConfig(SamplingConfig):
 
 # ----------------------------------------------------------------------------------------------- data
 def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
-    """Images resized (short side = ``resolution``, bicubic, antialiased) and center-cropped to a square,
-    as a float tensor (N, 3, resolution, resolution) in [-1, 1]."""
-    import torchvision.transforms.functional as TF
+    """Images as training squares (:func:`dreambench.methods.photos.square_pixels`: the centre square,
+    bicubic, antialiased), a float tensor (N, 3, resolution, resolution) in [-1, 1]. Photos the job's data
+    check already decoded are taken from it (:func:`dreambench.methods.photos.take`), not decoded again."""
+    import numpy as np
+
+    from .photos import square_pixels, take
 
     out = []
     for p in paths:
-        t = TF.pil_to_tensor(load_rgb(p)).float() / 255.0
-        t = TF.resize(t, resolution, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
-        t = TF.center_crop(t, [resolution, resolution]).clamp(0, 1)
-        out.append(t * 2 - 1)
-    return torch.stack(out)
+        with warnings.catch_warnings():  # the data check reported conversions already
+            warnings.simplefilter("ignore")
+            im = square_pixels(take(p, resolution).image, resolution)
+        out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
+    return torch.stack(out).float() / 127.5 - 1
 
 
 @torch.no_grad()
