@@ -10,7 +10,6 @@ from PIL import Image
 
 from dreambench.engine.plan import MethodRun, RunSpec, build_plan
 from dreambench.images import ImageWarning, list_images, load_rgb
-from dreambench.methods import job as jobmod
 from dreambench.methods import photos
 from dreambench.methods.job import SubjectJob, prepare_subject_data
 from dreambench.methods.training import load_pixels
@@ -76,7 +75,6 @@ def test_each_photo_of_a_job_is_decoded_once(dataset_dir, monkeypatch):
     calls = []
     real = photos.decode_photo
     monkeypatch.setattr(photos, "decode_photo", lambda p, s=None: calls.append(p) or real(p, s))
-    monkeypatch.setattr(jobmod, "decode_photo", photos.decode_photo)
     job = SubjectJob("dreambooth", "db", subject="dog", num_inputs=3)
     data = prepare_subject_data(job, load_protocol("dreambooth"), dataset_dir, resolution=64)
     everything = list_images(dataset_dir / "dog")
