@@ -91,8 +91,11 @@ def test_gpu_bench_script_runs_on_cpu(tmp_path):
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "OUT": str(tmp_path), "PYTHON": sys.executable, "DEVICE": "cpu", "PROFILE": "tiny",
            "STEPS": "2", "PACK": "0", "SCORE_IMAGES": "8", "DREAMBENCH_DATA": str(tmp_path / "none")}
-    res = subprocess.run(["bash", str(root / "benchmarks" / "gpu_bench.sh"), "dreambooth"], env=env, cwd=root,
+    res = subprocess.run(["bash", str(root / "benchmarks" / "gpu_bench.sh"), "all"], env=env, cwd=root,
                          capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    b = json.loads((tmp_path / "dreambooth" / "bench.json").read_text())
+    b = json.loads((tmp_path / "bench.json").read_text())  # one call, one bench.json, every target
     assert b["profile"] == "tiny" and b["score_folder"]["images"] == 8 and b["data"].startswith("synthetic")
+    assert set(b["methods"]) == {"dreambooth", "dreambooth-lora", "textual-inversion"} and b["reference"]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "one call" in summary and "dreambooth-lora" in summary
