@@ -152,3 +152,27 @@ def test_doctor_with_an_empty_hub_cache_names_the_flags(tmp_path, cli_env):
     assert len(errors) == 2, proc.stderr
     assert "--dino-weights FILE" in errors[0] and "--clip-weights FILE" in errors[1]
     assert str(tmp_path / "hub") in errors[0]
+
+
+def test_preflight_key_imports_no_model_library(tmp_path):
+    """A resumed run's preflight is a key lookup: it must not import diffusers, open_clip, timm or
+    transformers (seconds of imports on every resume) — only the plan's own imports are paid."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from dreambench.engine.plan import MethodRun, RunSpec, build_plan\n"
+        "from dreambench.protocol import load_protocol\n"
+        "from dreambench.models.preflight import Needs, check_key\n"
+        "spec = RunSpec([MethodRun('dreambooth', 'dreambooth')], ['dog'], 'tiny', prompts=1, images_per_prompt=1)\n"
+        "plan = build_plan(spec, load_protocol('dreambooth'))\n"
+        "before = {m for m in ('diffusers', 'open_clip', 'timm', 'transformers') if m in sys.modules}\n"
+        "check_key('tiny', None, 'paper', {}, None, Needs(sd=True, scoring=True))\n"
+        "print(sorted({m for m in ('diffusers', 'open_clip', 'timm', 'transformers') if m in sys.modules} - before))\n"
+    )
+    env = {**__import__("os").environ, "DREAMBENCH_CACHE": str(tmp_path / "cache")}
+    # Warm the digest cache (a cold one builds the random parts once), then check a warm lookup.
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -18,12 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..io import save_image_atomic, write_text_atomic
-from .sampling import SamplingConfig, sample_images
+
+if TYPE_CHECKING:  # the plan imports this module; torch and the sampler load only when images are made
+    import torch
 
 DONE = "done.json"
 #: Seed stride between class-image sets of different base seeds (images per set stay below it).
@@ -70,6 +70,8 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
     paths = [folder / f"{i:05d}.png" for i in range(count)]
     missing = [i for i, p in enumerate(paths) if not p.is_file()]
     if missing:
+        from .sampling import SamplingConfig, sample_images
+
         cfg = SamplingConfig(sampler=sampler, guidance_scale=guidance_scale, sample_batch_size=batch_size)
         bar = None
         if progress:

@@ -228,27 +228,49 @@ def run_checks(profile_name: str, model: str | None, metric_profile: str, weight
 
 def check_key(profile_name: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
               needs: Needs) -> str:
-    """Everything that decides the checks' outcome, hashed (cheap: digests are cached)."""
-    import diffusers
-    import open_clip
-    import timm
-    import transformers
-
+    """Everything that decides the checks' outcome, hashed. Cheap, so that a resume pays nothing: file
+    digests are cached, and library versions come from the installed metadata, not from importing
+    torch, diffusers, open_clip, timm and transformers (seconds of imports on every resume)."""
     from .. import __version__
     from ..provenance import sd_provenance
     from .digest import file_digest
     from .weights_formats import weights_path
 
-    dev = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    parts = {"profile": profile_name, "metric_profile": metric_profile, "device": torch.device(dev).type,
-             "needs": asdict(needs), "versions": [__version__, torch.__version__, diffusers.__version__,
-                                                  transformers.__version__, open_clip.__version__, timm.__version__],
+    parts = {"profile": profile_name, "metric_profile": metric_profile, "device": _device_type(device),
+             "needs": asdict(needs), "versions": [__version__, *map(_version, _LIBRARIES)],
              "weights": {k: file_digest(weights_path(v, f"--{k}-weights")) for k, v in sorted(weights.items())},
              "hub_cache": os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "",
-             "torch_hub": str(torch.hub.get_dir()), "hub_files": _hub_files(profile_name, metric_profile, weights)}
+             "torch_hub": _torch_hub_dir(), "hub_files": _hub_files(profile_name, metric_profile, weights)}
     if needs.sd:
         parts["sd"] = sd_provenance(profile_name, model)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+#: Distributions whose versions decide whether a model loads (part of the check key).
+_LIBRARIES = ("torch", "diffusers", "transformers", "open_clip_torch", "timm", "lpips")
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def _device_type(device: str | None) -> str:
+    """``cuda``/``cpu``/... as given; for the default, whether this machine shows an NVIDIA driver (the
+    key only has to change when the default device would: torch is not imported for that)."""
+    if device:
+        return device.split(":")[0]
+    return "auto-cuda" if Path("/proc/driver/nvidia/version").exists() else "auto-cpu"
+
+
+def _torch_hub_dir() -> str:
+    """``torch.hub.get_dir()`` without importing torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
+    return str(Path(home).expanduser() / "hub")
 
 
 def cache_file() -> Path:

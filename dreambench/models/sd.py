@@ -96,13 +96,13 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
 
 def _random_key(config_name: str, seed: int) -> str:
     import hashlib
+    from importlib import metadata
 
-    import diffusers
-    import transformers
-
+    # Versions from the installed metadata: importing diffusers and transformers for them cost seconds
+    # on every resume (this key is all a resumed run needs).
+    versions = "|".join(metadata.version(d) for d in ("torch", "diffusers", "transformers"))
     texts = "".join(_read_config_text(config_name, part) for part in ("unet", "vae", "text_encoder"))
-    return "random-sd|" + hashlib.sha256(f"{texts}|{seed}|{torch.__version__}|{diffusers.__version__}|"
-                                         f"{transformers.__version__}".encode()).hexdigest()
+    return "random-sd|" + hashlib.sha256(f"{texts}|{seed}|{versions}".encode()).hexdigest()
 
 
 def _read_config_text(name: str, part: str) -> str:
