@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import inspect
 import os
 import re
@@ -181,3 +182,13 @@ def remove_stale_temps(root: str | Path, older_than: float = 0.0) -> list[Path]:
 
 __all__ = ["ConfinementError", "atomic_path", "check_write", "confined", "remove_stale_temps",
            "save_image_atomic", "write_roots", "write_text_atomic", "writes_under"]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """Full sha256 (64 hex digits) of a file's bytes, read in chunks: the one raw file hash behind image
+    keys, real-photo sets and weights digests."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..io import atomic_path
+from ..io import atomic_path, sha256_file
 from ..models.backbones import Backbone
 from .decode import NATIVE, Geometry, decode, prefetch_map
 from .functional import unordered_pairs
@@ -270,14 +270,6 @@ def stack_group(images: Sequence[torch.Tensor], group: object = "") -> torch.Ten
     return torch.stack(list(images))
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 class EmbeddingCache:
     """Embeddings on disk, one ``.npy`` per key under ``<root>/embeddings/``; ``root=None`` disables it.
 
@@ -326,7 +318,7 @@ def embed_reference_images(
     digests = []
     for p in paths:
         try:
-            digests.append(file_sha256(p))
+            digests.append(sha256_file(p))
         except OSError as e:
             raise DataError(f"{p}: cannot read real image ({e})") from None
     keys = [[cache.key(enc.cache_id, d) for d in digests] for enc in encoders]

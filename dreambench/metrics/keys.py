@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..errors import DataError, DreambenchError
 from ..images import list_images
+from ..io import sha256_file
 from ..manifest import read_manifest, row_problem
 from ..models.profiles import get_profile
 from ..protocol import name_problem
@@ -58,13 +59,9 @@ def lib_version(name: str) -> str:
         return "none"
 
 
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+def file_sha256(path: str | Path) -> str:
     """Full sha256 of a file's bytes (read every time: images and photos are never trusted by mtime)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path)
 
 
 def file_key(path: str | Path) -> str:

@@ -19,6 +19,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..io import sha256_file
+
 SHORT = 16
 _CACHE_NAME = "weights-digests.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -47,14 +49,6 @@ def _save_cache(cache: dict) -> None:
         pass  # a read-only cache only costs time
 
 
-def _hash_bytes(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_sha256(path: str | Path) -> str:
     """Full sha256 (64 hex digits) of a weight file; cached by path, size and mtime; free for hub blobs."""
     p = Path(path).expanduser()
@@ -68,7 +62,7 @@ def file_sha256(path: str | Path) -> str:
     cache = _load_cache()
     if key in cache:
         return cache[key]
-    digest = _hash_bytes(real)
+    digest = sha256_file(real, 1 << 22)
     cache = _load_cache()  # another process may have added entries meanwhile
     cache[key] = digest
     _save_cache(cache)
