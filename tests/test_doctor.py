@@ -131,7 +131,8 @@ def test_run_help_lists_the_weight_flags():
 
 def test_doctor_with_an_empty_hub_cache_names_the_flags(tmp_path, cli_env):
     """sd15 with a local fp16-variant folder and an empty hub cache: SD loads (folder, fp32), DINO and CLIP
-    are problems naming --dino-weights / --clip-weights; no library log noise, exit 2."""
+    and the LPIPS trunk are problems naming --dino-weights / --clip-weights / --lpips-weights; no library
+    log noise, exit 2."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
     from dreambench.models import load_sd
@@ -149,8 +150,9 @@ def test_doctor_with_an_empty_hub_cache_names_the_flags(tmp_path, cli_env):
     assert "folder" in rows["sd unet"] and "float32" in rows["sd unet"] and "pretrained" in rows["sd unet"]
     assert "ERROR:root" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 2, proc.stderr
+    assert len(errors) == 3, proc.stderr
     assert "--dino-weights FILE" in errors[0] and "--clip-weights FILE" in errors[1]
+    assert "--lpips-weights FILE" in errors[2]  # DIV would otherwise come from a random trunk, unsaid
     assert str(tmp_path / "hub") in errors[0]
 
 

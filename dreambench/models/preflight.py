@@ -175,6 +175,10 @@ def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
             state["model"](x[:1], x[1:])
 
     _timed(trunk, load)
+    if profile.pretrained_weights and not trunk.problem and trunk.weights != "pretrained":
+        # A pretrained run whose DIV would silently come from a random trunk: a problem, like DINO/CLIP.
+        trunk.problem = (f"lpips trunk {mp.div.net}: no pretrained weights (torchvision's ImageNet {mp.div.net} "
+                         f"is not in the torch hub cache {_torch_hub_dir()}/checkpoints); pass --lpips-weights FILE")
     lin_file = _lpips_lin_file(mp.div.net)
     lin.where, lin.weights, lin.dtype = "package", "pretrained", trunk.dtype
     lin.source = str(lin_file) if lin_file else ""
