@@ -39,12 +39,18 @@ def test_bench_tiny_cpu(tmp_path, monkeypatch):
     assert pk["aggregate_steps_per_s"] > 0 and pk["window_s"] > 0
     assert pk["aggregate_steps_per_s"] <= sum(pk["per_job_steps_per_s"]) * 1.0001  # a window spans each loop
     assert pk["speedup_vs_reference"] == pytest.approx(pk["aggregate_steps_per_s"] / ref["train_steps_per_s"])
+    pi = b["packing_inprocess"]  # the same two jobs in the bench process, beside the process kind
+    assert pi["supported"] and pi["method"] == "dreambooth" and pi["jobs"] == 2 and pi["window_s"] > 0
+    assert pi["aggregate_steps_per_s"] == pytest.approx(2 * 2 / pi["window_s"])
+    assert pi["vs_process_packing"] == pytest.approx(pi["aggregate_steps_per_s"] / pk["aggregate_steps_per_s"])
+    assert pi["speedup_vs_reference"] == pytest.approx(pi["aggregate_steps_per_s"] / ref["train_steps_per_s"])
     sf = b["score_folder"]  # `dreambench score` end to end on protocol-laid-out PNGs
     assert sf["images"] == 12 and sf["seconds"] > 0 and sf["images_per_s"] == pytest.approx(12 / sf["seconds"])
     est = b["estimate"]
     assert est["subjects"] == 30 and est["total_s"] > 0
     assert est["per_method"]["dreambooth"]["images"] == 30 * 25 * 4
     assert "random-init" in res.output and "estimated full protocol" in res.output and "x2 packed" in res.output
+    assert "x2 in-process" in res.output and "process packing" in res.output
 
 
 def test_protocol_folder_is_scoreable_layout(tmp_path):

@@ -231,7 +231,7 @@ class TrainStats:
 LOSS_READ_EVERY = 25
 
 
-class _LossLog:
+class LossLog:
     """Per-step losses kept on the device and read back in blocks of :data:`LOSS_READ_EVERY` steps."""
 
     def __init__(self, stats: TrainStats, desc: str):
@@ -256,6 +256,28 @@ class _LossLog:
         self.pending = []
 
 
+def warmup_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear learning-rate warm-up over ``cfg.lr_warmup_steps`` steps, then constant."""
+    warm = max(0, cfg.lr_warmup_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
+
+
+def train_autocast(cfg: TrainConfig, device: torch.device):
+    """The autocast context of a training step: bf16 per :func:`use_bf16`, else none."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16(cfg, device) else contextlib.nullcontext()
+
+
+def optimizer_step(loss: torch.Tensor, params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer,
+                   sched: torch.optim.lr_scheduler.LRScheduler, cfg: TrainConfig) -> None:
+    """Backward, gradient clipping at ``cfg.max_grad_norm`` (0 = off), one optimizer and schedule step."""
+    loss.backward()
+    if cfg.max_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+    optimizer.step()
+    sched.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]],
               params: list[torch.nn.Parameter], optimizer: torch.optim.Optimizer, cfg: TrainConfig,
               device: torch.device, progress: bool = True, desc: str = "training",
@@ -265,11 +287,10 @@ def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.T
     Linear warm-up then constant learning rate; gradient clipping at ``cfg.max_grad_norm``; bf16
     autocast per :func:`use_bf16`. ``after_step`` runs after each optimizer step (textual inversion
     restores the frozen embedding rows there)."""
-    warm = max(0, cfg.lr_warmup_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if use_bf16(cfg, device) else contextlib.nullcontext()
+    sched = warmup_schedule(optimizer, cfg)
+    autocast = train_autocast(cfg, device)
     stats = TrainStats()
-    log = _LossLog(stats, desc)
+    log = LossLog(stats, desc)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -280,12 +301,7 @@ def run_steps(step_fn: Callable[[int], tuple[torch.Tensor, torch.Tensor, torch.T
     for step in range(cfg.steps):
         with autocast:
             loss, inst, prior = step_fn(step)
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        sched.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(loss, params, optimizer, sched, cfg)
         if after_step is not None:
             after_step()
         log.add(step, loss, inst, prior)

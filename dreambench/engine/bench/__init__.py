@@ -13,6 +13,10 @@ datasheet bf16 peak of known GPUs (dense, no sparsity), which ``--peak-tflops`` 
   listed method as ``dreambench run --jobs-per-gpu K`` does: aggregate steps/s over the window in which
   they all ran (each loop times itself; ``TrainStats.started`` puts them on one clock) and its ratio to
   the reference loop;
+- ``packing_inprocess``: the same ``pack`` DreamBooth jobs trained in THIS process
+  (``methods.packing.train_packed``: steps interleaved, one CUDA stream per job, no time-slicing between
+  processes): aggregate steps/s, peak memory of all jobs, and ``vs_process_packing``, its ratio to the
+  process kind. Measured side by side so that the first device run decides which kind becomes the default;
 - ``sampling``: the suite's sampler (``methods.sampling.sample_images``, CFG, profile's sampler steps):
   images/s and FLOPs per image;
 - ``scoring``: DINO + CLIP image embeddings of the metric profile at 224 px: images/s and FLOPs per image;
@@ -33,7 +37,7 @@ images and stand-in dataset bench makes), ``training`` (reference loop, methods,
 from .driver import BENCH_FILE, BenchOptions, run_bench
 from .fixtures import synthetic_dataset, write_protocol_folder
 from .report import format_bench
-from .training import bench_packing
+from .training import bench_packing, bench_packing_inprocess
 
-__all__ = ["BENCH_FILE", "BenchOptions", "bench_packing", "format_bench", "run_bench", "synthetic_dataset",
+__all__ = ["BENCH_FILE", "BenchOptions", "bench_packing", "bench_packing_inprocess", "format_bench", "run_bench", "synthetic_dataset",
            "write_protocol_folder"]

@@ -18,7 +18,7 @@ from .estimate import estimate_protocol
 from .fixtures import synthetic_dataset
 from .measure import datasheet_peak, fractions, measure_matmul
 from .sampling_scoring import bench_sampling, bench_score_folder, bench_scoring
-from .training import bench_method, bench_packing, bench_reference, mps_running
+from .training import bench_method, bench_packing, bench_packing_inprocess, bench_reference, mps_running
 
 BENCH_FILE = "bench.json"
 
@@ -58,6 +58,13 @@ def run_bench(opts: BenchOptions, results_dir: Path) -> dict:
             return _run_bench(opts, results_dir, Path(scratch))
     finally:
         torch.set_num_threads(previous)
+
+
+def _packing_ratios(pk: dict, ref: dict, one_job: dict, peaks: dict) -> None:
+    """Add a packing figure's ratios to the reference loop and to one job of the method, and its FLOP rate."""
+    pk["speedup_vs_reference"] = pk["aggregate_steps_per_s"] / ref["train_steps_per_s"]
+    pk["speedup_vs_one_job"] = pk["aggregate_steps_per_s"] / one_job["train_steps_per_s"]
+    pk.update(fractions(one_job["flops_per_step"], pk["aggregate_steps_per_s"], peaks))
 
 
 def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
@@ -100,11 +107,19 @@ def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
                               opts.overrides.get(opts.methods[0]) if opts.methods else None)
     samp.update(fractions(samp["flops_per_image"], samp["images_per_s"], peaks))
     result["sampling"] = samp
+    pack = opts.pack if opts.pack is not None else (4 if device.type == "cuda" else 0)
+    trained = [m for m, r in result["methods"].items() if r.get("trains")]
+    result["packing_inprocess"] = None
+    if pack > 0 and trained:  # while this process holds the model; the process kind loads its own
+        with tempfile.TemporaryDirectory(prefix="dreambench-pack-") as tmp:
+            pi = bench_packing_inprocess(trained[0], components, pristine, device, pack, opts.steps, profile.name,
+                                         data_dir, Path(tmp), overrides=opts.overrides.get(trained[0]))
+        if pi["supported"]:
+            _packing_ratios(pi, ref, result["methods"][trained[0]], peaks)
+        result["packing_inprocess"] = pi
     del components, pristine
     with contextlib.suppress(AttributeError):
         torch.cuda.empty_cache()
-    pack = opts.pack if opts.pack is not None else (4 if device.type == "cuda" else 0)
-    trained = [m for m, r in result["methods"].items() if r.get("trains")]
     result["packing"] = None
     result["cuda_mps"] = device.type == "cuda" and mps_running()
     if pack > 0 and trained:
@@ -112,10 +127,11 @@ def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
             pk = bench_packing(trained[0], profile.name, device, pack, opts.steps, data_dir, Path(tmp),
                                threads=cpu_threads(opts.threads or usable_cores(), pack),
                                overrides=opts.overrides.get(trained[0]))
-        pk["speedup_vs_reference"] = pk["aggregate_steps_per_s"] / ref["train_steps_per_s"]
-        pk["speedup_vs_one_job"] = pk["aggregate_steps_per_s"] / result["methods"][trained[0]]["train_steps_per_s"]
-        pk.update(fractions(result["methods"][trained[0]]["flops_per_step"], pk["aggregate_steps_per_s"], peaks))
+        _packing_ratios(pk, ref, result["methods"][trained[0]], peaks)
         result["packing"] = pk
+    pi = result["packing_inprocess"]
+    if result["packing"] and pi and pi["supported"]:
+        pi["vs_process_packing"] = pi["aggregate_steps_per_s"] / result["packing"]["aggregate_steps_per_s"]
     sc = bench_scoring(profile, opts.metric_profile, device, opts.score_batch)
     sc.update(fractions(sc["flops_per_image"], sc["images_per_s"], peaks))
     result["scoring"] = sc

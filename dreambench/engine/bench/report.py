@@ -33,6 +33,15 @@ def format_bench(r: dict) -> str:
         lines.append(f"  packing: {pk['speedup_vs_reference']:.2f}x the reference loop, "
                      f"{pk['speedup_vs_one_job']:.2f}x one job (peak mem is per job; CUDA MPS "
                      f"{'running' if r.get('cuda_mps') else 'not running'})")
+    pi = r.get("packing_inprocess")
+    if pi and pi.get("supported"):
+        row(f"train: {pi['method']} x{pi['jobs']} in-process", pi["aggregate_steps_per_s"], "st/s",
+            pi["peak_mem_GB_total"], None, pi)
+        vs = f", {pi['vs_process_packing']:.2f}x process packing" if pi.get("vs_process_packing") else ""
+        lines.append(f"  in-process packing: {pi['speedup_vs_reference']:.2f}x the reference loop, "
+                     f"{pi['speedup_vs_one_job']:.2f}x one job{vs} (peak mem is all jobs; {pi['streams']})")
+    elif pi:
+        lines.append(f"  in-process packing: not measured ({pi['why']})")
     s = r["sampling"]
     row(f"sample: b{s['batch']} x{s['sample_steps']} steps", s["images_per_s"], "im/s", None, s["flops_per_image"], s)
     sc = r["scoring"]

@@ -1,5 +1,5 @@
 """Training throughput for ``dreambench bench``: the plain reference loop of ``/work/shared/perf/README.md``, each
-method's own loop, and several packed jobs sharing one device."""
+method's own loop, and several packed jobs sharing one device (K processes, or K jobs in one process)."""
 
 from __future__ import annotations
 
@@ -207,6 +207,42 @@ def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: 
             "aggregate_steps_per_s": sum(r["steps"] for r in rows) / (end - start),
             "per_job_steps_per_s": [r["steps"] / r["seconds"] for r in rows],
             "peak_mem_GB_per_job": mems or None}
+
+
+def bench_packing_inprocess(name: str, components: Any, pristine: Any, device: torch.device, k: int, steps: int,
+                            profile: str, data_dir: Path, workdir: Path,
+                            overrides: dict[str, str] | None = None) -> dict:
+    """Aggregate training throughput of ``k`` DreamBooth jobs in THIS process
+    (:func:`dreambench.methods.packing.train_packed`: interleaved steps, one CUDA stream per job).
+
+    ``aggregate_steps_per_s`` = k * steps / (seconds of the interleaved loop), as for process packing.
+    Only full-UNet DreamBooth packs this way; another method reports ``{"supported": False}``."""
+    from ...methods.base import get_method
+    from ...methods.packing import train_packed
+    from ...methods.recipes import recipes_for, resolve_config
+
+    if name != "dreambooth":
+        return {"method": name, "jobs": k, "supported": False, "why": "in-process packing trains DreamBooth only"}
+    cls = get_method(name)
+    recipe = profile if profile in recipes_for(cls) else None
+    data = bench_subject(data_dir, workdir, components.resolution)
+
+    def run(n_steps: int, tag: str) -> float:
+        cfg, _ = resolve_config(cls, recipe, {"num_class_images": 2, **(overrides or {})}, steps=n_steps)
+        pristine.restore(components, str(device))
+        jobs, seconds = train_packed(components, [data] * k, [cfg] * k, device, workdir / tag)
+        del jobs
+        return seconds
+
+    run(2, "warmup")  # compile, autotuning, allocator: outside the timed run
+    reset_peak(device)
+    seconds = run(steps, "timed")
+    peak = peak_gb(device)
+    with contextlib.suppress(AttributeError):
+        torch.cuda.empty_cache()
+    return {"method": name, "jobs": k, "supported": True, "steps_per_job": steps, "window_s": seconds,
+            "aggregate_steps_per_s": k * steps / seconds, "peak_mem_GB_total": peak,
+            "streams": "one CUDA stream per job" if device.type == "cuda" else "none (CPU: jobs run in turn)"}
 
 
 def _config_dict(method: Any) -> dict:
