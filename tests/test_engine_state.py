@@ -83,13 +83,16 @@ def test_run_records_states_and_summary(tmp_path):
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in rows.values())
     assert json.loads((tmp_path / "summary.json").read_text())["device_seconds_per_label"]["m"] == 1.0
     assert "device-seconds" in format_summary(summary)
-    # A second run skips everything and leaves the rows untouched.
+    # A second run skips every job whose outputs it can verify and leaves their rows untouched. This
+    # whole-folder score job (no label/subject in its spec, as an older release planned it) has no content
+    # keys to check, so it is recomputed: when in doubt, the suite recomputes rather than reuse a number.
     again = ScriptedBackend()
     s2 = run_plan(_plan(), _opts(tmp_path), again)
-    assert again.ran == [] and s2.skipped == 4
+    assert again.ran == ["sc"] and s2.skipped == 3
     with StateDB(tmp_path / "state.sqlite") as db:
-        assert {r["id"]: (r["attempts"], r["started"]) for r in db.jobs()} == \
-            {k: (r["attempts"], r["started"]) for k, r in rows.items()}
+        now = {r["id"]: (r["attempts"], r["started"]) for r in db.jobs()}
+    assert {k: v for k, v in now.items() if k != "sc"} == \
+        {k: (r["attempts"], r["started"]) for k, r in rows.items() if k != "sc"}
 
 
 def test_retry_then_fail_propagates(tmp_path):
