@@ -63,6 +63,8 @@ def _commands(r: Path, data: Path) -> list[tuple[list[str], tuple[str, ...]]]:
         (["bench", "--help"], ()),
         (["protocol", "show"], ()),
         (["--results", r, "status"], ()),
+        # A finished folder re-scored: answered from content keys (issue 15.4), no model stack.
+        (["--results", r, "score", "--subjects", data, "--model-profile", "tiny", "-q"], ("pandas",)),
         (["tables", r], ("pandas", "jinja2", "scipy")),  # LaTeX: pandas Styler (jinja2); intervals: scipy
         (["report", r, "--data", data], ("pandas", "jinja2", "matplotlib", "scipy")),
         (["--results", r, "study", "create", "--db", db, "--method-a", "dreambooth", "--method-b", "pretrained",

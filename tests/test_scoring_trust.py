@@ -194,7 +194,8 @@ def test_noop_resume_does_no_model_work(tiny_results, dataset_dir, cli_env, tmp_
     proc = realrun.run_cli(["--results", res, "score", "--subjects", dataset_dir, "--model-profile", "tiny"],
                            cli_env)
     assert "nothing to score" in proc.stderr and "no model built" in proc.stderr
-    meta = json.loads((res / "scores" / "score_meta.json").read_text())
-    assert meta["stats"]["backbones_built"] == 0 and meta["stats"]["scored_now"] == 0
-    assert not meta["stats"]["lpips_built"] and meta["stats"]["dino_images"] == 0
+    # Every score is current, so `score` answered from the content keys and rewrote nothing (that it
+    # imports no torch either is checked in test_light_imports.py).
+    assert (res / "scores" / "score_meta.json").read_bytes() == meta_before
+    assert "(0 now, " in proc.stdout, proc.stdout
     assert run_s < 120  # generous: the point is no model work (3 s on an idle 2-core machine)

@@ -79,13 +79,24 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
     exit status is then 1. Definitions: docs/metrics.md."""
     from ..io import write_roots
-    from ..metrics.scoring import default_cache_dir, score_folder
 
     metric_profile = _metric_profile(metric_profile, old_profile)
     if images is None or out is None:
         root = resolve_results(ctx, results)
         images = images or root / "images"
         out = out or root / "scores"
+    meta = _already_current(images, subjects or default_data_dir(), out, cache_dir, metric_profile=metric_profile,
+                            model_profile=model_profile, identifier=identifier, dino_weights=dino_weights,
+                            clip_weights=clip_weights, lpips_weights=lpips_weights)
+    if meta is not None:
+        if not quiet:
+            click.echo("nothing to score: every score in --out is current (checked from content keys; no model "
+                       "built)", err=True)
+        _print_summary(_read_csv(out / "aggregates.csv"), metric_profile, model_profile, meta["stats"]["scored"], 0,
+                       meta["stats"]["scored"], None, out)
+        return
+    from ..metrics.scoring import default_cache_dir, score_folder
+
     try:
         with write_roots(out, cache_dir or default_cache_dir(out)):  # writes stay in --out and the cache
             res = score_folder(
@@ -97,22 +108,54 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     except ModelLoadError as e:
         # the builders' hint names the generation option; here the model profile is --model-profile
         raise ModelLoadError(str(e).replace("use --profile ", "use --model-profile ")) from e
-    agg = res.aggregates
-    label = "" if (agg["weights"] == "pretrained").all() else "  [random-init weights: not quality results]"
-    click.echo(f"profile {metric_profile}, model profile {model_profile}{label}")
-    if len(agg):
-        wide = agg.pivot(index="method", columns="metric", values="mean")
-        wide = wide[[c for c in ("dino", "clip_i", "clip_t", "pres", "div") if c in wide.columns]]
-        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
-    ips = res.images_per_s
-    click.echo(f"{res.stats['scored']} images scored ({res.stats['scored_now']} now, {res.stats['reused']} reused)"
-               + (f", {ips:.1f} images/s" if ips else "") + f" -> {res.out_dir}")
+    _print_summary(res.aggregates, metric_profile, model_profile, res.stats["scored"], res.stats["scored_now"],
+                   res.stats["reused"], res.images_per_s, res.out_dir)
     if res.errors:
         for e in res.errors[:20]:
             click.echo(f"error: {e}", err=True)
         more = " (first 20 shown)" if len(res.errors) > 20 else ""
         click.echo(f"{len(res.errors)} bad input(s) skipped{more}; see {res.out_dir / 'errors.csv'}", err=True)
         sys.exit(1)
+
+
+
+def _already_current(images: Path, subjects: Path, out: Path, cache_dir: Path | None, **kw) -> dict | None:
+    """``score_meta.json`` of an ``--out`` whose every score, DIV group and real row is current, checked from
+    content keys alone (image and photo hashes, texts, profile, cached weight digests: no model, no torch);
+    None when anything is to compute, a digest is not cached yet, or the last scoring had bad inputs (the
+    full path reports them)."""
+    import json
+
+    from ..metrics.keys import inputs_current
+
+    ok, _ = inputs_current(images, subjects, out, cache_dir=cache_dir, **kw)
+    errors = out / "errors.csv"
+    if not ok or not (out / "aggregates.csv").is_file() or (
+            errors.is_file() and len(errors.read_text().strip().splitlines()) > 1):
+        return None
+    try:
+        return json.loads((out / "score_meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _read_csv(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path, keep_default_na=False, na_values=["", "nan", "NaN"])
+
+
+def _print_summary(agg, metric_profile: str, model_profile: str, scored: int, now: int, reused: int,
+                   images_per_s: float | None, out_dir: Path) -> None:
+    """The aggregate means per method and metric, and the image counts."""
+    label = "" if (agg["weights"] == "pretrained").all() else "  [random-init weights: not quality results]"
+    click.echo(f"profile {metric_profile}, model profile {model_profile}{label}")
+    if len(agg):
+        wide = agg.pivot(index="method", columns="metric", values="mean")
+        wide = wide[[c for c in ("dino", "clip_i", "clip_t", "pres", "div") if c in wide.columns]]
+        click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
+    click.echo(f"{scored} images scored ({now} now, {reused} reused)"
+               + (f", {images_per_s:.1f} images/s" if images_per_s else "") + f" -> {out_dir}")
 
 
 COMMANDS = [score_cmd]
