@@ -95,3 +95,11 @@ def test_score_profile_old_spelling_warns(tiny_results, dataset_dir, cli_env, tm
     proc = realrun.run_cli(["--results", res, "score", "--profile", "paper", "--metric-profile", "x100",
                             "--model-profile", "tiny", "-q", "--subjects", dataset_dir], cli_env, check=False)
     assert proc.returncode == 2 and "disagree" in proc.stderr
+
+
+def test_a_method_added_later_joins_the_baselines_table(later):
+    """The researcher's path: baselines run once, their own method run later into the same folder; the
+    second run's tables hold both (the merge takes every current score part on disk, not only its own)."""
+    t1 = read_csv(later / "tables" / "table1_fidelity.csv")
+    assert {"dreambooth", "textual-inversion", "pretrained", "example-paste"} <= set(t1["method"])
+    assert LORA_NAME in set(t1["name"])

@@ -356,12 +356,33 @@ def _outputs_present(results: Path, row: dict, data_dir: Path | None = None) -> 
                                **weights_kwargs(spec.get("metric_weights")))
         return ok
     if row["kind"] == "score_merge":
-        from ..metrics.keys import merged_current
-
-        return merged_current(results / "scores", [tuple(p) for p in spec.get("parts", [])])
+        return _merge_current(results, spec, data_dir)
     if row["kind"] == "tables":
         readme, meta = results / "tables" / "README.md", results / "scores" / "score_meta.json"
         return readme.is_file() and meta.is_file() and readme.stat().st_mtime_ns >= meta.stat().st_mtime_ns
+    return True
+
+
+def _merge_current(results: Path, spec: dict, data_dir: Path | None) -> bool:
+    """Whether the merged score files hold exactly the current parts: the run's own (their score jobs
+    keep them current) and those of earlier runs into this folder, which no job of this plan re-checks, so
+    each one merged as current is checked here from its content keys."""
+    from ..metrics.keys import merge_parts, merged_current, part_current
+
+    scores = results / "scores"
+    planned = [tuple(p) for p in spec.get("parts", [])]
+    parts = merge_parts(scores, planned)
+    if not merged_current(scores, parts):
+        return False
+    try:
+        used = json.loads((scores / "score_meta.json").read_text()).get("parts", {})
+    except (OSError, ValueError):
+        return False
+    for label, subject in parts[len(planned):]:
+        if f"{label}/{subject}" in used and (data_dir is None or not part_current(
+                scores, results / "images", data_dir, label, subject, metric_profile=spec["metric_profile"],
+                model_profile=spec["model_profile"], metric_weights=spec.get("metric_weights"))[0]):
+            return False
     return True
 
 

@@ -230,13 +230,14 @@ class Worker:
 
     def _run_score_merge(self, job: dict, log: Any) -> tuple[dict, int]:
         from ..manifest import merge_manifest
+        from ..metrics.keys import merge_parts
         from ..metrics.scoring import merge_scores
 
         spec = job["spec"]
         images_dir = self.results_dir / "images"
         merge_manifest(images_dir)
         out = self.results_dir / "scores"
-        res = merge_scores(out, [tuple(p) for p in spec["parts"]], images_dir, self.data_dir,
+        res = merge_scores(out, merge_parts(out, spec["parts"]), images_dir, self.data_dir,
                            metric_profile=spec["metric_profile"], model_profile=spec["model_profile"],
                            metric_weights=spec.get("metric_weights") or {}, log=log)
         return {"scores": str(out)}, len(res.per_image)

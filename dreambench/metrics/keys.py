@@ -447,6 +447,31 @@ def part_dir(scores_dir: str | Path, label: str, subject: str) -> Path:
 
 
 
+def parts_on_disk(scores_dir: str | Path) -> list[tuple[str, str]]:
+    """(label, subject) of every finished score part under ``<scores>/parts``, earlier runs into the same
+    results folder included (a method added later joins the baselines' tables). Names that could not be
+    labels or subjects are ignored."""
+    root = Path(scores_dir) / PARTS
+    if not root.is_dir():
+        return []
+    return sorted((d.parent.name, d.name) for d in root.glob("*/*")
+                  if (d / "score_meta.json").is_file() and not name_problem(d.parent.name) and not name_problem(d.name))
+
+
+def merge_parts(scores_dir: str | Path, planned: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The parts a merge combines: the run's own, then every other part on disk, in name order."""
+    planned = [tuple(p) for p in planned]
+    return planned + [p for p in parts_on_disk(scores_dir) if p not in planned]
+
+
+def part_current(scores_dir: str | Path, images_dir: str | Path, subjects_dir: str | Path, label: str, subject: str,
+                 *, metric_profile: str, model_profile: str, metric_weights: dict | None = None) -> tuple[bool, str]:
+    """Whether one score part still matches its inputs (as :func:`inputs_current`, with the merge's cache)."""
+    return inputs_current(images_dir, subjects_dir, part_dir(scores_dir, label, subject), metric_profile=metric_profile,
+                          model_profile=model_profile, only=(label, subject),
+                          cache_dir=default_cache_dir(scores_dir), **weights_kwargs(metric_weights))
+
+
 def merged_current(scores_dir: str | Path, parts: list[tuple[str, str]]) -> bool:
     """Whether ``scores_dir`` holds the merge of exactly the current contents of ``parts`` (cheap: reads
     the parts' score_meta.json; the parts themselves are checked by their own jobs)."""

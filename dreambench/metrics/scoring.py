@@ -93,6 +93,7 @@ from .keys import (  # noqa: F401  (CACHE_ENV, strip_identifier, merged_current:
     inputs_current,
     lib_version,
     merged_current,
+    part_current,
     part_dir,
     prepare,
     read_csv_or_none,
@@ -671,9 +672,8 @@ def merge_scores(scores_dir: str | Path, parts: list[tuple[str, str]], images_di
     missing, used, metas = [], {}, []
     for label, subject in parts:
         d = part_dir(scores_dir, label, subject)
-        ok, why = inputs_current(images_dir, subjects_dir, d, metric_profile=metric_profile,
-                                 model_profile=model_profile, only=(label, subject),
-                                 cache_dir=default_cache_dir(scores_dir), **weights_kwargs(metric_weights))
+        ok, why = part_current(scores_dir, images_dir, subjects_dir, label, subject, metric_profile=metric_profile,
+                               model_profile=model_profile, metric_weights=metric_weights)
         if not ok:
             missing.append({"method": label, "subject": subject, "reason": why})
             continue
