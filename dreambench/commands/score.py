@@ -128,7 +128,7 @@ def _already_current(images: Path, subjects: Path, out: Path, cache_dir: Path | 
 
     from ..metrics.keys import inputs_current
 
-    ok, _ = inputs_current(images, subjects, out, cache_dir=cache_dir, **kw)
+    ok, _ = inputs_current(images, subjects, out, cache_dir=cache_dir, allow_errors=False, **kw)
     errors = out / "errors.csv"
     if not ok or not (out / "aggregates.csv").is_file() or (
             errors.is_file() and len(errors.read_text().strip().splitlines()) > 1):

@@ -408,10 +408,12 @@ def inputs_current(
     images_dir: str | Path, subjects_dir: str | Path, out_dir: str | Path, *, metric_profile: str = "paper",
     model_profile: str = "sd15", only: tuple[str, str] | None = None, identifier: str = "sks",
     cache_dir: str | Path | None = None, dino_weights: str | Path | None = None,
-    clip_weights: str | Path | None = None, lpips_weights: str | Path | None = None,
+    clip_weights: str | Path | None = None, lpips_weights: str | Path | None = None, allow_errors: bool = True,
 ) -> tuple[bool, str]:
     """Whether ``out_dir`` holds the scores :func:`score_folder` would write now, checked without any
-    model (image and real-photo hashes, CLIP-T texts, profile, cached weight digests); and why not."""
+    model (image and real-photo hashes, CLIP-T texts, profile, cached weight digests); and why not.
+    ``allow_errors=False``: bad input rows (which scoring skips and reports) also make it not current, for
+    callers that must report them."""
     images_dir, subjects_dir, out_dir = Path(images_dir), Path(subjects_dir), Path(out_dir)
     if not (out_dir / "score_meta.json").is_file() or not (out_dir / PER_IMAGE).is_file():
         return False, "no finished scores"
@@ -424,6 +426,8 @@ def inputs_current(
         return False, f"inputs unreadable ({e})"
     if w.ids is None:
         return False, "backbone digest not cached"
+    if w.errors and not allow_errors:
+        return False, f"{len(w.errors)} bad input row(s) to report"
     todo = int((~w.done).sum()) + len(w.div_groups) - len(w.div_done) + len(w.real_sets) - len(w.real_done)
     if todo or w.stale_outputs:
         return False, f"{todo} score(s) to compute" + (", outputs to rewrite" if w.stale_outputs else "")
