@@ -6,7 +6,9 @@ palette, alpha or 16-bit files. All of them are read through :func:`load_rgb`.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,29 +32,36 @@ def list_images(folder: str | Path) -> list[Path]:
     )
 
 
-def load_rgb(path: str | Path, min_short_side: int = 0) -> Image.Image:
-    """Decode an image fully, apply its EXIF orientation and convert it to 8-bit RGB.
-
-    Raises :class:`DataError` naming the file when it cannot be decoded (truncated, not an image), is
-    animated (more than one frame) or its short side is below ``min_short_side``. Emits :class:`ImageWarning` for conversions."""
-    path = Path(path)
+@contextlib.contextmanager
+def decode_errors(path: Path) -> Iterator[None]:
+    """Turn Pillow's decoding failures inside the block into one :class:`DataError` naming ``path``: the one
+    wording of "missing / not an image / truncated" for every decoder of the suite."""
     try:
-        with Image.open(path) as im:
-            frames = int(getattr(im, "n_frames", 1) or 1)
-            # An MPO (camera JPEG with an embedded preview or depth picture) is a still photo: frame 0 is
-            # the primary image. Only a real animation leaves "which frame is the photo?" unanswered.
-            if frames > 1 and im.format != "MPO":
-                raise DataError(f"{path}: animated image ({frames} frames); use a still photo")
-            im.load()  # decode now: a truncated file fails here, not later inside a worker
-            mode = im.mode
-            exif_orientation = im.getexif().get(0x0112, 1)
-            out = ImageOps.exif_transpose(im)
+        yield
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: unreadable: not an image file (or a format Pillow cannot decode)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: unreadable or truncated image ({e})") from None
+
+
+def load_rgb(path: str | Path, min_short_side: int = 0) -> Image.Image:
+    """Decode an image fully, apply its EXIF orientation and convert it to 8-bit RGB.
+
+    Raises :class:`DataError` naming the file when it cannot be decoded (truncated, not an image), is
+    animated (more than one frame) or its short side is below ``min_short_side``. Emits :class:`ImageWarning` for conversions."""
+    path = Path(path)
+    with decode_errors(path), Image.open(path) as im:
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        # An MPO (camera JPEG with an embedded preview or depth picture) is a still photo: frame 0 is
+        # the primary image. Only a real animation leaves "which frame is the photo?" unanswered.
+        if frames > 1 and im.format != "MPO":
+            raise DataError(f"{path}: animated image ({frames} frames); use a still photo")
+        im.load()  # decode now: a truncated file fails here, not later inside a worker
+        mode = im.mode
+        exif_orientation = im.getexif().get(0x0112, 1)
+        out = ImageOps.exif_transpose(im)
     if exif_orientation not in (1, None):
         warnings.warn(f"{path}: EXIF orientation {exif_orientation} applied", ImageWarning, stacklevel=2)
     if mode != "RGB":

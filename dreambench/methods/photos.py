@@ -26,10 +26,10 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from ..errors import DataError
-from ..images import ImageWarning, describe_mode, to_rgb
+from ..images import ImageWarning, decode_errors, describe_mode, to_rgb
 
 #: How subject photos become training pixels. Part of every subject job's id (engine/plan.py).
 PHOTO_DECODE = "photos-v2: JPEG draft >= 2x short side, one bicubic resize of the centre square"
@@ -83,21 +83,14 @@ def decode_photo(path: str | Path, short_side: int | None = None) -> Photo:
     Raises :class:`DataError` naming the file when it cannot be decoded (missing, not an image, truncated);
     emits :class:`dreambench.images.ImageWarning` for an EXIF rotation or a mode conversion."""
     path = Path(path)
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            frames = int(getattr(im, "n_frames", 1) or 1)
-            fmt, mode = im.format or "", im.mode
-            orientation = im.getexif().get(0x0112, 1)
-            _draft(im, short_side)
-            im.load()  # decode now: a truncated file fails here, naming the file
-            out = ImageOps.exif_transpose(im)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except UnidentifiedImageError:
-        raise DataError(f"{path}: unreadable: not an image file (or a format Pillow cannot decode)") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: unreadable or truncated image ({e})") from None
+    with decode_errors(path), Image.open(path) as im:
+        w, h = im.size
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        fmt, mode = im.format or "", im.mode
+        orientation = im.getexif().get(0x0112, 1)
+        _draft(im, short_side)
+        im.load()  # decode now: a truncated file fails here, naming the file
+        out = ImageOps.exif_transpose(im)
     if orientation not in (1, None):
         warnings.warn(f"{path}: EXIF orientation {orientation} applied", ImageWarning, stacklevel=2)
     if out.mode != "RGB":
