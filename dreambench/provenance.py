@@ -29,9 +29,11 @@ def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model")
 
     prof = profile if isinstance(profile, ModelProfile) else get_profile(str(profile))
     if not prof.pretrained_weights:
-        from .models.sd import load_sd, random_sd_digest
+        from .models.random_digest import random_sd_digest
 
         if model:
+            from .models.sd import load_sd
+
             load_sd(prof, model)  # raises the one-line error naming --model
         return {"sd_source": f"config:{prof.sd_model}", "sd_digest": random_sd_digest(prof.sd_model),
                 "sd_where": "config", "weights": "random-init"}

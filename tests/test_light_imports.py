@@ -1,6 +1,7 @@
 """The light commands never import the model stack (issue 15.1).
 
-``--help``, ``tables``, ``report``, ``status``, ``study *`` and ``protocol show`` run in a fresh interpreter
+``--help``, ``tables``, ``report``, ``status``, ``study *``, ``protocol show``, a no-op resume of ``run``
+and ``score``, and ``run --dry-run`` run in a fresh interpreter
 (the real CLI, on a results folder a real tiny run wrote); afterwards ``sys.modules`` must hold none of
 torch, diffusers, open_clip, timm (and, where the command has no use for them, none of pandas, matplotlib,
 jinja2). A failing command fails the test too, so a command that crashed early cannot pass by importing
@@ -51,6 +52,12 @@ def light_run(tiny_results, tmp_path_factory) -> Path:
     return realrun.copy_run(tiny_results, tmp_path_factory.mktemp("light") / "r")
 
 
+def _tiny_run_args(data: Path) -> list:
+    """The options the shared tiny run was made with (``realrun.tiny_run``), less ``--results``."""
+    return [*(a for m in realrun.TINY_METHODS for a in ("--method", m)), "--subjects",
+            ",".join(realrun.TINY_SUBJECTS), "--data", data, *realrun.TINY_ARGS]
+
+
 def _commands(r: Path, data: Path) -> list[tuple[list[str], tuple[str, ...]]]:
     """(arguments, modules of TABLE_STACK the command may load) in the order they run: study create
     makes the database the later study commands read."""
@@ -63,6 +70,11 @@ def _commands(r: Path, data: Path) -> list[tuple[list[str], tuple[str, ...]]]:
         (["bench", "--help"], ()),
         (["protocol", "show"], ()),
         (["--results", r, "status"], ()),
+        # The finished run resumed with its own options: nothing to do, so no model stack (issue 15.4).
+        (["--results", r, "run", *_tiny_run_args(data)], ("pandas",)),
+        # Planning every built-in and the plug-in reads their configs only.
+        (["--results", r / "planned", "run", "--dry-run", "--method", "dreambooth-lora",
+          *_tiny_run_args(data)], ()),
         # A finished folder re-scored: answered from content keys (issue 15.4), no model stack.
         (["--results", r, "score", "--subjects", data, "--model-profile", "tiny", "-q"], ("pandas",)),
         (["tables", r], ("pandas", "jinja2", "scipy")),  # LaTeX: pandas Styler (jinja2); intervals: scipy

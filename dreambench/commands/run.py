@@ -162,7 +162,7 @@ def _check_counts(**options: tuple[int | None, int]) -> None:
 def _check_data(data: Path, plan) -> None:
     """The dataset folder holds an image folder for every subject of the plan (photos are decoded by the
     jobs; listing them here costs milliseconds and fails before anything is touched)."""
-    from ..methods.job import subject_images
+    from ..data import subject_images
 
     if not data.is_dir():
         raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")

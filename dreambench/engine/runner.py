@@ -72,6 +72,10 @@ class RunSummary:
                 "backend": self.backend, "device": self.device}
 
 
+#: The summary's device when nothing ran and none was asked for.
+NO_DEVICE = "none (nothing to run)"
+
+
 def auto_device() -> str:
     import torch
 
@@ -109,7 +113,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     t0 = time.time()
     results = Path(opts.results_dir).resolve()
     results.mkdir(parents=True, exist_ok=True)
-    device = opts.device or auto_device()
+    device = opts.device or NO_DEVICE  # resolved below only when there is work (probing CUDA loads torch)
     lock = _lock(results)
     remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
     db = StateDB(confined(results, results / STATE_FILE))  # a state.sqlite symlinked elsewhere is refused
@@ -131,6 +135,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
         failed: dict[str, str] = {}
         done_now = 0
         if todo:
+            device = opts.device or auto_device()
             ctx = WorkerContext(str(results), str(Path(opts.data_dir).resolve()), device,
                                 progress=opts.progress and opts.jobs_per_gpu == 1)
             backend = backend or make_backend(opts, ctx)

@@ -7,27 +7,27 @@ Anything else under :mod:`dreambench.methods` is internal and may change. The wo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..images import load_rgb
-from .artifacts import load_tensors, save_tensors
+from ..lazy import LazyModule, lazy_exports
 from .base import GenerationRequest, Method, MethodConfig, SubjectData, field, register_method
+from .configs import SamplingConfig, TrainConfig
 from .priors import class_prompt, ensure_class_images
-from .sampling import SamplingConfig, encode_prompts, sample_images, sample_requests
-from .training import (
-    DreamBoothData,
-    TrainConfig,
-    TrainStats,
-    dreambooth_loss,
-    finish_unet,
-    freeze,
-    load_pixels,
-    make_optimizer,
-    run_steps,
-    training_unet,
-)
+
+# The helpers that need torch load on first use (PEP 562), so a plug-in importing only the light names
+# keeps planning and the light commands torch-free (docs/methods.md).
+_HOMES = {
+    **dict.fromkeys(("load_tensors", "save_tensors"), "artifacts"),
+    **dict.fromkeys(("encode_prompts", "sample_images", "sample_requests"), "sampling"),
+    **dict.fromkeys(("DreamBoothData", "TrainStats", "dreambooth_loss", "finish_unet", "freeze", "load_pixels",
+                     "make_optimizer", "run_steps", "training_unet"), "training"),
+}
 
 __all__ = [
     "DreamBoothData",
     "GenerationRequest",
+    "LazyModule",
     "Method",
     "MethodConfig",
     "SamplingConfig",
@@ -52,3 +52,20 @@ __all__ = [
     "save_tensors",
     "training_unet",
 ]
+
+if TYPE_CHECKING:
+    from .artifacts import load_tensors, save_tensors
+    from .sampling import encode_prompts, sample_images, sample_requests
+    from .training import (
+        DreamBoothData,
+        TrainStats,
+        dreambooth_loss,
+        finish_unet,
+        freeze,
+        load_pixels,
+        make_optimizer,
+        run_steps,
+        training_unet,
+    )
+
+__getattr__ = lazy_exports(__name__, _HOMES, base="dreambench.methods")

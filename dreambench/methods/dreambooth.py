@@ -17,25 +17,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
-from .artifacts import load_tensors, save_tensors
+from ..lazy import LazyModule
 from .base import GenerationRequest, Method, SubjectData, register_method
+from .configs import TrainConfig
 from .priors import class_prompt, ensure_class_images
-from .sampling import sample_requests
-from .training import (
-    DreamBoothData,
-    TrainConfig,
-    TrainStats,
-    check_steps,
-    finish_unet,
-    freeze,
-    make_optimizer,
-    run_steps,
-    training_unet,
-)
+
+if TYPE_CHECKING:
+    from .training import TrainStats
+
+# Planning reads the class (its Config, trains, description) without torch; the work loads it.
+torch = LazyModule("torch")
+artifacts = LazyModule("dreambench.methods.artifacts")
+sampling = LazyModule("dreambench.methods.sampling")
+training = LazyModule("dreambench.methods.training")
 
 UNET_FILE = "unet.safetensors"
 TEXT_ENCODER_FILE = "text_encoder.safetensors"
@@ -54,12 +51,12 @@ def instance_prompt(identifier: str, class_noun: str) -> str:
 
 def save_fp16(module: torch.nn.Module, path: Path) -> Path:
     """The module's state dict as fp16 safetensors, written atomically."""
-    return save_tensors(path, module.state_dict(), torch.float16, {"dtype": "float16"})
+    return artifacts.save_tensors(path, module.state_dict(), torch.float16, {"dtype": "float16"})
 
 
 def load_into(module: torch.nn.Module, path: Path) -> None:
     """Load a safetensors state dict into ``module`` (cast to its dtype); all keys must match."""
-    state = load_tensors(path)
+    state = artifacts.load_tensors(path)
     ref = module.state_dict()
     missing, unexpected = set(ref) - set(state), set(state) - set(ref)
     if missing or unexpected:
@@ -95,22 +92,23 @@ def train_dreambooth_objective(method: Method, data: SubjectData, workdir: Path,
     training fails; anything else ``trainable`` changed is the caller's to undo.
     ``cache_embeddings=False`` when the text encoder is trained."""
     cfg: TrainConfig = method.config
-    check_steps(cfg)
+    training.check_steps(cfg)
     c = method.components
     c.to(method.device)
-    freeze(c.vae, c.text_encoder, c.unet)
+    training.freeze(c.vae, c.text_encoder, c.unet)
     class_images = prior_class_images(cfg, method, data, workdir)
-    batch = DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
-                           class_prompt(data.class_noun), cfg, method.device, cache_embeddings=cache_embeddings)
+    batch = training.DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
+                                    class_prompt(data.class_noun), cfg, method.device,
+                                    cache_embeddings=cache_embeddings)
     params = trainable()
-    unet = training_unet(c.unet, cfg)
-    opt = make_optimizer(params, cfg, method.device)
+    unet = training.training_unet(c.unet, cfg)
+    opt = training.make_optimizer(params, cfg, method.device)
     try:
-        return run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
-                         method.device, progress=method.progress, desc=desc)
+        return training.run_steps(lambda step: batch.step_loss(unet, cfg.prior_loss_weight), params, opt, cfg,
+                                  method.device, progress=method.progress, desc=desc)
     finally:
-        finish_unet(c.unet, cfg)
-        freeze(c.unet)
+        training.finish_unet(c.unet, cfg)
+        training.freeze(c.unet)
 
 
 @register_method
@@ -138,7 +136,7 @@ class DreamBooth(Method):
                                                     cache_embeddings=not cfg.train_text_encoder)
         finally:
             c.text_encoder.eval()
-            freeze(c.text_encoder)
+            training.freeze(c.text_encoder)
         workdir.mkdir(parents=True, exist_ok=True)
         path = save_fp16(c.unet, workdir / UNET_FILE)
         if cfg.train_text_encoder:
@@ -154,4 +152,4 @@ class DreamBooth(Method):
             load_into(self.components.text_encoder, te)
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        return sample_requests(self.components, requests, self.config, self.device)
+        return sampling.sample_requests(self.components, requests, self.config, self.device)

@@ -37,7 +37,6 @@ from typing import Any
 
 from ..errors import DataError, DreambenchError
 from ..io import save_image_atomic, write_text_atomic, writes_under
-from ..manifest import write_part
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
 from ..schema import METHOD_INFO, image_relpath
 from .base import GenerationRequest, Method, SubjectData, get_method
@@ -456,6 +455,8 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
         write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
     rows = [row for _, row in plan]
     if rows:
+        from ..manifest import write_part  # pandas: in the worker, not when a run is planned
+
         write_part(rows, images_dir, job.label, data.subject.name)
     log(f"{job.label}/{job.subject}: {len(todo)} generated, {len(plan) - len(todo)} already on disk")
     return rows

@@ -13,14 +13,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..errors import ModelLoadError
-from .artifacts import load_tensors, save_tensors
+from ..lazy import LazyModule
 from .base import GenerationRequest, Method, SubjectData, register_method
+from .configs import TrainConfig
 from .dreambooth import train_dreambooth_objective
-from .sampling import sample_requests
-from .training import TrainConfig
+
+torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
+artifacts = LazyModule("dreambench.methods.artifacts")
+sampling = LazyModule("dreambench.methods.sampling")
 
 LORA_FILE = "lora.safetensors"
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -86,14 +87,14 @@ class DreamBoothLoRA(Method):
         self.stats = train_dreambooth_objective(self, data, workdir, trainable, f"lora {data.subject.name}")
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / LORA_FILE
-        return save_tensors(path, self.lora_state_dict(), torch.float32,
-                            {"rank": str(cfg.rank), "target_modules": ",".join(TARGET_MODULES)})
+        return artifacts.save_tensors(path, self.lora_state_dict(), torch.float32,
+                                      {"rank": str(cfg.rank), "target_modules": ",".join(TARGET_MODULES)})
 
     def load_artifact(self, path: Path) -> None:
         from peft import set_peft_model_state_dict
 
         path = Path(path)
-        state = load_tensors(path)
+        state = artifacts.load_tensors(path)
         self._add_adapter()
         expected = set(self.lora_state_dict())
         if set(state) != expected:
@@ -102,7 +103,7 @@ class DreamBoothLoRA(Method):
         self.components.unet.to(self.device)
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        return sample_requests(self.components, requests, self.config, self.device)
+        return sampling.sample_requests(self.components, requests, self.config, self.device)
 
     def close(self) -> None:
         if self._added:

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..lazy import LazyModule
 from .base import GenerationRequest, Method, SubjectData, register_method
-from .sampling import SamplingConfig, sample_requests
+from .configs import SamplingConfig
+
+sampling = LazyModule("dreambench.methods.sampling")  # loads torch: only when generating
 
 
 @register_method
@@ -24,4 +27,4 @@ class Pretrained(Method):
         return None
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        return sample_requests(self.components, requests, self.config, self.device)
+        return sampling.sample_requests(self.components, requests, self.config, self.device)

@@ -11,7 +11,6 @@ On CUDA out-of-memory the batch is halved and retried.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,28 +18,8 @@ import torch
 from PIL import Image
 
 from ..errors import DreambenchError
-from .base import GenerationRequest, MethodConfig
-
-SAMPLERS = ("ddim", "dpm++", "euler")
-
-
-@dataclass
-class SamplingConfig(MethodConfig):
-    """Sampling options shared by every Stable-Diffusion-based method (recorded with results)."""
-
-    sampler: str = field(default="ddim", metadata={"choices": SAMPLERS, "help": f"sampler: one of {', '.join(SAMPLERS)}"})
-    sample_steps: int = field(default=0, metadata={"min": 0,
-        "help": "sampler steps; 0 = the model profile's default (50 for SD, 4 for tiny)"})
-    guidance_scale: float = field(default=7.5, metadata={"min": 0, "help": "classifier-free guidance scale"})
-    sample_batch_size: int = field(default=25, metadata={"min": 1,
-        "help": "images per sampler batch (halved automatically on CUDA out-of-memory)"})
-    sample_precision: str = field(default="auto", metadata={"choices": ("auto", "fp32", "fp16", "bf16"),
-        "help": "sampling precision: auto (fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16"})
-    negative_prompt: str = field(default="", metadata={"help": "unconditional prompt for guidance"})
-    channels_last: str = field(default="auto", metadata={
-        "help": "UNet in channels_last memory format while training and sampling: auto (on CUDA) | yes | no"})
-    sample_compile: str = field(default="no", metadata={
-        "help": "torch.compile the UNet for sampling: no | auto (on CUDA) | yes; falls back to eager on errors"})
+from .base import GenerationRequest
+from .configs import SAMPLERS, SamplingConfig  # re-exported: their home before configs.py
 
 
 def auto_flag(value: str | bool, device: torch.device, name: str) -> bool:

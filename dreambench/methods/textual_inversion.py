@@ -19,15 +19,17 @@ import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..errors import DreambenchError, ModelLoadError
-from .artifacts import load_tensors, save_tensors
+from ..lazy import LazyModule
 from .base import GenerationRequest, Method, SubjectData, register_method
+from .configs import TrainConfig
 from .dreambooth import prior_class_images
 from .priors import class_prompt
-from .sampling import sample_requests
-from .training import DreamBoothData, TrainConfig, check_steps, freeze, make_optimizer, run_steps
+
+torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
+artifacts = LazyModule("dreambench.methods.artifacts")
+sampling = LazyModule("dreambench.methods.sampling")
+training = LazyModule("dreambench.methods.training")
 
 EMBEDDING_FILE = "embedding.safetensors"
 FALLBACK_INIT_WORD = "object"
@@ -83,7 +85,7 @@ class TextualInversion(Method):
 
     def train(self, data: SubjectData, workdir: Path) -> Path:
         cfg: TextualInversionConfig = self.config
-        check_steps(cfg)
+        training.check_steps(cfg)
         c = self.components
         c.to(self.device)
         token = self.prompt_identifier(data.identifier)
@@ -92,11 +94,11 @@ class TextualInversion(Method):
         emb = c.text_encoder.get_input_embeddings()
         with torch.no_grad():
             emb.weight[tid] = self._init_row(cfg.initializer or data.class_noun).to(emb.weight.dtype)
-        freeze(c.vae, c.unet, c.text_encoder)
+        training.freeze(c.vae, c.unet, c.text_encoder)
         class_images = prior_class_images(cfg, self, data, workdir)
-        batch = DreamBoothData(c, data.images, class_images, " ".join(w for w in ("a", token, data.class_noun) if w),
-                               class_prompt(data.class_noun), cfg, self.device, tokenizer=self.tokenizer,
-                               cache_embeddings=False)
+        prompt = " ".join(w for w in ("a", token, data.class_noun) if w)
+        batch = training.DreamBoothData(c, data.images, class_images, prompt, class_prompt(data.class_noun), cfg,
+                                        self.device, tokenizer=self.tokenizer, cache_embeddings=False)
         emb.weight.requires_grad_(True)
         frozen = emb.weight.detach().clone()
         keep = torch.ones(emb.weight.shape[0], dtype=torch.bool, device=emb.weight.device)
@@ -106,23 +108,23 @@ class TextualInversion(Method):
             with torch.no_grad():
                 emb.weight[keep] = frozen[keep]
 
-        opt = make_optimizer([emb.weight], cfg, self.device)
+        opt = training.make_optimizer([emb.weight], cfg, self.device)
         c.text_encoder.train()
         try:
-            self.stats = run_steps(lambda step: batch.step_loss(c.unet, cfg.prior_loss_weight), [emb.weight], opt,
-                                   cfg, self.device, progress=self.progress, desc=f"textual inversion {data.subject.name}",
-                                   after_step=restore_rows)
+            self.stats = training.run_steps(lambda step: batch.step_loss(c.unet, cfg.prior_loss_weight),
+                                            [emb.weight], opt, cfg, self.device, progress=self.progress,
+                                            desc=f"textual inversion {data.subject.name}", after_step=restore_rows)
         finally:
             c.text_encoder.eval()
-            freeze(c.text_encoder)
+            training.freeze(c.text_encoder)
         del opt
         workdir.mkdir(parents=True, exist_ok=True)
         path = workdir / EMBEDDING_FILE
-        return save_tensors(path, {token: emb.weight[tid:tid + 1]}, torch.float32)
+        return artifacts.save_tensors(path, {token: emb.weight[tid:tid + 1]}, torch.float32)
 
     def load_artifact(self, path: Path) -> None:
         path = Path(path)
-        state = load_tensors(path)
+        state = artifacts.load_tensors(path)
         if len(state) != 1:
             raise ModelLoadError(f"{path}: expected one embedding, found {len(state)}")
         (token, row), = state.items()
@@ -136,7 +138,7 @@ class TextualInversion(Method):
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
         if self.token_id is None:
             raise DreambenchError("textual inversion: train or load an embedding before generating")
-        return sample_requests(self.components, requests, self.config, self.device, tokenizer=self.tokenizer)
+        return sampling.sample_requests(self.components, requests, self.config, self.device, tokenizer=self.tokenizer)
 
     def close(self) -> None:
         if self._orig_rows is not None:

@@ -26,6 +26,7 @@ from ..models.backbones import Backbone
 from .decode import NATIVE, Geometry, decode, prefetch_map
 from .functional import unordered_pairs
 from .profiles import DivSpec, Transform
+from .trunk import lpips_trunk_label, trunk_is_pretrained  # re-exported: their home before trunk.py
 
 
 def _autocast(device: torch.device):
@@ -104,21 +105,6 @@ class TextEncoder:
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def _torchvision_weights(net: str):
-    from torchvision.models import AlexNet_Weights, SqueezeNet1_1_Weights, VGG16_Weights
-
-    return {"alex": AlexNet_Weights.IMAGENET1K_V1, "vgg": VGG16_Weights.IMAGENET1K_V1,
-            "squeeze": SqueezeNet1_1_Weights.IMAGENET1K_V1}[net]
-
-
-def trunk_weights_cached(net: str = "alex") -> Path | None:
-    """The torchvision ImageNet checkpoint of the LPIPS trunk in torch's hub cache, if present (the
-    suite never downloads it)."""
-    name = _torchvision_weights(net).url.rsplit("/", 1)[-1]
-    path = Path(torch.hub.get_dir()) / "checkpoints" / name
-    return path if path.is_file() else None
-
-
 #: Seed of the random LPIPS trunk (torchvision's own init drawn under ``torch.manual_seed``).
 LPIPS_RANDOM_SEED = 0
 
@@ -145,22 +131,6 @@ def build_lpips(spec: DivSpec, pretrained_trunk: bool, trunk_file: str | Path | 
 
         load_lpips_trunk(model.net, trunk_file, spec.net)
     return model.eval(), label
-
-
-def lpips_trunk_label(spec: DivSpec, pretrained_trunk: bool, trunk_file: str | Path | None = None) -> str:
-    """``"<net>:file@<digest>"`` for a trunk weights file, ``"<net>:imagenet"`` when the trunk's ImageNet
-    weights will be used, else ``"<net>:random-init"``."""
-    if trunk_file is not None:
-        from ..models.digest import file_digest
-
-        return f"{spec.net}:file@{file_digest(trunk_file)}"
-    imagenet = pretrained_trunk and trunk_weights_cached(spec.net) is not None
-    return f"{spec.net}:{'imagenet' if imagenet else 'random-init'}"
-
-
-def trunk_is_pretrained(label: str) -> bool:
-    """Whether an LPIPS trunk label names trained weights (ImageNet from the cache, or a file)."""
-    return not label.endswith(":random-init")
 
 
 class Lpips:

@@ -172,11 +172,9 @@ class TowerIds:
 
 
 def lpips_label(prof: MetricProfile, pretrained_trunk: bool, trunk_file: str | Path | None = None) -> str:
-    """The LPIPS trunk label (:func:`dreambench.metrics.embed.lpips_trunk_label`: ``net:file@digest``,
-    ``net:imagenet`` or ``net:random-init``), importing torch only when weights could be used."""
-    if not pretrained_trunk and trunk_file is None:
-        return f"{prof.div.net}:random-init"
-    from .embed import lpips_trunk_label
+    """The LPIPS trunk label of ``prof`` (:func:`dreambench.metrics.trunk.lpips_trunk_label`:
+    ``net:file@digest``, ``net:imagenet`` or ``net:random-init``)."""
+    from .trunk import lpips_trunk_label
 
     return lpips_trunk_label(prof.div, pretrained_trunk, trunk_file)
 

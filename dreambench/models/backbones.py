@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
+from .hub_cache import hub_weights
 from .profiles import ModelProfile
 
 
@@ -110,7 +111,7 @@ def build_dino(
         weights_id = f"timm:{arch}"
     else:
         weights_id = f"random:{profile.name}:{_fingerprint(model)}"
-    hub = _hub_weights(getattr(model, "pretrained_cfg", {}) or {}) if pretrained else None
+    hub = hub_weights(getattr(model, "pretrained_cfg", {}) or {}) if pretrained else None
     return Backbone(arch, model.eval(), weights_id, None, *_origin(model, weights_file, pretrained, hub))
 
 
@@ -147,24 +148,9 @@ def build_clip(
         weights_id = f"open_clip:{arch}:{tag}"
     else:
         weights_id = f"random:{profile.name}:{_fingerprint(model)}"
-    hub = _hub_weights(open_clip.get_pretrained_cfg(arch, tag) or {}) if pretrained else None
+    hub = hub_weights(open_clip.get_pretrained_cfg(arch, tag) or {}) if pretrained else None
     return Backbone(f"{arch}:{tag}", model.eval(), weights_id, tokenizer,
                     *_origin(model, weights_file, pretrained, hub))
-
-
-def _hub_weights(cfg: dict) -> Path | None:
-    """The cached weights file of a timm / open_clip pretrained config (``hf_hub_id`` or ``hf_hub``)."""
-    repo = (cfg.get("hf_hub_id") or cfg.get("hf_hub") or "").strip("/")
-    if not repo:
-        return None
-    from huggingface_hub import try_to_load_from_cache
-
-    for name in ("model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin",
-                 "pytorch_model.bin"):
-        hit = try_to_load_from_cache(repo, name)
-        if isinstance(hit, str):
-            return Path(hit)
-    return None
 
 
 def _origin(model: torch.nn.Module, weights_file, pretrained: bool, hub_file: Path | None) -> tuple[str, str | None]:

@@ -22,9 +22,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import torch
-
 from ..errors import DreambenchError
+from ..lazy import LazyModule
+from .hub_cache import torch_hub_dir
+
+# A resume answers from the cached check (check_key, cached_ok) and must not pay for importing torch.
+torch = LazyModule("torch")
 
 CACHE_NAME = "preflight.json"
 
@@ -178,7 +181,7 @@ def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
     if profile.pretrained_weights and not trunk.problem and trunk.weights != "pretrained":
         # A pretrained run whose DIV would silently come from a random trunk: a problem, like DINO/CLIP.
         trunk.problem = (f"lpips trunk {mp.div.net}: no pretrained weights (torchvision's ImageNet {mp.div.net} "
-                         f"is not in the torch hub cache {_torch_hub_dir()}/checkpoints); pass --lpips-weights FILE")
+                         f"is not in the torch hub cache {torch_hub_dir()}/checkpoints); pass --lpips-weights FILE")
     lin_file = _lpips_lin_file(mp.div.net)
     lin.where, lin.weights, lin.dtype = "package", "pretrained", trunk.dtype
     lin.source = str(lin_file) if lin_file else ""
@@ -205,8 +208,8 @@ def _lpips_lin_file(net: str) -> Path | None:
 def _trunk_cache_digest(net: str, weights: str) -> str | None:
     if weights != "pretrained":
         return None
-    from ..metrics.embed import trunk_weights_cached
     from .digest import file_digest
+    from .hub_cache import trunk_weights_cached
 
     path = trunk_weights_cached(net)
     return file_digest(path) if path else None
@@ -244,7 +247,7 @@ def check_key(profile_name: str, model: str | None, metric_profile: str, weights
              "needs": asdict(needs), "versions": [__version__, *map(_version, _LIBRARIES)],
              "weights": {k: file_digest(weights_path(v, f"--{k}-weights")) for k, v in sorted(weights.items())},
              "hub_cache": os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "",
-             "torch_hub": _torch_hub_dir(), "hub_files": _hub_files(profile_name, metric_profile, weights)}
+             "torch_hub": torch_hub_dir(), "hub_files": _hub_files(profile_name, metric_profile, weights)}
     if needs.sd:
         parts["sd"] = sd_provenance(profile_name, model)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -271,12 +274,6 @@ def _device_type(device: str | None) -> str:
     return "auto-cuda" if Path("/proc/driver/nvidia/version").exists() else "auto-cpu"
 
 
-def _torch_hub_dir() -> str:
-    """``torch.hub.get_dir()`` without importing torch: $TORCH_HOME/hub, else $XDG_CACHE_HOME/torch/hub."""
-    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
-    return str(Path(home).expanduser() / "hub")
-
-
 def cache_file() -> Path:
     root = Path(os.environ.get("DREAMBENCH_CACHE", Path.home() / ".cache" / "dreambench")).expanduser()
     return root / CACHE_NAME
@@ -285,22 +282,19 @@ def cache_file() -> Path:
 def _hub_files(profile_name: str, metric_profile: str, weights: dict) -> dict:
     """The hub-cache files pretrained backbones would load (None when absent): part of the key, so a
     cache emptied since the last check is checked again."""
-    from ..metrics.profiles import get_metric_profile
-    from .backbones import _hub_weights
     from .profiles import get_profile
 
     if not get_profile(profile_name).pretrained_weights:
         return {}
-    import open_clip
-    import timm
+    from ..metrics.profiles import get_metric_profile
+    from .hub_cache import pretrained_repo, repo_weights
 
     mp = get_metric_profile(metric_profile)
     out = {}
     if "dino" not in weights:
-        cfg = timm.models.get_pretrained_cfg(mp.dino.arch)
-        out["dino"] = str(_hub_weights(cfg.to_dict() if cfg is not None else {}))
+        out["dino"] = str(repo_weights(pretrained_repo("timm", mp.dino.arch)))
     if "clip" not in weights:
-        out["clip"] = str(_hub_weights(open_clip.get_pretrained_cfg(mp.clip.arch, mp.clip.tag) or {}))
+        out["clip"] = str(repo_weights(pretrained_repo("open_clip", mp.clip.arch, mp.clip.tag)))
     return out
 
 

@@ -18,12 +18,11 @@ import torch
 
 from ..errors import ModelLoadError
 from .profiles import ModelProfile
+from .random_digest import CONFIG_DIR, random_sd_key
 from .tokenizer import clip_tokenizer
 
 if TYPE_CHECKING:
     from .sd_source import SDSource
-
-CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 @dataclass
@@ -94,35 +93,12 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
     )
 
 
-def _random_key(config_name: str, seed: int) -> str:
-    import hashlib
-    from importlib import metadata
-
-    # Versions from the installed metadata: importing diffusers and transformers for them cost seconds
-    # on every resume (this key is all a resumed run needs).
-    versions = "|".join(metadata.version(d) for d in ("torch", "diffusers", "transformers"))
-    texts = "".join(_read_config_text(config_name, part) for part in ("unet", "vae", "text_encoder"))
-    return "random-sd|" + hashlib.sha256(f"{texts}|{seed}|{versions}".encode()).hexdigest()
-
-
-def _read_config_text(name: str, part: str) -> str:
-    path = CONFIG_DIR / f"{name}_{part}.json"
-    return path.read_text() if path.is_file() else ""
-
-
 def _random_digest(config_name: str, seed: int, modules: tuple) -> str:
     """The tensor digest of seeded random-init parts, remembered per (configs, seed, library versions):
     the same inputs always build the same tensors, so each combination is hashed once per machine."""
     from .digest import memo, tensor_digest
 
-    return memo(_random_key(config_name, seed), lambda: tensor_digest(*modules))
-
-
-def random_sd_digest(config_name: str, seed: int = 0) -> str:
-    """The digest :func:`build_random_sd` gives these parts, from the cache (built once when cold)."""
-    from .digest import memo
-
-    return memo(_random_key(config_name, seed), lambda: build_random_sd(config_name, 64, seed).digest)
+    return memo(random_sd_key(config_name, seed), lambda: tensor_digest(*modules))
 
 
 def _offline() -> bool:

@@ -26,11 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from ..errors import ModelLoadError
+from ..lazy import LazyModule
 
-StateDict = dict[str, torch.Tensor]
+torch = LazyModule("torch")  # the run's preflight key reads file paths here; only reading weights needs torch
+
+StateDict = dict[str, "torch.Tensor"]
 
 TORCHSCRIPT_CONVERT = (
     "python -c \"import torch, safetensors.torch as st; sd = torch.jit.load('{path}', map_location='cpu')"

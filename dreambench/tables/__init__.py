@@ -5,372 +5,30 @@
 was written and why a table was skipped. Figures are recomputed from per_image.csv / div.csv / real.csv
 (see :mod:`dreambench.tables.compute` for definitions) and checked against aggregates.csv.
 
-Modules: ``load`` (reading the folder), ``select`` (which labels go where), ``compute`` (pure table
-functions), ``preference`` (Table 2's study input), ``render`` (display and file formats), ``plots``.
+Modules: ``build`` (``write_tables``, ``build_tables``), ``load`` (reading the folder), ``select`` (which
+labels go where), ``compute`` (pure table functions), ``preference`` (Table 2's study input), ``render``
+(display and file formats), ``plots``, ``names`` (display names). The names below load on first use, so
+``dreambench.tables.names`` (read by ``run``) costs no pandas import.
 """
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+from ..lazy import lazy_exports
 
-from .. import stats
-from ..errors import DataError
-from ..io import write_text_atomic, writes_under
-from . import reference as refs
-from . import select
-from .compute import (
-    METRIC_NAMES,
-    REAL_LABEL,
-    aggregates,
-    compare_aggregates,
-    per_category,
-    table1,
-    table2,
-    table3,
-    table4,
-    table_inputs,
-)
-from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta, load_results
-from .merge import load_many
-from .names import display
-from .preference import load_preference
-from .render import Table, display_frame, write_table
-
-TABLES = "tables"
-KEYS = {
-    1: "table1_fidelity",
-    2: "table2_preference",
-    3: "table3_prior_preservation",
-    4: "table4_class_noun",
-    5: "table5_inputs_dino",
-    6: "table6_inputs_clip_t",
+_HOMES = {
+    **dict.fromkeys(("KEYS", "TABLES", "AggregateMismatchWarning", "TableSet", "build_tables", "write_table_set",
+                     "write_tables"), "build"),
+    **dict.fromkeys(("Table", "display_frame"), "render"),
+    "load_results": "load",
+    **dict.fromkeys(("per_category", "table1", "table2", "table3", "table4", "table_inputs"), "compute"),
 }
-_NOUN_ORDER = {m: i for i, m in enumerate(select.NOUN_MODES)}
-
-
-class AggregateMismatchWarning(UserWarning):
-    """Our recomputed figures disagree with aggregates.csv."""
-
-
-@dataclass
-class TableSet:
-    """Every table that could be built, the reasons others could not, and checks on the inputs."""
-
-    results: Results
-    tables: list[Table]
-    skipped: dict[int, str] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    per_category: pd.DataFrame | None = None
-
-    @property
-    def meta(self) -> RunMeta:
-        return self.results.meta
-
-
-def _m(*names: str) -> list[tuple[str, str]]:
-    return [(n, METRIC_NAMES.get(n, n)) for n in names]
-
-
-def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None, str]:
-    if study_db is None:
-        auto = results.results_dir / STUDY_DB
-        if not auto.is_file():
-            return None, f"no study database (pass --study DB or put {STUDY_DB} in the results folder)"
-        study_db = auto
-    elif not Path(study_db).is_file():
-        raise DataError(f"{study_db}: study database not found")
-    try:
-        pref = load_preference(Path(study_db))
-    except ImportError as e:
-        return None, f"dreambench.study.analysis is not available ({e})"
-    if pref.empty:
-        return None, f"{study_db}: no answered study questions"
-    data = table2(pref)
-    t = Table(
-        KEYS[2],
-        2,
-        "User preference (majority vote per question)",
-        data,
-        ids=[("question_type", "Question"), ("method_a", "Method A"), ("method_b", "Method B")],
-        metrics=[("pct_a", "% A"), ("pct_b", "% B"), ("pct_undecided", "% undecided")],
-        digits=1,
-        trailing=[("n_questions", "Questions")],
-        notes=[
-            f"study database: {Path(study_db).name}",
-            "interval: bootstrap over questions (multinomial resampling of majority-vote outcomes)",
-        ],
-    )
-    return t, ""
-
-
-def _named(data: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
-    """Measured rows: a ``name`` column (the display name) after ``method`` and ``source = measured``."""
-    data = data.copy()
-    data.insert(1, "name", [REAL_LABEL if m == REAL_LABEL else display(m, names) for m in data["method"]])
-    data["source"] = refs.MEASURED
-    return data
-
-
-def _with_reference(t: Table, ref: str | None) -> Table:
-    """Append the reference's reported rows (after every measured row) and the note naming their model
-    and subject count; measured figures and intervals are untouched."""
-    if not ref:
-        return t
-    rows = refs.reported_rows(ref, t.number)
-    if rows.empty:
-        return t
-    if "source" not in t.data.columns:
-        t.data = t.data.assign(source=refs.MEASURED)
-    t.data = pd.concat([t.data, rows], ignore_index=True) if len(t.data) else rows
-    note = refs.reported_note(ref, t.number)
-    t.notes = [*t.notes, note] if note else t.notes
-    return t
-
-
-def _reported_only(number: int, title: str, ids, metrics, why: str, ref: str | None, **kw) -> Table | None:
-    """With a reference, a table whose measured rows are missing still shows the reported rows."""
-    if not ref or refs.reported_rows(ref, number).empty:
-        return None
-    t = Table(KEYS[number], number, title, pd.DataFrame(), ids=ids, metrics=metrics, **kw)
-    t.notes = [f"no measured rows: {why}"]
-    return _with_reference(t, ref)
-
-
-_N = [("n_subjects", "n")]
-_INTERVAL_NOTE = (
-    f"95% interval (CSV: <metric>_lo, <metric>_hi, NaN below {stats.MIN_SUBJECTS} subjects): "
-    f"{stats.INTERVAL_METHOD}; n: subjects behind the row"
-)
-
-
-def _table1(res: Results, names: dict[str, str], ref: str | None) -> Table:
-    main = select.main_labels(res.labels, res.infos)
-    t = Table(
-        KEYS[1],
-        1,
-        "Subject fidelity (DINO, CLIP-I) and prompt fidelity (CLIP-T)",
-        _named(table1(res.per_image, res.real, main), names),
-        ids=[("name", "Method")],
-        metrics=_m("dino", "clip_i", "clip_t"),
-        trailing=_N,
-        notes=[_INTERVAL_NOTE],
-    )
-    return _with_reference(t, ref)
-
-
-_T2 = ("User preference (majority vote per question)",
-       [("question_type", "Question"), ("method_a", "Method A"), ("method_b", "Method B")],
-       [("pct_a", "% A"), ("pct_b", "% B"), ("pct_undecided", "% undecided")])
-
-
-def _table3(res: Results, names: dict[str, str], ref: str | None) -> tuple[Table | None, str]:
-    title, ids, metrics = "Prior preservation loss ablation", [("name", "Method"), ("ppl", "PPL")], _m(
-        "pres", "div", "dino", "clip_i", "clip_t")
-    ppl = select.ppl_ablation(res.labels, res.infos)
-    if not ppl:
-        why = "no labels differing only in prior preservation (method.json ppl true and false)"
-        return _reported_only(3, title, ids, metrics, why, ref, trailing=_N), why
-    order = sorted(ppl, key=lambda lab: (select.method_of(lab, res.infos), not ppl[lab], lab))
-    data = _named(table3(res.per_image, res.div, {lab: ppl[lab] for lab in order}), names)
-    t = Table(KEYS[3], 3, title, data, ids=ids, metrics=metrics, trailing=_N, notes=[_INTERVAL_NOTE])
-    return _with_reference(t, ref), ""
-
-
-def _table4(res: Results, names: dict[str, str], ref: str | None) -> tuple[Table | None, str]:
-    title, ids, metrics = "Class noun ablation", [("name", "Method"), ("class_noun", "Class noun")], _m(
-        "dino", "clip_i")
-    noun = select.noun_ablation(res.labels, res.infos)
-    if not noun:
-        why = "no labels differing only in class_noun_mode (correct and none/wrong)"
-        return _reported_only(4, title, ids, metrics, why, ref, trailing=_N), why
-    order = sorted(noun, key=lambda lab: (select.method_of(lab, res.infos), _NOUN_ORDER[noun[lab]], lab))
-    data = _named(table4(res.per_image, {lab: noun[lab] for lab in order}), names)
-    t = Table(KEYS[4], 4, title, data, ids=ids, metrics=metrics, trailing=_N, notes=[_INTERVAL_NOTE])
-    return _with_reference(t, ref), ""
-
-
-def _table2(res: Results, study_db: Path | None, ref: str | None) -> tuple[Table | None, str]:
-    t2, why = _study_table(res, study_db)
-    if t2 is not None:
-        return _with_reference(t2, ref), ""
-    title, ids, metrics = _T2
-    return _reported_only(2, title, ids, metrics, why, ref, digits=1,
-                          trailing=[("n_questions", "Questions")]), why
-
-
-def _inputs_tables(res: Results, inputs_subjects: list[str] | None) -> tuple[list[Table], dict[int, str]]:
-    pi, infos = res.per_image, res.infos
-    inputs = select.inputs_ablation(res.labels, infos)
-    tables, skipped = [], {}
-    for number, metric in ((5, "dino"), (6, "clip_t")):
-        data = table_inputs(pi, inputs, metric, inputs_subjects) if inputs else pd.DataFrame()
-        if data.empty:
-            skipped[number] = (
-                "no labels with num_inputs set in method.json"
-                if not inputs
-                else f"no images of subjects {', '.join(inputs_subjects or [])} for the num_inputs labels"
-            )
-            continue
-        data.insert(3, "group", [_inputs_group(lab, infos) for lab in data["method"]])
-        if data["group"].nunique() > 1:
-            data["column"] = data["group"] + ": " + data["subject"]
-        else:
-            data["column"] = data["subject"]
-        if data.duplicated(["num_inputs", "column"]).any():
-            # Two labels with identical settings (e.g. two configs): keep both visible, one column each.
-            data["column"] = data["method"] + ": " + data["subject"]
-        # Column order of the display: group by group, subjects within (first appearance decides).
-        data = data.sort_values(["group", "subject", "num_inputs", "method"], kind="stable").reset_index(
-            drop=True
-        )
-        tables.append(
-            Table(
-                KEYS[number],
-                number,
-                f"Number of input images vs {METRIC_NAMES[metric]}",
-                data,
-                ids=[("num_inputs", "Input images")],
-                metrics=_m(metric),
-                pivot=("num_inputs", "column"),
-                notes=[
-                    (
-                        "one column per subject; 95% interval (CSV: _lo, _hi): studentized bootstrap over "
-                        f"the subject's per-prompt means ({stats.N_RESAMPLES} resamples, seed {stats.SEED})"
-                    )
-                ],
-            )
-        )
-    return tables, skipped
-
-
-def _categories(res: Results) -> pd.DataFrame:
-    cat = per_category(res.per_image)
-    cat_path = res.scores_dir / PER_CATEGORY
-    if cat.empty and cat_path.is_file():
-        # No category column in per_image.csv: fall back to what `dreambench score` aggregated.
-        cat = pd.read_csv(cat_path, keep_default_na=False).astype({"method": str, "category": str})
-        for c in ("mean", "lo", "hi"):
-            cat[c] = pd.to_numeric(cat[c], errors="coerce")
-    return cat
-
-
-def build_tables(
-    results: Results | str | Path | list,
-    *,
-    study_db: str | Path | None = None,
-    inputs_subjects: list[str] | None = None,
-    names: dict[str, str] | None = None,
-    reference: str | None = None,
-) -> TableSet:
-    """Compute every table that the results support (no files written).
-
-    ``results``: a folder, a loaded :class:`Results`, or a list of folders merged into one table set
-    (:func:`dreambench.tables.merge.load_many`). ``names``: display names (label -> text) over those
-    recorded in each folder's names.json. ``reference="paper"``: add the paper's reported rows."""
-    if isinstance(results, Results):
-        res = results
-    elif isinstance(results, (list, tuple)):
-        res = load_many([Path(r) for r in results])
-    else:
-        res = load_results(results)
-    names = {**res.names, **(names or {})}
-    ts = TableSet(res, [])
-    ts.tables.append(_table1(res, names, reference))
-    for number, (t, why) in ((2, _table2(res, Path(study_db) if study_db else None, reference)),
-                             (3, _table3(res, names, reference)), (4, _table4(res, names, reference))):
-        if t is not None:
-            ts.tables.append(t)
-        if why:
-            ts.skipped[number] = why if t is None else f"{why} (reported rows only)"
-    inputs, skipped = _inputs_tables(res, inputs_subjects)
-    ts.tables += inputs
-    ts.skipped.update(skipped)
-    ts.tables.sort(key=lambda t: t.number)
-
-    for part in res.parts or [res]:
-        agg_path = part.scores_dir / AGGREGATES
-        if agg_path.is_file():
-            theirs = pd.read_csv(agg_path, keep_default_na=False)
-            found = compare_aggregates(aggregates(part.per_image, part.div, part.real), theirs)
-            ts.problems += found
-            for p in found:
-                warnings.warn(f"{agg_path}: {p}", AggregateMismatchWarning, stacklevel=2)
-    ts.per_category = _categories(res)
-    return ts
-
-
-def _inputs_group(label: str, infos: dict[str, dict]) -> str:
-    """The line a Table 5/6 label belongs to: its method, marked when prior preservation is off."""
-    method = select.method_of(label, infos)
-    return f"{method} (no PPL)" if select.ppl_of(infos.get(label, {})) is False else method
-
-
-def _readme(ts: TableSet, written: list[Path]) -> str:
-    lines = ["# Tables", ""]
-    lines += [f"- {line}" for line in ts.meta.lines()]
-    lines += ["", "## Written", ""]
-    lines += [f"- [{p.name}]({p.name})" for p in written]
-    if ts.skipped:
-        lines += ["", "## Not written", ""]
-        lines += [f"- Table {n}: {why}" for n, why in sorted(ts.skipped.items())]
-    if ts.problems:
-        lines += ["", "## Disagreements with aggregates.csv", ""] + [f"- {p}" for p in ts.problems]
-    return "\n".join(lines) + "\n"
-
-
-@writes_under("out_dir")
-def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True) -> dict[str, Path]:
-    """Write every table of ``ts`` (+ plots, README.md) into ``out_dir``; stale files of skipped tables are
-    removed so the folder never mixes runs. Returns ``file name -> path``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for t in ts.tables:
-        written += write_table(t, out_dir, ts.meta, ci)
-        if t.pivot is not None:
-            from .plots import plot_inputs  # matplotlib only when Table 5/6 has data
-
-            ((metric, name),) = t.metrics
-            t.plot = plot_inputs(
-                t.data,
-                metric,
-                name,
-                out_dir / f"{t.key}.png",
-                title=f"Table {t.number}: {t.title} ({ts.meta.run})",
-                random_init=ts.meta.random_init,
-            )
-            written.append(t.plot)
-    made = {t.number for t in ts.tables}
-    for number in set(ts.skipped) - made:
-        for suffix in (".csv", ".tex", ".md", ".png"):
-            (out_dir / f"{KEYS[number]}{suffix}").unlink(missing_ok=True)
-    written.append(write_text_atomic(out_dir / "README.md", _readme(ts, written)))
-    return {p.name: p for p in written}
-
-
-@writes_under("results_dir")
-def write_tables(
-    results_dir: str | Path,
-    *,
-    ci: bool = True,
-    study_db: str | Path | None = None,
-    inputs_subjects: list[str] | None = None,
-) -> dict[str, Path]:
-    """Compute Tables 1-6 from ``<results_dir>/scores`` and write them to ``<results_dir>/tables``.
-
-    ``ci=False`` drops the ``±`` intervals from LaTeX and Markdown (CSV always keeps ``_lo``/``_hi``).
-    ``study_db``: the study database for Table 2 (default ``<results_dir>/study.sqlite`` when present).
-    ``inputs_subjects``: subjects of Tables 5/6 (default: all subjects of the num_inputs labels).
-    Returns ``file name -> path`` of everything written."""
-    ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects)
-    return write_table_set(ts, Path(results_dir) / TABLES, ci=ci)
-
 
 __all__ = [
     "KEYS",
+    "TABLES",
+    "AggregateMismatchWarning",
     "Table",
     "TableSet",
     "build_tables",
@@ -385,3 +43,19 @@ __all__ = [
     "write_table_set",
     "write_tables",
 ]
+
+if TYPE_CHECKING:
+    from .build import (
+        KEYS,
+        TABLES,
+        AggregateMismatchWarning,
+        TableSet,
+        build_tables,
+        write_table_set,
+        write_tables,
+    )
+    from .compute import per_category, table1, table2, table3, table4, table_inputs
+    from .load import load_results
+    from .render import Table, display_frame
+
+__getattr__ = lazy_exports(__name__, _HOMES)

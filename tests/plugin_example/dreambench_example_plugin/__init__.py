@@ -9,15 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Only dreambench.methods.api: the names a plug-in may rely on (docs/methods.md).
-from dreambench.methods.api import (
-    GenerationRequest,
-    Method,
-    SamplingConfig,
-    SubjectData,
-    load_rgb,
-    sample_requests,
-)
+# Only dreambench.methods.api: the names a plug-in may rely on (docs/methods.md). The light names are
+# imported here; the sampler, which loads torch, is reached as api.sample_requests when generating, so
+# planning a run (which reads Config and trains) does not import torch.
+from dreambench.methods import api
+from dreambench.methods.api import GenerationRequest, Method, SamplingConfig, SubjectData, load_rgb
 
 
 @dataclass
@@ -40,7 +36,7 @@ class PasteBaseline(Method):
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
         # Sampling through the shared helper keeps the protocol's seeds, sampler and batching; the images
         # are then edited as PIL images. components is only read here, so there is nothing to undo.
-        scenes = sample_requests(self.components, requests, self.config, self.device)
+        scenes = api.sample_requests(self.components, requests, self.config, self.device)
         out = []
         for req, scene in zip(requests, scenes):
             photo = load_rgb(data.images[req.seed % len(data.images)])
