@@ -62,6 +62,15 @@ def tiny_run(results: Path, data: Path, env: dict[str, str], methods=TINY_METHOD
     return results
 
 
+def job_rows(results: Path) -> dict[str, dict]:
+    """Every job row of a results folder's state database by id, read without writing
+    (:meth:`dreambench.engine.state.StateDB.jobs`)."""
+    from dreambench.engine.state import STATE_FILE, StateDB
+
+    with StateDB(results / STATE_FILE, readonly=True) as db:
+        return {r["id"]: r for r in db.jobs()}
+
+
 def copy_run(src: Path, dst: Path) -> Path:
     """A private copy of a results folder (tests that change files must not touch the shared one)."""
     shutil.copytree(src, dst, symlinks=True)

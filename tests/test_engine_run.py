@@ -17,6 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import realrun
+
+from dreambench.errors import EnvironmentFailure
 
 pytestmark = pytest.mark.slow
 
@@ -38,15 +41,6 @@ def _cli(results: Path, *extra: str) -> list[str]:
 def _run(results: Path, dataset_dir: Path, *extra: str, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(_cli(results, *extra), env=_env(dataset_dir), capture_output=True, text=True,
                           timeout=timeout, check=False)
-
-
-def _jobs(results: Path) -> dict[str, dict]:
-    con = sqlite3.connect(f"file:{results / 'state.sqlite'}?mode=ro", uri=True, timeout=30)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["id"]: dict(r) for r in con.execute("SELECT * FROM jobs")}
-    finally:
-        con.close()
 
 
 def _numbers(results: Path) -> pd.DataFrame:
@@ -79,7 +73,7 @@ def test_local_run_writes_images_scores_tables(local_run):
     assert set(df["weights"]) == {"random-init"}
     if _tables_module():
         assert (r / "tables" / "table1_fidelity.csv").is_file()
-    jobs = _jobs(r)
+    jobs = realrun.job_rows(r)
     assert {j["kind"] for j in jobs.values()} >= {"class_images", "subject", "score"}
     assert all(j["status"] == "done" and j["attempts"] == 1 for j in jobs.values())
     assert all((r / "logs" / f"{jid}.log").is_file() for jid in jobs)
@@ -91,7 +85,7 @@ def test_local_run_writes_images_scores_tables(local_run):
     again = _run(r, _data(), timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]
     assert "already done" in again.stdout
-    assert {k: (v["attempts"], v["started"]) for k, v in _jobs(r).items()} == \
+    assert {k: (v["attempts"], v["started"]) for k, v in realrun.job_rows(r).items()} == \
         {k: (v["attempts"], v["started"]) for k, v in jobs.items()}
 
 
@@ -111,8 +105,8 @@ def test_sigkill_then_resume_finishes_without_redoing(local_run, tmp_path, datas
         while time.time() < deadline and proc.poll() is None:
             if (results / "state.sqlite").is_file():
                 try:
-                    done = {k: v for k, v in _jobs(results).items() if v["status"] == "done"}
-                except sqlite3.OperationalError:
+                    done = {k: v for k, v in realrun.job_rows(results).items() if v["status"] == "done"}
+                except (sqlite3.OperationalError, EnvironmentFailure):  # the database is still being made
                     done = {}
                 if done:
                     break
@@ -122,12 +116,12 @@ def test_sigkill_then_resume_finishes_without_redoing(local_run, tmp_path, datas
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, like a crash
         proc.wait()
-    at_kill = _jobs(results)
+    at_kill = realrun.job_rows(results)
     done = {k: v for k, v in at_kill.items() if v["status"] == "done"}
     assert len(done) < len(at_kill), "the run finished before it could be killed"
     resumed = _run(results, dataset_dir)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    after = _jobs(results)
+    after = realrun.job_rows(results)
     assert all(v["status"] == "done" for v in after.values())
     for jid, row in done.items():  # finished jobs were not run again
         assert (after[jid]["attempts"], after[jid]["started"], after[jid]["finished"]) == \
@@ -141,7 +135,7 @@ def test_ray_backend_gives_the_same_numbers(local_run, tmp_path, dataset_dir):
     results = tmp_path / "ray"
     proc = _run(results, dataset_dir, "--backend", "ray")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    jobs = _jobs(results)
+    jobs = realrun.job_rows(results)
     assert all(j["status"] == "done" and j["worker"].startswith("ray-") for j in jobs.values())
     pd.testing.assert_frame_equal(_numbers(results)[NUMBERS], _numbers(local_run)[NUMBERS])
 
@@ -165,7 +159,7 @@ def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
     proc = subprocess.run([*cmd, "--data", str(data)], env=_env(dataset_dir), capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 1, proc.stderr[-2000:]
-    jobs = {(j["kind"], j["subject"]): j for j in _jobs(tmp_path / "r").values()}
+    jobs = {(j["kind"], j["subject"]): j for j in realrun.job_rows(tmp_path / "r").values()}
     bad = jobs[("subject", "backpack")]
     # Bad data fails the same way every time: not retried although --retries 1 allows one more attempt.
     assert bad["status"] == "failed" and bad["attempts"] == 1 and "00.jpg" in bad["error"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
@@ -26,15 +25,6 @@ pytestmark = pytest.mark.slow
 
 NUMBERS = ["dino", "clip_i", "clip_t", "max_dino_real"]
 SCORE_FILES = ["per_image", "div", "real", "per_subject", "aggregates", "per_category", "paired"]
-
-
-def _jobs(results: Path) -> dict[str, dict]:
-    con = sqlite3.connect(f"file:{results / 'state.sqlite'}?mode=ro", uri=True, timeout=30)
-    con.row_factory = sqlite3.Row
-    try:
-        return {r["id"]: dict(r) for r in con.execute("SELECT * FROM jobs")}
-    finally:
-        con.close()
 
 
 def _data_copy(dataset_dir: Path, dst: Path) -> Path:
@@ -73,7 +63,7 @@ def _fresh(results: Path, dst: Path) -> Path:
 
 
 def _attempts(results: Path) -> dict[tuple[str, str, str], int]:
-    return {(j["kind"], j["label"], j["subject"]): j["attempts"] for j in _jobs(results).values()}
+    return {(j["kind"], j["label"], j["subject"]): j["attempts"] for j in realrun.job_rows(results).values()}
 
 
 def test_run_rescores_exactly_what_changed(tiny_results, dataset_dir, cli_env, tmp_path):
@@ -147,7 +137,7 @@ def test_failing_score_part_does_not_block_the_others(tiny_results, dataset_dir,
                             "--subjects", ",".join(realrun.TINY_SUBJECTS), "--data", dataset_dir,
                             *realrun.TINY_ARGS], cli_env, check=False)
     assert proc.returncode != 0
-    jobs = {(j["kind"], j["label"], j["subject"]): j for j in _jobs(res).values()}
+    jobs = {(j["kind"], j["label"], j["subject"]): j for j in realrun.job_rows(res).values()}
     assert jobs[("score", "dreambooth", "backpack")]["status"] == "failed"
     assert jobs[("score_merge", "", "")]["status"] == "done" and jobs[("tables", "", "")]["status"] == "done"
     pi = pd.read_csv(res / "scores" / "per_image.csv")

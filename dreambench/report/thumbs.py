@@ -17,18 +17,7 @@ def real_thumbnails(subject_dir: Path, out_dir: Path, size: int = THUMB_SIZE) ->
     in the dataset's file order; none when ``subject_dir`` does not exist."""
     if not subject_dir.is_dir():
         return []
-    out = []
-    for src in list_images(subject_dir):
-        dst = out_dir / f"{src.stem}.jpg"
-        if not (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
-            with warnings.catch_warnings():
-                # Phone photos carry EXIF rotations; load_rgb applies them, which is all a thumbnail needs.
-                warnings.simplefilter("ignore", ImageWarning)
-                im = load_rgb(src)
-            im.thumbnail((size, size))
-            save_image_atomic(im, dst)
-        out.append(dst)
-    return out
+    return [thumbnail(src, out_dir / f"{src.stem}.jpg", size) for src in list_images(subject_dir)]
 
 
 def thumbnail(src: Path, dst: Path, size: int = THUMB_SIZE) -> Path | None:
@@ -38,6 +27,7 @@ def thumbnail(src: Path, dst: Path, size: int = THUMB_SIZE) -> Path | None:
         return None
     if not (dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime):
         with warnings.catch_warnings():
+            # Phone photos carry EXIF rotations; load_rgb applies them, which is all a thumbnail needs.
             warnings.simplefilter("ignore", ImageWarning)
             im = load_rgb(src)
         im.thumbnail((size, size))

@@ -40,16 +40,7 @@ def plot_inputs(
         ax.set_xticks(sorted(data["num_inputs"].unique()))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if random_init:
-        title = (title + "\n" if title else "") + "random-init weights: not quality results"
-    if title:
-        ax.set_title(title, fontsize=9, color="darkred" if random_init else "black")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title, random_init)
 
 
 def _finish(fig, ax, path: Path, title: str, random_init: bool) -> Path:
