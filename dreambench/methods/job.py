@@ -132,24 +132,6 @@ def identifier_tokens(tokenizer: Any, identifier: str) -> list[str]:
     return tokenizer.tokenize(identifier) if identifier else []
 
 
-def subject_images(data_dir: Path, name: str) -> list[Path]:
-    """The photos of subject ``name`` under ``data_dir`` (sorted); :class:`DataError` without a folder."""
-    return _subject_images(Path(data_dir), name)
-
-
-def _subject_images(data_dir: Path, name: str) -> list[Path]:
-    try:
-        from ..data.check import subject_images
-    except ImportError:  # pragma: no cover - the data helper's module is optional here
-        from ..images import list_images
-
-        folder = Path(data_dir) / name
-        if not folder.is_dir():
-            raise DataError(f"{folder}: subject folder not found") from None
-        return list_images(folder)
-    return subject_images(data_dir, name)
-
-
 def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Path, tokenizer: Any = None,
                          log: Callable[[str], None] | None = None, resolution: int | None = None) -> SubjectData:
     """Validate the job's inputs and build its :class:`SubjectData`, before any model work.
@@ -163,11 +145,12 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
     more than ``MAX_IDENTIFIER_TOKENS`` tokens."""
     if job.class_noun_mode not in CLASS_NOUN_MODES:
         raise DreambenchError(f"class_noun_mode {job.class_noun_mode!r} is not one of {', '.join(CLASS_NOUN_MODES)}")
+    from ..data.check import load_subject_image, subject_images
+
     subject = protocol.subject(job.subject)
-    images = _subject_images(Path(data_dir), subject.name)
+    images = subject_images(Path(data_dir), subject.name)
     if not images:
         raise DataError(f"{Path(data_dir) / subject.name}: no images for subject {subject.name!r}")
-    from ..data.check import load_subject_image
 
     photos = {}
     for p in images:  # decode every photo once, checked as `data check` does: a bad, animated or too small
