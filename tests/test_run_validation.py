@@ -40,6 +40,12 @@ INVALID = [
     (["--jobs-per-gpu", "0"], "--jobs-per-gpu 0: must be an integer >= 1"),
     (["--data", "/nonexistent-dreambench-data"], "--data /nonexistent-dreambench-data: dataset folder not found"),
     (["--profile", "nope"], "--profile: unknown"),
+    # Replacing is explicit (issue 19.2): a changed config of a finished label, and --replace of no label.
+    (["--set", "real.size=48"], "label 'real' (8 images) was made with other settings: size"),
+    (["--set", "real.size=48"], "-> 48; re-run with --replace real to delete them"),
+    (["--replace", "nope"], "--replace nope: not a label of this run"),
+    (["--method", "a/b=dreambooth"], "--method 'a/b=dreambooth': label 'a/b' is not a valid name"),
+    (["--method", "dreambooth=real"], "--method: label(s) dreambooth given for two different methods"),
 ]
 
 
@@ -121,7 +127,8 @@ def test_reused_label_moves_outputs_aside_until_replaced_and_bad_data_is_not_ret
     res = realrun.copy_run(tiny_results, tmp_path / "r")
     old = {k: v for k, v in _digest(res / "images" / "real").items()}
     bad = _dataset_copy(dataset_dir, tmp_path / "bad-data", broken="backpack")
-    args = [*_run_args(res, bad, methods=("real",)), "--set", "real.size=48", "--retries", "3", "--no-score"]
+    args = [*_run_args(res, bad, methods=("real",)), "--set", "real.size=48", "--retries", "3", "--no-score",
+            "--replace", "real"]
     proc = realrun.run_cli(args, cli_env, check=False)
     assert proc.returncode == 1 and "moved aside" in proc.stderr, proc.stderr
     # The backpack job failed on the broken photo once, not 1 + 3 times: bad data fails the same way again.
@@ -134,7 +141,8 @@ def test_reused_label_moves_outputs_aside_until_replaced_and_bad_data_is_not_ret
     assert not (res / "images" / "real" / "backpack").exists()
 
     good = _dataset_copy(dataset_dir, tmp_path / "good-data")
-    realrun.run_cli([*_run_args(res, good, methods=("real",)), "--set", "real.size=48", "--no-score"], cli_env)
+    realrun.run_cli([*_run_args(res, good, methods=("real",)), "--set", "real.size=48", "--no-score",
+                     "--replace", "real"], cli_env)
     assert not (res / ".superseded").exists()  # every job of the label has replaced its outputs
     from PIL import Image
 

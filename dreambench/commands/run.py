@@ -29,7 +29,12 @@ def _gpus(value: str | None) -> list[int] | None:
 
 
 @click.command("run")
-@click.option("--method", "methods", multiple=True, help="Method to run (repeatable); label = method name.")
+@click.option("--method", "methods", multiple=True, metavar="[LABEL=]METHOD",
+              help="Method to run (repeatable): METHOD (label = method name) or LABEL=METHOD, so several "
+                   "configs of one method sit side by side (e.g. --method db-lr1e6=dreambooth).")
+@click.option("--replace", "replace", multiple=True, metavar="LABEL",
+              help="Replace the outputs of LABEL made before with other settings (repeatable; 'all' for every "
+                   "label). Without it such a run is refused and nothing is touched.")
 @click.option("--tables", "tables", type=click.Choice(["paper"]), default=None,
               help="Plan exactly the runs the paper's Tables 1, 3, 4, 5 and 6 need.")
 @click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny).")
@@ -40,7 +45,8 @@ def _gpus(value: str | None) -> list[int] | None:
 @click.option("--sample-steps", type=int, default=None, help="Sampler-steps override (default: the profile's).")
 @click.option("--recipe", default=None, help="Training recipe of the method(s) (dreambooth: paper | diffusers).")
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Config override for every method, or METHOD.KEY=VALUE for one (repeatable).")
+              help="Config override for every label, or LABEL.KEY=VALUE for one label (METHOD.KEY=VALUE: every "
+                   "label of that method) (repeatable).")
 @click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--address", default=None, help="Ray cluster address (--backend ray); default: a local instance.")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True)
@@ -68,7 +74,7 @@ def _gpus(value: str | None) -> list[int] | None:
               help="Display name of a label in the tables (repeatable); recorded in <results>/names.json.")
 @results_option
 @click.pass_context
-def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
+def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
             backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
             class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
             protocol, score, names, results) -> None:
@@ -80,15 +86,7 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
     except DreambenchError as e:
         raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
     from ..engine import cost
-    from ..engine.plan import (
-        PAPER_CLASS_PROMPT_SAMPLES,
-        MethodRun,
-        RunSpec,
-        build_plan,
-        paper_method_runs,
-        parse_sets,
-        tables_available,
-    )
+    from ..engine.plan import RunSpec, build_plan, tables_available
     from ..engine.runner import RunOptions, format_summary, run_plan
     from ..paths import default_data_dir
     from ..protocol import load_protocol
@@ -98,39 +96,27 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
                   class_samples=(class_samples, 0))
     gpu_list = _gpus(gpus)
     proto = load_protocol(protocol)
-    method_names = list(dict.fromkeys(methods))
-    all_names = list(dict.fromkeys(method_names + (
-        ["dreambooth", "textual-inversion", "real", "pretrained"] if tables else [])))
-    overrides = parse_sets(sets, all_names)
-    runs: list[MethodRun] = []
-    if tables == "paper":
-        from ..methods.base import list_methods
-
-        registered = list_methods()
-        paper = paper_method_runs({m: overrides.get(m, {}) for m in all_names if m in registered},
-                                  PAPER_CLASS_PROMPT_SAMPLES if class_samples is None else class_samples)
-        runs.extend(paper)
-    for m in method_names:
-        if any(r.label == m for r in runs):
-            continue
-        runs.append(MethodRun(m, m, overrides.get(m, {}), recipe=recipe, class_prompt_samples=class_samples or 0))
-    if recipe:
-        for r in runs:
-            if r.recipe is None and r.method in method_names:
-                r.recipe = recipe
+    runs = method_runs(methods, tables, sets, recipe, class_samples)
     spec = RunSpec(runs, _split(subjects), profile, model, seed, steps, sample_steps, images_per_prompt, prompts,
                    protocol=str(Path(protocol).resolve()) if Path(protocol).is_dir() else protocol,
                    metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
                    score=score, tables=score and tables_available(),
                    metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights))
     plan = build_plan(spec, proto)
+    from ..engine.replace import check_replace_names, check_replacements, find_replacements
+
+    replace = tuple(x.strip() for r in replace for x in r.split(",") if x.strip())
+    check_replace_names(replace, plan.labels())
+    replacing = find_replacements(plan, results_dir)
     from ..models import get_profile
 
     est = cost.estimate(plan, cost.load_rates(results_dir, profile),
                         sample_steps or get_profile(profile).sample_steps_default)
     if dry_run:
         click.echo(_format_plan(plan, est, results_dir))
+        click.echo(_format_replacements(replacing, replace))
         return
+    check_replacements(replacing, replace)
     if score and not tables_available():
         click.echo("note: dreambench.tables is not available; the run scores images but writes no tables",
                    err=True)
@@ -140,16 +126,73 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
 
     run_preflight(plan, results_dir, None if device == "auto" else device)
     opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, gpu_list, jobs_per_gpu,
-                      retries, address, threads=threads, progress=True, argv=sys.argv[1:])
+                      retries, address, threads=threads, progress=True, argv=sys.argv[1:], replace=tuple(replace))
     click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
                f"({est['basis'].split(';')[0]}); results in {results_dir}", err=True)
     record_names(results_dir, display_names)  # before the run: its tables job reads them
     summary = run_plan(plan, opts)
     click.echo(format_summary(summary))
+    from ..engine.coverage import unscored
+
+    lost = unscored(plan, results_dir)
+    for u in lost:  # a table over fewer subjects than planned must never pass as the planned one
+        click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
         names = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
         click.echo(f"error: {len(summary.failed)} job(s) failed: {names}", err=True)
+    if lost or not summary.ok:
         sys.exit(1)
+
+
+def method_runs(methods: tuple[str, ...], tables: str | None, sets: tuple[str, ...], recipe: str | None,
+                class_samples: int | None) -> list:
+    """The run's labels: ``--tables paper``'s labels, then each ``--method [LABEL=]METHOD`` (a label the
+    paper plan already has is not planned twice), with ``--set`` overrides per label and ``--recipe`` for
+    every label of the methods given with ``--method``."""
+    from ..engine.plan import (
+        PAPER_CLASS_PROMPT_SAMPLES,
+        MethodRun,
+        paper_method_runs,
+        parse_method_label,
+        parse_sets,
+    )
+    from ..methods.base import list_methods
+
+    given = dict(parse_method_label(m) for m in methods)  # label -> method; a repeated identical pair once
+    pairs = [parse_method_label(m) for m in methods]
+    clash = sorted({lb for lb, m in pairs if given[lb] != m})
+    if clash:
+        raise DreambenchError(f"--method: label(s) {', '.join(clash)} given for two different methods")
+    paper_names = ["dreambooth", "textual-inversion", "real", "pretrained"] if tables else []
+    labels = {**{m: m for m in paper_names}, **given}
+    overrides = parse_sets(sets, labels)
+    runs: list[MethodRun] = []
+    if tables == "paper":
+        registered = list_methods()
+        runs.extend(paper_method_runs({m: overrides.get(m, {}) for m in paper_names if m in registered},
+                                      PAPER_CLASS_PROMPT_SAMPLES if class_samples is None else class_samples))
+    for label, method in given.items():
+        if any(r.label == label for r in runs):
+            continue
+        runs.append(MethodRun(label, method, overrides.get(label, {}), class_prompt_samples=class_samples or 0))
+    if recipe:
+        for r in runs:
+            if r.recipe is None and (r.label in given or r.method in given.values()):
+                r.recipe = recipe
+    return runs
+
+
+def _format_replacements(found: list, replace: tuple[str, ...]) -> str:
+    """What ``--dry-run`` says of labels made before with other settings."""
+    from ..engine.replace import ALL
+
+    if not found:
+        return "replaces: nothing (no label of this plan was made before with other settings)"
+    lines = []
+    for r in found:
+        allowed = ALL in replace or r.label in replace
+        lines.append(f"would replace {r.describe()}" + ("" if allowed else f" (refused without --replace {r.label})"))
+    return "\n".join(lines)
 
 
 def _check_counts(**options: tuple[int | None, int]) -> None:

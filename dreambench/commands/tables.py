@@ -74,6 +74,14 @@ def _parse_names(names: tuple[str, ...]) -> dict[str, str]:
     help="Output folder (default: RESULTS_DIR/tables; required with several RESULTS_DIRs).",
 )
 @_names
+@click.option(
+    "--relabel",
+    "relabels",
+    multiple=True,
+    metavar="DIR:LABEL=NEW",
+    help="Show label LABEL of folder DIR as NEW (repeatable): merges folders that each hold a different job "
+    "under one label, e.g. dreambooth at two learning rates.",
+)
 @_reference
 @_no_ci
 @_study
@@ -84,6 +92,7 @@ def tables_cmd(
     results_dirs: tuple[Path, ...],
     out_dir: Path | None,
     names: tuple[str, ...],
+    relabels: tuple[str, ...],
     reference: str | None,
     no_ci: bool,
     study_db: Path | None,
@@ -99,7 +108,7 @@ def tables_cmd(
 
     dirs = list(results_dirs) or [_resolve(ctx, None)]
     ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
-                      reference=reference)
+                      reference=reference, relabels=relabels)
     out = out_dir or dirs[0] / "tables"
     written = write_table_set(ts, out, ci=not no_ci)
     if ts.meta.random_init:

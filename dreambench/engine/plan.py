@@ -228,31 +228,53 @@ def checked_config(mr: MethodRun, recipe: str | None, steps: int | None) -> tupl
         raise DreambenchError(f"{option}: {e}") from None
 
 
-def parse_sets(items: list[str] | tuple[str, ...], methods: list[str]) -> dict[str, dict[str, str]]:
-    """``--set key=value`` (every method) or ``--set method.key=value`` (one method) -> overrides per method."""
-    out: dict[str, dict[str, str]] = {m: {} for m in methods}
+def parse_method_label(item: str) -> tuple[str, str]:
+    """``--method LABEL=METHOD`` -> ``(label, method)``; a plain ``--method M`` is ``(M, M)``. The label
+    becomes a folder name, so it must be a valid name (:func:`dreambench.protocol.name_problem`)."""
+    from ..protocol import name_problem
+
+    label, _, method = item.partition("=")
+    label, method = label.strip(), (method.strip() if method else label.strip())
+    if not label or not method:
+        raise DreambenchError(f"--method {item!r}: expected METHOD or LABEL=METHOD")
+    problem = name_problem(label)
+    if problem:
+        raise DreambenchError(f"--method {item!r}: label {problem}")
+    return label, method
+
+
+def parse_sets(items: list[str] | tuple[str, ...], labels: list[str] | dict[str, str]) -> dict[str, dict[str, str]]:
+    """``--set key=value`` (every label whose method has the field) or ``--set PREFIX.key=value`` -> overrides
+    per label. ``PREFIX`` is a label, or else a method name (every label of that method). ``labels`` maps
+    label -> method (a list means label = method)."""
+    methods = dict(labels) if isinstance(labels, dict) else {m: m for m in labels}
+    out: dict[str, dict[str, str]] = {label: {} for label in methods}
     for item in items:
         if "=" not in item:
-            raise DreambenchError(f"--set {item!r}: expected key=value or method.key=value")
+            raise DreambenchError(f"--set {item!r}: expected key=value or LABEL.key=value")
         key, value = item.split("=", 1)
         key = key.strip()
         if "." in key:
-            m, k = key.split(".", 1)
-            if m not in out:
-                raise DreambenchError(f"--set {item!r}: method {m!r} is not among the run's methods {methods}")
-            if k not in _field_names(m):
-                raise DreambenchError(f"--set {item!r}: method {m} has no config field {k!r}; fields: "
-                                      f"{', '.join(sorted(_field_names(m)))}")
-            out[m][k] = value
-        else:
-            # A bare key goes to every method whose config has that field (real has no learning rate).
-            takers = [m for m in out if key in _field_names(m)]
+            prefix, k = key.split(".", 1)
+            takers = [prefix] if prefix in methods else [lb for lb, m in methods.items() if m == prefix]
             if not takers:
-                fields = sorted(set().union(*(_field_names(m) for m in out))) if out else []
-                raise DreambenchError(f"--set {item!r}: no method among {methods} has a config field {key!r}; "
-                                      f"fields: {', '.join(fields) or '(none)'}")
-            for m in takers:
-                out[m][key] = value
+                raise DreambenchError(f"--set {item!r}: {prefix!r} is neither a label nor a method of the run "
+                                      f"(labels: {', '.join(methods) or 'none'})")
+            for label in takers:
+                if k not in _field_names(methods[label]):
+                    which = "" if label == methods[label] else f" (label {label})"
+                    raise DreambenchError(f"--set {item!r}{which}: method {methods[label]} has no config field "
+                                          f"{k!r}; fields: {', '.join(sorted(_field_names(methods[label])))}")
+                out[label][k] = value
+        else:
+            # A bare key goes to every label whose method's config has that field (real has no learning rate).
+            takers = [lb for lb, m in methods.items() if key in _field_names(m)]
+            if not takers:
+                fields = sorted(set().union(*(_field_names(m) for m in methods.values()))) if methods else []
+                raise DreambenchError(f"--set {item!r}: no method among {sorted(set(methods.values()))} has a "
+                                      f"config field {key!r}; fields: {', '.join(fields) or '(none)'}")
+            for label in takers:
+                out[label][key] = value
     return out
 
 
@@ -398,6 +420,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
                 spec={"job": job_fields, "prompts": spec.prompts, "model": spec.model, "protocol": protocol.name,
                       "keep_artifacts": spec.keep_artifacts, "needs_model": bool(method_cls.needs_model),
                       "recipe": recipe_name, "label_key": content_hash(label_payload),
+                      "label_settings": label_payload,
                       "protocol_content": list(protocol.content) if protocol.digest else None},
                 deps=sorted(set(deps)), images=images,
                 train_steps=int(full_config.get("steps", 0) or 0) if method_cls.trains else 0,

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import EnvironmentFailure, describe_os_error
 from ..io import confined, remove_stale_temps, write_text_atomic
 from .plan import Job, Plan
+from .replace import check_replacements, find_replacements
 from .state import STATE_FILE, StateDB
 from .worker import WorkerContext
 
@@ -44,6 +45,8 @@ class RunOptions:
     threads: int | None = None
     progress: bool = True
     argv: list[str] = field(default_factory=list)
+    #: Labels whose outputs made with other settings may be replaced (``"all"``: any); see engine.replace.
+    replace: tuple[str, ...] = ()
 
 
 @dataclass
@@ -112,6 +115,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     """Run every job of ``plan`` not yet done; write ``<results>/summary.json``; return the summary."""
     t0 = time.time()
     results = Path(opts.results_dir).resolve()
+    check_replacements(find_replacements(plan, results), opts.replace)  # before anything is written
     results.mkdir(parents=True, exist_ok=True)
     device = opts.device or NO_DEVICE  # resolved below only when there is work (probing CUDA loads torch)
     lock = _lock(results)

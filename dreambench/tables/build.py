@@ -26,8 +26,8 @@ from .compute import (
     table4,
     table_inputs,
 )
-from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta, load_results
-from .merge import load_many
+from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta
+from .merge import load_many, parse_relabels
 from .names import display
 from .preference import load_preference
 from .render import Table, write_table
@@ -257,18 +257,19 @@ def build_tables(
     inputs_subjects: list[str] | None = None,
     names: dict[str, str] | None = None,
     reference: str | None = None,
+    relabels: list[str] | tuple[str, ...] = (),
 ) -> TableSet:
     """Compute every table that the results support (no files written).
 
     ``results``: a folder, a loaded :class:`Results`, or a list of folders merged into one table set
     (:func:`dreambench.tables.merge.load_many`). ``names``: display names (label -> text) over those
-    recorded in each folder's names.json. ``reference="paper"``: add the paper's reported rows."""
+    recorded in each folder's names.json. ``reference="paper"``: add the paper's reported rows. ``relabels``:
+    ``DIR:LABEL=NEW`` items renaming a folder's label (two folders' different jobs under one label)."""
     if isinstance(results, Results):
         res = results
-    elif isinstance(results, (list, tuple)):
-        res = load_many([Path(r) for r in results])
     else:
-        res = load_results(results)
+        dirs = [Path(r) for r in results] if isinstance(results, (list, tuple)) else [Path(results)]
+        res = load_many(dirs, parse_relabels(relabels, dirs))
     names = {**res.names, **(names or {})}
     ts = TableSet(res, [])
     ts.tables.append(_table1(res, names, reference))
@@ -287,6 +288,8 @@ def build_tables(
         agg_path = part.scores_dir / AGGREGATES
         if agg_path.is_file():
             theirs = pd.read_csv(agg_path, keep_default_na=False)
+            if part.relabeled and "method" in theirs:
+                theirs["method"] = theirs["method"].map(lambda m, r=part.relabeled: r.get(m, m))
             found = compare_aggregates(aggregates(part.per_image, part.div, part.real), theirs)
             ts.problems += found
             for p in found:

@@ -90,6 +90,8 @@ class Results:
     names: dict[str, str] = field(default_factory=dict)
     #: For a table set built from several folders: each folder's own Results (else empty).
     parts: list[Results] = field(default_factory=list)
+    #: Labels renamed when loaded (``tables --relabel``: old -> new); files on disk keep the old ones.
+    relabeled: dict[str, str] = field(default_factory=dict)
 
     @property
     def labels(self) -> list[str]:

@@ -75,8 +75,8 @@ def _owners(parts: list[Results]) -> dict[str, Results]:
             elif not _same_job(owner[label], res, label):
                 raise DataError(
                     f"label {label!r} is in both {owner[label].results_dir} and {res.results_dir} with different "
-                    f"jobs (method.json or images differ); rename one (e.g. `dreambench run --method M` into "
-                    f"another label) or drop a folder"
+                    f"jobs (method.json or images differ); give one of them another label in the merged tables, "
+                    f"e.g. --relabel {res.results_dir}:{label}={label}-2"
                 )
     return owner
 
@@ -98,14 +98,56 @@ def _merged_meta(parts: list[Results]) -> RunMeta:
                    score_commit=join("score_commit"), sd=join("sd"))
 
 
-def load_many(dirs: list[Path]) -> Results:
-    """The merged :class:`Results` of several folders (one folder: that folder's Results)."""
+def parse_relabels(items: list[str] | tuple[str, ...], dirs: list[Path]) -> dict[Path, dict[str, str]]:
+    """``DIR:LABEL=NEW`` (``--relabel``) -> ``{resolved DIR: {LABEL: NEW}}``; DIR must be one of ``dirs``
+    and NEW a valid label (:func:`dreambench.protocol.name_problem`)."""
+    from ..protocol import name_problem
+
+    known = {Path(d).resolve(): d for d in dirs}
+    out: dict[Path, dict[str, str]] = {}
+    for item in items:
+        where, _, rename = item.rpartition(":")
+        old, _, new = rename.partition("=")
+        if not where or not old or not new:
+            raise DataError(f"--relabel {item!r}: expected DIR:LABEL=NEW")
+        folder = Path(where).resolve()
+        if folder not in known:
+            raise DataError(f"--relabel {item!r}: {where} is not one of the folders given")
+        problem = name_problem(new)
+        if problem:
+            raise DataError(f"--relabel {item!r}: {problem}")
+        out.setdefault(folder, {})[old] = new
+    return out
+
+
+def relabel(res: Results, renames: dict[str, str]) -> Results:
+    """``res`` with its labels renamed (``{old: new}``) in every frame and mapping the tables read."""
+    if not renames:
+        return res
+    unknown = sorted(set(renames) - set(res.labels))
+    if unknown:
+        raise DataError(f"--relabel: {res.results_dir} has no label {', '.join(unknown)} "
+                        f"(labels: {', '.join(res.labels)})")
+    rename = lambda label: renames.get(label, label)
+    res.per_image = res.per_image.assign(method=res.per_image["method"].map(rename))
+    if res.div is not None:
+        res.div = res.div.assign(method=res.div["method"].map(rename))
+    res.infos = {rename(k): {**v, "label": rename(k)} for k, v in res.infos.items()}
+    res.names = {rename(k): v for k, v in res.names.items()}
+    res.relabeled = dict(renames)
+    return res
+
+
+def load_many(dirs: list[Path], relabels: dict[Path, dict[str, str]] | None = None) -> Results:
+    """The merged :class:`Results` of several folders (one folder: that folder's Results), each folder's
+    labels renamed by ``relabels`` (:func:`parse_relabels`) first."""
+    relabels = relabels or {}
     if len(dirs) == 1:
-        return load_results(dirs[0])
+        return relabel(load_results(dirs[0]), relabels.get(Path(dirs[0]).resolve(), {}))
     seen = [Path(d).resolve() for d in dirs]
     if len(set(seen)) != len(seen):
         raise DataError("the same results folder is given twice")
-    parts = [load_results(d) for d in dirs]
+    parts = [relabel(load_results(d), relabels.get(Path(d).resolve(), {})) for d in dirs]
     check_compatible(parts)
     owner = _owners(parts)
     per_image = _concat([p.per_image[p.per_image["method"].map(lambda lab, p=p: owner[lab] is p)] for p in parts])
