@@ -172,7 +172,9 @@ def proportion_interval(k: np.ndarray | int, n: int, level: float = 0.95) -> tup
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    lo, hi = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # exact ends at 0 and n (the formula gives them up to rounding)
+    return np.where(k <= 0, 0.0, lo), np.where(k >= n, 1.0, hi)
 
 
 #: The name the callers know; the interval is :func:`mean_interval`'s (no longer a percentile bootstrap).
