@@ -3,19 +3,33 @@
 The protocol's unit of replication is the subject (30 of them): a method's score is the mean over
 subjects of per-subject means, and its interval treats the per-subject values as the sample.
 
-**Interval** (:func:`mean_interval`, the default everywhere): the *studentized bootstrap*
-(bootstrap-t; Efron & Tibshirani 1993, ch. 12; Hall 1988). With ``x`` the n per-subject values,
-``m = mean(x)``, ``se = sd(x) / sqrt(n)`` (sd with n - 1), each of ``n_resamples`` replicates draws n
-subjects with replacement and computes ``t* = (m* - m) / se*``; the interval is
-``[m - q(1 - a/2) se, m - q(a/2) se]`` with ``q`` the quantiles of ``t*`` and ``a = 1 - level``.
-A replicate with ``se* = 0`` (every draw the same subject) gets its limit ``t* = ±inf`` (0 when
-``m* = m``). Why not the percentile bootstrap
-(the previous default): it is too narrow by a factor ``sqrt((n - 1) / n)`` and ignores the t tails,
-so its 95% interval covered 0.927 at 30 subjects and 0.845 at 5. A plain t interval covers 0.95 for
-normal values but under-covers skewed ones (0.934 at 5 subjects for Beta(2, 5), 0.91 for Gamma(2));
-bootstrap-t corrects for skewness to second order. ``tests/test_stats.py`` measures the coverage by
-simulation. With fewer than ``MIN_SUBJECTS`` (3) values the interval is NaN (renderers print "n/a"):
-two subjects say nothing about between-subject spread.
+**Interval** (:func:`mean_interval`, the default everywhere) depends on the number n of per-subject
+values ``x`` (``m = mean(x)``, ``se = sd(x) / sqrt(n)``, sd with n - 1, ``a = 1 - level``):
+
+* ``n < MIN_SUBJECTS`` (3): no interval (both bounds NaN, renderers print "n/a"): two subjects say
+  nothing about between-subject spread.
+* ``MIN_SUBJECTS <= n < BOOTSTRAP_MIN_SUBJECTS`` (3 to 9): the Student t interval
+  ``m -+ t(1 - a/2; n - 1) se``. Why not the bootstrap here: with 3 subjects 1 in 9 resamples repeats one
+  subject (``se* = 0``, ``t* = +-inf``), so the bootstrap-t quantiles are infinite (bounds NaN or near
+  1e13); at 4-5 subjects near-repeats still make intervals hundreds of times too wide. The t interval
+  covers 0.95 for normal values and 0.93 for skewed ones (Beta(2, 5), Gamma(4); measured in
+  ``tests/test_stats.py``): about 2 points short, never absurd.
+* ``n >= BOOTSTRAP_MIN_SUBJECTS`` (10): the *studentized bootstrap* (bootstrap-t; Efron & Tibshirani 1993,
+  ch. 12; Hall 1988): each of ``n_resamples`` replicates draws n subjects with replacement and computes
+  ``t* = (m* - m) / se*``; the interval is ``[m - q(1 - a/2) se, m - q(a/2) se]`` with ``q`` the
+  quantiles of ``t*`` (a replicate with ``se* = 0`` gets ``t* = +-inf``, 0 when ``m* = m``). It corrects
+  the t interval's skewness error to second order (coverage 0.945-0.96 at 10 and 30 subjects); the
+  percentile bootstrap (the default before it) is too narrow by ``sqrt((n - 1) / n)`` and covered 0.927
+  at 30 subjects. Non-finite bootstrap bounds (not seen at n >= 10) fall back to the t interval.
+
+Then both bounds are clipped to the metric's possible range (``value_range``, e.g. [-1, 1] for a cosine,
+[0, inf) for LPIPS DIV, [0, 100] for a percentage). Clipping is honest: the true mean lies in the range,
+so the clipped interval contains it exactly when the unclipped one does (coverage unchanged). An interval
+is never half-missing: both bounds are finite or both are NaN.
+
+A *proportion* (Table 2's percentages, :func:`proportion_interval`) gets the Wilson score interval, which
+stays inside [0, 1] and is not zero-width at 0% or 100% (one question answered "A" gives [0.21, 1], not
+100 +- 0).
 
 **Paired test** (:func:`paired_test`): differences ``d_s = a_s - b_s`` on the shared subjects; the
 interval of their mean is :func:`mean_interval`; the two-sided p-value is the sign-flip permutation
@@ -32,15 +46,20 @@ import numpy as np
 
 #: Fewer values than this give a NaN interval.
 MIN_SUBJECTS = 3
-#: Bootstrap-t replicates (enough for stable 2.5% / 97.5% quantiles of t*).
+#: From this many values on the interval is the bootstrap-t; below it (from MIN_SUBJECTS) the t interval.
+BOOTSTRAP_MIN_SUBJECTS = 10
+#: Bootstrap-t replicates (enough for stable 2.5% / 97.5% quantiles of t*): the one value every caller uses.
 N_RESAMPLES = 2000
 SEED = 0
 #: Up to this many subjects the sign-flip test enumerates all 2^n sign vectors.
 EXACT_MAX_SUBJECTS = 16
 PERM_RESAMPLES = 20000
 #: What every table and score_meta.json says about the interval.
-INTERVAL_METHOD = (f"studentized bootstrap (bootstrap-t) over subjects, {N_RESAMPLES} resamples, seed {SEED}; "
-                   f"n/a below {MIN_SUBJECTS} subjects")
+INTERVAL_METHOD = (f"Student t interval for {MIN_SUBJECTS}-{BOOTSTRAP_MIN_SUBJECTS - 1} subjects, studentized "
+                   f"bootstrap (bootstrap-t, {N_RESAMPLES} resamples, seed {SEED}) from {BOOTSTRAP_MIN_SUBJECTS}; "
+                   f"n/a below {MIN_SUBJECTS}; bounds clipped to the metric's range")
+#: No bound: the range of a metric without one.
+UNBOUNDED = (-np.inf, np.inf)
 EXACT_TEST = "sign-flip exact"
 MC_TEST = f"sign-flip monte-carlo ({PERM_RESAMPLES})"
 
@@ -57,13 +76,12 @@ class Estimate:
 
 
 def mean_interval(
-    values: np.ndarray | list[float], n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95
+    values: np.ndarray | list[float], n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95,
+    value_range: tuple[float, float] = UNBOUNDED,
 ) -> Estimate:
-    """Mean of ``values`` (NaNs dropped) with its studentized-bootstrap interval (module docstring).
-
-    ``n_resamples`` below :data:`N_RESAMPLES` is raised to it (callers that asked for the old percentile
-    bootstrap's 1000 get a stable bootstrap-t). No values: every field NaN; fewer than
-    :data:`MIN_SUBJECTS`: the mean with NaN bounds; all values equal: a zero-width interval."""
+    """Mean of ``values`` (NaNs dropped) with its 95% interval (:func:`interval_bounds`, module docstring),
+    bounds clipped to ``value_range``. No values: every field NaN; fewer than :data:`MIN_SUBJECTS`: the
+    mean with NaN bounds; all values equal: a zero-width interval."""
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     n = int(x.size)
@@ -73,20 +91,57 @@ def mean_interval(
     m = float(x.mean())
     if n < MIN_SUBJECTS:
         return Estimate(m, nan, nan, n, level)
-    lo, hi = studentized_bounds(x[None, :], n_resamples, seed, level)
+    lo, hi = interval_bounds(x[None, :], n_resamples, seed, level, value_range)
     return Estimate(m, float(lo[0]), float(hi[0]), n, level)
+
+
+def interval_bounds(
+    samples: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95,
+    value_range: tuple[float, float] = UNBOUNDED,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The default interval of the mean of each row of ``samples`` (shape (k, n), no NaN): NaN below
+    :data:`MIN_SUBJECTS` columns, :func:`t_bounds` below :data:`BOOTSTRAP_MIN_SUBJECTS`, else
+    :func:`studentized_bounds` (rows with a non-finite bound fall back to :func:`t_bounds`); then clipped
+    to ``value_range``. Both bounds of a row are finite, or both NaN."""
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.shape[1]
+    if n < MIN_SUBJECTS:
+        nan = np.full(x.shape[0], np.nan)
+        return nan, nan.copy()
+    t_lo, t_hi = t_bounds(x, level)
+    if n < BOOTSTRAP_MIN_SUBJECTS:
+        lo, hi = t_lo, t_hi
+    else:
+        lo, hi = studentized_bounds(x, n_resamples, seed, level)
+        bad = ~(np.isfinite(lo) & np.isfinite(hi))
+        lo, hi = np.where(bad, t_lo, lo), np.where(bad, t_hi, hi)
+    lo, hi = np.clip(lo, *value_range), np.clip(hi, *value_range)
+    both = np.isfinite(lo) & np.isfinite(hi)  # never half an interval
+    return np.where(both, lo, np.nan), np.where(both, hi, np.nan)
+
+
+def t_bounds(samples: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Student t interval ``m -+ t(1 - a/2; n - 1) sd / sqrt(n)`` of the mean of each row (n >= 2)."""
+    from scipy.stats import t as student_t  # scipy only where intervals are made
+
+    x = np.asarray(samples, dtype=np.float64)
+    n = x.shape[1]
+    m = x.mean(axis=1)
+    half = float(student_t.ppf(1 - (1 - level) / 2, n - 1)) * x.std(axis=1, ddof=1) / np.sqrt(n)
+    return m - half, m + half
 
 
 def studentized_bounds(
     samples: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int = SEED, level: float = 0.95
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap-t bounds of the mean of each row of ``samples`` (shape (k, n), n >= 2, no NaN); rows
-    share one draw of resampling indices (seeded). A row with sd 0 gets a zero-width interval."""
+    share one draw of ``n_resamples`` resampling indices (seeded). A row with sd 0 gets a zero-width
+    interval. Unclipped, and infinite when a tail quantile of t* is (small n: use :func:`interval_bounds`)."""
     x = np.asarray(samples, dtype=np.float64)
     n = x.shape[1]
     m = x.mean(axis=1)
     se = x.std(axis=1, ddof=1) / np.sqrt(n)
-    idx = np.random.default_rng(seed).integers(0, n, size=(max(n_resamples, N_RESAMPLES), n))
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
     lo, hi = m.copy(), m.copy()
     alpha = (1 - level) / 2
     rows = np.flatnonzero(se > 0)
@@ -99,9 +154,27 @@ def studentized_bounds(
         with np.errstate(divide="ignore", invalid="ignore"):
             t = np.where(se_b > 0, diff / se_b, np.sign(diff) * np.inf)  # se* = 0: the limit, +-inf (0 if equal)
         t = np.nan_to_num(t, nan=0.0, posinf=np.inf, neginf=-np.inf)
-        q = np.quantile(t, [alpha, 1 - alpha], axis=1)
+        with np.errstate(invalid="ignore"):  # inf - inf inside quantile interpolation: NaN, caught above
+            q = np.quantile(t, [alpha, 1 - alpha], axis=1)
         lo[r], hi[r] = m[r] - q[1] * se[r], m[r] - q[0] * se[r]
     return lo, hi
+
+
+def proportion_interval(k: np.ndarray | int, n: int, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of the proportion ``k / n`` (inside [0, 1] for every k, n >= 1); NaN for
+    n = 0. ``k`` may be an array of counts out of the same n."""
+    from scipy.stats import norm
+
+    k = np.asarray(k, dtype=np.float64)
+    if n <= 0:
+        return np.full(k.shape, np.nan), np.full(k.shape, np.nan)
+    z = float(norm.ppf(1 - (1 - level) / 2))
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    lo, hi = np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+    # exact ends at 0 and n (the formula gives them up to rounding)
+    return np.where(k <= 0, 0.0, lo), np.where(k >= n, 1.0, hi)
 
 
 #: The name the callers know; the interval is :func:`mean_interval`'s (no longer a percentile bootstrap).

@@ -126,7 +126,8 @@ def test_table2_intervals_from_questions():
     r = t.iloc[0]
     assert r["pct_a"] == 60.0 and r["pct_a_lo"] < 60.0 < r["pct_a_hi"]
     assert 40.0 < r["pct_a_lo"] and r["pct_a_hi"] < 80.0
-    assert (t.iloc[1]["pct_a_lo"], t.iloc[1]["pct_a_hi"]) == (100.0, 100.0)  # no variation to resample
+    # 10 of 10 questions: Wilson [72.2, 100], never the old "100 +- 0"
+    assert t.iloc[1]["pct_a_lo"] == pytest.approx(72.25, abs=0.01) and t.iloc[1]["pct_a_hi"] == 100.0
     assert np.isnan(t.iloc[2]["pct_a_lo"])
     pd.testing.assert_frame_equal(t, table2(pref))  # seeded
 

@@ -189,10 +189,17 @@ def export(db_path: Path, out_csv: Path) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 def analyze(db_path: Path, per_image_csv: Path | None, out_dir: Path, n_resamples: int, seed: int) -> None:
     """Majority votes, Table 2 (preference.csv/.md) and, with --scores, correlation.csv/.md."""
-    from ..study.analysis import write_analysis
+    import warnings
 
-    for p in write_analysis(db_path, out_dir, per_image_csv, n_resamples, seed):
+    from ..study.analysis import IncompleteStudyWarning, write_analysis
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", IncompleteStudyWarning)
+        paths = write_analysis(db_path, out_dir, per_image_csv, n_resamples, seed)
+    for p in paths:
         click.echo(str(p))
+    for w in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, IncompleteStudyWarning)):
+        click.echo(f"warning: {w}", err=True)
 
 
 COMMANDS = [study]

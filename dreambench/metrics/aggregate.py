@@ -1,10 +1,17 @@
 """Aggregation of scored tables: per-subject means, then means over subjects with 95% intervals.
 
 Pure pandas over ``per_image.csv`` and ``div.csv`` (see :mod:`.scoring`); no models. The subject is the
-unit of replication: every figure is a mean over subjects of per-subject means, with a 95% studentized
-bootstrap interval over subjects (:func:`dreambench.stats.mean_interval`; NaN below 3 subjects), and
+unit of replication: every figure is a mean over subjects of per-subject means, with a 95% interval over
+subjects (:func:`dreambench.stats.mean_interval`: t interval for 3-9 subjects, studentized bootstrap from
+10, NaN below 3, clipped to the metric's range :meth:`MetricProfile.value_range`), and
 two methods are compared on the subjects they share (:func:`dreambench.stats.paired_test`: exact
 sign-flip p-value up to 16 subjects, Monte Carlo beyond; ``paired.csv`` names the test).
+
+**One real row.** A label whose images are the subject's own photos (the ``real`` method: ``gen_weights``
+``real``) has, per subject, DINO and CLIP-I equal to ``real.csv``'s Real Images values: each photo against
+the subject's *other* photos (a photo compared with a set holding itself would score near 1). Its CLIP-T
+(the photos against the prompts) is its own. :func:`with_real_rule` applies this wherever per-subject
+values are made (scores, tables), so the ``real`` label and the Real Images row never disagree.
 """
 
 from __future__ import annotations
@@ -25,15 +32,51 @@ BOOTSTRAP = {"interval": stats.INTERVAL_METHOD, "n_resamples": stats.N_RESAMPLES
              "min_subjects": stats.MIN_SUBJECTS,
              "paired_p_value": f"{stats.EXACT_TEST} up to {stats.EXACT_MAX_SUBJECTS} subjects, else {stats.MC_TEST}"}
 _ARGS = {"n_resamples": stats.N_RESAMPLES, "seed": stats.SEED}
+#: ``gen_weights`` of images that are the subject's own photos (the ``real`` method), not a model's output.
+REAL_PHOTOS = "real"
+#: The metrics a real-photo label takes from real.csv (leave-self-out).
+REAL_RULE_METRICS = ("dino", "clip_i")
+
+
+def real_photo_labels(per_image: pd.DataFrame) -> list[str]:
+    """Labels whose images are real photos (``gen_weights == "real"``), sorted."""
+    if "gen_weights" not in per_image.columns or per_image.empty:
+        return []
+    sel = per_image["gen_weights"].astype(str) == REAL_PHOTOS
+    return sorted(per_image.loc[sel, "method"].astype(str).unique())
+
+
+def with_real_rule(long: pd.DataFrame, per_image: pd.DataFrame, real: pd.DataFrame | None) -> pd.DataFrame:
+    """``long`` (method, subject, metric, value) with the DINO / CLIP-I rows of every real-photo label
+    replaced by real.csv's values of the same subjects (module docstring, "One real row"); subjects
+    without a real.csv value keep no DINO / CLIP-I row."""
+    labels = real_photo_labels(per_image)
+    if not labels:
+        return long
+    drop = long["method"].isin(labels) & long["metric"].isin(REAL_RULE_METRICS)
+    parts = [long[~drop]]
+    if real is not None and len(real):
+        r = real.astype({"subject": str}).groupby("subject")[list(REAL_RULE_METRICS)].mean()
+        r = r.reset_index().melt("subject", var_name="metric", value_name="value").dropna(subset=["value"])
+        r = r[r["metric"].isin(set(long["metric"]))]  # only the metrics ``long`` holds
+        for lab in labels:
+            subjects = set(per_image.loc[per_image["method"] == lab, "subject"].astype(str))
+            parts.append(r[r["subject"].isin(subjects)].assign(method=lab))
+    return pd.concat(parts, ignore_index=True)[list(long.columns)]
+
+
+def value_range(prof: MetricProfile | None, metric: str) -> tuple[float, float]:
+    """The possible values of ``metric`` under ``prof`` (unbounded without a known profile)."""
+    return prof.value_range(metric) if prof is not None else stats.UNBOUNDED
 
 
 
-
-def per_subject_table(per_image: pd.DataFrame, div: pd.DataFrame) -> pd.DataFrame:
+def per_subject_table(per_image: pd.DataFrame, div: pd.DataFrame, real: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long table method, subject, metric, value: per-subject means of each metric.
 
     DINO, CLIP-I, CLIP-T: mean over the subject's prompt images (prompt_index >= 0). PRES: mean ``dino``
-    of its class-prompt images (prompt_index == -1). DIV: mean over the subject's prompts of div.csv."""
+    of its class-prompt images (prompt_index == -1). DIV: mean over the subject's prompts of div.csv.
+    A real-photo label's DINO / CLIP-I are real.csv's (:func:`with_real_rule`)."""
     parts = []
     reg = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
     if len(reg):
@@ -50,23 +93,23 @@ def per_subject_table(per_image: pd.DataFrame, div: pd.DataFrame) -> pd.DataFram
     if not parts:
         return pd.DataFrame(columns=["method", "subject", "metric", "value"])
     out = pd.concat(parts, ignore_index=True)[["method", "subject", "metric", "value"]]
-    out = out.dropna(subset=["value"])
+    out = with_real_rule(out.dropna(subset=["value"]), per_image, real)
     order = {m: i for i, m in enumerate(METRICS)}
     return out.sort_values(["method", "metric", "subject"], key=lambda c: c.map(order) if c.name == "metric" else c,
                            kind="stable").reset_index(drop=True)
 
 
 def _estimate(values, prof: MetricProfile | None, metric: str) -> Estimate:
-    """Mean and interval of per-subject values, then the profile's ``mean_floor`` on mean and bounds
-    (torchmetrics-style profiles report ``max(mean, 0)``)."""
-    est = mean_interval(values, **_ARGS)
+    """Mean and interval of per-subject values (clipped to the metric's range), then the profile's
+    ``mean_floor`` on mean and bounds (torchmetrics-style profiles report ``max(mean, 0)``)."""
+    est = mean_interval(values, **_ARGS, value_range=value_range(prof, metric))
     if prof is None:
         return est
     fin = prof.metric_scale(metric).finish
     return Estimate(fin(est.mean), fin(est.lo), fin(est.hi), est.n, est.level)
 
 
-def _profile_of(per_image: pd.DataFrame) -> MetricProfile | None:
+def profile_of(per_image: pd.DataFrame) -> MetricProfile | None:
     """The one metric profile that scored ``per_image`` (None when several, none or an unregistered one)."""
     names = per_image["metric_profile"].dropna().unique() if "metric_profile" in per_image.columns else []
     try:
@@ -93,7 +136,7 @@ def per_category_table(per_image: pd.DataFrame, div: pd.DataFrame) -> pd.DataFra
     """Per (method, prompt category, metric) for DINO, CLIP-I, CLIP-T and DIV: per-subject means over
     that category's prompts, then mean over subjects with its 95% interval."""
     rows = []
-    prof = _profile_of(per_image)
+    prof = profile_of(per_image)
     reg = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
     longs = []
     if len(reg):

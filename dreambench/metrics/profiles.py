@@ -113,6 +113,12 @@ class Scale:
             x = np.maximum(x, self.floor)
         return self.factor * x
 
+    def value_range(self) -> tuple[float, float]:
+        """The possible per-image (and so per-subject and mean) values of a scaled cosine (in [-1, 1]):
+        ``factor * [max(-1, floor), 1]``. ``mean_floor`` is not part of it: it is applied after averaging."""
+        lo = self.factor * (-1.0 if self.floor is None else max(-1.0, self.floor))
+        return lo, self.factor * 1.0
+
     def finish(self, mean: float) -> float:
         """A reported mean (or interval bound) after ``mean_floor``; NaN stays NaN."""
         if self.mean_floor is None or np.isnan(mean):
@@ -157,6 +163,11 @@ class MetricProfile:
 
     def scale(self, kind: str) -> Scale:
         return self.scales.get(kind, IDENTITY)
+
+    def value_range(self, metric: str) -> tuple[float, float]:
+        """The possible values of an aggregated ``metric`` (intervals are clipped to it): the scaled cosine
+        range (:meth:`Scale.value_range`), or [0, inf) for ``div`` (LPIPS distances are >= 0)."""
+        return (0.0, float("inf")) if metric == "div" else self.metric_scale(metric).value_range()
 
     def metric_scale(self, metric: str) -> Scale:
         """The scale of an aggregated metric (``dino``, ``clip_i``, ``clip_t``, ``pres``; ``div`` is never

@@ -634,7 +634,7 @@ def finalize_scores(out_dir: Path, per_image: pd.DataFrame, div: pd.DataFrame, r
     real_out = _stamp(real, per_image, run, None)
     real_out["weights"] = meta["labels"]["backbone"]
     _write_core(out_dir, per_image, div, real_out, err_df)
-    per_subject = per_subject_table(per_image, div)
+    per_subject = per_subject_table(per_image, div, real)
     real_long = real.melt(["subject"], ["dino", "clip_i"], var_name="metric", value_name="value").assign(
         method=REAL_METHOD).dropna(subset=["value"])
     per_subject_all = pd.concat([per_subject, real_long[["method", "subject", "metric", "value"]]], ignore_index=True)

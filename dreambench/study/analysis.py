@@ -9,7 +9,10 @@ Definitions
   With the paper's 3 raters per question: a,a,b -> a; a,b,undecided -> undecided; a,undecided,undecided
   -> undecided. Questions without answers are left out.
 * Table 2 (:func:`preference_table`): per question type and method pair, the percentage of questions
-  whose majority is a, b, undecided.
+  whose majority is a, b, undecided; ``n_planned`` questions the study made for the row and ``n_short``
+  of them with fewer answers than the study asked for (``max_answers``; with 0, none). A row with
+  ``n_short > 0`` is incomplete: its percentages are provisional, Table 2 shows its interval as n/a and
+  both Table 2 and ``study analyze`` warn (:class:`IncompleteStudyWarning`).
 * Metric correlation (:func:`metric_correlation`): x = metric(image of A) - metric(image of B) from the
   per-image score table; y = preference. Subject-fidelity questions are compared with ``dino`` and
   ``clip_i``, prompt-fidelity questions with ``clip_t``. All method pairs in the database are pooled.
@@ -43,7 +46,12 @@ ANSWER_COLUMNS = [
     "prompt", "reference_text", "seed_a", "seed_b", "image_a", "image_b", "a_on_left", "shown", "choice",
     "preference", "created_at",
 ]
-PREFERENCE_COLUMNS = ["question_type", "method_a", "method_b", "pct_a", "pct_b", "pct_undecided", "n_questions"]
+PREFERENCE_COLUMNS = ["question_type", "method_a", "method_b", "pct_a", "pct_b", "pct_undecided", "n_questions",
+                      "n_planned", "n_short"]
+
+
+class IncompleteStudyWarning(UserWarning):
+    """A Table 2 row has questions with fewer answers than the study asked for."""
 CORRELATION_COLUMNS = [
     "question_type", "metric", "unit", "n_questions", "n_points", "pearson_r", "pearson_p", "pearson_lo",
     "pearson_hi", "spearman_rho", "spearman_p", "spearman_lo", "spearman_hi", "n_resamples", "level",
@@ -106,10 +114,34 @@ def majority_votes(db_path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
+def question_counts(db_path: str | Path) -> pd.DataFrame:
+    """Per (question_type, method_a, method_b): ``n_planned`` questions in the study and ``n_short`` of
+    them with fewer answers than asked for (below ``max_answers``, or none when ``max_answers`` is 0)."""
+    conn = sdb.connect(db_path)
+    try:
+        q = pd.read_sql_query(
+            "SELECT q.id, q.qtype AS question_type, q.method_a, q.method_b, q.max_answers, COUNT(a.id) AS n"
+            " FROM questions q LEFT JOIN answers a ON a.question_id = q.id GROUP BY q.id", conn)
+    finally:
+        conn.close()
+    q["short"] = (q["n"] == 0) | ((q["max_answers"] > 0) & (q["n"] < q["max_answers"]))
+    keys = ["question_type", "method_a", "method_b"]
+    return q.groupby(keys).agg(n_planned=("id", "size"), n_short=("short", "sum")).reset_index()
+
+
+def incomplete_rows(pref: pd.DataFrame) -> list[str]:
+    """One line per Table 2 row with ``n_short > 0``: which row and how many questions are short."""
+    rows = pref[pref.get("n_short", pd.Series(0, pref.index)).fillna(0) > 0]
+    return [f"{r.question_type} {r.method_a} vs {r.method_b}: {int(r.n_short)} of {int(r.n_planned)} questions "
+            "have fewer answers than the study asked for (interval n/a, percentages provisional)"
+            for r in rows.itertuples(index=False)]
+
+
 def preference_table(db_path: str | Path) -> pd.DataFrame:
     """Table 2: per question type (subject | prompt) and method pair, the percentage (0-100) of answered
     questions whose majority prefers method A, method B, or is undecided; ``n_questions`` answered
-    questions. Columns :data:`PREFERENCE_COLUMNS`; subject-fidelity rows first."""
+    questions, ``n_planned`` and ``n_short`` (module docstring). Columns :data:`PREFERENCE_COLUMNS`;
+    subject-fidelity rows first. Warns (:class:`IncompleteStudyWarning`) about incomplete rows."""
     mv = majority_votes(db_path)
     rows = []
     for (qtype, a, b), g in mv.groupby(["question_type", "method_a", "method_b"], sort=True):
@@ -118,12 +150,16 @@ def preference_table(db_path: str | Path) -> pd.DataFrame:
         rows.append({"question_type": qtype, "method_a": a, "method_b": b,
                      "pct_a": 100.0 * share.get("a", 0) / n, "pct_b": 100.0 * share.get("b", 0) / n,
                      "pct_undecided": 100.0 * share.get("undecided", 0) / n, "n_questions": n})
-    df = pd.DataFrame(rows, columns=PREFERENCE_COLUMNS)
+    df = pd.DataFrame(rows, columns=PREFERENCE_COLUMNS[:7])
+    df = df.merge(question_counts(db_path), on=["question_type", "method_a", "method_b"], how="left")
+    df[["n_planned", "n_short"]] = df[["n_planned", "n_short"]].fillna(0).astype(int)
     if len(df):
         df = df.sort_values(["question_type", "method_a", "method_b"],
                             key=lambda s: s.map(_TYPE_ORDER) if s.name == "question_type" else s,
                             kind="stable").reset_index(drop=True)
-    return df
+    for line in incomplete_rows(df):
+        warnings.warn(f"{db_path}: {line}", IncompleteStudyWarning, stacklevel=2)
+    return df[PREFERENCE_COLUMNS]
 
 
 def _read_scores(per_image_csv: str | Path) -> pd.DataFrame:
@@ -292,11 +328,17 @@ def _markdown(df: pd.DataFrame, columns: list[tuple[str, str]], digits: int = 3)
 def preference_markdown(df: pd.DataFrame) -> str:
     """Table 2 as Markdown (percentages with one decimal)."""
     cols = [("question_type", "question"), ("method_a", "method A"), ("method_b", "method B"),
-            ("pct_a", "% A"), ("pct_b", "% B"), ("pct_undecided", "% undecided"), ("n_questions", "questions")]
+            ("pct_a", "% A"), ("pct_b", "% B"), ("pct_undecided", "% undecided"), ("n_questions", "questions"),
+            ("complete", "complete")]
+    shown = df.assign(complete=[f"n/a: {s} of {p} questions short" if s else "yes"
+                                for s, p in zip(df["n_short"], df["n_planned"])])
+    short = "".join(f"- **incomplete**: {line}\n" for line in incomplete_rows(df))
     return ("# Table 2: human preference (majority vote per question)\n\n"
             "Subject fidelity: \"" + _instruction("subject") + "\"; prompt fidelity: \""
             + _instruction("prompt") + "\". A question's majority is the option with strictly most answers; "
-            "ties and \"Cannot Determine / Both Equally\" count as undecided.\n\n" + _markdown(df, cols, 1))
+            "ties and \"Cannot Determine / Both Equally\" count as undecided. complete: every question of the "
+            "row has the answers the study asked for.\n\n" + short + ("\n" if short else "")
+            + _markdown(shown, cols, 1))
 
 
 def _instruction(qtype: str) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import stats
 from ..errors import DataError
 from ..io import write_text_atomic, writes_under
+from ..metrics.aggregate import real_photo_labels
 from . import reference as refs
 from . import select
 from .compute import (
@@ -93,10 +94,21 @@ def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None,
         trailing=[("n_questions", "Questions")],
         notes=[
             f"study database: {Path(study_db).name}",
-            "interval: bootstrap over questions (multinomial resampling of majority-vote outcomes)",
+            ("interval: Wilson score interval of each percentage over the row's questions; n/a for a row "
+             "with questions that have fewer answers than the study asked for"),
+            *_incomplete_notes(data),
         ],
     )
     return t, ""
+
+
+def _incomplete_notes(data: pd.DataFrame) -> list[str]:
+    """A note per Table 2 row with questions short of answers (its interval is n/a); the warning comes from
+    :func:`dreambench.study.analysis.preference_table`, which made the row."""
+    notes = [f"incomplete: {r.question_type} {r.method_a} vs {r.method_b}: {r.n_short} of {r.n_planned} "
+             "questions have fewer answers than the study asked for (interval n/a, percentages provisional)"
+             for r in data.itertuples(index=False) if r.n_short > 0]
+    return notes
 
 
 def _named(data: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
@@ -134,9 +146,28 @@ def _reported_only(number: int, title: str, ids, metrics, why: str, ref: str | N
 
 _N = [("n_subjects", "n")]
 _INTERVAL_NOTE = (
-    f"95% interval (CSV: <metric>_lo, <metric>_hi, NaN below {stats.MIN_SUBJECTS} subjects): "
+    f"95% interval (CSV: <metric>_lo, <metric>_hi, both NaN below {stats.MIN_SUBJECTS} subjects): "
     f"{stats.INTERVAL_METHOD}; n: subjects behind the row"
 )
+_REAL_NOTE = ("real (the subject's photos as a method): DINO and CLIP-I are the Real Images row's (each photo "
+              "against the subject's other photos); CLIP-T is its photos against the prompts")
+
+
+def missing_footnotes(table: Table, missing: list[str]) -> list[str]:
+    """One line naming the subjects planned for the table's labels that have no scores (``missing``:
+    ``label/subject`` from score_meta.json, as scores/missing.csv lists them); n leaves them out."""
+    if "method" not in table.data.columns or not missing:
+        return []
+    labels = set(table.data["method"].astype(str))
+    by_label: dict[str, list[str]] = {}
+    for item in missing:
+        label, _, subject = item.rpartition("/")
+        if label in labels:
+            by_label.setdefault(label, []).append(subject)
+    if not by_label:
+        return []
+    parts = "; ".join(f"{lab}: {', '.join(sorted(subj))}" for lab, subj in sorted(by_label.items()))
+    return [f"missing subjects (planned, no scores, not counted in n; see scores/missing.csv): {parts}"]
 
 
 def _table1(res: Results, names: dict[str, str], ref: str | None) -> Table:
@@ -151,6 +182,8 @@ def _table1(res: Results, names: dict[str, str], ref: str | None) -> Table:
         trailing=_N,
         notes=[_INTERVAL_NOTE],
     )
+    if real_photo_labels(res.per_image):
+        t.notes.append(_REAL_NOTE)
     return _with_reference(t, ref)
 
 
@@ -229,10 +262,9 @@ def _inputs_tables(res: Results, inputs_subjects: list[str] | None) -> tuple[lis
                 metrics=_m(metric),
                 pivot=("num_inputs", "column"),
                 notes=[
-                    (
-                        "one column per subject; 95% interval (CSV: _lo, _hi): studentized bootstrap over "
-                        f"the subject's per-prompt means ({stats.N_RESAMPLES} resamples, seed {stats.SEED})"
-                    )
+                    ("one column per subject; n: subjects behind the row; 95% interval (CSV: _lo, _hi) over "
+                     "the subject's per-prompt means (CSV n_prompts; read 'subjects' below as prompts): "
+                     f"{stats.INTERVAL_METHOD}")
                 ],
             )
         )
@@ -283,6 +315,8 @@ def build_tables(
     ts.tables += inputs
     ts.skipped.update(skipped)
     ts.tables.sort(key=lambda t: t.number)
+    for t in ts.tables:
+        t.footnotes += missing_footnotes(t, res.meta.missing if res.meta else [])
 
     for part in res.parts or [res]:
         agg_path = part.scores_dir / AGGREGATES

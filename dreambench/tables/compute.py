@@ -4,10 +4,12 @@ Definitions (the DreamBooth protocol, scoring contract): a method's figure for a
 subjects of its per-subject mean, where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
 subject's generated images (class-prompt rows, ``prompt_index == -1``, excluded), PRES averages the
 ``dino`` column of the class-prompt rows, and DIV averages div.csv's per-prompt values. Its 95% interval
-is :func:`dreambench.stats.bootstrap_mean` (the studentized bootstrap of
-:func:`dreambench.stats.mean_interval`; NaN below 3 values) over the per-subject values, subjects in name
-order. Real Images use real.csv's per-subject values. Tables 5 and 6 report single subjects, so
-their interval resamples the subject's per-prompt means instead.
+is :func:`dreambench.stats.mean_interval` over the per-subject values, subjects in name order (t interval
+for 3-9 values, studentized bootstrap from 10, NaN below 3; clipped to the metric's possible range,
+:func:`dreambench.metrics.aggregate.value_range`). Real Images use real.csv's per-subject values, and so do
+the DINO / CLIP-I of a label whose images are real photos (``real``; one real row, see
+:mod:`dreambench.metrics.aggregate`). Tables 5 and 6 report single subjects, so their interval is over
+the subject's per-prompt means instead.
 
 Every table is a tidy DataFrame: identifying columns, then for each metric ``<m>``, ``<m>_lo``, ``<m>_hi``.
 """
@@ -17,22 +19,26 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from .. import stats
+from ..metrics.aggregate import profile_of, value_range, with_real_rule
 from ..protocol import CLASS_PROMPT_INDEX
 from ..schema import SCORE_COLUMNS
-from ..stats import Estimate, bootstrap_mean
+from ..stats import Estimate, mean_interval
 
 METRIC_NAMES = {"dino": "DINO", "clip_i": "CLIP-I", "clip_t": "CLIP-T", "pres": "PRES", "div": "DIV"}
 REAL_LABEL = "Real Images"
 #: The method name of the Real Images rows in aggregates.csv.
 REAL_AGG_METHOD = "real-images"
-N_RESAMPLES = 1000
-SEED = 0
+N_RESAMPLES = stats.N_RESAMPLES
+SEED = stats.SEED
 _NAN = Estimate(float("nan"), float("nan"), float("nan"), 0)
 
 
-def per_subject(per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None = None) -> pd.Series:
+def per_subject(
+    per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None = None, real: pd.DataFrame | None = None
+) -> pd.Series:
     """Per-(method, subject) mean of ``metric`` (dino | clip_i | clip_t | pres | div), indexed by
-    (method, subject)."""
+    (method, subject); a real-photo label's DINO / CLIP-I are ``real``'s (one real row)."""
     if metric in SCORE_COLUMNS:
         rows = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
         col = metric
@@ -45,21 +51,33 @@ def per_subject(per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None =
         rows, col = div, "div"
     else:
         raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_NAMES)}")
-    return rows.groupby(["method", "subject"], sort=True)[col].mean()
+    out = rows.groupby(["method", "subject"], sort=True)[col].mean()
+    if metric in ("dino", "clip_i") and len(out):
+        long = out.rename("value").reset_index().assign(metric=metric)
+        long = with_real_rule(long[["method", "subject", "metric", "value"]], per_image, real)
+        out = long.set_index(["method", "subject"])["value"].sort_index().rename(col)
+    return out
 
 
-def estimate(values: pd.Series | np.ndarray | list[float]) -> Estimate:
-    """Mean and 95% interval (:func:`dreambench.stats.mean_interval`) of per-unit values (a Series is
-    taken in index order)."""
+def estimate(
+    values: pd.Series | np.ndarray | list[float], value_range: tuple[float, float] = stats.UNBOUNDED
+) -> Estimate:
+    """Mean and 95% interval (:func:`dreambench.stats.mean_interval`, clipped to ``value_range``) of
+    per-unit values (a Series is taken in index order)."""
     if isinstance(values, pd.Series):
         values = values.sort_index().to_numpy(dtype=float)
-    return bootstrap_mean(values, n_resamples=N_RESAMPLES, seed=SEED)
+    return mean_interval(values, n_resamples=N_RESAMPLES, seed=SEED, value_range=value_range)
 
 
-def _method_estimate(ps: pd.Series, label: str) -> Estimate:
+def metric_range(per_image: pd.DataFrame, metric: str) -> tuple[float, float]:
+    """The possible values of ``metric`` in ``per_image``'s metric profile (intervals are clipped to it)."""
+    return value_range(profile_of(per_image), metric)
+
+
+def _method_estimate(ps: pd.Series, label: str, bounds: tuple[float, float] = stats.UNBOUNDED) -> Estimate:
     if label not in ps.index.get_level_values("method"):
         return _NAN
-    return estimate(ps.xs(label, level="method"))
+    return estimate(ps.xs(label, level="method"), bounds)
 
 
 def _cells(metrics: dict[str, Estimate]) -> dict:
@@ -75,11 +93,13 @@ def _metric_rows(
     labels: list[str],
     metrics: list[str],
     extra: dict[str, dict] | None = None,
+    real: pd.DataFrame | None = None,
 ) -> list[dict]:
-    ps = {m: per_subject(per_image, m, div) for m in metrics}
+    ps = {m: per_subject(per_image, m, div, real) for m in metrics}
+    rng = {m: metric_range(per_image, m) for m in metrics}
     rows = []
     for lab in labels:
-        ests = {m: _method_estimate(ps[m], lab) for m in metrics}
+        ests = {m: _method_estimate(ps[m], lab, rng[m]) for m in metrics}
         rows.append(
             {
                 "method": lab,
@@ -101,9 +121,9 @@ def table1(
     rows = []
     if real is not None and len(real):
         r = real.groupby("subject", sort=True)[["dino", "clip_i"]].mean()
-        ests = {"dino": estimate(r["dino"]), "clip_i": estimate(r["clip_i"]), "clip_t": _NAN}
-        rows.append({"method": REAL_LABEL, **_cells(ests), "n_subjects": ests["dino"].n})
-    rows += _metric_rows(per_image, None, labels, metrics)
+        ests = {m: estimate(r[m], metric_range(per_image, m)) for m in ("dino", "clip_i")}
+        rows.append({"method": REAL_LABEL, **_cells({**ests, "clip_t": _NAN}), "n_subjects": ests["dino"].n})
+    rows += _metric_rows(per_image, None, labels, metrics, real=real)
     return pd.DataFrame(rows, columns=["method", *_metric_columns(metrics), "n_subjects"])
 
 
@@ -111,33 +131,30 @@ def _metric_columns(metrics: list[str]) -> list[str]:
     return [c for m in metrics for c in (m, f"{m}_lo", f"{m}_hi")]
 
 
-def table2(preference: pd.DataFrame, n_resamples: int = N_RESAMPLES, seed: int = SEED) -> pd.DataFrame:
-    """Table 2: the study's preference table plus 95% intervals of each percentage.
+def table2(preference: pd.DataFrame) -> pd.DataFrame:
+    """Table 2: the study's preference table plus a 95% interval of each percentage.
 
-    Resampling the ``n_questions`` majority-vote outcomes with replacement is a multinomial draw with the
-    observed proportions, so the bootstrap over questions is computed from the percentages alone."""
+    The interval is the Wilson score interval of (questions with that majority) / ``n_questions``
+    (:func:`dreambench.stats.proportion_interval`, times 100): inside [0, 100] and not zero-width at 0% or
+    100%. It is NaN (both bounds) for a row without answered questions and for an incomplete row
+    (``n_short > 0``: questions with fewer answers than the study asked for; see
+    :mod:`dreambench.study.analysis`)."""
     rows = []
-    rng = np.random.default_rng(seed)
+    keys = ("pct_a", "pct_b", "pct_undecided")
     for r in preference.to_dict("records"):
         n = int(r.get("n_questions") or 0)
-        p = np.array([r["pct_a"], r["pct_b"], r["pct_undecided"]], dtype=float)
+        short = int(r.get("n_short") or 0)
+        p = np.array([r[k] for k in keys], dtype=float)
         row = {k: r[k] for k in ("question_type", "method_a", "method_b")}
-        if n > 0 and np.all(np.isfinite(p)) and p.sum() > 0:
-            draws = rng.multinomial(n, p / p.sum(), size=n_resamples) / n * 100.0
-            lo, hi = np.quantile(draws, [0.025, 0.975], axis=0)
-        else:
-            lo = hi = np.full(3, np.nan)
-        for i, k in enumerate(("pct_a", "pct_b", "pct_undecided")):
+        lo = hi = np.full(3, np.nan)
+        if n > 0 and short == 0 and np.all(np.isfinite(p)):
+            lo, hi = (100.0 * b for b in stats.proportion_interval(np.round(p / 100.0 * n), n))
+        for i, k in enumerate(keys):
             row[k], row[f"{k}_lo"], row[f"{k}_hi"] = float(p[i]), float(lo[i]), float(hi[i])
-        row["n_questions"] = n
+        row.update(n_questions=n, n_planned=int(r.get("n_planned") or n), n_short=short)
         rows.append(row)
-    cols = [
-        "question_type",
-        "method_a",
-        "method_b",
-        *_metric_columns(["pct_a", "pct_b", "pct_undecided"]),
-        "n_questions",
-    ]
+    cols = ["question_type", "method_a", "method_b", *_metric_columns(list(keys)), "n_questions", "n_planned",
+            "n_short"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -177,7 +194,7 @@ def table_inputs(
             if sel.empty:
                 continue
             per_prompt = sel.groupby("prompt_index", sort=True)[metric].mean()
-            e = estimate(per_prompt)
+            e = estimate(per_prompt, metric_range(per_image, metric))
             # The point figure is the image mean, the same as the per-subject mean of Tables 1, 3, 4.
             mean = float(sel[metric].mean())
             rows.append(
@@ -201,16 +218,16 @@ def aggregates(per_image: pd.DataFrame, div: pd.DataFrame | None, real: pd.DataF
     """The figures in aggregates.csv's layout (method, metric, mean, lo, hi, n_subjects), for checking."""
     rows = []
     for m in METRIC_NAMES:
-        ps = per_subject(per_image, m, div)
+        ps = per_subject(per_image, m, div, real)
         for lab in sorted(ps.index.get_level_values("method").unique()):
-            e = _method_estimate(ps, lab)
+            e = _method_estimate(ps, lab, metric_range(per_image, m))
             rows.append(
                 {"method": lab, "metric": m, "mean": e.mean, "lo": e.lo, "hi": e.hi, "n_subjects": e.n}
             )
     if real is not None and len(real):
         r = real.groupby("subject", sort=True)[["dino", "clip_i"]].mean()
         for m in ("dino", "clip_i"):
-            e = estimate(r[m])
+            e = estimate(r[m], metric_range(per_image, m))
             rows.append(
                 {
                     "method": REAL_AGG_METHOD,
@@ -262,7 +279,7 @@ def per_category(per_image: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (lab, cat), sel in gen.groupby(["method", "category"], sort=True):
         for m in SCORE_COLUMNS:
-            e = estimate(sel.groupby("subject", sort=True)[m].mean())
+            e = estimate(sel.groupby("subject", sort=True)[m].mean(), metric_range(per_image, m))
             rows.append(
                 {
                     "method": lab,

@@ -15,12 +15,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import atomic_path, write_text_atomic
+from ..stats import MIN_SUBJECTS
 from .load import RunMeta
 
 NA = "N/A"
 #: An interval that is not shown: fewer than MIN_SUBJECTS subjects, or NaN bounds (stats gives NaN then).
 NA_INTERVAL = "n/a"
-MIN_SUBJECTS = 3
 #: The LaTeX packages every .tex needs (stated in its first comment line).
 LATEX_PACKAGES = ("booktabs",)
 
@@ -32,7 +32,8 @@ class Table:
     ``ids``: (column, header) of identifying columns; ``metrics``: (column, header) of figures that have
     ``<column>_lo`` / ``<column>_hi`` intervals; ``pivot``: for Tables 5/6, (row column, column column)
     spreading the single metric; ``trailing``: (column, header) shown as-is after the figures;
-    ``plot``: the PNG drawn for it, if any."""
+    ``plot``: the PNG drawn for it, if any; ``footnotes``: lines shown under the table (Markdown), in the
+    LaTeX caption and as CSV ``#`` lines (e.g. the subjects missing from a row)."""
 
     key: str
     number: int
@@ -46,11 +47,12 @@ class Table:
     trailing: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     plot: Path | None = None
+    footnotes: list[str] = field(default_factory=list)
 
 
 def fmt(mean: float, lo: float, hi: float, digits: int = 3, ci: bool = True, unit: str = "") -> str:
     """``"0.668 ± 0.012"`` (± is the half-width of [lo, hi]); ``"0.668"`` without ci; a NaN mean is
-    ``N/A``; a NaN interval is ``"0.668 ± n/a"``."""
+    ``N/A``; a NaN (or half-NaN) interval is ``"0.668 ± n/a"``."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return NA
     s = f"{mean:.{digits}f}{unit}"
@@ -94,9 +96,11 @@ def display_frame(table: Table, ci: bool = True) -> pd.DataFrame:
         cells = {(r[row_col], r[col_col]): _cell(r, m, table, ci) for r in df.to_dict("records")}
         rows_keys = sorted({k[0] for k in cells})
         cols_keys = list(dict.fromkeys(k[1] for k in cells))
+        # n: the subjects (columns) behind the row, as in the other tables
         out = pd.DataFrame(
-            [[str(rk)] + [cells.get((rk, ck), NA) for ck in cols_keys] for rk in rows_keys],
-            columns=[dict(table.ids).get(row_col, row_col), *[str(c) for c in cols_keys]],
+            [[str(rk)] + [cells.get((rk, ck), NA) for ck in cols_keys]
+             + [str(sum((rk, ck) in cells for ck in cols_keys))] for rk in rows_keys],
+            columns=[dict(table.ids).get(row_col, row_col), *[str(c) for c in cols_keys], "n"],
         )
         return out
     records = df.to_dict("records")
@@ -156,6 +160,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1) -> str
 
 def caption_of(table: Table, meta: RunMeta) -> str:
     cap = f"Table {table.number}: {table.title}. Run {meta.run}, {meta.profile} ({meta.weights} weights)."
+    cap += "".join(f" {f.rstrip('.')}." for f in table.footnotes)
     if meta.random_init:
         cap = "random-init weights: not quality results. " + cap
     return cap
@@ -165,7 +170,7 @@ def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True) -> 
     """Write ``<key>.csv``, ``<key>.tex`` and ``<key>.md`` into ``out_dir``; returns their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     notes = table.notes + (["± : half-width of the 95% interval"] if ci else [])
-    header = [f"Table {table.number}: {table.title}", *meta.lines(), *notes]
+    header = [f"Table {table.number}: {table.title}", *meta.lines(), *notes, *table.footnotes]
     disp = display_frame(table, ci)
 
     csv_path = out_dir / f"{table.key}.csv"
@@ -186,5 +191,7 @@ def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True) -> 
     md += [f"- {line}" for line in meta.lines() if not line.startswith("random-init")]
     md += [f"- {n}" for n in notes]
     md += ["", to_markdown(disp)]
+    if table.footnotes:
+        md += [*(f"- {f}" for f in table.footnotes), ""]
     md_path = write_text_atomic(out_dir / f"{table.key}.md", "\n".join(md))
     return [csv_path, tex_path, md_path]

@@ -13,14 +13,17 @@ from study_fixtures import METHOD_A, METHOD_B, make_dataset, make_results
 from dreambench.manifest import read_manifest
 from dreambench.study import db as sdb
 from dreambench.study.analysis import (
+    IncompleteStudyWarning,
     correlation_points,
     export_answers,
     majority,
     majority_votes,
     metric_correlation,
+    preference_markdown,
     preference_table,
 )
 from dreambench.study.questions import INSTRUCTIONS, create_study, sample_questions
+from dreambench.tables.compute import table2
 
 
 def test_majority_rule():
@@ -73,13 +76,21 @@ def test_table2_hand_computed(tmp_path):
     mv = majority_votes(db_path)
     assert list(mv["majority"]) == ["a", "a", "b", "undecided", "undecided", "b", "b", "undecided", "a"]
     assert list(mv["n_answers"]) == [3, 3, 3, 3, 3, 3, 1, 2, 1]
-    t = preference_table(db_path)
+    with pytest.warns(IncompleteStudyWarning, match="prompt db vs ti: 1 of 4 questions"):
+        t = preference_table(db_path)
     assert list(t.columns) == ["question_type", "method_a", "method_b", "pct_a", "pct_b", "pct_undecided",
-                               "n_questions"]
+                               "n_questions", "n_planned", "n_short"]
     assert list(zip(t["question_type"], t["method_a"], t["method_b"])) == [
         ("subject", "db", "sd"), ("subject", "db", "ti"), ("prompt", "db", "ti")]
     expect = [[100, 0, 0, 1], [40, 20, 40, 5], [0, 200 / 3, 100 / 3, 3]]
     np.testing.assert_allclose(t[["pct_a", "pct_b", "pct_undecided", "n_questions"]].to_numpy(float), expect)
+    # q8 was never answered: the prompt row is incomplete; Table 2 shows its interval n/a (both bounds)
+    assert t["n_planned"].tolist() == [1, 5, 4] and t["n_short"].tolist() == [0, 0, 1]
+    t2 = table2(t)
+    assert t2.loc[2, ["pct_a_lo", "pct_a_hi", "pct_b_lo", "pct_b_hi"]].isna().all()
+    # one question answered "a": Wilson [20.7, 100], not "100 +- 0"
+    assert t2.loc[0, "pct_a_lo"] == pytest.approx(20.65, abs=0.01) and t2.loc[0, "pct_a_hi"] == 100.0
+    assert "n/a: 1 of 4 questions short" in preference_markdown(t)
     ex = export_answers(db_path, tmp_path / "answers.csv")
     assert len(ex) == 22 and len(pd.read_csv(tmp_path / "answers.csv")) == 22
     assert ex.groupby("choice")["preference"].first().to_dict() == {"a": 1, "b": -1, "undecided": 0}
