@@ -2,7 +2,8 @@
 
 One row per job: id, kind, label, subject, status (``pending`` | ``running`` | ``done`` | ``failed``),
 attempts, timings (unix seconds), worker, device, artifact paths (JSON), error text and the job's spec.
-WAL mode keeps ``dreambench status`` readers from blocking the driver. A run on an existing folder
+WAL mode keeps ``dreambench status`` readers from blocking the driver; readers
+(``StateDB(readonly=True)``) create no file in the folder (:func:`dreambench.io.connect_readonly`). A run on an existing folder
 resumes: ``done`` jobs are skipped, ``running`` ones (interrupted by a crash) go back to ``pending``.
 
 The ``labels`` table records the *label key* (hash of what every image of a method label depends on:
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from ..errors import EnvironmentFailure
+from ..io import connect_readonly
 from .plan import KINDS, Job
 
 STATE_FILE = "state.sqlite"
@@ -41,8 +43,8 @@ class StateDB:
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
         try:
-            if readonly:
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            if readonly:  # writes nothing, not even WAL side files (io.connect_readonly)
+                self.conn = connect_readonly(self.path)
                 self.conn.execute("SELECT COUNT(*) FROM jobs")  # a file that is no state database fails here
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
