@@ -267,14 +267,15 @@ def _print_progress(rows: list[dict]) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     """Progress of every label in a results folder, grouped by the run that made it."""
-    from ..engine.state import STATE_FILE, StateDB
+    from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive
 
     results_dir = resolve_results(ctx, results)
     path = results_dir / STATE_FILE
     if not path.is_file():
         raise DreambenchError(f"{path}: no run state here (start one with `dreambench run`)")
-    with StateDB(path, readonly=True) as db:
+    with StateDB(path, readonly=True) as db:  # writes nothing into the folder (works on a read-only mount)
         runs, rows = db.runs(), db.jobs()
+    runs, rows = as_seen_now(runs, rows, driver_alive(results_dir))
     groups = runs_of_jobs(runs, rows)
     if as_json:
         click.echo(json.dumps([{**{k: v for k, v in r.items() if k != "spec"}, "run": run["id"] if run else None}
@@ -287,7 +288,8 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     done = sum(r["status"] == "done" for r in rows)
     labels = sorted({r["label"] for r in rows if r["kind"] == "subject" and r["label"]})
     click.echo(f"{done}/{total} jobs done; labels: {', '.join(labels) or '-'}"
-               + (f"; last run {runs[-1]['status']}" if runs else ""))
+               + (f"; last run {runs[-1]['status']}" if runs else "")
+               + (" (re-run its command to resume)" if runs and runs[-1]["status"] == "interrupted" else ""))
     for r in rows:
         if r["status"] == "failed":
             log = results_dir / "logs" / f"{r['id']}.log"

@@ -23,6 +23,8 @@ from ..io import connect_readonly
 from .plan import KINDS, Job
 
 STATE_FILE = "state.sqlite"
+#: The driver's lock file in a results folder (engine.runner holds an exclusive flock on it while it runs).
+RUN_LOCK = ".run.lock"
 STATUSES = ("pending", "running", "done", "failed")
 
 _SCHEMA = """
@@ -171,6 +173,36 @@ class StateDB:
         d = dict(row)
         d["jobs"] = json.loads(d["jobs"] or "[]")
         return d
+
+
+def driver_alive(results_dir: str | Path) -> bool:
+    """Whether a driver runs in ``results_dir`` now: someone holds the lock on its :data:`RUN_LOCK` (the OS
+    drops it when the driver dies, however it dies). Read only: the file is opened for reading, never
+    created."""
+    import fcntl
+
+    try:
+        f = open(Path(results_dir) / RUN_LOCK, "rb")  # noqa: SIM115  (closed below)
+    except OSError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def as_seen_now(runs: list[dict], rows: list[dict], alive: bool) -> tuple[list[dict], list[dict]]:
+    """``runs`` and job ``rows`` as they stand when no driver is alive: a run still marked ``running`` was
+    interrupted (its driver died before it could say so: ``kill -9``, a full disk) and its ``running``
+    jobs wait to run again (``pending``: the next run resets them). Unchanged while a driver runs."""
+    if alive:
+        return runs, rows
+    runs = [{**r, "status": "interrupted"} if r["status"] == "running" else r for r in runs]
+    rows = [{**r, "status": "pending"} if r["status"] == "running" else r for r in rows]
+    return runs, rows
 
 
 def _row(row: sqlite3.Row) -> dict:
