@@ -19,9 +19,14 @@ from .paths import default_results_dir
 COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "doctor", "tables", "study"]
 
 
+#: What Ctrl-C prints (exit status 130, as a shell reports a process stopped by SIGINT).
+INTERRUPTED_LINE = "interrupted: re-run the same command to resume"
+
+
 class _Group(click.Group):
-    """Turns every user-facing error into one line on stderr and exit status 2, and a failed write of the
-    machine (disk full, read-only folder, SQLite error) into one line naming the file, exit status 1."""
+    """Turns every user-facing error into one line on stderr and exit status 2, a failed write of the
+    machine (disk full, read-only folder, SQLite error) into one line naming the file, exit status 1, and
+    Ctrl-C into :data:`INTERRUPTED_LINE`, exit status 130 (no traceback)."""
 
     def invoke(self, ctx: click.Context):
         import sqlite3
@@ -34,6 +39,9 @@ class _Group(click.Group):
         except (OSError, sqlite3.Error) as e:
             click.echo(f"error: {describe_os_error(e)}", err=True)
             sys.exit(1)
+        except KeyboardInterrupt:  # the driver has stopped its workers and recorded the run as interrupted
+            click.echo(INTERRUPTED_LINE, err=True)
+            sys.exit(130)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})

@@ -35,13 +35,16 @@ def list_images(folder: str | Path) -> list[Path]:
 @contextlib.contextmanager
 def decode_errors(path: Path) -> Iterator[None]:
     """Turn Pillow's decoding failures inside the block into one :class:`DataError` naming ``path``: the one
-    wording of "missing / not an image / truncated" for every decoder of the suite."""
+    wording of "missing / not an image / truncated / decompression bomb" for every decoder of the suite (a
+    header claiming more than twice ``Image.MAX_IMAGE_PIXELS`` is refused by ``Image.open``)."""
     try:
         yield
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except UnidentifiedImageError:
         raise DataError(f"{path}: unreadable: not an image file (or a format Pillow cannot decode)") from None
+    except Image.DecompressionBombError as e:  # not an OSError: the header claims too many pixels
+        raise DataError(f"{path}: refused: decompression bomb ({e})") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(f"{path}: unreadable or truncated image ({e})") from None
 

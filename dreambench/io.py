@@ -184,6 +184,33 @@ __all__ = ["ConfinementError", "atomic_path", "check_write", "confined", "remove
            "save_image_atomic", "write_roots", "write_text_atomic", "writes_under"]
 
 
+def connect_readonly(path: str | Path, timeout: float = 30.0):
+    """A SQLite connection that reads ``path`` and creates or changes no file beside it (``status``,
+    ``tables``: read-only commands, also on a read-only mount).
+
+    Plain ``mode=ro`` on a WAL-mode database still creates its ``-shm`` and ``-wal`` files (and fails where
+    they cannot be created). Without a ``-wal`` file no writer has the database open (a writer that closes
+    cleanly folds the log into the main file and deletes it), so the file is opened ``immutable``: no lock,
+    no side file. While a writer runs (or after one was killed) the ``-wal`` file exists and is read as
+    usual, so the reader sees its latest commits; should that fail where the side files cannot be made, the
+    main file is read ``immutable`` (the last checkpoint). Raises ``sqlite3.Error``."""
+    import sqlite3
+    from urllib.parse import quote
+
+    def open_(uri: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, timeout=timeout)
+        conn.execute("PRAGMA schema_version")  # opens the file now: a missing or foreign one fails here
+        return conn
+
+    base = f"file:{quote(str(Path(path).absolute()))}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        return open_(base + "&immutable=1")
+    try:
+        return open_(base)
+    except sqlite3.Error:
+        return open_(base + "&immutable=1")
+
+
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Full sha256 (64 hex digits) of a file's bytes, read in chunks: the one raw file hash behind image
     keys, real-photo sets and weights digests."""

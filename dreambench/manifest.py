@@ -35,7 +35,7 @@ def _parts(images_dir: Path) -> list[Path]:
     return sorted(images_dir.glob(f"*/*/{MANIFEST}"))
 
 
-def _read_part(path: Path) -> pd.DataFrame:
+def read_part(path: str | Path) -> pd.DataFrame:
     """One manifest file, its columns checked and ``prompt_index``/``seed`` made integers; a wrong type
     raises :class:`DataError` naming the file, the row (its line in the file) and the column."""
     try:
@@ -64,11 +64,11 @@ def read_manifest(images_dir: str | Path) -> pd.DataFrame:
     images_dir = Path(images_dir)
     top = images_dir / MANIFEST
     if top.is_file():
-        return _read_part(top)
+        return read_part(top)
     parts = _parts(images_dir)
     if not parts:
         raise DataError(f"{images_dir}: no {MANIFEST} (nor <method>/<subject>/{MANIFEST} parts)")
-    return pd.concat([_read_part(p) for p in parts], ignore_index=True)
+    return pd.concat([read_part(p) for p in parts], ignore_index=True)
 
 
 def path_problem(images_dir: str | Path, rel: str) -> str | None:
@@ -100,7 +100,7 @@ def merge_manifest(images_dir: str | Path) -> Path:
     parts = _parts(images_dir)
     if not parts:
         raise DataError(f"{images_dir}: no manifest parts to merge")
-    df = pd.concat([_read_part(p) for p in parts], ignore_index=True)
+    df = pd.concat([read_part(p) for p in parts], ignore_index=True)
     df = df.sort_values(["method", "subject", "prompt_index", "seed"], kind="stable")
     with atomic_path(images_dir / MANIFEST) as tmp:
         df.to_csv(tmp, index=False)

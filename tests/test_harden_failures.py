@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -65,6 +66,8 @@ def test_full_disk_is_one_line_and_no_job_stays_running(tmp_path, dataset_dir, c
         line = _error_line(r.stderr)
         assert "No space left on device" in line and str(results) in line, line
         _no_running(results / "state.sqlite")
+        status = CliRunner().invoke(main, ["--results", str(results), "status"])  # reads only: works when full
+        assert status.exit_code == 0 and "last run interrupted" in status.output, status.output
 
 
 def test_safetensors_on_a_full_disk_names_the_file(tmp_path):
@@ -125,25 +128,105 @@ def _photo(path: Path, size: int, frames: int = 1) -> None:
     ims[0].save(path, save_all=frames > 1, append_images=ims[1:])
 
 
-@pytest.mark.parametrize("bad", ["small", "animated"])
-def test_run_handles_bad_photos_as_data_check_does(tmp_path, dataset_dir, bad):
-    data = tmp_path / "data"
-    (data / "dog").mkdir(parents=True)
-    for i in range(2):
-        _photo(data / "dog" / f"{i:02d}.png", 300)
-    bad_file = data / "dog" / "02.png"
-    _photo(bad_file, 10) if bad == "small" else _photo(bad_file, 300, frames=3)
-    from dreambench.data.check import check_dataset
+def _png_header_only(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb: no pixel is there)."""
+    import struct
+    import zlib
 
-    report = check_dataset(data)  # what `dreambench data check` reports
-    (msg,) = [m for p, m in report.errors if p == bad_file]
-    assert ("below 256" in msg) if bad == "small" else ("animated" in msg), msg
-    r = CliRunner().invoke(main, ["--results", str(tmp_path / "r"), "run", "--method", "real", "--subjects", "dog",
-                                  "--profile", "tiny", "--prompts", "1", "--images-per-prompt", "1", "--retries", "0",
-                                  "--no-score", "--data", str(data)])
-    assert r.exit_code == 1
-    assert f"{bad_file}: {msg}" in r.output, r.output
-    assert not list((tmp_path / "r").glob("images/real/dog/*.png"))
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+                     + chunk(b"IEND", b""))
+
+
+def _bad_photos(folder: Path, dataset_dir: Path) -> dict[Path, str]:
+    """One of each bad photo in ``folder``: file -> what its error line says."""
+    real = (dataset_dir / "dog" / "00.jpg").read_bytes()
+    (folder / "90_cut.jpg").write_bytes(real[: len(real) // 3])
+    _photo(folder / "91_animated.png", 300, frames=3)
+    _png_header_only(folder / "92_bomb.png", 16384, 16384)
+    (folder / "93_text.jpg").write_text("not a photo\n")
+    _photo(folder / "94_small.png", 10)
+    return {folder / "90_cut.jpg": "truncated", folder / "91_animated.png": "animated image (3 frames)",
+            folder / "92_bomb.png": "decompression bomb", folder / "93_text.jpg": "not an image file",
+            folder / "94_small.png": "10x10 px, short side below 256 px"}
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (hidden ones included) -> its sha256: what "byte-identical" compares."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_bad_photos_are_refused_before_any_job(tiny_results, tmp_path, dataset_dir, cli_env):
+    """Issue 20.3/20.4: bad photos added to a subject of a finished run: `data check` names each on one
+    line, `run` (and `--dry-run`) refuse them all before any job (exit 2), the folder byte-identical."""
+    data = tmp_path / "data"
+    for s in realrun.TINY_SUBJECTS:
+        shutil.copytree(dataset_dir / s, data / s)
+    bad = _bad_photos(data / "dog", dataset_dir)
+    r = realrun.run_cli(["data", "check", data], cli_env, check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-3000:]
+    errors = [ln for ln in r.stdout.splitlines() if ln.startswith("error:")]
+    assert len(errors) == len(bad), r.stdout
+    for path, why in bad.items():
+        assert any(ln.startswith(f"error: {path}: ") and why in ln for ln in errors), (path, errors)
+
+    results = realrun.copy_run(tiny_results, tmp_path / "r")
+    before = _snapshot(results)
+    args = ["--results", results, "run", *[a for m in realrun.TINY_METHODS for a in ("--method", m)],
+            "--subjects", ",".join(realrun.TINY_SUBJECTS), "--data", data, *realrun.TINY_ARGS]
+    for extra in ([], ["--dry-run"]):
+        r = realrun.run_cli([*args, *extra], cli_env, check=False)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (extra, r.stderr[-3000:])
+        lines = r.stderr.splitlines()
+        for path, why in bad.items():
+            assert sum(ln.startswith(f"error: {path}: ") and why in ln for ln in lines) == 1, (path, r.stderr)
+        assert _snapshot(results) == before, extra
+    # The same folder with the good photos only: a no-op resume.
+    r = realrun.run_cli([*args[:-len(realrun.TINY_ARGS) - 2], "--data", dataset_dir, *realrun.TINY_ARGS], cli_env)
+    assert "0 run now" in r.stdout, r.stdout
+
+
+def test_bad_photos_never_enter_a_real_set(tmp_path, dataset_dir):
+    """Scoring's real-photo set applies the same checks from the header: a 10x10 photo is not averaged in."""
+    from dreambench.metrics.keys import find_real_sets
+
+    shutil.copytree(dataset_dir / "dog", tmp_path / "dog")
+    sets, bad = find_real_sets(["dog"], tmp_path)
+    assert not bad and len(sets["dog"][0]) == 5
+    _photo(tmp_path / "dog" / "99_small.png", 10)
+    sets, bad = find_real_sets(["dog"], tmp_path)
+    assert not sets and "99_small.png: 10x10 px, short side below 256 px" in bad["dog"]
+
+
+def test_bad_manifest_value_fails_its_score_job_once(tiny_results, tmp_path, dataset_dir, cli_env):
+    """Issue 20.4: prompt_index "two" in a manifest part: the score job fails with one line naming the
+    file, row and column, and is not retried (one more attempt than the finished run's)."""
+    results = realrun.copy_run(tiny_results, tmp_path / "r")
+    part = results / "images" / "dreambooth" / "dog" / "manifest.csv"
+    lines = part.read_text().splitlines()
+    cols = lines[0].split(",")
+    row = lines[1].split(",")
+    row[cols.index("prompt_index")] = "two"
+    part.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    before = {r["id"]: r for r in realrun.job_rows(results).values()}
+    score = next(r for r in before.values() if r["kind"] == "score" and r["label"] == "dreambooth"
+                 and r["subject"] == "dog")
+    r = realrun.run_cli(["--results", results, "run", *[a for m in realrun.TINY_METHODS for a in ("--method", m)],
+                         "--subjects", ",".join(realrun.TINY_SUBJECTS), "--data", dataset_dir, *realrun.TINY_ARGS],
+                        cli_env, check=False)
+    assert r.returncode == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr[-3000:]
+    where = f"{part}: row 1 (line 2), column prompt_index: 'two' is not an integer"
+    assert any(ln.startswith(f"job {score['id']} ") and "not retried" in ln and where in ln
+               for ln in r.stderr.splitlines()), r.stderr[-3000:]
+    after = realrun.job_rows(results)[score["id"]]
+    assert after["status"] == "failed" and after["attempts"] == score["attempts"] + 1, after
+    assert "retrying" not in r.stderr
 
 
 def test_corrupt_state_database_is_one_line(tmp_path):
@@ -162,3 +245,45 @@ def test_phone_jpegs_with_a_preview_frame_are_not_animated(dataset_dir):
     with Image.open(photo) as im:
         assert im.format == "MPO" and im.n_frames == 2
     assert min(load_subject_image(photo).size) >= 256
+
+
+@contextlib.contextmanager
+def _read_only_view(src: Path, view: Path):
+    """``src`` bind-mounted read-only at ``view`` (root only: root ignores file modes, so a chmod would not
+    stop a write; the test is skipped where the mount is refused)."""
+    if os.geteuid() != 0:
+        pytest.skip("a read-only bind mount needs root")
+    view.mkdir(parents=True)
+    r = subprocess.run(["mount", "--bind", str(src), str(view)], capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {r.stderr.strip()}")
+    try:
+        r = subprocess.run(["mount", "-o", "remount,ro,bind", str(view)], capture_output=True, text=True,
+                           check=False)
+        if r.returncode != 0:
+            pytest.skip(f"cannot remount read-only here: {r.stderr.strip()}")
+        yield view
+    finally:
+        subprocess.run(["umount", "-l", str(view)], check=False)
+
+
+def test_read_only_commands_write_nothing(tiny_results, tmp_path, dataset_dir, cli_env):
+    """Issue 20.6: status, tables --out, report --out and protocol show leave a finished folder as it was
+    (every path and every byte), and work on a read-only mount of it, answering the same."""
+    results = realrun.copy_run(tiny_results, tmp_path / "r")
+
+    def commands(folder: Path, out: Path) -> list[list]:
+        return [["--results", folder, "status"], ["tables", folder, "--out", out / "tables"],
+                ["report", folder, "--out", out / "report", "--data", dataset_dir], ["protocol", "show"]]
+
+    listing = sorted(map(str, results.rglob("*")))
+    before = _snapshot(results)
+    outputs = [realrun.run_cli(c, cli_env, cwd=results).stdout for c in commands(results, tmp_path / "o1")]
+    assert sorted(map(str, results.rglob("*"))) == listing and _snapshot(results) == before
+    assert "last run done" in outputs[0] and (tmp_path / "o1" / "report" / "index.html").is_file()
+    with _read_only_view(results, tmp_path / "ro") as ro:
+        again = [realrun.run_cli(c, cli_env, cwd=ro).stdout for c in commands(ro, tmp_path / "o2")]
+    assert again[0] == outputs[0] and again[3] == outputs[3]
+    for sub in ("tables", "report"):
+        names = [sorted(p.name for p in (tmp_path / o / sub).rglob("*")) for o in ("o1", "o2")]
+        assert names[0] == names[1] and names[0], sub

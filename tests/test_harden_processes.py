@@ -123,3 +123,51 @@ def test_outputs_get_the_mode_of_a_plain_open(tiny_results, tmp_path):
     assert any(p.suffix == ".safetensors" for p in files)
     for p in files:
         assert p.stat().st_mode & 0o777 == expected, (p, oct(p.stat().st_mode))
+
+
+def _images(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*.png"))}
+
+
+def test_ctrl_c_is_clean_and_the_rerun_matches_an_uninterrupted_run(tiny_results, tmp_path, dataset_dir, cli_env):
+    """Issue 20.5: SIGINT to the process group of `dreambench run` mid-training: it stops within seconds,
+    prints one line, leaves no job 'running' and records the run as interrupted (status says so); the same
+    command run again finishes with the images of an uninterrupted run (the shared tiny run)."""
+    results = tmp_path / "r"
+    args = [sys.executable, "-m", "dreambench", "--results", str(results), "run", "--method", "dreambooth",
+            "--subjects", ",".join(realrun.TINY_SUBJECTS), "--data", str(dataset_dir), *realrun.TINY_ARGS,
+            "--no-score"]
+    proc = subprocess.Popen(args, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:  # the first subject job has started training
+            logs = list((results / "logs").glob("*.log")) if (results / "logs").is_dir() else []
+            if any("kind=subject" in p.read_text() for p in logs):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before its training started"
+        time.sleep(1.0)
+        t0 = time.time()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        stopped = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130 and stopped < 15, (proc.returncode, stopped, err[-3000:])
+    assert "Traceback" not in err and "Warning" not in err, err[-3000:]
+    assert [ln for ln in err.splitlines() if "interrupt" in ln.lower()] == [
+        "interrupted: re-run the same command to resume"], err[-3000:]
+    rows = realrun.job_rows(results).values()
+    assert "running" not in {r["status"] for r in rows}
+    assert any(r["kind"] == "subject" and r["status"] == "pending" for r in rows)
+    status = realrun.run_cli(["--results", results, "status"], cli_env).stdout
+    assert "last run interrupted" in status, status
+    realrun.run_cli(args[3:], cli_env)  # the same command again: resumes and finishes
+    done = _images(results / "images" / "dreambooth")
+    assert done and done == _images(tiny_results / "images" / "dreambooth")
+    assert "last run done" in realrun.run_cli(["--results", results, "status"], cli_env).stdout

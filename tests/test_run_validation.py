@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
@@ -113,32 +112,18 @@ def _dataset_copy(src: Path, dst: Path, broken: str | None = None) -> Path:
     return dst
 
 
-def _attempts(results: Path, label: str) -> dict[str, int]:
-    con = sqlite3.connect(f"file:{results / 'state.sqlite'}?mode=ro", uri=True)
-    try:
-        return dict(con.execute("SELECT subject, attempts FROM jobs WHERE kind='subject' AND label=? "
-                                "AND status IN ('done', 'failed') ORDER BY finished DESC", (label,)).fetchall())
-    finally:
-        con.close()
-
-
-def test_reused_label_moves_outputs_aside_until_replaced_and_bad_data_is_not_retried(
-        tiny_results, tmp_path, dataset_dir, cli_env):
+def test_bad_data_is_refused_before_a_reused_label_is_moved_aside(tiny_results, tmp_path, dataset_dir, cli_env):
+    """A broken photo is refused by the driver's data check (issue 20.3) before the label's outputs are
+    moved aside: the folder stays as it was. (A deterministic job error is not retried:
+    test_deterministic_errors_are_not_retried_others_are, test_harden_failures.)"""
     res = realrun.copy_run(tiny_results, tmp_path / "r")
-    old = {k: v for k, v in _digest(res / "images" / "real").items()}
+    before = _digest(res)
     bad = _dataset_copy(dataset_dir, tmp_path / "bad-data", broken="backpack")
     args = [*_run_args(res, bad, methods=("real",)), "--set", "real.size=48", "--retries", "3", "--no-score",
             "--replace", "real"]
     proc = realrun.run_cli(args, cli_env, check=False)
-    assert proc.returncode == 1 and "moved aside" in proc.stderr, proc.stderr
-    # The backpack job failed on the broken photo once, not 1 + 3 times: bad data fails the same way again.
-    assert _attempts(res, "real")["backpack"] == 1
-    assert "not retried" in proc.stderr
-    # The old outputs wait in .superseded/, byte for byte; the dog job already wrote its replacement.
-    (aside,) = (res / ".superseded" / "real").iterdir()
-    assert _digest(aside / "images") == old
-    assert (res / "images" / "real" / "dog" / "manifest.csv").is_file()
-    assert not (res / "images" / "real" / "backpack").exists()
+    assert proc.returncode == 2 and "not an image file" in proc.stderr, proc.stderr
+    assert _digest(res) == before and not (res / ".superseded").exists()
 
     good = _dataset_copy(dataset_dir, tmp_path / "good-data")
     realrun.run_cli([*_run_args(res, good, methods=("real",)), "--set", "real.size=48", "--no-score",

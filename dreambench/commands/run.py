@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import DreambenchError
+from ..errors import DataError, DreambenchError
 from .options import metric_weights_spec, resolve_results, results_option, weights_options
 
 
@@ -112,6 +112,8 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
 
     est = cost.estimate(plan, cost.load_rates(results_dir, profile),
                         sample_steps or get_profile(profile).sample_steps_default)
+    data = data_dir or default_data_dir()
+    _check_data(data, plan)  # before anything is written, and in a dry run too
     if dry_run:
         click.echo(_format_plan(plan, est, results_dir))
         click.echo(_format_replacements(replacing, replace))
@@ -120,8 +122,6 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
     if score and not tables_available():
         click.echo("note: dreambench.tables is not available; the run scores images but writes no tables",
                    err=True)
-    data = data_dir or default_data_dir()
-    _check_data(data, plan)
     from .doctor import run_preflight
 
     run_preflight(plan, results_dir, None if device == "auto" else device)
@@ -203,18 +203,28 @@ def _check_counts(**options: tuple[int | None, int]) -> None:
 
 
 def _check_data(data: Path, plan) -> None:
-    """The dataset folder holds an image folder for every subject of the plan (photos are decoded by the
-    jobs; listing them here costs milliseconds and fails before anything is touched)."""
+    """The dataset folder holds an image folder for every subject of the plan, and every photo there passes
+    the checks of ``dreambench data check`` (:func:`dreambench.data.check.check_photos`: decodes, still,
+    not a decompression bomb, short side >= 256 px). Runs before any job or class image, and before
+    ``--dry-run`` prints: a bad photo is refused, each named on its own line (exit status 2), and the
+    results folder is left as it was, instead of a job failing on it or a real-photo set dropping it."""
     from ..data import subject_images
+    from ..data.check import check_photos
 
     if not data.is_dir():
         raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")
+    photos = []
     for name in dict.fromkeys(j.subject for j in plan.by_kind("subject")):
         try:
-            if not subject_images(data, name):
-                raise DreambenchError(f"no images for subject {name!r}")
+            photos += subject_images(data, name)
         except DreambenchError as e:
             raise DreambenchError(f"--data {data}: {e}") from None
+    bad, _ = check_photos(photos)
+    for path, why in bad:
+        click.echo(f"error: {path}: {why}", err=True)
+    if bad:
+        raise DataError(f"--data {data}: {len(bad)} bad photo(s) in the subjects of the plan (listed above); "
+                        "nothing was run. Remove or replace them (`dreambench data check` runs the same checks)")
 
 
 def _format_plan(plan, est: dict, results_dir: Path) -> str:
@@ -300,14 +310,15 @@ def _print_progress(rows: list[dict]) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     """Progress of every label in a results folder, grouped by the run that made it."""
-    from ..engine.state import STATE_FILE, StateDB
+    from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive
 
     results_dir = resolve_results(ctx, results)
     path = results_dir / STATE_FILE
     if not path.is_file():
         raise DreambenchError(f"{path}: no run state here (start one with `dreambench run`)")
-    with StateDB(path, readonly=True) as db:
+    with StateDB(path, readonly=True) as db:  # writes nothing into the folder (works on a read-only mount)
         runs, rows = db.runs(), db.jobs()
+    runs, rows = as_seen_now(runs, rows, driver_alive(results_dir))
     groups = runs_of_jobs(runs, rows)
     if as_json:
         click.echo(json.dumps([{**{k: v for k, v in r.items() if k != "spec"}, "run": run["id"] if run else None}
@@ -320,7 +331,8 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     done = sum(r["status"] == "done" for r in rows)
     labels = sorted({r["label"] for r in rows if r["kind"] == "subject" and r["label"]})
     click.echo(f"{done}/{total} jobs done; labels: {', '.join(labels) or '-'}"
-               + (f"; last run {runs[-1]['status']}" if runs else ""))
+               + (f"; last run {runs[-1]['status']}" if runs else "")
+               + (" (re-run its command to resume)" if runs and runs[-1]["status"] == "interrupted" else ""))
     for r in rows:
         if r["status"] == "failed":
             log = results_dir / "logs" / f"{r['id']}.log"

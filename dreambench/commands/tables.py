@@ -139,6 +139,9 @@ def tables_cmd(
 @click.option(
     "--thumb-size", default=128, show_default=True, help="Longest side of real-image thumbnails (px)."
 )
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output folder (default: RESULTS_DIR/report, tables refreshed in RESULTS_DIR/tables); "
+                   "with --out nothing is written into RESULTS_DIR.")
 @click.pass_context
 def report_cmd(
     ctx: click.Context,
@@ -150,14 +153,16 @@ def report_cmd(
     study_db: Path | None,
     inputs_subjects: str | None,
     thumb_size: int,
+    out_dir: Path | None,
 ) -> None:
-    """Write a static HTML report of RESULTS_DIR into RESULTS_DIR/report/ (open index.html from disk)."""
+    """Write a static HTML report of RESULTS_DIR into RESULTS_DIR/report/ or --out (open index.html from disk)."""
     display = _parse_names(names)
     from ..report import write_report
 
     results_dir = _resolve(ctx, results_dir)
     index = write_report(
         results_dir,
+        out_dir=out_dir,
         data_dir=data_dir,
         ci=not no_ci,
         study_db=study_db,

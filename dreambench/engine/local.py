@@ -5,18 +5,20 @@ base model once and keeps it between jobs (see :mod:`dreambench.engine.worker`).
 worker one job at a time through the worker's own queue, so it always knows which worker runs which job;
 results come back on one shared queue. A worker that dies (out of memory, segfault) fails its job and is
 replaced. Workers exit when the driver is gone: Linux kills them the moment it dies
-(:func:`die_with_parent`), and between jobs they also poll their parent's pid.
+(:func:`die_with_parent`), and between jobs they also poll their parent's pid. Workers ignore SIGINT
+(:func:`sigint_ignored`): on Ctrl-C the driver stops them (:meth:`LocalBackend.kill`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 from .worker import Worker, WorkerContext
@@ -102,8 +104,34 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> bool:
     return ok
 
 
+@contextlib.contextmanager
+def sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT in this block, for processes started in it: a spawned worker inherits the ignored
+    signal from its first instruction (Python keeps an inherited SIG_IGN for SIGINT). Ctrl-C at a
+    terminal goes to the whole process group; the driver alone handles it, stops the workers
+    (:meth:`LocalBackend.kill`) and records the run as interrupted, so no worker prints a
+    ``KeyboardInterrupt`` traceback or finishes a job nobody will record. Outside the main thread (where
+    signal handlers cannot be set) the block changes nothing."""
+    try:
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    # SystemExit unwinds the job (its temporary files are removed) and runs the exit hooks, which release
+    # the process's named semaphores (tqdm's lock): SIGTERM's default action would leak them.
+    raise SystemExit(128 + signum)
+
+
 def _worker_main(slot: dict, ctx: dict, tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
     die_with_parent(parent)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if slot["gpu"] is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot["gpu"]  # before anything touches CUDA
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -138,7 +166,8 @@ class LocalBackend:
         tasks = self._mp.Queue()
         proc = self._mp.Process(target=_worker_main, name=f"dreambench-{slot.name}", daemon=False,
                                 args=(asdict(slot), asdict(self.ctx), tasks, self._results, os.getpid()))
-        proc.start()
+        with sigint_ignored():
+            proc.start()
         self._procs[slot.name], self._tasks[slot.name] = proc, tasks
 
     def start(self) -> None:
@@ -177,6 +206,20 @@ class LocalBackend:
                 del self._busy[name]
                 self._start(next(s for s in self.slots if s.name == name))
         return out
+
+    def kill(self) -> None:
+        """Stop every worker now (SIGTERM, then SIGKILL), mid-job or not: the driver was interrupted. A job
+        cut short leaves only temporary files, which the next run removes."""
+        for q in self._tasks.values():
+            q.cancel_join_thread()  # a job no worker will read must not hold up the driver's exit
+        for proc in self._procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self._procs.values():
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
 
     def close(self) -> None:
         for q in self._tasks.values():

@@ -4,11 +4,14 @@ Only this process writes ``<results>/state.sqlite``. Jobs already ``done`` are s
 crash or a finished run); ``running`` ones were interrupted and run again. A job runs when all the jobs it
 depends on are done; when one of those failed for good, it fails too without running. A failing job is
 retried ``retries`` times, then marked failed with its error; the others go on. A deterministic error
-(a :class:`dreambench.errors.DreambenchError`: bad data, config or weights) is never retried.
+(a :class:`dreambench.errors.DreambenchError`: bad data, config or weights) is never retried. A driver
+that stops early (Ctrl-C, disk full, any error) stops its workers, puts its ``running`` jobs back to
+``pending`` and records the run as ``interrupted`` before it exits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import shutil
@@ -22,7 +25,7 @@ from ..errors import EnvironmentFailure, describe_os_error
 from ..io import confined, remove_stale_temps, write_text_atomic
 from .plan import Job, Plan
 from .replace import check_replacements, find_replacements
-from .state import STATE_FILE, StateDB
+from .state import RUN_LOCK, STATE_FILE, StateDB
 from .worker import WorkerContext
 
 SUMMARY_FILE = "summary.json"
@@ -121,8 +124,9 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     lock = _lock(results)
     remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
     db = StateDB(confined(results, results / STATE_FILE))  # a state.sqlite symlinked elsewhere is refused
+    run_id: int | None = None
+    ids = [j.id for j in plan.jobs]
     try:
-        ids = [j.id for j in plan.jobs]
         label_jobs: dict[str, list[str]] = {}
         for j in plan.by_kind("subject"):
             label_jobs.setdefault(j.label, []).append(j.id)
@@ -145,16 +149,22 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
             backend = backend or make_backend(opts, ctx)
             try:
                 done_now, failed = _drive(todo, status, db, backend, results, opts, ids, label_jobs)
-            finally:
-                backend.close()
+            except BaseException:
+                getattr(backend, "kill", backend.close)()  # interrupted or failed: stop the workers now
+                raise
+            backend.close()
         for label in label_jobs:  # replacements finished by an earlier, interrupted run
             _drop_superseded_if_replaced(results, label, label_jobs, {r["id"]: r["status"] for r in db.jobs(ids)})
         db.finish_run(run_id, "failed" if failed else "done")
         rows = db.jobs(ids)
-    except (sqlite3.Error, OSError) as e:
-        # Disk full, read-only folder, a locked or broken database: one line naming the file, and no job
-        # left 'running' (the workers are closed by now).
-        left = _release_running(db, ids)
+    except BaseException as e:
+        # Ctrl-C, disk full, a read-only folder, a broken database, any other error: the workers are stopped
+        # by now; no job is left 'running' and the run is recorded as interrupted.
+        if isinstance(e, KeyboardInterrupt):
+            _ignore_sigint()  # a second Ctrl-C must not cut this clean-up short
+        left = _stop_run(db, ids, run_id)
+        if not isinstance(e, (sqlite3.Error, OSError)):
+            raise
         note = "" if left == 0 else f" ({left} job(s) could not be reset from 'running'; the next run resets them)"
         raise EnvironmentFailure(describe_os_error(e, str(results / STATE_FILE)) + note) from None
     finally:
@@ -170,11 +180,30 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
 FATAL_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}
 
 
+#: ``runs.status`` of a run whose driver stopped before the plan was through (Ctrl-C, disk full, an error).
+INTERRUPTED = "interrupted"
+
+
+def _stop_run(db: StateDB, ids: list[str], run_id: int | None) -> int:
+    """After the driver stopped early: the plan's ``running`` jobs back to ``pending`` and the run recorded
+    as :data:`INTERRUPTED`; returns how many jobs could not be reset (0 = all)."""
+    left = _release_running(db, ids)
+    if run_id is not None:
+        with contextlib.suppress(sqlite3.Error):  # else `status` tells from the free run lock (driver_alive)
+            db.finish_run(run_id, INTERRUPTED)
+    return left
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread: no signal handlers there
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _release_running(db: StateDB, ids: list[str]) -> int:
     """Put the plan's ``running`` jobs back to ``pending``; returns how many could not be (0 = all done).
     A WAL checkpoint first lets the write reuse the log's space when the disk is full."""
-    import contextlib
-
     with contextlib.suppress(sqlite3.Error):
         db.conn.execute("PRAGMA wal_checkpoint(RESTART)")
     q = ",".join("?" * len(ids))
@@ -199,7 +228,7 @@ def _lock(results: Path):
     from ..errors import DreambenchError
 
     # confined: the lock is truncated and rewritten, so a .run.lock symlinked out of the folder is refused
-    f = open(confined(results, results / ".run.lock"), "a+")  # noqa: SIM115  (held for the whole run)
+    f = open(confined(results, results / RUN_LOCK), "a+")  # noqa: SIM115  (held for the whole run)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

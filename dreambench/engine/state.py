@@ -2,7 +2,8 @@
 
 One row per job: id, kind, label, subject, status (``pending`` | ``running`` | ``done`` | ``failed``),
 attempts, timings (unix seconds), worker, device, artifact paths (JSON), error text and the job's spec.
-WAL mode keeps ``dreambench status`` readers from blocking the driver. A run on an existing folder
+WAL mode keeps ``dreambench status`` readers from blocking the driver; readers
+(``StateDB(readonly=True)``) create no file in the folder (:func:`dreambench.io.connect_readonly`). A run on an existing folder
 resumes: ``done`` jobs are skipped, ``running`` ones (interrupted by a crash) go back to ``pending``.
 
 The ``labels`` table records the *label key* (hash of what every image of a method label depends on:
@@ -18,9 +19,12 @@ import time
 from pathlib import Path
 
 from ..errors import EnvironmentFailure
+from ..io import connect_readonly
 from .plan import KINDS, Job
 
 STATE_FILE = "state.sqlite"
+#: The driver's lock file in a results folder (engine.runner holds an exclusive flock on it while it runs).
+RUN_LOCK = ".run.lock"
 STATUSES = ("pending", "running", "done", "failed")
 
 _SCHEMA = """
@@ -41,8 +45,8 @@ class StateDB:
     def __init__(self, path: str | Path, readonly: bool = False):
         self.path = Path(path)
         try:
-            if readonly:
-                self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=30)
+            if readonly:  # writes nothing, not even WAL side files (io.connect_readonly)
+                self.conn = connect_readonly(self.path)
                 self.conn.execute("SELECT COUNT(*) FROM jobs")  # a file that is no state database fails here
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +173,36 @@ class StateDB:
         d = dict(row)
         d["jobs"] = json.loads(d["jobs"] or "[]")
         return d
+
+
+def driver_alive(results_dir: str | Path) -> bool:
+    """Whether a driver runs in ``results_dir`` now: someone holds the lock on its :data:`RUN_LOCK` (the OS
+    drops it when the driver dies, however it dies). Read only: the file is opened for reading, never
+    created."""
+    import fcntl
+
+    try:
+        f = open(Path(results_dir) / RUN_LOCK, "rb")  # noqa: SIM115  (closed below)
+    except OSError:
+        return False
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return False
+
+
+def as_seen_now(runs: list[dict], rows: list[dict], alive: bool) -> tuple[list[dict], list[dict]]:
+    """``runs`` and job ``rows`` as they stand when no driver is alive: a run still marked ``running`` was
+    interrupted (its driver died before it could say so: ``kill -9``, a full disk) and its ``running``
+    jobs wait to run again (``pending``: the next run resets them). Unchanged while a driver runs."""
+    if alive:
+        return runs, rows
+    runs = [{**r, "status": "interrupted"} if r["status"] == "running" else r for r in runs]
+    rows = [{**r, "status": "pending"} if r["status"] == "running" else r for r in rows]
+    return runs, rows
 
 
 def _row(row: sqlite3.Row) -> dict:

@@ -157,7 +157,7 @@ class Worker:
                 result.update(ok=True, artifacts=artifacts, images=images)
                 log(f"done in {time.time() - t0:.1f} s ({images} images)")
             except BaseException as e:  # a job's failure is data for the driver, not a worker crash
-                if isinstance(e, KeyboardInterrupt):
+                if isinstance(e, (KeyboardInterrupt, SystemExit)):  # the worker is stopped, not the job failed
                     raise
                 log("FAILED\n" + traceback.format_exc())
                 result["error"] = f"{type(e).__name__}: {e}".strip()

@@ -101,16 +101,42 @@ def decode_photo(path: str | Path, short_side: int | None = None) -> Photo:
     return Photo(path, size, frames, fmt, mode, out)
 
 
+def photo_problem(path: Path, size: tuple[int, int], frames: int, fmt: str, min_short_side: int = 0) -> str | None:
+    """Why a photo of this header (full ``size`` after its EXIF orientation, ``frames``, PIL ``fmt``) is no
+    usable subject photo, as a message naming ``path``, or None: animated (more than one frame: which one
+    would be the photo?) or a short side below ``min_short_side``. A multi-picture JPEG (MPO: phones store
+    a preview or depth picture after the photo; 42 of the 158 DreamBooth photos) is a still photo: its
+    first picture is decoded."""
+    if frames > 1 and fmt != "MPO":
+        return f"{path}: animated image ({frames} frames); use a still photo"
+    if min_short_side and min(size) < min_short_side:
+        return f"{path}: {size[0]}x{size[1]} px, short side below {min_short_side} px"
+    return None
+
+
 def check_photo(photo: Photo, min_short_side: int = 0) -> Photo:
-    """``photo`` if it is usable as a subject photo, else :class:`DataError` naming it: animated (more than
-    one frame: which one would be the photo?) or a short side (of the full image, from the header) below
-    ``min_short_side``. A multi-picture JPEG (MPO: phones store a preview or depth picture after the
-    photo; 42 of the 158 DreamBooth photos) is a still photo: its first picture is decoded."""
-    if photo.frames > 1 and photo.format != "MPO":
-        raise DataError(f"{photo.path}: animated image ({photo.frames} frames); use a still photo")
-    if min_short_side and photo.short_side < min_short_side:
-        raise DataError(f"{photo.path}: {photo.size[0]}x{photo.size[1]} px, short side below {min_short_side} px")
+    """``photo`` if it is usable as a subject photo (:func:`photo_problem`), else :class:`DataError` naming it."""
+    problem = photo_problem(photo.path, photo.size, photo.frames, photo.format, min_short_side)
+    if problem:
+        raise DataError(problem)
     return photo
+
+
+def check_header(path: str | Path, min_short_side: int = 0) -> None:
+    """The checks of :func:`check_photo` from the file's header alone (no pixel decoded: a few
+    milliseconds): :class:`DataError` naming the file when it is missing, not an image, a decompression
+    bomb (a header claiming more pixels than Pillow's limit), animated or too small. A truncated file
+    passes here; decoding it fails (:func:`decode_photo`)."""
+    path = Path(path)
+    with decode_errors(path), Image.open(path) as im:
+        w, h = im.size
+        frames = int(getattr(im, "n_frames", 1) or 1)
+        fmt = im.format or ""
+        orientation = im.getexif().get(0x0112, 1)
+    size = (h, w) if orientation in _EXIF_SWAPS else (w, h)
+    problem = photo_problem(path, size, frames, fmt, min_short_side)
+    if problem:
+        raise DataError(problem)
 
 
 def square_pixels(image: Image.Image, resolution: int) -> Image.Image:

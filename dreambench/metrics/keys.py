@@ -27,10 +27,10 @@ import pandas as pd
 from ..errors import DataError, DreambenchError
 from ..images import list_images
 from ..io import sha256_file
-from ..manifest import read_manifest, row_problem
+from ..manifest import read_manifest, read_part, row_problem
 from ..models.profiles import get_profile
 from ..protocol import name_problem
-from ..schema import CLASS_PROMPT_INDEX, MANIFEST, MANIFEST_COLUMNS, METHOD_INFO, PER_IMAGE
+from ..schema import CLASS_PROMPT_INDEX, MANIFEST, METHOD_INFO, PER_IMAGE
 from .pairing import with_references
 from .profiles import MetricProfile, get_metric_profile
 from .text import strip_tokens, token_lookup
@@ -277,7 +277,13 @@ def validate_rows(
 
 
 def find_real_sets(subjects: list[str], subjects_dir: Path) -> tuple[dict[str, tuple[list[Path], str]], dict[str, str]]:
-    """Per subject, its real photos and the key of the set (names and bytes); unusable folders apart."""
+    """Per subject, its real photos and the key of the set (names and bytes); unusable folders apart. A
+    photo that fails the subject-photo checks read from its header (not an image, decompression bomb,
+    animated, short side below 256 px: :func:`dreambench.methods.photos.check_header`, what ``data check``
+    and ``run`` refuse) never enters a real set: its subject is skipped with a message naming it."""
+    from ..images import MIN_SHORT_SIDE
+    from ..methods.photos import check_header
+
     sets, bad = {}, {}
     for s in subjects:
         folder = subjects_dir / s
@@ -289,8 +295,10 @@ def find_real_sets(subjects: list[str], subjects_dir: Path) -> tuple[dict[str, t
             bad[s] = f"real-image folder {folder} holds no images"
             continue
         try:
+            for p in paths:
+                check_header(p, MIN_SHORT_SIDE)
             sets[s] = (paths, short_hash([[p.name, file_sha256(p)] for p in paths]))
-        except OSError as e:
+        except (OSError, DataError) as e:
             bad[s] = f"real image unusable, subject skipped: {e}"
     return sets, bad
 
@@ -320,11 +328,7 @@ def read_selection(images_dir: Path, only: tuple[str, str] | None) -> pd.DataFra
     part = images_dir / only[0] / only[1] / MANIFEST
     if not part.is_file():
         raise DataError(f"{part}: no manifest part for {only[0]}/{only[1]}")
-    df = pd.read_csv(part, keep_default_na=False)
-    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
-    if missing:
-        raise DataError(f"{part}: missing column(s) {', '.join(missing)}")
-    return df.astype({"prompt_index": int, "seed": int})
+    return read_part(part)  # columns and integer types checked: a bad value names file, row and column
 
 
 def prepare(images_dir: Path, subjects_dir: Path, out_dir: Path, prof: MetricProfile, towers: TowerIds,

@@ -192,10 +192,11 @@ def _remove_stale(folder: Path, current: set[str]) -> None:
             old.unlink()
 
 
-@writes_under("results_dir")
+@writes_under("results_dir", "out_dir")
 def write_report(
     results_dir: str | Path,
     *,
+    out_dir: str | Path | None = None,
     data_dir: str | Path | None = None,
     ci: bool = True,
     study_db: str | Path | None = None,
@@ -206,6 +207,8 @@ def write_report(
     reference: str | None = None,
 ) -> Path:
     """Write ``<results_dir>/report/`` (and refresh ``<results_dir>/tables/``); returns index.html's path.
+    With ``out_dir``, the report and its ``tables/`` go there instead and nothing is written into
+    ``results_dir`` (a read-only results folder can be reported on).
 
     ``data_dir``: the dataset folder holding ``<subject>/*.jpg`` real images (default:
     :func:`dreambench.paths.default_data_dir`); subjects missing there get a note instead of images.
@@ -214,10 +217,10 @@ def write_report(
     data_dir = Path(data_dir) if data_dir else default_data_dir()
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
-    write_table_set(ts, results_dir / "tables", ci=ci)
+    out = Path(out_dir) if out_dir is not None else results_dir / REPORT
+    write_table_set(ts, out / "tables" if out_dir is not None else results_dir / "tables", ci=ci)
     res, meta = ts.results, ts.meta
     names = {**res.names, **(names or {})}
-    out = results_dir / REPORT
     (out / "plots").mkdir(parents=True, exist_ok=True)
     env = _env()
     common = {

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..io import connect_readonly
 from .load import Results, RunMeta, load_results
 
 STATE_FILE = "state.sqlite"  # engine.state.STATE_FILE; not imported to keep tables free of the engine
@@ -31,7 +32,7 @@ def protocol_of(res: Results) -> str:
     if not path.is_file():
         return "unknown"
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = connect_readonly(path)  # creates no -shm/-wal file in the folder read
         try:
             specs = [json.loads(s or "{}") for (s,) in con.execute("SELECT spec FROM jobs WHERE kind='subject'")]
         finally:
