@@ -296,8 +296,9 @@ def _deps_met(job: Job, status: dict[str, str]) -> bool:
 
 def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> None:
     """Before a subject job writes under its label: if the label was made with another label key
-    (another config, recipe, seed, model...), move the label's folders aside (:func:`move_aside`) and
-    invalidate what used them. They are deleted once every subject job of the label is done again."""
+    (another config, recipe, seed, model, method code...), move the label's folders aside
+    (:func:`move_aside`) and invalidate what used them. They are deleted once every subject job of the label
+    is done again."""
     key = job.spec.get("label_key", "")
     old = db.label_key(job.label)
     if old is not None and old != key:
@@ -306,8 +307,9 @@ def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> N
         from tqdm import tqdm
 
         where = f" to {moved.relative_to(results)}" if moved else ""
-        tqdm.write(f"label {job.label}: made with another config before; its outputs moved aside{where} "
-                   f"until the new ones are written, {n} earlier job(s) invalidated", file=sys.stderr)
+        tqdm.write(f"label {job.label}: made with another config or version of its method before; its "
+                   f"outputs moved aside{where} until the new ones are written, {n} earlier job(s) invalidated",
+                   file=sys.stderr)
     if old != key:
         db.set_label_key(job.label, key)
 
