@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import realrun
 
 from dreambench.methods.identity import code_digest
@@ -50,6 +51,24 @@ def test_code_digest_counts_the_python_files_only(tmp_path):
     with_extra = code_digest([pkg])
     (pkg / "sub" / "extra2.py").rename(pkg / "sub" / "extra3.py")
     assert code_digest([pkg]) != with_extra
+
+
+def test_generate_into_a_label_of_another_identity_is_refused(tmp_path):
+    """Outside ``dreambench run`` (which moves such a label aside and re-makes it) a label made by other
+    code is not written into; a method.json from before identities were recorded is."""
+    from dreambench.errors import DreambenchError
+    from dreambench.methods.job import _write_method_info
+
+    path = tmp_path / "method.json"
+    info = {"method": "example-paste", "label": "x", "config": {}, "method_identity": {
+        "provider": "dreambench-example-plugin", "version": "0.2.0", "revision": None, "code_digest": "b" * 16}}
+    path.write_text(json.dumps({k: v for k, v in info.items() if k != "method_identity"}))
+    _write_method_info(path, info)
+    assert json.loads(path.read_text())["method_identity"] == info["method_identity"]
+    other = {**info, "method_identity": {**info["method_identity"], "code_digest": "a" * 16}}
+    with pytest.raises(DreambenchError, match="made by dreambench-example-plugin 0.2.0 code b+, this job runs "
+                                              "dreambench-example-plugin 0.2.0 code a+;"):
+        _write_method_info(path, other)
 
 
 def _editable_site(tmp_path: Path) -> tuple[Path, Path]:
