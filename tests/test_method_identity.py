@@ -54,21 +54,32 @@ def test_code_digest_counts_the_python_files_only(tmp_path):
 
 
 def test_generate_into_a_label_of_another_identity_is_refused(tmp_path):
-    """Outside ``dreambench run`` (which moves such a label aside and re-makes it) a label made by other
-    code is not written into; a method.json from before identities were recorded is."""
+    """Outside ``dreambench run`` (which moves such a label aside and makes it again) a label made by other
+    code is not written into. A method.json from before identities were recorded stands for a built-in at
+    revision 1: the same as one now, another than any plug-in."""
     from dreambench.errors import DreambenchError
     from dreambench.methods.job import _write_method_info
 
-    path = tmp_path / "method.json"
-    info = {"method": "example-paste", "label": "x", "config": {}, "method_identity": {
+    builtin = {"method": "real", "label": "r", "config": {}, "method_identity": {
+        "provider": "dreambench", "version": "0.1.0", "revision": 1, "code_digest": None}}
+    path = tmp_path / "real.json"
+    path.write_text(json.dumps({k: v for k, v in builtin.items() if k != "method_identity"}))
+    _write_method_info(path, builtin)
+    assert json.loads(path.read_text())["method_identity"] == builtin["method_identity"]
+    with pytest.raises(DreambenchError, match="made by dreambench 0.1.0 r1, this job runs dreambench 0.1.0 r2;"):
+        _write_method_info(path, {**builtin, "method_identity": {**builtin["method_identity"], "revision": 2}})
+
+    plugin = {"method": "example-paste", "label": "x", "config": {}, "method_identity": {
         "provider": "dreambench-example-plugin", "version": "0.2.0", "revision": None, "code_digest": "b" * 16}}
-    path.write_text(json.dumps({k: v for k, v in info.items() if k != "method_identity"}))
-    _write_method_info(path, info)
-    assert json.loads(path.read_text())["method_identity"] == info["method_identity"]
-    other = {**info, "method_identity": {**info["method_identity"], "code_digest": "a" * 16}}
+    path = tmp_path / "plugin.json"
+    path.write_text(json.dumps({k: v for k, v in plugin.items() if k != "method_identity"}))
+    with pytest.raises(DreambenchError, match="made by unknown, this job runs dreambench-example-plugin 0.2.0 code b+;"):
+        _write_method_info(path, plugin)
+    path.write_text(json.dumps(plugin))
+    _write_method_info(path, plugin)  # the same code: fine
     with pytest.raises(DreambenchError, match="made by dreambench-example-plugin 0.2.0 code b+, this job runs "
                                               "dreambench-example-plugin 0.2.0 code a+;"):
-        _write_method_info(path, other)
+        _write_method_info(path, {**plugin, "method_identity": {**plugin["method_identity"], "code_digest": "a" * 16}})
 
 
 def _editable_site(tmp_path: Path) -> tuple[Path, Path]:
@@ -163,6 +174,9 @@ def test_a_changed_plugin_reruns_its_jobs_and_nothing_else(tmp_path, dataset_dir
     (old,) = jobs1[realrun.PLUGIN_METHOD]
     new = jobs2[realrun.PLUGIN_METHOD][-1]
     assert new["id"] != old["id"] and new["status"] == "done", proc.stderr[-2000:]
+    # Not refused as a changed setting: the label's old outputs were moved aside, then deleted.
+    assert f"label {realrun.PLUGIN_METHOD}: made by dreambench-example-plugin 0.1.0 code " in proc.stderr
+    assert not (results / ".superseded" / realrun.PLUGIN_METHOD).exists()
     images2 = _images(results, realrun.PLUGIN_METHOD)
     assert images2.keys() == images1.keys() and all(images2[k] != images1[k] for k in images1)
 

@@ -358,7 +358,8 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
         method_cls = get_method(mr.method)
         recipe = mr.recipe or _profile_recipe(method_cls, spec.profile)
         full_config, recipe_name = checked_config(mr, recipe, spec.steps)
-        # Provider, version and code of the method: changed code re-makes its labels, and only them.
+        # Provider, version and code of the method: changed code re-runs its jobs, and only them. Not a
+        # label setting: the runner re-makes a label whose method.json names another identity.
         identity = identity_payload(method_identity(method_cls))
         names = [n for n in run_subjects if mr.subjects is None or n in mr.subjects]
         for name in names:
@@ -389,7 +390,6 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
                              "resolved_recipe": recipe_name,
                              **{k: job_fields[k] for k in ("method", "label", "identifier", "class_noun_mode",
                                                            "num_inputs", "seed")}}
-            label_payload.update(identity)
             # The raw overrides and recipe name are replaced by their typed, resolved result; the role says
             # where the label goes in the tables, not what the job makes (old folders keep their job ids).
             hashed = {k: v for k, v in job_fields.items() if k not in ("config", "recipe", "role")}

@@ -1,8 +1,10 @@
 """A method's identity: which package provides it, at which version, with which code.
 
 Every number a method makes depends on its code, so the identity is part of the id of each of its subject
-jobs and of its label key (:func:`dreambench.engine.plan.build_plan`), and is recorded in ``method.json``,
-the manifest rows, the score files and the tables' and report's provenance.
+jobs (:func:`dreambench.engine.plan.build_plan`) and is recorded in ``method.json``, the manifest rows, the
+score files and the tables' and report's provenance. It is not a label *setting* (changing it is never
+refused): ``dreambench run`` moves aside a label whose ``method.json`` names another identity and makes it
+again (:func:`dreambench.engine.runner._claim_label`).
 
 ``method_identity(cls)`` is ``{"provider", "version", "revision", "code_digest"}``:
 
@@ -29,7 +31,7 @@ from ..provenance import identity_text
 from .base import BUILTIN_PROVIDER, Method, method_distribution
 
 #: The revision every built-in starts at; a built-in at this revision adds nothing to job ids, so results
-#: folders made before identities were recorded keep their job ids and label keys.
+#: folders made before identities were recorded keep their job ids.
 BASE_REVISION = 1
 
 #: (root, (relative path, size, mtime_ns) of each file) -> digest: computed once per process and plan.
@@ -87,9 +89,9 @@ def method_identity(method_cls: type[Method]) -> dict[str, Any]:
 
 
 def identity_payload(identity: dict[str, Any]) -> dict[str, Any]:
-    """What of an identity enters job ids and label keys: ``{}`` for a built-in at :data:`BASE_REVISION`
-    (old ids stay), else ``{"method_identity": ...}`` without a built-in's version (dreambench's version is
-    already in every job id, and a new release must not move every label aside)."""
+    """What of an identity enters job ids: ``{}`` for a built-in at :data:`BASE_REVISION` (old ids stay),
+    else ``{"method_identity": ...}`` without a built-in's version (dreambench's version is already in every
+    job id, and a new release must not re-make every label)."""
     builtin = identity["provider"] == BUILTIN_PROVIDER
     if builtin and identity.get("revision") == BASE_REVISION:
         return {}
@@ -97,9 +99,10 @@ def identity_payload(identity: dict[str, Any]) -> dict[str, Any]:
 
 
 def same_identity(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
-    """Whether two recorded identities make the same outputs (their :func:`identity_payload` agree); an
-    identity that was not recorded (older results) counts as the same."""
-    return old is None or identity_payload(old) == identity_payload(new)
+    """Whether two recorded identities make the same outputs (their :func:`identity_payload` agree). An
+    identity that was not recorded (results made before) is a built-in's at :data:`BASE_REVISION`: the
+    same as such a built-in now (its job ids did not change), another than any plug-in's."""
+    return identity_payload(old or {"provider": BUILTIN_PROVIDER, "revision": BASE_REVISION}) == identity_payload(new)
 
 
 __all__ = ["BASE_REVISION", "code_digest", "identity_payload", "identity_text", "method_identity",
