@@ -7,7 +7,9 @@ header) records:
 - ``sd_digest``: the short digest of the weight files (:mod:`dreambench.models.digest`: sha256 of the
   sorted ``relative path:sha256`` lines; a hub cache's blob names are used without reading the files),
   or of the random-init tensors;
-- per metric backbone: name, weights id, where the weights were found and their digest.
+- per metric backbone: name, weights id, where the weights were found and their digest;
+- ``method_identity``: the method's provider, version and revision or code digest
+  (:mod:`dreambench.methods.identity`).
 
 Digests are cached per (file, size, mtime), so asking again costs nothing.
 """
@@ -67,6 +69,29 @@ def sd_sources(per_image) -> dict:
         recs = [dict(zip(cols, map(str, r))) for r in g[cols].drop_duplicates().itertuples(index=False)]
         out[str(method)] = recs[0] if len(recs) == 1 else recs
     return out
+
+
+def identity_text(identity: dict[str, Any] | None) -> str:
+    """One line for tables and score files: ``dreambench 0.4.0 r1`` or ``my-plugin 0.2.0 code 0123abcd...``;
+    ``unknown`` for results made before identities were recorded."""
+    if not identity:
+        return "unknown"
+    out = f"{identity.get('provider')} {identity.get('version')}"
+    if identity.get("revision") is not None:
+        out += f" r{identity['revision']}"
+    if identity.get("code_digest"):
+        out += f" code {identity['code_digest']}"
+    return out
+
+
+def method_identities(per_image) -> dict:
+    """Per method label, the identity text of the method that made its images (the manifest's
+    ``method_identity`` column, :func:`identity_text`; several joined by
+    ``, ``); empty when the column is absent."""
+    if per_image is None or "method_identity" not in getattr(per_image, "columns", ()):
+        return {}
+    return {str(m): ", ".join(sorted(g.astype(str).unique()))
+            for m, g in per_image.dropna(subset=["method_identity"]).groupby("method")["method_identity"]}
 
 
 def version() -> str:

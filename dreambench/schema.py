@@ -31,9 +31,10 @@ METHOD_INFO = "method.json"
 #: settings (``ppl``: prior preservation true = on, false = off, null = does not apply;
 #: ``class_noun_mode``: correct | none | wrong; ``num_inputs``: instance images used, null = all), the
 #: label's ``role`` in the tables (``{"table": "main"}`` or ``{"table": "ablation", "axis": ..., "value":
-#: ...}``, see dreambench.tables.select), the model profile and weights label, identifier.
+#: ...}``, see dreambench.tables.select), the model profile and weights label, identifier, and the
+#: method's ``method_identity`` (provider, version, revision, code digest: dreambench.methods.identity).
 METHOD_INFO_KEYS = ["method", "config", "recipe", "ppl", "class_noun_mode", "num_inputs", "role", "profile",
-                    "weights", "identifier"]
+                    "weights", "identifier", "method_identity"]
 MANIFEST_COLUMNS = ["method", "subject", "prompt_index", "prompt", "seed", "path"]
 #: Optional manifest columns written by ``dreambench generate``: the identifier-free prompt (CLIP-T
 #: text), the prompt category, the class noun used and the model profile / weights label.

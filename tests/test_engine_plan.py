@@ -84,6 +84,24 @@ def test_label_key_ignores_counts_but_not_config(protocol):
     assert a.spec["label_key"] != other.spec["label_key"]
 
 
+def test_builtin_revision_is_part_of_its_jobs_only(protocol, monkeypatch):
+    """A built-in's ``revision`` (methods.identity) changes its own jobs' ids, no other method's, and no label
+    key (it is not a label setting: the runner re-makes the label); at the base revision it adds nothing,
+    so folders made before identities existed keep their ids."""
+    from dreambench.methods.base import get_method
+    from dreambench.methods.identity import identity_payload, method_identity
+
+    db = get_method("dreambooth")
+    assert identity_payload(method_identity(db)) == {}
+    methods = [MethodRun("dreambooth", "dreambooth"), MethodRun("real", "real")]
+    before = {j.label: j for j in build_plan(_spec(methods=methods), protocol).by_kind("subject")}
+    monkeypatch.setattr(db, "revision", 2)
+    after = {j.label: j for j in build_plan(_spec(methods=methods), protocol).by_kind("subject")}
+    assert after["dreambooth"].id != before["dreambooth"].id
+    assert after["dreambooth"].spec["label_key"] == before["dreambooth"].spec["label_key"]
+    assert (after["real"].id, after["real"].spec["label_key"]) == (before["real"].id, before["real"].spec["label_key"])
+
+
 def test_paper_plan_labels(protocol):
     runs = paper_method_runs()
     labels = [r.label for r in runs]

@@ -13,16 +13,18 @@ from .options import results_option as _results_option
 
 
 def describe_methods() -> list[dict]:
-    """Name, providing package, description, whether it trains, config options (type/default/help) and
-    recipes of each method."""
+    """Name, providing package, identity (:mod:`dreambench.methods.identity`), description, whether it
+    trains, config options (type/default/help) and recipes of each method."""
     from ..methods.base import config_fields, list_methods, method_provider
+    from ..methods.identity import method_identity
     from ..methods.recipes import default_recipe, recipes_for
 
     out = []
     for name, cls in list_methods().items():
         recipes = recipes_for(cls)
         out.append({
-            "name": name, "package": method_provider(name), "description": cls.description, "trains": bool(cls.trains),
+            "name": name, "package": method_provider(name), "identity": method_identity(cls),
+            "description": cls.description, "trains": bool(cls.trains),
             "needs_model": bool(cls.needs_model), "options": config_fields(cls.Config),
             "default_recipe": default_recipe(cls),
             "recipes": [{"name": r.name, "description": r.description, "overrides": r.overrides, "source": r.source}

@@ -14,8 +14,9 @@ A *run* is (protocol, method labels with configs, subjects, model profile, seed)
 
 A job's id is the first 16 hex digits of the sha256 of the canonical JSON of everything that affects its
 output (method, label, normalized config, recipe, subject, ablation settings, model profile and source,
-seed, steps, prompts, package version), so the same job is never run twice and a changed config makes a
-new job.
+seed, steps, prompts, package version, the method's provider, version and code:
+:mod:`dreambench.methods.identity`), so the same job is never run twice and a changed config or method
+makes a new job.
 """
 
 from __future__ import annotations
@@ -361,6 +362,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
     """Expand ``spec`` into jobs: class images, subject jobs, then score and tables."""
     from ..methods import job as jobmod
     from ..methods.base import get_method
+    from ..methods.identity import identity_payload, method_identity
     from ..methods.photos import PHOTO_DECODE
 
     validate_spec(spec, protocol)
@@ -378,6 +380,9 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
         method_cls = get_method(mr.method)
         recipe = mr.recipe or _profile_recipe(method_cls, spec.profile)
         full_config, recipe_name = checked_config(mr, recipe, spec.steps)
+        # Provider, version and code of the method: changed code re-runs its jobs, and only them. Not a
+        # label setting: the runner re-makes a label whose method.json names another identity.
+        identity = identity_payload(method_identity(method_cls))
         names = [n for n in run_subjects if mr.subjects is None or n in mr.subjects]
         for name in names:
             subject = protocol.subject(name)
@@ -415,6 +420,7 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
                        "class_prompt": protocol.class_prompt}
             if method_cls.trains:  # how photos become training pixels (a new decoding re-trains)
                 payload["photo_decode"] = PHOTO_DECODE
+            payload.update(identity)
             subject_jobs.append(Job(
                 id=content_hash(payload), kind="subject", label=mr.label, subject=name,
                 spec={"job": job_fields, "prompts": spec.prompts, "model": spec.model, "protocol": protocol.name,

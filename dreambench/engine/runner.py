@@ -330,7 +330,8 @@ def _deps_met(job: Job, status: dict[str, str]) -> bool:
 def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> None:
     """Before a subject job writes under its label: if the label was made with another label key
     (another config, recipe, seed, model...), move the label's folders aside (:func:`move_aside`) and
-    invalidate what used them. They are deleted once every subject job of the label is done again."""
+    invalidate what used them. They are deleted once every subject job of the label is done again. The same
+    when its ``method.json`` names another method identity (the method's code changed)."""
     key = job.spec.get("label_key", "")
     old = db.label_key(job.label)
     if old is not None and old != key:
@@ -341,8 +342,35 @@ def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> N
         where = f" to {moved.relative_to(results)}" if moved else ""
         tqdm.write(f"label {job.label}: made with another config before; its outputs moved aside{where} "
                    f"until the new ones are written, {n} earlier job(s) invalidated", file=sys.stderr)
+    elif (change := _identity_change(results, job)) is not None:
+        # Another version of the method made the label's images: they are not this code's, so the label is
+        # made again (never refused: a method identity is not a label setting).
+        moved = move_aside(results, job.label, key)
+        n = db.invalidate_label(job.label, plan_ids)
+        from tqdm import tqdm
+
+        where = f" to {moved.relative_to(results)}" if moved else ""
+        tqdm.write(f"label {job.label}: made by {change[0]}, this run has {change[1]}; its outputs moved "
+                   f"aside{where} until the new ones are written, {n} earlier job(s) invalidated", file=sys.stderr)
     if old != key:
         db.set_label_key(job.label, key)
+
+
+def _identity_change(results: Path, job: Job) -> tuple[str, str] | None:
+    """``(old, new)`` identity texts when the label's ``method.json`` names another method identity than
+    the one this job runs (:mod:`dreambench.methods.identity`); None when the same or nothing is recorded."""
+    from ..methods.base import get_method
+    from ..methods.identity import identity_text, method_identity, same_identity
+    from ..schema import METHOD_INFO
+
+    try:
+        info = json.loads((results / "images" / job.label / METHOD_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    new = method_identity(get_method(job.spec["job"]["method"]))
+    if not isinstance(info, dict) or same_identity(info.get("method_identity"), new):
+        return None
+    return identity_text(info.get("method_identity")), identity_text(new)
 
 
 def move_aside(results: Path, label: str, old_key: str) -> Path | None:

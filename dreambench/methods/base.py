@@ -147,6 +147,9 @@ class Method(ABC):
     trains: ClassVar[bool] = True
     #: Whether the method needs SD parts at all (``real`` does not).
     needs_model: ClassVar[bool] = True
+    #: A built-in's behaviour revision: bump it when a change makes other images or artifacts, so its jobs
+    #: re-run (:mod:`dreambench.methods.identity`). Plug-ins are identified by their code digest instead.
+    revision: ClassVar[int] = 1
 
     #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
     #: methods that do not train or do not report.
@@ -185,6 +188,8 @@ class Method(ABC):
 _REGISTRY: dict[str, type[Method]] = {}
 #: Method name -> the distribution that provides it ("dreambench" for the built-ins).
 _PROVIDERS: dict[str, str] = {}
+#: Plug-in method name -> (distribution name, version); built-ins are absent.
+_DISTRIBUTIONS: dict[str, tuple[str, str]] = {}
 _ENTRY_POINTS_LOADED = False
 BUILTIN_PROVIDER = "dreambench"
 
@@ -227,6 +232,9 @@ def _load_plugin(ep: metadata.EntryPoint) -> None:
         return
     _REGISTRY[ep.name] = cls
     _PROVIDERS[ep.name] = _dist_of(ep)
+    dist = getattr(ep, "dist", None)
+    # A plug-in without distribution metadata is still a plug-in: its code is digested all the same.
+    _DISTRIBUTIONS[ep.name] = (dist.name, dist.version) if dist is not None else ("unknown package", "unknown")
 
 
 _LOAD_ERROR: DreambenchError | None = None
@@ -255,6 +263,12 @@ def method_provider(name: str) -> str:
     return _PROVIDERS.get(name, "unknown package")
 
 
+def method_distribution(name: str) -> tuple[str, str] | None:
+    """``(distribution name, version)`` of the plug-in providing method ``name``; None for a built-in."""
+    _load_entry_points()
+    return _DISTRIBUTIONS.get(name)
+
+
 def get_method(name: str) -> type[Method]:
     _load_entry_points()
     try:
@@ -280,6 +294,7 @@ __all__ = [
     "get_method",
     "list_methods",
     "make_config",
+    "method_distribution",
     "method_provider",
     "register_method",
 ]

@@ -40,6 +40,7 @@ from ..io import save_image_atomic, write_text_atomic, writes_under
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
 from ..schema import METHOD_INFO, image_relpath
 from .base import GenerationRequest, Method, SubjectData, get_method
+from .identity import identity_text, method_identity, same_identity
 from .photos import keep as keep_photo
 from .priors import class_images_key, class_prompt, ensure_class_images
 from .recipes import resolve_config
@@ -219,6 +220,7 @@ def _method_info(job: SubjectJob, method_cls: type[Method], config: Any, recipe:
         "weights": weights, "identifier": job.identifier, "label": job.label, "seed": job.seed,
         "images_per_prompt": job.images_per_prompt, "class_prompt_samples": job.class_prompt_samples,
         "seed_rule": f"image k of a prompt uses seed seed*{SEED_BLOCK}+k",
+        "method_identity": method_identity(method_cls),
     }
 
 
@@ -232,6 +234,13 @@ def _write_method_info(path: Path, info: dict) -> None:
             if not same:
                 raise DreambenchError(f"{path}: label {info['label']!r} was made with {key}={old.get(key)!r}, "
                                       f"this job has {info.get(key)!r}; use another label")
+        if not same_identity(old.get("method_identity"), info["method_identity"]):
+            # `dreambench run` moves such a label aside and re-makes it (its label key holds the identity);
+            # writing into it here would mix images of two versions of the method.
+            raise DreambenchError(
+                f"{path}: label {info['label']!r} was made by {identity_text(old.get('method_identity'))}, this "
+                f"job runs {identity_text(info['method_identity'])}; `dreambench run` re-makes the label, or use "
+                "another label")
         if strip(old.get("config")) != strip(info["config"]):
             diff = sorted(k for k in set(strip(old.get("config"))) | set(strip(info["config"]))
                           if strip(old.get("config")).get(k) != strip(info["config"]).get(k))
@@ -384,13 +393,14 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     weights = _weights_label(method_cls, job, components)
     images_dir = results_dir / "images"
     sd_record = _sd_record(components if method_cls.needs_model else None)
-    _write_method_info(images_dir / job.label / METHOD_INFO,
-                       {**_method_info(job, method_cls, config, recipe, ppl, weights), **sd_record})
+    info = {**_method_info(job, method_cls, config, recipe, ppl, weights), **sd_record}
+    _write_method_info(images_dir / job.label / METHOD_INFO, info)
 
     method = method_cls(config, components, device)
     method.progress = progress  # built-in methods show training progress bars when set
     identifier = method.prompt_identifier(job.identifier)
-    extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights, **sd_record}
+    extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights, **sd_record,
+             "method_identity": identity_text(info["method_identity"])}
     plan = _plan(job, protocol, data, identifier, extra)
     batches = sample_batches(plan, int(getattr(config, "sample_batch_size", 16)))
     # A batch with any image missing is made again whole: its images then come from the same batch as in

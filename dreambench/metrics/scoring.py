@@ -24,9 +24,10 @@ re-run after any change re-scores exactly what changed, and a re-run with nothin
 model at all (``stats.backbones_built == 0``). ``per_image.csv`` and ``div.csv`` are rewritten
 atomically after every chunk, so an interrupted run loses at most one chunk.
 
-Provenance: every file carries ``metric_profile``, ``weights``, ``sd_source``, ``sd_digest`` (from the
+Provenance: every file carries ``metric_profile``, ``weights``, ``sd_source``, ``sd_digest``,
+``method_identity`` (the method's provider, version and revision or code digest; these three from the
 manifest rows the subject job wrote, see :mod:`dreambench.provenance`), ``dino_backbone``,
-``clip_backbone`` and ``dreambench_version``.
+``clip_backbone`` and ``dreambench_version``; ``score_meta.json`` has ``methods`` (label -> identity).
 
 Per subject: ``score_folder(..., only=(label, subject))`` scores one manifest part into
 ``<scores>/parts/<label>/<subject>`` and :func:`merge_scores` combines the current parts into the files
@@ -58,7 +59,7 @@ from ..errors import DataError, DreambenchError
 from ..io import atomic_path, write_text_atomic
 from ..models import Backbone, build_clip, build_dino, get_profile
 from ..paths import REPO_DIR
-from ..provenance import sd_sources
+from ..provenance import method_identities, sd_sources
 from ..schema import CLASS_PROMPT_INDEX, MANIFEST_COLUMNS, MANIFEST_OPTIONAL, PER_IMAGE
 from . import functional as F
 from .aggregate import (
@@ -293,6 +294,9 @@ def score_folder(
     for c in ("sd_source", "sd_digest"):
         vals = rows[c].astype(str) if c in rows.columns else pd.Series("", rows.index, dtype=str)
         rows[c] = np.where(vals != "", vals, np.where(no_sd, NO_MODEL, UNKNOWN))
+    # The method's provider, version and code (methods.identity); unknown for images made before it was recorded.
+    ident = rows["method_identity"].astype(str) if "method_identity" in rows.columns else pd.Series("", rows.index)
+    rows["method_identity"] = np.where(ident != "", ident, UNKNOWN)
     rows["dreambench_version"] = __version__
     div_label = _combine(backbone_label, "pretrained" if trunk_is_pretrained(lpips_label) else "random-init")
 
@@ -359,6 +363,7 @@ def score_folder(
                       "version": lib_version("lpips"), "weights_file": str(lpips_weights) if lpips_weights else None},
         },
         "sd": sd_sources(per_image),
+        "methods": method_identities(per_image),
         "labels": {"backbone": backbone_label, "div": div_label},
         "images_dir": str(images_dir), "subjects_dir": str(subjects_dir), "cache_dir": str(cache.root),
         "device": str(dev), "dtype": "bfloat16-autocast" if dev.type == "cuda" else "float32",
@@ -535,11 +540,13 @@ def _score_rows(
 
 _DROP = {"abspath", "copy_flag"}
 _TAIL = ["clip_t_text", "dino", "clip_i", "clip_t", "max_dino_real", "copy_flag", "image_sha256", "real_set",
-         "score_key", "metric_profile", "weights", "sd_source", "sd_digest", "dino_backbone", "clip_backbone",
-         "dreambench_version"]
+         "score_key", "metric_profile", "weights", "sd_source", "sd_digest", "method_identity", "dino_backbone",
+         "clip_backbone", "dreambench_version"]
 #: Provenance columns of every score file (per method where the file has a method, else the run's).
-PROVENANCE = ["metric_profile", "weights", "sd_source", "sd_digest", "dino_backbone", "clip_backbone",
-              "dreambench_version"]
+PROVENANCE = ["metric_profile", "weights", "sd_source", "sd_digest", "method_identity", "dino_backbone",
+              "clip_backbone", "dreambench_version"]
+#: Provenance columns that differ per method label.
+_PER_METHOD = ("sd_source", "sd_digest", "method_identity", "weights")
 
 
 def _per_image_frame(sub: pd.DataFrame, levels: dict[str, float]) -> pd.DataFrame:
@@ -598,6 +605,7 @@ def _run_provenance(per_image: pd.DataFrame, meta: dict) -> dict[str, str]:
             "weights": _combine(meta["weights"], *per_image["weights"].astype(str).unique()) if len(per_image)
             else meta["weights"],
             "sd_source": joined("sd_source", NO_MODEL), "sd_digest": joined("sd_digest", NO_MODEL),
+            "method_identity": joined("method_identity", UNKNOWN),
             "dino_backbone": f"{bb['dino']['name']}@{bb['dino']['weights_id']}",
             "clip_backbone": f"{bb['clip']['name']}@{bb['clip']['weights_id']}",
             "dreambench_version": __version__}
@@ -611,14 +619,14 @@ def _stamp(df: pd.DataFrame, per_image: pd.DataFrame, run: dict[str, str], metho
     by_method: dict[str, dict] = {}
     if method_col and len(per_image):
         for m, g in per_image.groupby("method"):
-            by_method[str(m)] = {"sd_source": ",".join(sorted(g["sd_source"].astype(str).unique())),
-                                 "sd_digest": ",".join(sorted(g["sd_digest"].astype(str).unique())),
+            by_method[str(m)] = {**{c: ",".join(sorted(g[c].astype(str).unique()))
+                                    for c in ("sd_source", "sd_digest", "method_identity") if c in g},
                                  "weights": _combine(*g["weights"].astype(str).unique())}
     for col in PROVENANCE:
         if col in df.columns and col in ("weights", "metric_profile"):
             continue
-        if method_col and col in ("sd_source", "sd_digest", "weights") and len(df):
-            df[col] = [by_method.get(str(m), run)[col] for m in df[method_col]]
+        if method_col and col in _PER_METHOD and len(df):
+            df[col] = [by_method.get(str(m), run).get(col, run[col]) for m in df[method_col]]
         else:
             df[col] = run[col]
     return df
@@ -705,8 +713,12 @@ def merge_scores(scores_dir: str | Path, parts: list[tuple[str, str]], images_di
     errors = [ScoreError(str(r.path), str(r.method), str(r.subject), r.prompt_index, str(r.message))
               for r in err_df.itertuples(index=False)]
     meta = {k: v for k, v in metas[0].items() if k not in ("part", "content_key", "stats", "wall_s", "finished_at")}
+    if len(per_image):  # parts scored before identities were recorded have no such column
+        per_image["method_identity"] = per_image.get("method_identity", pd.Series(UNKNOWN, per_image.index)) \
+            .fillna(UNKNOWN)
     meta.update(parts=used, missing=missing, images_dir=str(images_dir), git_commit=_git_commit(),
-                stats={"scored": len(per_image), "parts": len(used), "missing": len(missing)})
+                stats={"scored": len(per_image), "parts": len(used), "missing": len(missing)},
+                sd=sd_sources(per_image), methods=method_identities(per_image))
     say(f"merged {len(used)} score part(s) into {scores_dir}; {len(missing)} missing")
     return finalize_scores(scores_dir, per_image, div, real, err_df, errors, meta, t0)
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..paths import REPO_DIR
+from ..provenance import identity_text
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
 from .names import read_names
 
@@ -43,6 +44,8 @@ class RunMeta:
     commit: str = "unknown"
     score_commit: str = "unknown"
     sd: str = "unknown"
+    #: Which code made each method's images (:func:`_methods_summary`).
+    methods: str = "unknown"
     version: str = "unknown"
     missing: list[str] = field(default_factory=list)
 
@@ -59,6 +62,7 @@ class RunMeta:
             f"run: {self.run}",
             f"model profile: {self.profile}; weights: {self.weights}; metric profile: {self.metric_profile}",
             f"stable diffusion: {self.sd}",
+            f"methods: {self.methods}",
             f"backbones: {self.backbones}",
             f"dreambench {self.version}",
             f"tables by dreambench commit {self.commit}"
@@ -210,6 +214,23 @@ def _sd_summary(df: pd.DataFrame, infos: dict) -> str:
     return "; ".join(f"{p[0]} (digest {p[1]})" if len(p) > 1 else p[0] for p in sorted(pairs)) or "unknown"
 
 
+def _methods_summary(df: pd.DataFrame, infos: dict) -> str:
+    """``names: identity; ...``: the methods grouped by the provider, version and revision or code digest
+    that made their images (method.json's ``method_identity``, else the per-image ``method_identity``
+    column, by label); ``unknown`` for results made before identities were recorded."""
+    groups: dict[str, set[str]] = {}
+    known = set()
+    for label, info in infos.items():
+        if info.get("method_identity"):
+            groups.setdefault(identity_text(info["method_identity"]), set()).add(str(info.get("method") or label))
+            known.add(label)
+    if df is not None and "method_identity" in df.columns:
+        for (label, text), _ in df[~df["method"].isin(known)].groupby(["method", "method_identity"]):
+            if str(text) not in ("", "unknown"):
+                groups.setdefault(str(text), set()).add(str(label))
+    return "; ".join(f"{', '.join(sorted(names))}: {text}" for text, names in sorted(groups.items())) or "unknown"
+
+
 def _first(d: dict, *keys, default="unknown"):
     for k in keys:
         v = d.get(k)
@@ -253,6 +274,7 @@ def run_meta(results: Results) -> RunMeta:
         metric_profile=metric_profile or "unknown",
         backbones=_format_backbones(sm.get("backbones")),
         sd=_sd_summary(df, results.infos),
+        methods=_methods_summary(df, results.infos),
         commit=git_commit(),
         score_commit=_first(sm, "git_commit", "commit"),
         version=str(sm.get("dreambench_version") or "unknown"),

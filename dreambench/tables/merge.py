@@ -96,7 +96,8 @@ def _merged_meta(parts: list[Results]) -> RunMeta:
     weights = "random-init" if any(m.random_init for m in metas) else join("weights")
     return RunMeta(run=" + ".join(m.run for m in metas), profile=metas[0].profile, weights=weights,
                    metric_profile=metas[0].metric_profile, backbones=join("backbones"), commit=metas[0].commit,
-                   score_commit=join("score_commit"), sd=join("sd"))
+                   score_commit=join("score_commit"), sd=join("sd"),
+                   methods="; ".join(dict.fromkeys(m.methods for m in metas)))
 
 
 def parse_relabels(items: list[str] | tuple[str, ...], dirs: list[Path]) -> dict[Path, dict[str, str]]:
