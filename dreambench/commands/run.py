@@ -82,6 +82,7 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
     from ..engine import cost
     from ..engine.plan import (
         PAPER_CLASS_PROMPT_SAMPLES,
+        InputDigests,
         MethodRun,
         RunSpec,
         build_plan,
@@ -123,7 +124,10 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
                    metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
                    score=score, tables=score and tables_available(),
                    metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights))
-    plan = build_plan(spec, proto)
+    data = data_dir or default_data_dir()
+    # The photos of --data are part of the ids (a dry run without the folder plans without them).
+    inputs = InputDigests(data if data.is_dir() else None)
+    plan = build_plan(spec, proto, inputs)
     from ..models import get_profile
 
     est = cost.estimate(plan, cost.load_rates(results_dir, profile),
@@ -134,11 +138,11 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
     if score and not tables_available():
         click.echo("note: dreambench.tables is not available; the run scores images but writes no tables",
                    err=True)
-    data = data_dir or default_data_dir()
     _check_data(data, plan)
     from .doctor import run_preflight
 
     run_preflight(plan, results_dir, None if device == "auto" else device)
+    plan = _with_weights_digest(plan, proto, inputs)
     opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, gpu_list, jobs_per_gpu,
                       retries, address, threads=threads, progress=True, argv=sys.argv[1:])
     click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
@@ -150,6 +154,21 @@ def run_cmd(ctx: click.Context, methods, tables, profile, model, subjects, steps
         names = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
         click.echo(f"error: {len(summary.failed)} job(s) failed: {names}", err=True)
         sys.exit(1)
+
+
+def _with_weights_digest(plan, protocol, inputs):
+    """The plan again, its ids made with the SD weights digest too (:func:`dreambench.provenance.sd_provenance`,
+    cached by file), when any job uses the model. Asked after the preflight, which fetches missing hub
+    weights: a digest known only from the second run on would re-run every job once."""
+    from ..engine.plan import build_plan
+
+    spec = plan.spec
+    if not (plan.by_kind("class_images") or any(j.spec.get("needs_model") for j in plan.by_kind("subject"))):
+        return plan
+    from ..provenance import sd_provenance
+
+    inputs.sd_digest = sd_provenance(spec.profile, spec.model)["sd_digest"]
+    return build_plan(spec, protocol, inputs)
 
 
 def _check_counts(**options: tuple[int | None, int]) -> None:

@@ -147,6 +147,10 @@ class Method(ABC):
     trains: ClassVar[bool] = True
     #: Whether the method needs SD parts at all (``real`` does not).
     needs_model: ClassVar[bool] = True
+    #: Whether the method reads the subject's photos (``SubjectData.images``): their names and bytes are
+    #: then part of its jobs' ids, so a changed photo re-runs them. True unless a method says otherwise
+    #: (``pretrained`` does): one that may read them must not reuse outputs made from other photos.
+    uses_photos: ClassVar[bool] = True
 
     #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
     #: methods that do not train or do not report.
