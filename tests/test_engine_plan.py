@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from click.testing import CliRunner
@@ -190,3 +191,41 @@ def test_estimate_uses_packed_training_and_end_to_end_scoring(tmp_path, protocol
     (tmp_path / "bench.json").write_text(json.dumps(bench))
     est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
     assert est["device_seconds"]["subject"] == pytest.approx(56.0)
+
+
+def test_ids_hold_the_photos_and_weights_jobs_read(protocol, dataset_dir, tmp_path):
+    """Photos (names and bytes, of the given --data folder) and the SD weights digest are part of the
+    ids of exactly the jobs that read them; the reuse keys follow, counts aside (issue 20.1)."""
+    from dreambench.engine.plan import InputDigests
+
+    data = tmp_path / "data"
+    for s in ("dog", "backpack"):
+        shutil.copytree(dataset_dir / s, data / s)
+    spec = _spec(methods=[MethodRun(m, m) for m in ("dreambooth", "pretrained", "real")])
+
+    def ids(folder, digest="w1", **kw):
+        plan = build_plan(_spec(methods=spec.methods, **kw), protocol, InputDigests(folder, digest))
+        return {(j.kind, j.label, j.subject): j for j in plan.jobs}
+
+    base = ids(data)
+    assert {k: j.id for k, j in ids(data).items()} == {k: j.id for k, j in base.items()}
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(data, moved)
+    assert {k: j.id for k, j in ids(moved).items()} == {k: j.id for k, j in base.items()}  # not the path
+    shutil.copy(min((dataset_dir / "cat").glob("*.jpg")), data / "dog" / "zz.jpg")
+    added = ids(data)
+    changed = {k for k in base if base[k].id != added[k].id}
+    assert {k for k in changed if k[0] == "subject"} == {("subject", "dreambooth", "dog"), ("subject", "real", "dog")}
+    assert not any(k[0] == "class_images" for k in changed)
+    db = ("subject", "dreambooth", "dog")
+    assert base[db].spec["keys"]["train"] != added[db].spec["keys"]["train"]
+    # Other weights: every job that uses the model, and the class images; real reads no weights.
+    other = ids(data, "w2")
+    changed = {k for k in added if added[k].id != other[k].id and k[0] in ("subject", "class_images")}
+    assert changed == {k for k in added if k[0] == "class_images" or (k[0] == "subject" and k[1] != "real")}
+    # More prompts or images: another job, but the same keys (what is on disk is reused).
+    more = ids(data, images_per_prompt=3, prompts=3)
+    assert more[db].id != added[db].id and more[db].spec["keys"] == added[db].spec["keys"]
+    fewer_steps = ids(data, sample_steps=3)  # the images' sampler (and the class images', so training too)
+    assert fewer_steps[db].spec["keys"]["images"] != added[db].spec["keys"]["images"]
+    assert "train" not in added[("subject", "pretrained", "dog")].spec["keys"]

@@ -86,7 +86,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
     except DreambenchError as e:
         raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
     from ..engine import cost
-    from ..engine.plan import RunSpec, build_plan, tables_available
+    from ..engine.plan import InputDigests, RunSpec, build_plan, tables_available
     from ..engine.runner import RunOptions, format_summary, run_plan
     from ..paths import default_data_dir
     from ..protocol import load_protocol
@@ -102,7 +102,10 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
                    metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
                    score=score, tables=score and tables_available(),
                    metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights))
-    plan = build_plan(spec, proto)
+    data = data_dir or default_data_dir()
+    # The photos of --data are part of the ids (a dry run without the folder plans without them).
+    inputs = InputDigests(data if data.is_dir() else None)
+    plan = build_plan(spec, proto, inputs)
     from ..engine.replace import check_replace_names, check_replacements, find_replacements
 
     replace = tuple(x.strip() for r in replace for x in r.split(",") if x.strip())
@@ -112,7 +115,6 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
 
     est = cost.estimate(plan, cost.load_rates(results_dir, profile),
                         sample_steps or get_profile(profile).sample_steps_default)
-    data = data_dir or default_data_dir()
     _check_data(data, plan)  # before anything is written, and in a dry run too
     if dry_run:
         click.echo(_format_plan(plan, est, results_dir))
@@ -125,6 +127,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
     from .doctor import run_preflight
 
     run_preflight(plan, results_dir, None if device == "auto" else device)
+    plan = _with_weights_digest(plan, proto, inputs)
     opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, gpu_list, jobs_per_gpu,
                       retries, address, threads=threads, progress=True, argv=sys.argv[1:], replace=tuple(replace))
     click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
@@ -193,6 +196,21 @@ def _format_replacements(found: list, replace: tuple[str, ...]) -> str:
         allowed = ALL in replace or r.label in replace
         lines.append(f"would replace {r.describe()}" + ("" if allowed else f" (refused without --replace {r.label})"))
     return "\n".join(lines)
+
+
+def _with_weights_digest(plan, protocol, inputs):
+    """The plan again, its ids made with the SD weights digest too (:func:`dreambench.provenance.sd_provenance`,
+    cached by file), when any job uses the model. Asked after the preflight, which fetches missing hub
+    weights: a digest known only from the second run on would re-run every job once."""
+    from ..engine.plan import build_plan
+
+    spec = plan.spec
+    if not (plan.by_kind("class_images") or any(j.spec.get("needs_model") for j in plan.by_kind("subject"))):
+        return plan
+    from ..provenance import sd_provenance
+
+    inputs.sd_digest = sd_provenance(spec.profile, spec.model)["sd_digest"]
+    return build_plan(spec, protocol, inputs)
 
 
 def _check_counts(**options: tuple[int | None, int]) -> None:

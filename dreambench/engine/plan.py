@@ -16,7 +16,11 @@ A job's id is the first 16 hex digits of the sha256 of the canonical JSON of eve
 output (method, label, normalized config, recipe, subject, ablation settings, model profile and source,
 seed, steps, prompts, package version, the method's provider, version and code:
 :mod:`dreambench.methods.identity`), so the same job is never run twice and a changed config or method
-makes a new job.
+makes a new job. A subject job's payload also holds its ``inputs`` (:func:`subject_inputs`): the bytes of the
+subject's photos (for methods that read them), the class-image sets it trains with and the SD weights
+digest, hashed by the driver when it plans (:class:`InputDigests`), so a changed photo or weights file
+re-runs exactly the jobs that read it. Its spec carries the ``keys`` under which the job's artifact and
+images may be reused (:func:`reuse_keys`).
 """
 
 from __future__ import annotations
@@ -149,6 +153,86 @@ class Plan:
 
     def labels(self) -> list[str]:
         return list(dict.fromkeys(j.label for j in self.jobs if j.kind == "subject"))
+
+
+@dataclass
+class InputDigests:
+    """The content of a run's inputs that no option spells out, hashed by the driver when it plans.
+
+    Attributes:
+        data_dir: the run's dataset folder (``--data``); each subject's photos enter the ids of the jobs
+            that read them as ``[name, sha256]`` pairs of the whole listing (the number-of-inputs
+            ablation draws its subset from that listing). None: photos are left out of the ids.
+        sd_digest: the SD weights digest (:func:`dreambench.provenance.sd_provenance`); None: left out.
+    """
+
+    data_dir: Path | None = None
+    sd_digest: str | None = None
+    _photos: dict[str, list | None] = field(default_factory=dict, repr=False)
+
+    def photos(self, subject: str) -> list[list[str]] | None:
+        """``[[name, sha256], ...]`` of the subject's photos in name order (hashed once per subject); None
+        without a data folder, or when the subject's folder is missing, empty or unreadable (the run's
+        data check then names it before any job runs)."""
+        if self.data_dir is None:
+            return None
+        if subject not in self._photos:
+            from ..data.check import subject_images
+            from ..io import sha256_file
+
+            try:
+                self._photos[subject] = [[p.name, sha256_file(p)] for p in subject_images(self.data_dir, subject)]
+            except (DreambenchError, OSError):
+                self._photos[subject] = None
+        return self._photos[subject]
+
+
+#: Subject-job payload entries that decide how many images the job makes or which package version ran
+#: it, not what its artifact or any one image holds: an artifact or image made under another value is
+#: reused (:func:`reuse_keys`).
+COUNT_KEYS = ("version", "prompts")
+COUNT_JOB_FIELDS = ("images_per_prompt", "class_prompt_samples")
+#: ...and those that change the images but not the trained artifact.
+SAMPLING_KEYS = ("class_prompt",)
+SAMPLING_JOB_FIELDS = ("sample_steps",)
+
+
+def reuse_keys(payload: dict, trains: bool) -> dict[str, str]:
+    """The keys under which a subject job's outputs on disk may be reused, recorded by the job in
+    ``artifact.json`` (``train``) and ``job.json`` (``images``):
+
+    - ``images``: the hash of the job's payload less :data:`COUNT_KEYS` (and the count fields of the job),
+      less the config's runtime keys (speed and memory only); images on disk made under another key
+      are made again;
+    - ``train`` (training methods only): the same, less the sampling settings as well; an artifact
+      trained under another key is trained again.
+    Everything else in the payload (photos, class images, weights, config, method identity) is in both."""
+    from ..methods.job import RUNTIME_KEYS
+
+    def key(drop_keys: tuple, drop_fields: tuple) -> str:
+        kept = {k: v for k, v in payload.items() if k not in drop_keys}
+        kept["job"] = {k: v for k, v in payload["job"].items() if k not in drop_fields}
+        kept["resolved_config"] = {k: v for k, v in payload["resolved_config"].items() if k not in RUNTIME_KEYS}
+        return content_hash(kept)
+
+    out = {"images": key(COUNT_KEYS, COUNT_JOB_FIELDS)}
+    if trains:
+        out["train"] = key(COUNT_KEYS + SAMPLING_KEYS, COUNT_JOB_FIELDS + SAMPLING_JOB_FIELDS)
+    return out
+
+
+def subject_inputs(method_cls: type, subject: str, class_sets: list[str], inputs: InputDigests | None) -> dict:
+    """What a subject job reads besides its config and the protocol: the class-image sets it trains
+    with (their keys, count left out: image i never depends on the count), and, when the driver hashed
+    them, the subject's photos (methods with ``uses_photos``) and the SD weights digest (methods that
+    need the model)."""
+    out: dict[str, Any] = {"class_images": class_sets}
+    if inputs is not None:
+        if getattr(method_cls, "uses_photos", True):
+            out["photos"] = inputs.photos(subject)
+        if method_cls.needs_model and inputs.sd_digest is not None:
+            out["sd_digest"] = inputs.sd_digest
+    return out
 
 
 def resolved_config(method: str, recipe: str | None, overrides: dict, steps: int | None = None
@@ -358,8 +442,9 @@ def _model_source(profile_name: str, model: str | None) -> str:
     return model or profile.sd_model
 
 
-def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
-    """Expand ``spec`` into jobs: class images, subject jobs, then score and tables."""
+def build_plan(spec: RunSpec, protocol: Protocol, inputs: InputDigests | None = None) -> Plan:
+    """Expand ``spec`` into jobs: class images, subject jobs, then score and tables. ``inputs``: the
+    photos and weights the ids are made from (None: neither is; a plan only shown, or a test's)."""
     from ..methods import job as jobmod
     from ..methods.base import get_method
     from ..methods.identity import identity_payload, method_identity
@@ -421,17 +506,19 @@ def build_plan(spec: RunSpec, protocol: Protocol) -> Plan:
             if method_cls.trains:  # how photos become training pixels (a new decoding re-trains)
                 payload["photo_decode"] = PHOTO_DECODE
             payload.update(identity)
+            payload["inputs"] = subject_inputs(method_cls, name, sorted(set(deps)), inputs)
             subject_jobs.append(Job(
                 id=content_hash(payload), kind="subject", label=mr.label, subject=name,
                 spec={"job": job_fields, "prompts": spec.prompts, "model": spec.model, "protocol": protocol.name,
                       "keep_artifacts": spec.keep_artifacts, "needs_model": bool(method_cls.needs_model),
                       "recipe": recipe_name, "label_key": content_hash(label_payload),
                       "label_settings": label_payload,
-                      "protocol_content": list(protocol.content) if protocol.digest else None},
+                      "protocol_content": list(protocol.content) if protocol.digest else None,
+                      "keys": reuse_keys(payload, bool(method_cls.trains))},
                 deps=sorted(set(deps)), images=images,
                 train_steps=int(full_config.get("steps", 0) or 0) if method_cls.trains else 0,
             ))
-    class_jobs = {key: _class_job(need, base, spec) for key, need in class_needs.items()}
+    class_jobs = {key: _class_job(need, base, spec, inputs) for key, need in class_needs.items()}
     for j in subject_jobs:
         j.deps = sorted(class_jobs[d].id for d in j.deps)
     jobs = list(class_jobs.values()) + subject_jobs
@@ -505,8 +592,10 @@ def class_image_needs(sj: Any, protocol: Protocol) -> list[dict]:
              "guidance_scale": float(cfg.guidance_scale)}]
 
 
-def _class_job(need: dict, base: dict, spec: RunSpec) -> Job:
+def _class_job(need: dict, base: dict, spec: RunSpec, inputs: InputDigests | None = None) -> Job:
     payload = {**base, "kind": "class_images", "need": need}
+    if inputs is not None and inputs.sd_digest is not None:  # the images are the weights' samples
+        payload["sd_digest"] = inputs.sd_digest
     return Job(content_hash(payload), "class_images", "", str(need.get("class_noun", "")),
                {"need": need, "model": spec.model, "profile": spec.profile}, images=int(need.get("count", 0)))
 

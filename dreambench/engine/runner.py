@@ -291,6 +291,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
                     db.mark_done(jid, res.get("seconds") or 0.0, {**res.get("artifacts", {}), "log": res.get("log", "")},
                                  device=res.get("device"))
                     _set_images(db, jid, res.get("images", 0))
+                    _say_remade(res)
                     status[jid] = "done"
                     done += 1
                     bar.update(1)
@@ -402,14 +403,74 @@ def _drop_superseded_if_replaced(results: Path, label: str, label_jobs: dict[str
         folder.parent.rmdir()
 
 
-def _outputs_present(results: Path, row: dict, data_dir: Path | None = None) -> bool:
-    """Whether a done job's outputs are still on disk (a user may have deleted them) and, for score jobs,
-    still made from the current inputs (image and real-photo bytes, CLIP-T texts, profile, weights),
-    checked from content keys without building any model."""
-    from ..schema import MANIFEST
+def _say_remade(res: dict) -> None:
+    """One line per output a finished job found broken, missing or made from other inputs and made again
+    (the worker's ``remade`` list), e.g. ``remade images/dreambooth/dog/0_0.png: truncated``."""
+    from tqdm import tqdm
 
+    for line in (res.get("artifacts") or {}).get("remade", []):
+        tqdm.write(f"remade {line}", file=sys.stderr)
+
+
+def subject_output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
+    """What of a done subject job's outputs cannot be trusted, as (path in the results folder, why): the
+    manifest part missing; an image it lists missing or not a complete PNG
+    (:func:`dreambench.verify.png_problem`); images, or a kept artifact, recorded under other input keys
+    than the job's (another run wrote this folder since) or broken. Headers only: no pixel is decoded."""
+    from ..methods.job import JOB_INFO, stored_artifact_problem
+    from ..schema import MANIFEST
+    from ..verify import manifest_paths, png_problem
+
+    spec = row.get("spec") or {}
+    label, subject = row["label"], row["subject"]
+    folder = results / "images" / label / subject
+    listed = manifest_paths(folder / MANIFEST)
+    if listed is None:
+        return [(f"images/{label}/{subject}/{MANIFEST}", "missing")]
+    keys = spec.get("keys") or {}
+    problems = []
+    if "images" in keys:
+        try:
+            recorded = json.loads((folder / JOB_INFO).read_text()).get("inputs_key")
+        except (OSError, ValueError, AttributeError):
+            recorded = None
+        if recorded != keys["images"]:
+            problems.append((f"images/{label}/{subject}", "made from other inputs"))
+    for rel in listed:
+        why = png_problem(results / "images" / rel)
+        if why is not None:
+            problems.append((f"images/{rel}", why))
+    if "train" in keys and spec.get("keep_artifacts", True):
+        bad = stored_artifact_problem(results, label, subject, keys["train"])
+        if bad is not None:
+            problems.append((Path(bad[0]).relative_to(results).as_posix(), bad[1]))
+    return problems
+
+
+def class_output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
+    """The images of a done class-image job (``need.count`` of them, in the folder it recorded, looked
+    up by name under ``<results>/class_images`` so a moved results folder still checks) that are not
+    complete PNGs, as (path in the results folder, why); none when the job recorded no folder."""
+    from ..verify import png_problem
+
+    folder = (row.get("artifacts") or {}).get("class_images")
+    if not folder:
+        return []
+    count = int(((row.get("spec") or {}).get("need") or {}).get("count", 0))
+    rel = Path("class_images") / Path(folder).name
+    return [((rel / f"{i:05d}.png").as_posix(), why) for i in range(count)
+            if (why := png_problem(results / rel / f"{i:05d}.png")) is not None]
+
+
+def _outputs_present(results: Path, row: dict, data_dir: Path | None = None) -> bool:
+    """Whether a done job's outputs are still on disk (a user may have deleted them) and whole (subject
+    and class-image jobs: :func:`subject_output_problems`, :func:`class_output_problems`) and, for score
+    jobs, still made from the current inputs (image and real-photo bytes, CLIP-T texts, profile,
+    weights), checked from content keys without building any model."""
     if row["kind"] == "subject":
-        return (results / "images" / row["label"] / row["subject"] / MANIFEST).is_file()
+        return not subject_output_problems(results, row)
+    if row["kind"] == "class_images":
+        return not class_output_problems(results, row)
     spec = row.get("spec") or {}
     if row["kind"] == "score":
         from ..metrics.keys import inputs_current, part_dir, weights_kwargs

@@ -177,12 +177,13 @@ class Worker:
         need = dict(spec["need"])
         comps = self.components(spec["profile"], spec.get("model"))
         log(f"class images {need}")
+        remade: list = []
         paths = ensure_class_images(comps, cache_root=self.results_dir / "class_images", device=self.ctx.device,
-                                    progress=self.ctx.progress, **need)
+                                    progress=self.ctx.progress, remade=remade, **need)
         # Sampling does not change weights, but the restore is cheap insurance against a method-level bug.
         self._dirty = True
         folder = str(paths[0].parent) if paths else ""
-        return {"class_images": folder}, len(paths)
+        return {"class_images": folder, **self._remade(remade, log)}, len(paths)
 
     def _run_subject(self, job: dict, log: Any) -> tuple[dict, int]:
         from ..methods.job import SubjectJob, run_subject_job
@@ -198,13 +199,28 @@ class Worker:
         protocol = truncated_protocol(base, spec.get("prompts"))
         comps = self.components(sj.profile, spec.get("model")) if spec.get("needs_model", True) else None
         self._dirty = comps is not None or self._dirty
+        remade: list = []
         rows = run_subject_job(sj, protocol, comps, self.data_dir, self.results_dir, device=self.ctx.device,
-                               keep_artifacts=spec.get("keep_artifacts", True), progress=self.ctx.progress, log=log)
-        artifacts = {"images": str(self.results_dir / "images" / sj.label / sj.subject)}
+                               keep_artifacts=spec.get("keep_artifacts", True), progress=self.ctx.progress, log=log,
+                               keys=spec.get("keys"), remade=remade)
+        artifacts = {"images": str(self.results_dir / "images" / sj.label / sj.subject), **self._remade(remade, log)}
         art = self.results_dir / "artifacts" / sj.label / sj.subject
         if art.is_dir():
             artifacts["artifact"] = str(art)
         return artifacts, len(rows)
+
+    def _remade(self, remade: list, log: Any) -> dict:
+        """``{"remade": ["<path in the results folder>: <why>", ...]}`` for the outputs a job found broken,
+        missing or made from other inputs and made again (the driver prints them); empty when none."""
+        lines = []
+        for path, why in remade:
+            try:
+                where = Path(path).relative_to(self.results_dir).as_posix()
+            except ValueError:
+                where = str(path)
+            lines.append(f"{where}: {why}")
+            log(f"remade {where}: {why}")
+        return {"remade": lines} if lines else {}
 
     def _run_score(self, job: dict, log: Any) -> tuple[dict, int]:
         """Score one (label, subject) manifest part into ``scores/parts/<label>/<subject>``; backbones are

@@ -150,6 +150,10 @@ class Method(ABC):
     #: A built-in's behaviour revision: bump it when a change makes other images or artifacts, so its jobs
     #: re-run (:mod:`dreambench.methods.identity`). Plug-ins are identified by their code digest instead.
     revision: ClassVar[int] = 1
+    #: Whether the method reads the subject's photos (``SubjectData.images``): their names and bytes are
+    #: then part of its jobs' ids, so a changed photo re-runs them. True unless a method says otherwise
+    #: (``pretrained`` does): one that may read them must not reuse outputs made from other photos.
+    uses_photos: ClassVar[bool] = True
 
     #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
     #: methods that do not train or do not report.

@@ -21,6 +21,12 @@ Ablations handled here (recorded in method.json, the manifest rows and job.json)
   class nouns of the protocol with ``random.Random(f"{seed}:{subject}")``);
 - number of input images: ``num_inputs`` photos drawn with ``random.Random(f"{seed}:{subject}:inputs")``
   (clamped to the photos available), sorted by name.
+
+Reuse: a planned job carries the keys of its inputs (:func:`dreambench.engine.plan.reuse_keys`). The
+artifact is loaded only when ``artifact.json`` records the ``train`` key as its ``inputs_key``, and the
+images on disk are kept only when ``job.json`` records the ``images`` key; otherwise they were made from
+other photos, class images, weights or config and are deleted and made again. An image that is not a
+complete PNG (:func:`dreambench.verify.png_problem`) is made again with its batch.
 """
 
 from __future__ import annotations
@@ -38,7 +44,8 @@ from typing import Any
 from ..errors import DataError, DreambenchError
 from ..io import save_image_atomic, write_text_atomic, writes_under
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
-from ..schema import METHOD_INFO, image_relpath
+from ..schema import MANIFEST, METHOD_INFO, image_relpath
+from ..verify import artifact_problem, manifest_paths, png_problem
 from .base import GenerationRequest, Method, SubjectData, get_method
 from .identity import identity_text, method_identity, same_identity
 from .photos import keep as keep_photo
@@ -183,12 +190,29 @@ def artifact_dir(results_dir: str | Path, label: str, subject: str) -> Path:
     return Path(results_dir) / "artifacts" / label / subject
 
 
-def has_artifact(results_dir: str | Path, label: str, subject: str) -> bool:
-    """Whether a complete artifact (``artifact.json`` and the file it names) is on disk."""
-    info = artifact_dir(results_dir, label, subject) / ARTIFACT_INFO
-    if not info.is_file():
-        return False
-    return (info.parent / json.loads(info.read_text()).get("file", "\0")).is_file()
+def stored_artifact_problem(results_dir: str | Path, label: str, subject: str, key: str | None = None
+                            ) -> tuple[Path, str] | None:
+    """None when a usable artifact is on disk: ``artifact.json`` naming a complete file
+    (:func:`dreambench.verify.artifact_problem`) and, when ``key`` is given, recording it as its
+    ``inputs_key``; else (the file at fault, why): ``missing`` when there is no ``artifact.json``."""
+    info_path = artifact_dir(results_dir, label, subject) / ARTIFACT_INFO
+    if not info_path.is_file():
+        return info_path, "missing"
+    try:
+        info = json.loads(info_path.read_text())
+        path = info_path.parent / str(info["file"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return info_path, "unreadable"
+    if key is not None and info.get("inputs_key") != key:
+        return info_path.parent, "trained from other inputs"
+    problem = artifact_problem(path)
+    return None if problem is None else (path, problem)
+
+
+def has_artifact(results_dir: str | Path, label: str, subject: str, key: str | None = None) -> bool:
+    """Whether a complete artifact (``artifact.json`` and the whole file it names; made under ``key``
+    when given) is on disk."""
+    return stored_artifact_problem(results_dir, label, subject, key) is None
 
 
 def _weights_label(method_cls: type[Method], job: SubjectJob, components: Any) -> str:
@@ -297,19 +321,23 @@ def build_job_config(job: SubjectJob, method_cls: type[Method]) -> tuple[Any, st
 
 
 def train_or_load(method: Method, data: SubjectData, job: SubjectJob, components: Any, results_dir: Path,
-                  progress: bool = True, log: Callable[[str], None] = lambda m: None) -> dict:
-    """Load the job's artifact when complete on disk, else train (preparing shared class images first).
+                  progress: bool = True, log: Callable[[str], None] = lambda m: None, key: str | None = None) -> dict:
+    """Load the job's artifact when complete on disk (and made under ``key``, when given), else delete
+    what is there and train (preparing shared class images first).
 
-    Returns the artifact record (``artifact.json``: file, training stats, class-images key)."""
+    Returns the artifact record (``artifact.json``: file, training stats, class-images key, and the
+    ``inputs_key`` it was trained under)."""
     adir = artifact_dir(results_dir, job.label, job.subject)
     info_path = adir / ARTIFACT_INFO
-    if info_path.is_file():
+    problem = stored_artifact_problem(results_dir, job.label, job.subject, key)
+    if problem is None:
         info = json.loads(info_path.read_text())
-        path = adir / info["file"]
-        if path.is_file():
-            log(f"{job.label}/{job.subject}: loading artifact {path}")
-            method.load_artifact(path)
-            return info
+        log(f"{job.label}/{job.subject}: loading artifact {adir / info['file']}")
+        method.load_artifact(adir / info["file"])
+        return info
+    if adir.exists():  # never load or mix with an artifact of other inputs, or a broken one
+        log(f"{job.label}/{job.subject}: artifact not reused ({problem[0]}: {problem[1]}); training again")
+        shutil.rmtree(adir)
     cfg = method.config
     info: dict = {"class_images_key": None}
     if getattr(cfg, "with_prior_preservation", False) and data.class_noun and getattr(cfg, "num_class_images", 0):
@@ -328,6 +356,8 @@ def train_or_load(method: Method, data: SubjectData, job: SubjectJob, components
     info.update({"file": Path(path).relative_to(adir).as_posix(), "train_seconds": round(time.perf_counter() - t, 3),
                  "stats": stats.summary() if stats is not None else None,
                  "inputs": [p.name for p in data.images], "class_noun": data.class_noun})
+    if key is not None:
+        info["inputs_key"] = key
     write_text_atomic(info_path, json.dumps(info, indent=1))
     return info
 
@@ -361,15 +391,53 @@ def train_subject(job: SubjectJob, protocol: Protocol, components: Any, data_dir
     return {**info, "path": str(artifact_dir(results_dir, job.label, job.subject) / info["file"])}
 
 
+def _drop_stale_images(subject_dir: Path, key: str, log: Callable[[str], None]) -> bool:
+    """Delete ``subject_dir`` when it holds files but its ``job.json`` does not record ``key`` as the
+    ``inputs_key`` they were made under (other inputs, or an older release that recorded none); True
+    when it did."""
+    if not subject_dir.is_dir() or not any(subject_dir.iterdir()):
+        return False
+    try:
+        recorded = json.loads((subject_dir / JOB_INFO).read_text()).get("inputs_key")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    if recorded == key:
+        return False
+    log(f"{subject_dir}: images made from other inputs (key {recorded}, now {key}); making them again")
+    shutil.rmtree(subject_dir)
+    return True
+
+
+def _broken_images(plan: list, images_dir: Path, subject_dir: Path) -> tuple[set[str], list[tuple[Path, str]]]:
+    """(manifest paths of the plan's images that are not complete PNGs, those to report as remade:
+    every broken file, and a missing one only when an earlier finished job listed it in its manifest)."""
+    listed = set(manifest_paths(subject_dir / MANIFEST) or [])
+    bad, remade = set(), []
+    for _, row in plan:
+        problem = png_problem(images_dir / row["path"])
+        if problem is None:
+            continue
+        bad.add(row["path"])
+        if problem != "missing" or row["path"] in listed:
+            remade.append((images_dir / row["path"], problem))
+    return bad, remade
+
+
 @writes_under("results_dir")
 def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_dir: Path, results_dir: Path,
                     device: str = "cpu", keep_artifacts: bool = True, progress: bool = True,
-                    log: Callable[[str], None] | None = None, *, train_missing: bool = True) -> list[dict]:
+                    log: Callable[[str], None] | None = None, *, train_missing: bool = True,
+                    keys: dict[str, str] | None = None, remade: list[tuple[Path, str]] | None = None) -> list[dict]:
     """Run one subject job (see the module docstring) and return its manifest rows.
 
     Images already on disk are kept, batch by batch (:func:`sample_batches`: a batch with any image
-    missing is made again whole, so a resumed job gives the same pixels); a complete artifact in ``<results>/artifacts/<label>/<subject>/``
-    is loaded instead of training. ``keep_artifacts=False`` deletes the artifact after generation.
+    missing or not a complete PNG is made again whole, so a resumed job gives the same pixels); a
+    complete artifact in ``<results>/artifacts/<label>/<subject>/`` is loaded instead of training.
+    ``keys`` (a planned job's :func:`dreambench.engine.plan.reuse_keys`): images and artifact on disk are
+    reused only when made under them, and a kept artifact that is missing or broken is trained again.
+    ``remade`` (when given) receives ``(path, why)`` for each output on disk that was broken, missing or
+    made from other inputs and is now made again.
+    ``keep_artifacts=False`` deletes the artifact after generation.
     ``train_missing=False`` (``dreambench generate``) raises instead of training when the artifact is
     missing. ``components`` must hold pristine weights (the method may modify them; the caller restores
     them)."""
@@ -403,15 +471,31 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
              "method_identity": identity_text(info["method_identity"])}
     plan = _plan(job, protocol, data, identifier, extra)
     batches = sample_batches(plan, int(getattr(config, "sample_batch_size", 16)))
-    # A batch with any image missing is made again whole: its images then come from the same batch as in
-    # an uninterrupted run (same composition, same pixels); siblings on disk are rewritten identically.
-    todo_batches = [b for b in batches if any(not (images_dir / row["path"]).is_file() for _, row in b)]
-    todo = [item for b in todo_batches for item in b]
     subject_dir = images_dir / job.label / data.subject.name
+    remade = remade if remade is not None else []
+    if keys is not None and _drop_stale_images(subject_dir, keys["images"], log):
+        remade.append((subject_dir, "made from other inputs"))
+    # A batch with any image missing or broken is made again whole: its images then come from the same
+    # batch as in an uninterrupted run (same composition, same pixels); siblings are rewritten identically.
+    bad, broken = _broken_images(plan, images_dir, subject_dir)
+    remade.extend(broken)
+    todo_batches = [b for b in batches if any(row["path"] in bad for _, row in b)]
+    todo = [item for b in todo_batches for item in b]
+    train_key = (keys or {}).get("train")
+    # A kept artifact is an output too: one missing, broken or of other inputs is trained again.
+    stale_artifact = None
+    if method_cls.trains and keep_artifacts and train_missing and keys is not None:
+        stale_artifact = stored_artifact_problem(results_dir, job.label, job.subject, train_key)
+        if stale_artifact is not None and (stale_artifact[1] != "missing" or not todo):
+            remade.append(stale_artifact)
     job_info: dict[str, Any] = {"subject": data.subject.name, "inputs": [p.name for p in data.images],
                                 "class_noun": data.class_noun, "identifier_in_prompts": identifier,
                                 "n_images": len(plan)}
-    if todo:
+    if keys is not None:
+        job_info["inputs_key"] = keys["images"]
+    if todo or stale_artifact:
+        if keys is not None:  # first: images written from here on are known to be made under this key
+            write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
         t_gen = 0.0
         try:
             if method_cls.trains:
@@ -419,7 +503,8 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
                     raise DreambenchError(
                         f"no trained artifact for {job.label}/{job.subject} in "
                         f"{artifact_dir(results_dir, job.label, job.subject)}; run `dreambench train` first")
-                job_info["artifact"] = train_or_load(method, data, job, components, results_dir, progress, log)
+                job_info["artifact"] = train_or_load(method, data, job, components, results_dir, progress, log,
+                                                     key=train_key)
             bar = None
             if progress:
                 from tqdm import tqdm
@@ -469,6 +554,7 @@ __all__ = [
     "prepare_subject_data",
     "run_subject_job",
     "sample_batches",
+    "stored_artifact_problem",
     "train_or_load",
     "train_subject",
     "wrong_class_noun",

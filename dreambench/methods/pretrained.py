@@ -19,6 +19,7 @@ class Pretrained(Method):
     description = "the unmodified model prompted with the class noun (identifier removed); no training"
     Config = SamplingConfig
     trains = False
+    uses_photos = False  # the class noun alone: a changed photo changes nothing it makes
 
     def prompt_identifier(self, identifier: str) -> str:
         return ""

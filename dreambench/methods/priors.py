@@ -10,7 +10,8 @@ shared by every subject of that class and every method that needs them, in
 Image ``i`` depends only on its own seed, never on ``count``: a cache holding 1000 images serves a
 request for 200 (the first 200), and a request for more generates only the missing ones. That is why
 ``count`` is not part of the key. Every PNG is written atomically, so an interrupted run resumes where it
-stopped. Must be called with pristine (not fine-tuned) weights.
+stopped; an image that is not a complete PNG (:func:`dreambench.verify.png_problem`) is made again from its
+seed. Must be called with pristine (not fine-tuned) weights.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..io import save_image_atomic, write_text_atomic
+from ..verify import png_problem
 
 if TYPE_CHECKING:  # the plan imports this module; torch and the sampler load only when images are made
     import torch
@@ -49,6 +51,14 @@ def class_images_key(components: Any, prompt: str, seed: int, sample_steps: int,
     return f"{slug}-{digest}"
 
 
+def _done_count(done: Path) -> int:
+    """How many images ``done.json`` says were made (0 when absent or unreadable)."""
+    try:
+        return int(json.loads(done.read_text()).get("count", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
 def class_image_seed(seed: int, index: int) -> int:
     return int(seed) * SEED_STRIDE + int(index)
 
@@ -56,11 +66,14 @@ def class_image_seed(seed: int, index: int) -> int:
 def ensure_class_images(components: Any, class_noun: str, count: int, seed: int, cache_root: str | Path,
                         device: torch.device | str = "cpu", sample_steps: int | None = None,
                         batch_size: int = 16, progress: bool = True, prompt: str | None = None,
-                        sampler: str = "ddim", guidance_scale: float = 7.5) -> list[Path]:
-    """Paths of ``count`` class images for ``class_noun``, generating only those not yet cached.
+                        sampler: str = "ddim", guidance_scale: float = 7.5,
+                        remade: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Paths of ``count`` class images for ``class_noun``, generating only those not yet cached (or
+    cached but not complete PNGs).
 
     ``prompt`` defaults to "a [class noun]"; ``sample_steps`` to 50. Returns the first ``count`` images
-    of the key's folder, in index order."""
+    of the key's folder, in index order. ``remade`` (when given) receives ``(path, why)`` for each image
+    that was made before (broken, or missing below ``done.json``'s count) and is made again."""
     if count <= 0:
         return []
     steps = int(sample_steps or DEFAULT_CLASS_STEPS)
@@ -68,7 +81,11 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
     key = class_images_key(components, prompt, seed, steps, sampler, guidance_scale)
     folder = Path(cache_root) / key
     paths = [folder / f"{i:05d}.png" for i in range(count)]
-    missing = [i for i, p in enumerate(paths) if not p.is_file()]
+    problems = {i: png_problem(p) for i, p in enumerate(paths)}
+    missing = [i for i, why in problems.items() if why is not None]
+    made = _done_count(folder / DONE)
+    if remade is not None:
+        remade.extend((paths[i], problems[i]) for i in missing if problems[i] != "missing" or i < made)
     if missing:
         from .sampling import SamplingConfig, sample_images
 
@@ -91,8 +108,7 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
             bar.close()
     done = folder / DONE
     have = sum(1 for _ in folder.glob("[0-9]*.png"))
-    previous = json.loads(done.read_text()).get("count", 0) if done.is_file() else 0
-    if missing or previous < count:
+    if missing or made < count:
         write_text_atomic(done, json.dumps({
             "prompt": prompt, "class_noun": class_noun, "seed": seed, "count": max(have, count),
             "source": str(components.source), "pretrained_weights": bool(components.pretrained_weights),
