@@ -140,29 +140,59 @@ def test_ray_backend_gives_the_same_numbers(local_run, tmp_path, dataset_dir):
     pd.testing.assert_frame_equal(_numbers(results)[NUMBERS], _numbers(local_run)[NUMBERS])
 
 
+FAILING_PLUGIN = '''
+from dreambench.errors import DataError
+from dreambench.methods import real
+
+
+class FailsOnBackpack(real.RealImages):
+    """The real photos, except for backpack, whose job fails with bad data (deterministic)."""
+
+    name = "fails-on-backpack"
+
+    def generate(self, data, requests):
+        if data.subject.name == "backpack":
+            raise DataError("backpack: this method cannot handle backpacks")
+        return super().generate(data, requests)
+'''
+
+
+def _failing_plugin(site: Path) -> Path:
+    """A plug-in installed by hand into ``site``: a module and a dist-info with its entry point."""
+    site.mkdir()
+    (site / "fails_on_backpack.py").write_text(FAILING_PLUGIN)
+    info = site / "fails_on_backpack-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fails-on-backpack\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[dreambench.methods]\nfails-on-backpack = fails_on_backpack:FailsOnBackpack\n")
+    (info / "top_level.txt").write_text("fails_on_backpack\n")
+    return site
+
+
 def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
-    # dog as a symlink, backpack with a broken photo: backpack's job fails on it; real needs no model.
+    # A method whose backpack job fails on bad data (the driver refuses bad photos before any job, so the
+    # failure comes from the method); it needs no model.
     data = tmp_path / "data"
     data.mkdir()
-    (data / "dog").symlink_to(dataset_dir / "dog")
-    (data / "backpack").mkdir()
-    (data / "backpack" / "00.jpg").write_bytes(b"not a jpeg")
-    args = ["--results", str(tmp_path / "r"), "run", "--method", "real", "--profile", "tiny", "--subjects",
-            "dog,backpack", "--prompts", "1", "--images-per-prompt", "1", "--retries", "1"]
+    for subject in ("dog", "backpack"):
+        (data / subject).symlink_to(dataset_dir / subject)
+    env = {**_env(dataset_dir), "PYTHONPATH": os.pathsep.join([str(realrun.REPO), str(_failing_plugin(tmp_path / "site"))])}
+    args = ["--results", str(tmp_path / "r"), "run", "--method", "fails-on-backpack", "--profile", "tiny",
+            "--subjects", "dog,backpack", "--prompts", "1", "--images-per-prompt", "1", "--retries", "1"]
     cmd = [sys.executable, "-c", "from dreambench.cli import main; main()", *args]
     # A subject folder missing altogether is found before anything runs: exit 2, nothing written.
     (data / "gone").mkdir()
-    proc = subprocess.run([*cmd, "--data", str(data / "gone")], env=_env(dataset_dir), capture_output=True,
+    proc = subprocess.run([*cmd, "--data", str(data / "gone")], env=env, capture_output=True,
                           text=True, timeout=300, check=False)
     assert proc.returncode == 2 and "subject folder not found" in proc.stderr, proc.stderr[-2000:]
     assert not (tmp_path / "r" / "state.sqlite").exists()
-    proc = subprocess.run([*cmd, "--data", str(data)], env=_env(dataset_dir), capture_output=True, text=True,
+    proc = subprocess.run([*cmd, "--data", str(data)], env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert proc.returncode == 1, proc.stderr[-2000:]
     jobs = {(j["kind"], j["subject"]): j for j in realrun.job_rows(tmp_path / "r").values()}
     bad = jobs[("subject", "backpack")]
     # Bad data fails the same way every time: not retried although --retries 1 allows one more attempt.
-    assert bad["status"] == "failed" and bad["attempts"] == 1 and "00.jpg" in bad["error"]
+    assert bad["status"] == "failed" and bad["attempts"] == 1 and "cannot handle backpacks" in bad["error"]
     assert jobs[("subject", "dog")]["status"] == "done"
     # Scoring is per subject: backpack's score job cannot run, dog's is done, and the merge still writes
     # the scores and tables of dog, naming backpack as missing.
@@ -171,9 +201,11 @@ def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
     scores = tmp_path / "r" / "scores"
     assert set(pd.read_csv(scores / "per_image.csv")["subject"]) == {"dog"}
     missing = pd.read_csv(scores / "missing.csv")
-    assert missing[["method", "subject"]].values.tolist() == [["real", "backpack"]]
+    assert missing[["method", "subject"]].values.tolist() == [["fails-on-backpack", "backpack"]]
     if _tables_module():
         assert jobs[("tables", "")]["status"] == "done"
         assert "backpack" in (tmp_path / "r" / "tables" / "README.md").read_text()
     assert bad["id"] in proc.stderr and "failed" in proc.stderr
+    # The run names the planned subject that has no scores, with the cause (issue 20.3).
+    assert "error: fails-on-backpack/backpack: no scores" in proc.stderr, proc.stderr[-2000:]
     assert "DataError" in (tmp_path / "r" / "logs" / f"{bad['id']}.log").read_text()
