@@ -140,7 +140,14 @@ def test_changed_label_config_clears_its_folders(tmp_path):
     stale = tmp_path / "images" / "m" / "dog" / "00_0.png"
     stale.write_text("old")
     new = Plan(RunSpec([]), [Job("s1b", "subject", "m", "dog", {"label_key": "k2"})])
-    run_plan(new, _opts(tmp_path), ScriptedBackend())
+    from dreambench.errors import DreambenchError
+
+    with pytest.raises(DreambenchError, match="--replace m"):  # replacing is explicit (issue 19.2)
+        run_plan(new, _opts(tmp_path), ScriptedBackend())
+    assert stale.read_text() == "old"
+    opts = _opts(tmp_path)
+    opts.replace = ("m",)
+    run_plan(new, opts, ScriptedBackend())
     assert not stale.exists()
     assert not (tmp_path / ".superseded").exists()  # moved aside, deleted once the label's new job was done
     with StateDB(tmp_path / "state.sqlite") as db:

@@ -313,8 +313,9 @@ def test_bad_inputs_are_reported_skipped_and_resumable(tmp_path):
     subjects = tmp_path / "subjects"
     for name in ("toy", "broken"):
         (subjects / name).mkdir(parents=True)
-        picture(rng).save(subjects / name / "00.png")
-        picture(rng).save(subjects / name / "01.png")
+        # Real photos as large as the photo checks ask (short side >= 256 px): only the named inputs are bad.
+        picture(rng, (320, 256)).save(subjects / name / "00.png")
+        picture(rng, (320, 256)).save(subjects / name / "01.png")
     (subjects / "broken" / "02.jpg").write_bytes(b"not a jpeg")
     images = make_images(tmp_path / "images", ["m"], ["toy", "ghost", "broken"], n_prompts=2, per_prompt=3, n_class=0)
     (images / "m/toy/00_0.png").write_bytes(b"\x89PNG truncated")

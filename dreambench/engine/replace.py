@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DreambenchError
+from ..io import confined
 from .plan import Plan
 from .state import STATE_FILE, StateDB
 
@@ -56,7 +57,7 @@ def planned_settings(plan: Plan) -> dict[str, tuple[str, dict | None]]:
 def find_replacements(plan: Plan, results_dir: str | Path) -> list[Replacement]:
     """The labels of ``plan`` that the folder's state records with another label key, read-only."""
     results = Path(results_dir)
-    state = results / STATE_FILE
+    state = confined(results, results / STATE_FILE)  # a state.sqlite symlinked out of the folder is refused
     if not state.is_file():
         return []
     out = []
