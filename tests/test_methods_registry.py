@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
