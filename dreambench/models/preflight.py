@@ -85,7 +85,7 @@ def _dtype(module: torch.nn.Module) -> str:
 
 def check_sd(profile, model: str | None, device: torch.device) -> list[Check]:
     """Rows for the UNet, VAE and text encoder (loaded with :func:`load_sd`, one forward pass each)."""
-    from .sd import load_sd  # here, as the other model builders below: they import torch
+    from .sd import load_sd  # here: sd imports torch
 
     rows = [Check("sd unet"), Check("sd vae"), Check("sd text encoder")]
     state: dict = {}
@@ -131,7 +131,7 @@ def check_sd(profile, model: str | None, device: torch.device) -> list[Check]:
 
 def check_backbones(profile, metric_profile: str, weights: dict, device: torch.device) -> list[Check]:
     """Rows for DINO, CLIP, the LPIPS trunk and its linear layers (one forward pass each)."""
-    from .backbones import build_clip, build_dino
+    from .backbones import build_clip, build_dino  # here: backbones imports torch
 
     mp = get_metric_profile(metric_profile)
     x = torch.zeros(1, 3, 224, 224, device=device)
@@ -167,7 +167,7 @@ def _fill(c: Check, bb, from_file: bool, profile) -> None:
 
 def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
     """The LPIPS trunk (file, torch hub cache or random-init) and the linear layers the package ships."""
-    from ..metrics.embed import build_lpips, trunk_is_pretrained
+    from ..metrics.embed import build_lpips, trunk_is_pretrained  # here: embed imports torch
 
     trunk, lin = Check(f"lpips trunk {mp.div.net}"), Check(f"lpips linear {mp.div.net}")
     state: dict = {}
