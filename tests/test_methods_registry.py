@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from PIL import Image
 
 from dreambench.cli import main
 from dreambench.errors import DreambenchError, UnknownNameError
-from dreambench.methods import base
+from dreambench.methods import base, registry
 from dreambench.methods.base import Method, MethodConfig, get_method, list_methods
 from dreambench.methods.recipes import get_recipe, resolve_config
 
@@ -45,10 +46,9 @@ class _FakeEntryPoint:
 
 
 def test_entry_point_plugin_is_listed(monkeypatch):
-    list_methods()  # built-ins register into the real registry before it is swapped for a copy
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
-    monkeypatch.setattr(base, "_ENTRY_POINTS_LOADED", False)
-    monkeypatch.setattr(base.metadata, "entry_points",
+    list_methods()  # entry points load into the real registry before it is swapped for a copy
+    monkeypatch.setattr(registry, "METHODS", registry.METHODS.copy())  # a copy loads its entry points again
+    monkeypatch.setattr(metadata, "entry_points",
                         lambda group=None: [_FakeEntryPoint()] if group == base.ENTRY_POINT_GROUP else [])
     assert get_method("dummy-plugin") is DummyMethod
     assert {"dreambooth", "dreambooth-lora", "textual-inversion", "real", "pretrained", "dummy-plugin"} <= set(

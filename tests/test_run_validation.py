@@ -64,10 +64,11 @@ def plugin_registered(plugin_site, monkeypatch):
     monkeypatch.syspath_prepend(str(plugin_site))
     from dreambench_example_plugin import PasteBaseline
 
-    from dreambench.methods import base
+    from dreambench.methods import registry
 
-    base.list_methods()  # load the built-ins and entry points first
-    monkeypatch.setitem(base._REGISTRY, realrun.PLUGIN_METHOD, PasteBaseline)
+    registry.list_methods()  # load the built-ins and entry points first
+    monkeypatch.setattr(registry, "METHODS", registry.METHODS.copy())
+    registry.METHODS.register(realrun.PLUGIN_METHOD, PasteBaseline, replace=True)
 
 
 def test_every_invalid_option_exits_2_and_touches_nothing(tiny_results, tmp_path, dataset_dir, plugin_registered):

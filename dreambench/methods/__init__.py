@@ -1,14 +1,7 @@
-"""Personalization methods behind one interface (see :mod:`dreambench.methods.base`)."""
+"""Personalization methods behind one interface (:mod:`.interface`), named in one registry (:mod:`.registry`)."""
 
-from .base import (
-           GenerationRequest,
-           Method,
-           MethodConfig,
-           SubjectData,
-           get_method,
-           list_methods,
-           register_method,
-)
+from .interface import GenerationRequest, Method, MethodConfig, SubjectData
+from .registry import get_method, list_methods, register_method
 
 __all__ = ["GenerationRequest", "Method", "MethodConfig", "SubjectData", "get_method", "list_methods",
            "register_method"]

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 
 from ..images import load_rgb
 from ..lazy import LazyModule, lazy_exports
-from .base import GenerationRequest, Method, MethodConfig, SubjectData, field, register_method
 from .configs import SamplingConfig, TrainConfig
+from .interface import GenerationRequest, Method, MethodConfig, SubjectData, field
 from .priors import class_prompt, ensure_class_images
+from .registry import register_method
 
 # The helpers that need torch load on first use (PEP 562), so a plug-in importing only the light names
 # keeps planning and the light commands torch-free (docs/methods.md).

@@ -1,292 +1,33 @@
-"""The one interface every personalization method implements, and the method registry.
+"""The method interface and registry under their old import path (``dreambench.methods.base``).
 
-A method takes a subject (its instance images, class noun, identifier), SD parts from a model profile
-and a config, and produces (a) a trained artifact (safetensors, or nothing for training-free methods)
-and (b) images for (prompt, seed) requests. It knows nothing of jobs, GPUs, SQLite or tables.
-
-Configs are dataclasses: every field has a default, a type and ``metadata={"help": ...}``; the config
-is recorded with results. Third-party methods register through the ``dreambench.methods`` entry-point
-group (``name = "package.module:MethodClass"``) and then appear in ``dreambench methods list``.
+The interface lives in :mod:`.interface`, the registry in :mod:`.registry`; this module re-exports both so
+that code and plug-ins importing ``dreambench.methods.base`` keep working. New code imports from those.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import warnings
-from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
-
-from ..errors import ConfigError, DreambenchError, UnknownNameError
-from ..protocol import Subject
-
-if TYPE_CHECKING:  # training imports this module; at run time the annotation stays a string
-    import torch
-
-    from .training import TrainStats
-
-ENTRY_POINT_GROUP = "dreambench.methods"
-
-
-@dataclass
-class SubjectData:
-    """What a method is given about one subject.
-
-    Attributes:
-        subject: the protocol subject (name, true class noun, kind).
-        images: the instance images used for training (after the number-of-inputs ablation).
-        identifier: the rare-token identifier, e.g. ``"sks"``.
-        class_noun: the class noun used in prompts (equals ``subject.class_noun`` except in the
-            class-noun ablation, where it may be empty or a wrong class).
-        class_images: prior-preservation class images (see :mod:`dreambench.methods.priors`); empty when
-            the caller did not prepare them (a method needing them then makes its own).
-    """
-
-    subject: Subject
-    images: list[Path]
-    identifier: str = "sks"
-    class_noun: str | None = None
-    class_images: list[Path] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        if self.class_noun is None:
-            self.class_noun = self.subject.class_noun
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """One image to make: the prompt as given to the model, its protocol index, and its seed."""
-
-    prompt: str
-    prompt_index: int
-    seed: int
-
-
-@dataclass
-class MethodConfig:
-    """Base of every method config. Subclasses add fields with ``metadata={"help": ...}`` and may declare
-    range rules there (``min``, ``gt``, ``max``, ``lt``, ``choices``: :mod:`dreambench.methods.config_rules`)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def validate(self) -> None:
-        """Raise :class:`dreambench.errors.ConfigError` for a value of the wrong type or out of its declared
-        range. Override (calling ``super().validate()``) for rules across fields."""
-        from .config_rules import check_fields
-
-        check_fields(self)
-
-
-def config_fields(config_cls: type) -> list[dict[str, Any]]:
-    """Name, type, default and help of each config field (for ``dreambench methods list``)."""
-    out = []
-    for f in dataclasses.fields(config_cls):
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
-        )
-        out.append({"name": f.name, "type": getattr(f.type, "__name__", str(f.type)), "default": default,
-                    "help": f.metadata.get("help", "")})
-    return out
-
-
-def make_config(config_cls: type, overrides: dict[str, Any] | None = None) -> Any:
-    """A config instance from string or typed overrides, with clear errors for unknown fields/values."""
-    overrides = dict(overrides or {})
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise UnknownNameError(f"option for {config_cls.__name__}", unknown[0], fields)
-    typed: dict[str, Any] = {}
-    for k, v in overrides.items():
-        typed[k] = _coerce(v, fields[k], config_cls)
-    config = config_cls(**typed)
-    if hasattr(config, "validate"):
-        config.validate()
-    return config
-
-
-def _coerce(value: Any, f: dataclasses.Field, config_cls: type) -> Any:
-    from .config_rules import allowed
-
-    if not isinstance(value, str):
-        return value
-    default = f.default if f.default is not dataclasses.MISSING else None
-    kind = type(default) if default is not None else str
-    try:
-        if kind is bool:
-            if value.lower() in ("1", "true", "yes", "on"):
-                return True
-            if value.lower() in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(value)
-        return kind(value)
-    except ValueError:
-        raise ConfigError(f"{f.name}={value!r}: must be {allowed(f)}", field=f.name) from None
-
-
-class Method(ABC):
-    """A personalization method. Subclasses set ``name``, ``description`` and ``Config``.
-
-    Lifecycle, as the engine drives it for one subject::
-
-        m = MethodCls(config, components, device)   # components: SD parts, pristine weights
-        artifact = m.train(data, workdir)            # no-op returning None when trains is False
-        images = m.generate(data, requests)          # list of PIL images, one per request, in order
-
-    ``load_artifact(path)`` restores a trained state saved by ``train`` (so generation can resume after a
-    crash without retraining). Methods may modify ``components`` in place; the engine restores pristine
-    weights between subjects.
-    """
-
-    name: ClassVar[str]
-    description: ClassVar[str] = ""
-    Config: ClassVar[type] = MethodConfig
-    trains: ClassVar[bool] = True
-    #: Whether the method needs SD parts at all (``real`` does not).
-    needs_model: ClassVar[bool] = True
-    #: A built-in's behaviour revision: bump it when a change makes other images or artifacts, so its jobs
-    #: re-run (:mod:`dreambench.methods.identity`). Plug-ins are identified by their code digest instead.
-    revision: ClassVar[int] = 1
-    #: Whether the method reads the subject's photos (``SubjectData.images``): their names and bytes are
-    #: then part of its jobs' ids, so a changed photo re-runs them. True unless a method says otherwise
-    #: (``pretrained`` does): one that may read them must not reuse outputs made from other photos.
-    uses_photos: ClassVar[bool] = True
-
-    #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
-    #: methods that do not train or do not report.
-    stats: TrainStats | None = None
-    #: Show progress bars (set by the job runner).
-    progress: bool = True
-
-    def __init__(self, config: Any, components: Any, device: torch.device | str = "cpu"):
-        self.config = config
-        self.components = components
-        import torch  # here, not at the top: the registry and configs are read by light commands
-
-        self.device = torch.device(device)
-
-    @abstractmethod
-    def train(self, data: SubjectData, workdir: Path) -> Path | None:
-        """Fit to the subject; save the artifact (safetensors) under ``workdir`` and return its path."""
-
-    def load_artifact(self, path: Path) -> None:
-        """Restore the state saved by :meth:`train` (default: nothing to restore)."""
-
-    def prompt_identifier(self, identifier: str) -> str:
-        """The text that replaces ``{V}`` in prompts given to this method (default: the identifier;
-        textual inversion: its placeholder token; the pretrained baseline: nothing)."""
-        return identifier
-
-    def close(self) -> None:
-        """Undo structural changes made to ``components`` (added adapters, tokens); weights are the
-        caller's to restore. Default: nothing to undo."""
-
-    @abstractmethod
-    def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
-        """One PIL image per request, in order; the same seed gives the same image on the same device."""
-
-
-_REGISTRY: dict[str, type[Method]] = {}
-#: Method name -> the distribution that provides it ("dreambench" for the built-ins).
-_PROVIDERS: dict[str, str] = {}
-#: Plug-in method name -> (distribution name, version); built-ins are absent.
-_DISTRIBUTIONS: dict[str, tuple[str, str]] = {}
-_ENTRY_POINTS_LOADED = False
-BUILTIN_PROVIDER = "dreambench"
-
-
-class PluginWarning(UserWarning):
-    """A method plug-in could not be imported (or was shadowed); the other methods keep working."""
-
-
-def register_method(cls: type[Method]) -> type[Method]:
-    """Class decorator adding a method to the registry under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
-    _PROVIDERS.setdefault(cls.name, BUILTIN_PROVIDER)
-    return cls
-
-
-def _dist_of(ep: metadata.EntryPoint) -> str:
-    dist = getattr(ep, "dist", None)
-    return f"{dist.name} {dist.version}" if dist is not None else "unknown package"
-
-
-def _load_plugin(ep: metadata.EntryPoint) -> None:
-    """Register one entry point; an import failure is a warning naming it, a wrong name an error."""
-    where = f"{ep.name!r} ({ep.value}, package {_dist_of(ep)})"
-    try:
-        cls = ep.load()
-    except Exception as e:  # noqa: BLE001  (a broken plug-in, whatever it raises, must not take the suite down)
-        warnings.warn(f"method plug-in {where} failed to import and is skipped: {type(e).__name__}: {e}",
-                      PluginWarning, stacklevel=3)
-        return
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise DreambenchError(f"method plug-in {where} is not a dreambench Method subclass")
-    if getattr(cls, "name", None) != ep.name:
-        # Files are named by the class's name, the CLI by the entry point's: they must be one name.
-        raise DreambenchError(
-            f"method plug-in {where}: entry-point name {ep.name!r} differs from the class name "
-            f"{getattr(cls, 'name', None)!r} of {cls.__module__}.{cls.__qualname__}; make them equal")
-    if ep.name in _REGISTRY and _REGISTRY[ep.name] is not cls:
-        warnings.warn(f"method plug-in {where} is ignored: {ep.name!r} is already provided by "
-                      f"{_PROVIDERS.get(ep.name)}", PluginWarning, stacklevel=3)
-        return
-    _REGISTRY[ep.name] = cls
-    _PROVIDERS[ep.name] = _dist_of(ep)
-    dist = getattr(ep, "dist", None)
-    # A plug-in without distribution metadata is still a plug-in: its code is digested all the same.
-    _DISTRIBUTIONS[ep.name] = (dist.name, dist.version) if dist is not None else ("unknown package", "unknown")
-
-
-_LOAD_ERROR: DreambenchError | None = None
-
-
-def _load_entry_points() -> None:
-    global _ENTRY_POINTS_LOADED, _LOAD_ERROR
-    if _ENTRY_POINTS_LOADED:
-        if _LOAD_ERROR is not None:
-            raise _LOAD_ERROR
-        return
-    _ENTRY_POINTS_LOADED = True
-    from . import builtin  # noqa: F401  (registers the built-in methods)
-
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            _load_plugin(ep)
-        except DreambenchError as e:
-            _LOAD_ERROR = e  # every later lookup fails the same way, not only the first
-            raise
-
-
-def method_provider(name: str) -> str:
-    """The package providing method ``name``: ``dreambench`` for built-ins, else ``<dist> <version>``."""
-    _load_entry_points()
-    return _PROVIDERS.get(name, "unknown package")
-
-
-def method_distribution(name: str) -> tuple[str, str] | None:
-    """``(distribution name, version)`` of the plug-in providing method ``name``; None for a built-in."""
-    _load_entry_points()
-    return _DISTRIBUTIONS.get(name)
-
-
-def get_method(name: str) -> type[Method]:
-    _load_entry_points()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownNameError("method", name, _REGISTRY) from None
-
-
-def list_methods() -> dict[str, type[Method]]:
-    _load_entry_points()
-    return dict(sorted(_REGISTRY.items()))
-
+from .interface import (
+    GenerationRequest,
+    Method,
+    MethodConfig,
+    SubjectData,
+    config_fields,
+    field,
+    make_config,
+)
+from .registry import (
+    BUILTIN_PROVIDER,
+    ENTRY_POINT_GROUP,
+    PluginWarning,
+    get_method,
+    list_methods,
+    method_distribution,
+    method_provider,
+    register_method,
+)
 
 __all__ = [
+    "BUILTIN_PROVIDER",
     "ENTRY_POINT_GROUP",
     "GenerationRequest",
     "Method",

@@ -8,7 +8,7 @@ A field may declare any of::
     field(default="ddim", metadata={"help": "...", "choices": ("ddim", "euler")})
 
 Every field is also checked against the type of its default (``bool``, ``int``, ``float`` accepting
-ints, ``str``). :meth:`dreambench.methods.base.MethodConfig.validate` applies these rules; a plug-in
+ints, ``str``). :meth:`dreambench.methods.interface.MethodConfig.validate` applies these rules; a plug-in
 declares its own the same way, or overrides ``validate()`` (calling ``super().validate()``) for rules
 across fields. A broken rule raises :class:`dreambench.errors.ConfigError` naming the field, the value
 and what is allowed.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .base import MethodConfig
+from .interface import MethodConfig
 
 SAMPLERS = ("ddim", "dpm++", "euler")
 

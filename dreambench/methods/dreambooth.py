@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError
 from ..lazy import LazyModule
-from .base import GenerationRequest, Method, SubjectData, register_method
 from .configs import TrainConfig
+from .interface import GenerationRequest, Method, SubjectData
 from .priors import class_prompt, ensure_class_images
+from .recipes import TINY_RECIPE, Recipe, register_recipe
 
 if TYPE_CHECKING:
     from .training import TrainStats
@@ -111,7 +112,6 @@ def train_dreambooth_objective(method: Method, data: SubjectData, workdir: Path,
         training.freeze(c.unet)
 
 
-@register_method
 class DreamBooth(Method):
     name = "dreambooth"
     description = "DreamBooth: full UNet fine-tune with rare-token identifier and prior-preservation loss"
@@ -153,3 +153,23 @@ class DreamBooth(Method):
 
     def generate(self, data: SubjectData, requests: list[GenerationRequest]) -> list:
         return sampling.sample_requests(self.components, requests, self.config, self.device)
+
+
+# Recipes (methods/recipes.py; the sources are in docs/methods.md).
+register_recipe("dreambooth", Recipe(
+    "paper", "DreamBooth paper, Stable Diffusion: lr 5e-6 constant, 1000 steps, lambda 1, batch 1 instance "
+    "+ 1 class image, text encoder frozen, ~1000 class images",
+    {"lr": 5e-6, "steps": 1000, "prior_loss_weight": 1.0, "with_prior_preservation": True, "batch_size": 1,
+     "num_class_images": 1000, "train_text_encoder": False, "lr_warmup_steps": 0},
+    "Ruiz et al., DreamBooth, CVPR 2023, sec. 4 / supp. (SD: lr 5e-6, ~1000 iterations, lambda=1, ~1000 class samples)",
+), default=True)
+register_recipe("dreambooth", Recipe(
+    "diffusers", "diffusers train_dreambooth.py README example with prior preservation: lr 5e-6, 800 steps, "
+    "200 class images, batch 1",
+    {"lr": 5e-6, "steps": 800, "prior_loss_weight": 1.0, "with_prior_preservation": True, "batch_size": 1,
+     "num_class_images": 200, "train_text_encoder": False, "lr_warmup_steps": 0},
+    "huggingface/diffusers examples/dreambooth/README.md ('Training with prior-preservation loss')",
+))
+register_recipe("dreambooth", Recipe(
+    "tiny", TINY_RECIPE, {"lr": 3e-3, "steps": 50, "num_class_images": 4, "batch_size": 1}, "dreambench tests",
+))

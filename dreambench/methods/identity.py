@@ -28,7 +28,8 @@ from typing import Any
 
 from .. import __version__
 from ..provenance import identity_text
-from .base import BUILTIN_PROVIDER, Method, method_distribution
+from .interface import Method
+from .registry import BUILTIN_PROVIDER, method_distribution
 
 #: The revision every built-in starts at; a built-in at this revision adds nothing to job ids, so results
 #: folders made before identities were recorded keep their job ids.

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from ..errors import ModelLoadError
 from ..lazy import LazyModule
-from .base import GenerationRequest, Method, SubjectData, register_method
 from .configs import TrainConfig
 from .dreambooth import train_dreambooth_objective
+from .interface import GenerationRequest, Method, SubjectData
+from .recipes import TINY_RECIPE, Recipe, register_recipe
 
 torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
 artifacts = LazyModule("dreambench.methods.artifacts")
@@ -49,7 +50,6 @@ def _lora_config(cfg: LoRAConfig):
                       target_modules=TARGET_MODULES)
 
 
-@register_method
 class DreamBoothLoRA(Method):
     name = "dreambooth-lora"
     description = "DreamBooth objective training LoRA adapters on the UNet attention projections (peft)"
@@ -109,3 +109,16 @@ class DreamBoothLoRA(Method):
         if self._added:
             self.components.unet.unload_lora()  # replaces each LoRA layer by its untouched base layer
             self._added = False
+
+
+# Recipes (methods/recipes.py; the sources are in docs/methods.md).
+register_recipe("dreambooth-lora", Recipe(
+    "diffusers", "diffusers train_dreambooth_lora.py defaults: rank 4, lr 1e-4, 500 steps; plus the DreamBooth "
+    "prior preservation (200 class images, lambda 1) so the objective matches dreambooth",
+    {"lr": 1e-4, "steps": 500, "rank": 4, "prior_loss_weight": 1.0, "with_prior_preservation": True,
+     "batch_size": 1, "num_class_images": 200, "lr_warmup_steps": 0},
+    "huggingface/diffusers examples/dreambooth/README.md (LoRA section) and train_dreambooth_lora.py --rank default",
+), default=True)
+register_recipe("dreambooth-lora", Recipe(
+    "tiny", TINY_RECIPE, {"lr": 1e-2, "steps": 50, "rank": 4, "num_class_images": 4, "batch_size": 1}, "dreambench tests",
+))

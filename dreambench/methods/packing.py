@@ -25,7 +25,9 @@ from typing import Any
 import torch
 
 from ..errors import DreambenchError
-from .base import SubjectData
+from .dreambooth import DreamBooth, instance_prompt, prior_class_images
+from .interface import SubjectData
+from .priors import class_prompt
 from .training import (
     LOSS_READ_EVERY,
     DreamBoothData,
@@ -55,9 +57,6 @@ class _Job:
     """The per-job state of the interleaved loop."""
 
     def __init__(self, components: Any, data: SubjectData, cfg: TrainConfig, device: torch.device, workdir: Path):
-        from .dreambooth import DreamBooth, instance_prompt, prior_class_images
-        from .priors import class_prompt
-
         if getattr(cfg, "train_text_encoder", False):
             raise DreambenchError("in-process packing trains the UNet only: train_text_encoder must be off")
         check_steps(cfg)

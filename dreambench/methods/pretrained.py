@@ -7,13 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..lazy import LazyModule
-from .base import GenerationRequest, Method, SubjectData, register_method
 from .configs import SamplingConfig
+from .interface import GenerationRequest, Method, SubjectData
 
 sampling = LazyModule("dreambench.methods.sampling")  # loads torch: only when generating
 
 
-@register_method
 class Pretrained(Method):
     name = "pretrained"
     description = "the unmodified model prompted with the class noun (identifier removed); no training"

@@ -87,6 +87,7 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
     if remade is not None:
         remade.extend((paths[i], problems[i]) for i in missing if problems[i] != "missing" or i < made)
     if missing:
+        # Here, not at the top: sampling imports torch, and class_prompt/class_images_key are read by planning.
         from .sampling import SamplingConfig, sample_images
 
         cfg = SamplingConfig(sampler=sampler, guidance_scale=guidance_scale, sample_batch_size=batch_size)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..images import load_rgb
-from .base import GenerationRequest, Method, MethodConfig, SubjectData, register_method
+from .interface import GenerationRequest, Method, MethodConfig, SubjectData
 
 #: Seeds of one job are ``base * SEED_BLOCK + k`` (k = image number within a prompt).
 SEED_BLOCK = 1000
@@ -31,7 +31,6 @@ def square(image, size: int):
     return ImageOps.fit(image, (size, size), method=Image.Resampling.BICUBIC)
 
 
-@register_method
 class RealImages(Method):
     name = "real"
     description = "the subject's real images (upper bound); image k of a prompt is photo k mod N"

@@ -18,8 +18,8 @@ import torch
 from PIL import Image
 
 from ..errors import DreambenchError
-from .base import GenerationRequest
 from .configs import SAMPLERS, SamplingConfig  # re-exported: their home before configs.py
+from .interface import GenerationRequest
 
 
 def auto_flag(value: str | bool, device: torch.device, name: str) -> bool:

@@ -21,10 +21,11 @@ from pathlib import Path
 
 from ..errors import DreambenchError, ModelLoadError
 from ..lazy import LazyModule
-from .base import GenerationRequest, Method, SubjectData, register_method
 from .configs import TrainConfig
 from .dreambooth import prior_class_images
+from .interface import GenerationRequest, Method, SubjectData
 from .priors import class_prompt
+from .recipes import TINY_RECIPE, Recipe, register_recipe
 
 torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
 artifacts = LazyModule("dreambench.methods.artifacts")
@@ -48,7 +49,6 @@ class TextualInversionConfig(TrainConfig):
         "help": "word(s) whose embedding initializes the new one; empty = the class noun"})
 
 
-@register_method
 class TextualInversion(Method):
     name = "textual-inversion"
     description = "Textual Inversion: learn one new token embedding; all model weights frozen"
@@ -146,3 +146,18 @@ class TextualInversion(Method):
             self._orig_rows = None
             self.token_id = None
             self.tokenizer = copy.deepcopy(self.components.tokenizer)
+
+
+# Recipes (methods/recipes.py; the sources are in docs/methods.md).
+register_recipe("textual-inversion", Recipe(
+    "diffusers", "diffusers textual_inversion.py README: 3000 steps, lr 5e-4 scaled by 4 accumulated images "
+    "(= 2e-3 at batch 4), one vector initialized from the class noun, no prior preservation",
+    {"lr": 2e-3, "steps": 3000, "batch_size": 4, "with_prior_preservation": False, "lr_warmup_steps": 0},
+    "huggingface/diffusers examples/textual_inversion/README.md (--learning_rate 5e-4 --scale_lr, "
+    "gradient_accumulation_steps 4, max_train_steps 3000); Gal et al. 2023 (one vector, 5000 steps at lr 5e-3 "
+    "x GPUs x batch on LDM)",
+), default=True)
+register_recipe("textual-inversion", Recipe(
+    "tiny", TINY_RECIPE, {"lr": 5e-2, "steps": 50, "batch_size": 1, "with_prior_preservation": False},
+    "dreambench tests",
+))

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from ..errors import DreambenchError
 from .configs import TrainConfig  # re-exported: its home before configs.py
+from .photos import square_pixels, take
 from .sampling import auto_flag, compile_module, encode_prompts
 
 
@@ -43,8 +44,6 @@ def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
     bicubic, antialiased), a float tensor (N, 3, resolution, resolution) in [-1, 1]. Photos the job's data
     check already decoded are taken from it (:func:`dreambench.methods.photos.take`), not decoded again."""
     import numpy as np
-
-    from .photos import square_pixels, take
 
     out = []
     for p in paths:

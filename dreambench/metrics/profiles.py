@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -188,7 +188,7 @@ PAIRINGS = ("all", "one")
 #: Which per-image cosine kind each aggregated metric is made of.
 METRIC_KINDS = {"dino": "dino", "pres": "dino", "clip_i": "clip_i", "clip_t": "clip_t"}
 
-_METRIC_PROFILES: dict[str, MetricProfile] = {}
+METRIC_PROFILES: Registry[MetricProfile] = Registry("metric profile")
 
 
 def register_metric_profile(profile: MetricProfile) -> MetricProfile:
@@ -197,20 +197,18 @@ def register_metric_profile(profile: MetricProfile) -> MetricProfile:
         raise ValueError(f"copy_reference must be one of {sorted(COPY_REFERENCES)}")
     if profile.pairing not in PAIRINGS:
         raise ValueError(f"pairing must be one of {PAIRINGS}")
-    _METRIC_PROFILES[profile.name] = profile
+    METRIC_PROFILES.register(profile.name, profile)
     return profile
 
 
 def get_metric_profile(name: str) -> MetricProfile:
     """The metric profile registered under ``name``; unknown names list the valid ones."""
-    try:
-        return _METRIC_PROFILES[name]
-    except KeyError:
-        raise UnknownNameError("metric profile", name, _METRIC_PROFILES) from None
+    return METRIC_PROFILES.get(name)
 
 
 def list_metric_profiles() -> list[MetricProfile]:
-    return list(_METRIC_PROFILES.values())
+    """Every metric profile, in registration order."""
+    return METRIC_PROFILES.values()
 
 
 _X100 = Scale(100.0)

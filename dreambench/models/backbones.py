@@ -19,8 +19,11 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
+from .digest import file_digest as _file_digest
+from .digest import tensor_digest
 from .hub_cache import hub_weights
 from .profiles import ModelProfile
+from .weights_formats import convert_weights, read_weights, weights_path
 
 
 @dataclass
@@ -42,8 +45,6 @@ def load_state_dict_file(path: str | Path, kind: str | None = None, flag: str = 
                          ) -> dict[str, torch.Tensor]:
     """A state dict from a weights file (see :mod:`.weights_formats`), converted to the keys of the
     ``kind`` backbone (``"dino"`` | ``"clip"``) when given; never unpickles code."""
-    from .weights_formats import convert_weights, read_weights
-
     p = Path(path).expanduser()
     raw = read_weights(p, flag)
     if kind is None:
@@ -57,14 +58,10 @@ def _no_tensors(p: Path, flag: str):
 
 def file_digest(path: str | Path) -> str:
     """sha256 of a file's bytes (first 16 hex digits), used to key caches by weights (cached per file)."""
-    from .digest import file_digest as digest
-
-    return digest(Path(path).expanduser())
+    return _file_digest(Path(path).expanduser())
 
 
 def _apply_weights(model: torch.nn.Module, path: str | Path, what: str, kind: str, flag: str) -> str:
-    from .weights_formats import convert_weights, read_weights, weights_path
-
     p = weights_path(path, flag)
     sd, layout = convert_weights(read_weights(p, flag), kind, p, flag)
     own = model.state_dict()
@@ -155,15 +152,10 @@ def build_clip(
 
 def _origin(model: torch.nn.Module, weights_file, pretrained: bool, hub_file: Path | None) -> tuple[str, str | None]:
     """(where, digest) of a backbone's weights."""
-    from .digest import file_digest as digest
-    from .digest import tensor_digest
-
     if weights_file is not None:
-        from .weights_formats import weights_path
-
-        return "file", digest(weights_path(weights_file, ""))
+        return "file", _file_digest(weights_path(weights_file, ""))
     if pretrained:
-        return "hub cache", digest(hub_file) if hub_file is not None else None
+        return "hub cache", _file_digest(hub_file) if hub_file is not None else None
     return "random-init", tensor_digest(model)
 
 
@@ -172,8 +164,6 @@ def load_lpips_trunk(net: torch.nn.Module, path: str | Path, arch: str = "alex",
     """Load a torchvision checkpoint of the LPIPS trunk (``alexnet-owt-7be5be79.pth`` for ``alex``:
     ``features.N.*`` keys; the classifier is ignored) into ``lpips``'s ``sliceK.N.*`` modules. Returns
     the file's short digest."""
-    from .weights_formats import read_weights, weights_path
-
     p = weights_path(path, flag)
     raw = {k: v for k, v in read_weights(p, flag).items() if isinstance(v, torch.Tensor)}
     own = net.state_dict()

@@ -13,6 +13,8 @@ import os
 from importlib import metadata
 from pathlib import Path
 
+from .digest import memo
+
 #: File names a backbone repository stores its weights under, in the order they are looked for.
 WEIGHT_FILES = ("model.safetensors", "open_clip_model.safetensors", "open_clip_pytorch_model.bin",
                 "pytorch_model.bin")
@@ -43,8 +45,6 @@ def _repo_of(cfg: dict) -> str:
 def pretrained_repo(library: str, arch: str, tag: str = "") -> str:
     """The hub repository of timm ``arch`` (``library="timm"``) or open_clip ``arch``/``tag``
     (``library="open_clip"``); "" when the config names none. Remembered per installed library version."""
-    from .digest import memo
-
     dist = {"timm": "timm", "open_clip": "open_clip_torch"}[library]
     return memo(f"hub-repo|{library}=={metadata.version(dist)}|{arch}|{tag}",
                 lambda: _repo_of(_pretrained_cfg(library, arch, tag)))
@@ -79,8 +79,6 @@ def torchvision_imagenet_weights(net: str):
 def trunk_weights_cached(net: str = "alex") -> Path | None:
     """The torchvision ImageNet checkpoint of the LPIPS trunk in torch's hub cache, if present (the
     suite never downloads it). Its file name is remembered per torchvision version."""
-    from .digest import memo
-
     name = memo(f"torchvision-checkpoint|torchvision=={metadata.version('torchvision')}|{net}",
                 lambda: torchvision_imagenet_weights(net).url.rsplit("/", 1)[-1])
     path = Path(torch_hub_dir()) / "checkpoints" / name

@@ -22,9 +22,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .. import __version__
 from ..errors import DreambenchError
+from ..io import write_text_atomic
 from ..lazy import LazyModule
-from .hub_cache import torch_hub_dir
+from ..metrics.profiles import get_metric_profile
+from ..provenance import sd_provenance
+from .digest import file_digest
+from .hub_cache import pretrained_repo, repo_weights, torch_hub_dir, trunk_weights_cached
+from .profiles import get_profile
+from .weights_formats import weights_path
 
 # A resume answers from the cached check (check_key, cached_ok) and must not pay for importing torch.
 torch = LazyModule("torch")
@@ -78,7 +85,7 @@ def _dtype(module: torch.nn.Module) -> str:
 
 def check_sd(profile, model: str | None, device: torch.device) -> list[Check]:
     """Rows for the UNet, VAE and text encoder (loaded with :func:`load_sd`, one forward pass each)."""
-    from .sd import load_sd
+    from .sd import load_sd  # here: sd imports torch
 
     rows = [Check("sd unet"), Check("sd vae"), Check("sd text encoder")]
     state: dict = {}
@@ -124,8 +131,7 @@ def check_sd(profile, model: str | None, device: torch.device) -> list[Check]:
 
 def check_backbones(profile, metric_profile: str, weights: dict, device: torch.device) -> list[Check]:
     """Rows for DINO, CLIP, the LPIPS trunk and its linear layers (one forward pass each)."""
-    from ..metrics.profiles import get_metric_profile
-    from .backbones import build_clip, build_dino
+    from .backbones import build_clip, build_dino  # here: backbones imports torch
 
     mp = get_metric_profile(metric_profile)
     x = torch.zeros(1, 3, 224, 224, device=device)
@@ -161,7 +167,7 @@ def _fill(c: Check, bb, from_file: bool, profile) -> None:
 
 def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
     """The LPIPS trunk (file, torch hub cache or random-init) and the linear layers the package ships."""
-    from ..metrics.embed import build_lpips, trunk_is_pretrained
+    from ..metrics.embed import build_lpips, trunk_is_pretrained  # here: embed imports torch
 
     trunk, lin = Check(f"lpips trunk {mp.div.net}"), Check(f"lpips linear {mp.div.net}")
     state: dict = {}
@@ -190,8 +196,6 @@ def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
     elif lin_file is None or not lin_file.is_file():
         lin.problem = f"lpips linear layers for {mp.div.net}: {lin_file} missing from the lpips package"
     else:
-        from .digest import file_digest
-
         lin.digest = file_digest(lin_file)
     state.clear()
     return [trunk, lin]
@@ -208,9 +212,6 @@ def _lpips_lin_file(net: str) -> Path | None:
 def _trunk_cache_digest(net: str, weights: str) -> str | None:
     if weights != "pretrained":
         return None
-    from .digest import file_digest
-    from .hub_cache import trunk_weights_cached
-
     path = trunk_weights_cached(net)
     return file_digest(path) if path else None
 
@@ -218,8 +219,6 @@ def _trunk_cache_digest(net: str, weights: str) -> str | None:
 def run_checks(profile_name: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
                needs: Needs = Needs()) -> list[Check]:
     """Every row of the run's models on ``device`` (default: CUDA when available)."""
-    from .profiles import get_profile
-
     profile = get_profile(profile_name)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
@@ -238,11 +237,6 @@ def check_key(profile_name: str, model: str | None, metric_profile: str, weights
     """Everything that decides the checks' outcome, hashed. Cheap, so that a resume pays nothing: file
     digests are cached, and library versions come from the installed metadata, not from importing
     torch, diffusers, open_clip, timm and transformers (seconds of imports on every resume)."""
-    from .. import __version__
-    from ..provenance import sd_provenance
-    from .digest import file_digest
-    from .weights_formats import weights_path
-
     parts = {"profile": profile_name, "metric_profile": metric_profile, "device": _device_type(device),
              "needs": asdict(needs), "versions": [__version__, *map(_version, _LIBRARIES)],
              "weights": {k: file_digest(weights_path(v, f"--{k}-weights")) for k, v in sorted(weights.items())},
@@ -282,13 +276,8 @@ def cache_file() -> Path:
 def _hub_files(profile_name: str, metric_profile: str, weights: dict) -> dict:
     """The hub-cache files pretrained backbones would load (None when absent): part of the key, so a
     cache emptied since the last check is checked again."""
-    from .profiles import get_profile
-
     if not get_profile(profile_name).pretrained_weights:
         return {}
-    from ..metrics.profiles import get_metric_profile
-    from .hub_cache import pretrained_repo, repo_weights
-
     mp = get_metric_profile(metric_profile)
     out = {}
     if "dino" not in weights:
@@ -306,8 +295,6 @@ def cached_ok(cache_file: Path, key: str) -> bool:
 
 
 def remember_ok(cache_file: Path, key: str, rows: list[Check]) -> None:
-    from ..io import write_text_atomic
-
     try:
         data = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     except (OSError, ValueError):

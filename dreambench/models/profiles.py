@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import UnknownNameError
+from ..registry import Registry
 
 DEFAULT_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
@@ -63,12 +63,12 @@ TINY_CLIP = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 
-_PROFILES: dict[str, ModelProfile] = {}
+PROFILES: Registry[ModelProfile] = Registry("model profile")
 
 
 def register_profile(profile: ModelProfile) -> ModelProfile:
     """Add a profile to the registry (plug-ins may add their own)."""
-    _PROFILES[profile.name] = profile
+    PROFILES.register(profile.name, profile)
     return profile
 
 
@@ -105,11 +105,9 @@ register_profile(
 
 def get_profile(name: str) -> ModelProfile:
     """The profile registered under ``name``; unknown names list the valid ones."""
-    try:
-        return _PROFILES[name]
-    except KeyError:
-        raise UnknownNameError("model profile", name, _PROFILES) from None
+    return PROFILES.get(name)
 
 
 def list_profiles() -> list[ModelProfile]:
-    return list(_PROFILES.values())
+    """Every model profile, in registration order."""
+    return PROFILES.values()

@@ -8,21 +8,23 @@ runs the same code whatever the weights.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from ..errors import ModelLoadError
+from .digest import memo, tensor_digest
 from .profiles import ModelProfile
-from .random_digest import CONFIG_DIR, random_sd_key
+from .sd_configs import CONFIG_DIR, random_sd_key, read_config
+from .sd_source import HUB_PATTERNS, SDSource, hub_reachable, resolve_folder, resolve_sd_source, sd_digest
+from .single_file import load_single_file
 from .tokenizer import clip_tokenizer
 
-if TYPE_CHECKING:
-    from .sd_source import SDSource
+# Re-exported from their homes (sd_configs, sd_source), where they lived here before.
+__all__ = ["CONFIG_DIR", "LOAD_DTYPE", "SDComponents", "build_random_sd", "hub_reachable", "load_pretrained_sd",
+           "load_sd", "read_config"]
 
 
 @dataclass
@@ -66,13 +68,6 @@ class SDComponents:
         return DDPMScheduler.from_config(self.scheduler_config)
 
 
-def _read_config(name: str, part: str) -> dict:
-    path = CONFIG_DIR / f"{name}_{part}.json"
-    if not path.is_file():
-        raise ModelLoadError(f"no model config {path.name} in {CONFIG_DIR}")
-    return json.loads(path.read_text())
-
-
 def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDComponents:
     """Random-init SD parts from the configs ``configs/<config_name>_{unet,vae,text_encoder}.json``.
 
@@ -83,12 +78,12 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        unet = UNet2DConditionModel.from_config(_read_config(config_name, "unet"))
-        vae = AutoencoderKL.from_config(_read_config(config_name, "vae"))
-        text_cfg = {k: v for k, v in _read_config(config_name, "text_encoder").items() if k != "architectures"}
+        unet = UNet2DConditionModel.from_config(read_config(config_name, "unet"))
+        vae = AutoencoderKL.from_config(read_config(config_name, "vae"))
+        text_cfg = {k: v for k, v in read_config(config_name, "text_encoder").items() if k != "architectures"}
         text_encoder = CLIPTextModel(CLIPTextConfig(**text_cfg))
     return SDComponents(
-        unet, vae, text_encoder, clip_tokenizer(), _read_config(config_name, "scheduler"), resolution,
+        unet, vae, text_encoder, clip_tokenizer(), read_config(config_name, "scheduler"), resolution,
         f"config:{config_name}", False, "config", _random_digest(config_name, seed, (unet, vae, text_encoder)),
     )
 
@@ -96,28 +91,7 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
 def _random_digest(config_name: str, seed: int, modules: tuple) -> str:
     """The tensor digest of seeded random-init parts, remembered per (configs, seed, library versions):
     the same inputs always build the same tensors, so each combination is hashed once per machine."""
-    from .digest import memo, tensor_digest
-
     return memo(random_sd_key(config_name, seed), lambda: tensor_digest(*modules))
-
-
-def _offline() -> bool:
-    from .sd_source import offline
-
-    return offline()
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the Hugging Face hub's host accepts a TCP connection (``HF_ENDPOINT`` respected)."""
-    import socket
-    from urllib.parse import urlparse
-
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 #: The dtype every part is loaded in, whatever the dtype of the files: fp32 master weights (training
@@ -166,8 +140,6 @@ def _download(src: SDSource, flag: str) -> SDSource:
     """Fetch the files a ``hub-download`` source needs (plain fp32 safetensors), then read it from the cache."""
     from huggingface_hub import snapshot_download
 
-    from .sd_source import HUB_PATTERNS, resolve_folder
-
     snap = Path(snapshot_download(src.source, allow_patterns=HUB_PATTERNS))
     return resolve_folder(snap, "hub", src.source, flag)
 
@@ -178,17 +150,13 @@ def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", 
     cache) or a single-file ``.safetensors`` checkpoint, every part in fp32 (:data:`LOAD_DTYPE`).
 
     Raises :class:`ModelLoadError` with one line naming ``flag``, the path or id and what to do."""
-    from .sd_source import resolve_sd_source, sd_digest
-
     src = resolve_sd_source(model, flag)
     try:
         if src.kind == "hub-download":
             src = _download(src, flag)
         with _quiet_loading():
             if src.kind == "single-file":
-                from .single_file import load_single_file
-
-                parts = load_single_file(src.root, flag)
+                parts = load_single_file(src.root, flag, LOAD_DTYPE)
             else:
                 parts = _load_folder(src)
     except ModelLoadError:

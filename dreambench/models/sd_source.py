@@ -20,10 +20,14 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 from ..errors import ModelLoadError
+from .digest import files_digest
+from .weights_formats import safetensors_keys
 
 #: The parts loaded from a folder, and the stem of their weight files (diffusers, transformers).
 PARTS = ("unet", "vae", "text_encoder")
@@ -126,8 +130,6 @@ def resolve_single_file(path: Path, flag: str = "--model") -> SDSource:
     if path.suffix.lower() != ".safetensors":
         raise ModelLoadError(f"{flag} {path}: unsupported file type {path.suffix or '(none)'} (expected a "
                              f"diffusers folder, a hub id or a single-file .safetensors checkpoint)")
-    from .weights_formats import safetensors_keys
-
     keys = safetensors_keys(path, flag)
     if not any(k.startswith("model.diffusion_model.") for k in keys):
         sample = ", ".join(sorted(keys)[:3]) or "no tensors"
@@ -140,6 +142,16 @@ def _hub_cache_dir() -> str:
     from huggingface_hub import constants
 
     return str(constants.HF_HUB_CACHE)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub's host accepts a TCP connection (``HF_ENDPOINT`` respected)."""
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def offline() -> bool:
@@ -157,8 +169,6 @@ def resolve_hub(repo_id: str, flag: str = "--model", allow_download: bool = True
         snap = None
     if snap is not None and (snap / "model_index.json").is_file():
         return resolve_folder(snap, "hub", repo_id, flag)
-    from .sd import hub_reachable
-
     if allow_download and not offline() and hub_reachable():
         return SDSource("hub-download", repo_id, None)
     why = "HF_HUB_OFFLINE is set" if offline() else "the hub cannot be reached"
@@ -182,8 +192,6 @@ def resolve_sd_source(model: str, flag: str = "--model") -> SDSource:
 
 def sd_digest(src: SDSource) -> str | None:
     """Short digest of the weight files of ``src`` (None before a hub download)."""
-    from .digest import files_digest
-
     if not src.files:
         return None
     root = src.root if src.kind != "single-file" else None

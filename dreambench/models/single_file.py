@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from .sd import CONFIG_DIR, LOAD_DTYPE, _read_config
+from .sd_configs import CONFIG_DIR, read_config
+from .tokenizer import _tokenizer_dir
 
 #: The checkpoint tensors whose shapes pick the config set: UNet conv_in, text token embedding.
 _PROBES = {"unet": ("model.diffusion_model.input_blocks.0.0.weight",),
@@ -45,7 +46,7 @@ def _shapes(path: Path) -> dict[str, tuple]:
 
 
 def _expected_shapes(name: str) -> dict[str, tuple]:
-    unet, text = _read_config(name, "unet"), _read_config(name, "text_encoder")
+    unet, text = read_config(name, "unet"), read_config(name, "text_encoder")
     return {"unet": (unet["block_out_channels"][0], unet["in_channels"], 3, 3),
             "text": (text["vocab_size"], text["hidden_size"])}
 
@@ -63,8 +64,6 @@ def pick_config_set(path: Path, flag: str) -> str:
 
 def config_folder(name: str) -> Path:
     """A diffusers config folder for config set ``name`` (written once under ``$DREAMBENCH_CACHE``)."""
-    from .tokenizer import _tokenizer_dir
-
     root = Path(os.environ.get("DREAMBENCH_CACHE", Path.home() / ".cache" / "dreambench")).expanduser()
     dest = root / "sd-configs" / name
     if (dest / "model_index.json").is_file():
@@ -74,7 +73,7 @@ def config_folder(name: str) -> Path:
     for part, fname in (("unet", "config.json"), ("vae", "config.json"), ("text_encoder", "config.json"),
                         ("scheduler", "scheduler_config.json")):
         (tmp / part).mkdir(parents=True)
-        (tmp / part / fname).write_text(json.dumps(_read_config(name, part), indent=1))
+        (tmp / part / fname).write_text(json.dumps(read_config(name, part), indent=1))
     shutil.copytree(_tokenizer_dir(), tmp / "tokenizer")
     (tmp / "model_index.json").write_text(json.dumps(_MODEL_INDEX, indent=1))
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -85,14 +84,15 @@ def config_folder(name: str) -> Path:
     return dest
 
 
-def load_single_file(path: Path, flag: str = "--model") -> tuple:
-    """(unet, vae, text_encoder, tokenizer, scheduler config) of a single-file checkpoint, in fp32."""
+def load_single_file(path: Path, flag: str, dtype: torch.dtype) -> tuple:
+    """(unet, vae, text_encoder, tokenizer, scheduler config) of a single-file checkpoint, loaded in
+    ``dtype`` (:data:`dreambench.models.sd.LOAD_DTYPE`) and kept in fp32."""
     from diffusers import StableDiffusionPipeline
 
     name = pick_config_set(path, flag)
     folder = config_folder(name)
     pipe = StableDiffusionPipeline.from_single_file(
-        str(path), config=str(folder), local_files_only=True, torch_dtype=LOAD_DTYPE, safety_checker=None,
+        str(path), config=str(folder), local_files_only=True, torch_dtype=dtype, safety_checker=None,
         requires_safety_checker=False)
     for part in ("unet", "vae", "text_encoder"):
         module = getattr(pipe, part)
@@ -101,4 +101,4 @@ def load_single_file(path: Path, flag: str = "--model") -> tuple:
             raise ModelLoadError(f"{flag} {path}: {part} weights missing from the checkpoint "
                                  f"({len(bad)} tensor(s), e.g. {bad[:3]})")
         module.to(torch.float32)
-    return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, dict(_read_config(name, "scheduler"))
+    return pipe.unet, pipe.vae, pipe.text_encoder, pipe.tokenizer, dict(read_config(name, "scheduler"))
