@@ -25,8 +25,8 @@ from typing import Any
 import torch
 
 from ..errors import DreambenchError
-from .base import SubjectData
-from .training import (
+from ..methods.base import SubjectData
+from ..methods.training import (
     LOSS_READ_EVERY,
     DreamBoothData,
     LossLog,

@@ -18,8 +18,8 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
     """The suite's sampler at ``batch`` images; ``overrides`` of sampling options (``--set``) apply."""
     import dataclasses
 
-    from ...methods.base import make_config
-    from ...methods.sampling import SamplingConfig, sample_images
+    from ..methods.base import make_config
+    from ..methods.sampling import SamplingConfig, sample_images
 
     fields = {f.name for f in dataclasses.fields(SamplingConfig)}
     cfg = make_config(SamplingConfig, {"sample_batch_size": batch,
@@ -40,9 +40,9 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
 
 
 def bench_scoring(profile: Any, metric_profile: str, device: torch.device, batch: int) -> dict:
-    from ...metrics.embed import ImageEncoder
-    from ...metrics.profiles import get_metric_profile
-    from ...models.backbones import build_clip, build_dino
+    from ..metrics.embed import ImageEncoder
+    from ..metrics.profiles import get_metric_profile
+    from ..models.backbones import build_clip, build_dino
 
     mp = get_metric_profile(metric_profile)
     encoders = [ImageEncoder("dino", build_dino(profile, mp.dino.arch), mp.dino.transform, device),
@@ -74,7 +74,7 @@ def bench_score_folder(profile: Any, metric_profile: str, device: torch.device, 
     """``dreambench score`` end to end on ``n`` protocol-sized PNGs: building the backbones, decoding
     (worker pool), embedding the real photos (empty cache, as on a first run), DINO, CLIP-I, CLIP-T,
     LPIPS diversity and every output table. ``seconds`` is the whole call."""
-    from ...metrics.scoring import score_folder
+    from ..metrics.scoring import score_folder
 
     images = workdir / "images"
     n = write_protocol_folder(images, n, profile.resolution)
