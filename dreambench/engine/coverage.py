@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .plan import Plan
+from .jobs import Plan
 
 
 @dataclass(frozen=True)

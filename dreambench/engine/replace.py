@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DreambenchError
-from .plan import Plan
+from .jobs import Plan
 from .state import STATE_FILE, StateDB
 
 #: ``--replace all``: every label of the plan may be replaced.
