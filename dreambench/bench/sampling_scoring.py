@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..layout import ResultsLayout
 from .fixtures import write_protocol_folder
 from .measure import count_flops, sync
 
@@ -76,13 +77,14 @@ def bench_score_folder(profile: Any, metric_profile: str, device: torch.device, 
     LPIPS diversity and every output table. ``seconds`` is the whole call."""
     from ..metrics.scoring import score_folder
 
-    images = workdir / "images"
+    layout = ResultsLayout(workdir)
+    images = layout.images
     n = write_protocol_folder(images, n, profile.resolution)
     sync(device)
     t0 = time.perf_counter()
-    res = score_folder(images, data_dir, workdir / "scores", metric_profile=metric_profile,
+    res = score_folder(images, data_dir, layout.scores, metric_profile=metric_profile,
                        model_profile=profile.name, device=str(device), batch_size=batch,
-                       cache_dir=workdir / "cache", progress=False)
+                       cache_dir=layout.cache, progress=False)
     sync(device)
     seconds = time.perf_counter() - t0
     if res.errors:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import DreambenchError
+from ..layout import ResultsLayout
 from .options import resolve_results as _resolve_results
 from .options import results_option as _results_option
 
@@ -170,8 +171,9 @@ def generate_cmd(ctx: click.Context, images_per_prompt: int, class_samples: int,
                             protocol.class_prompt, protocol.source)
     rows = run_subject_job(job, protocol, components, data_dir, results, device, keep_artifacts == "yes",
                            log=lambda m: click.echo(m, err=True), train_missing=False)
-    merge_manifest(results / "images")
-    click.echo(f"{job.label}/{job.subject}: {len(rows)} images in {results / 'images' / job.label / job.subject}")
+    layout = ResultsLayout(results)
+    merge_manifest(layout.images)
+    click.echo(f"{job.label}/{job.subject}: {len(rows)} images in {layout.subject_images(job.label, job.subject)}")
 
 
 COMMANDS = [methods_group, train_cmd, generate_cmd]

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..errors import DataError, DreambenchError
+from ..layout import ResultsLayout
 from .options import metric_weights_spec, resolve_results, results_option, weights_options
 
 
@@ -353,7 +354,7 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
                + (" (re-run its command to resume)" if runs and runs[-1]["status"] == "interrupted" else ""))
     for r in rows:
         if r["status"] == "failed":
-            log = results_dir / "logs" / f"{r['id']}.log"
+            log = ResultsLayout(results_dir).job_log(r["id"])
             click.echo(f"FAILED {r['id']} {r['kind']} {r['label']}/{r['subject']}: {r['error']}"
                        + (f" (log: {log})" if log.is_file() else ""))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DreambenchError
+from ..layout import ResultsLayout
 from .jobs import Plan
 from .state import STATE_FILE, StateDB
 
@@ -102,7 +103,7 @@ def differences(old: dict | None, new: dict | None) -> list[str]:
 
 
 def count_images(results: Path, label: str) -> int:
-    folder = results / "images" / label
+    folder = ResultsLayout(results).label_images(label)
     return sum(1 for _ in folder.rglob("*.png")) if folder.is_dir() else 0
 
 
