@@ -24,6 +24,7 @@ from pathlib import Path
 from ..errors import EnvironmentFailure, describe_os_error
 from ..io import confined, remove_stale_temps, write_text_atomic
 from ..layout import SUMMARY_FILE, SUPERSEDED, ResultsLayout  # noqa: F401  (SUMMARY_FILE, SUPERSEDED: re-exported)
+from .backend import Backend
 from .jobs import Job, Plan
 from .kinds import get_kind
 from .replace import check_replacements, find_replacements
@@ -86,7 +87,7 @@ def auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def make_backend(opts: RunOptions, ctx: WorkerContext):
+def make_backend(opts: RunOptions, ctx: WorkerContext) -> Backend:
     """The backend object named by ``opts.backend`` (``local`` | ``ray``)."""
     from ..errors import DreambenchError
 
@@ -112,7 +113,7 @@ def make_backend(opts: RunOptions, ctx: WorkerContext):
     raise DreambenchError(f"unknown backend {opts.backend!r}; valid: local, ray")
 
 
-def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
+def run_plan(plan: Plan, opts: RunOptions, backend: Backend | None = None) -> RunSummary:
     """Run every job of ``plan`` not yet done; write ``<results>/summary.json``; return the summary."""
     t0 = time.time()
     results = Path(opts.results_dir).resolve()
@@ -242,7 +243,7 @@ def _lock(results: Path):
     return f
 
 
-def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, results: Path,
+def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backend, results: Path,
            opts: RunOptions, plan_ids: list[str], label_jobs: dict[str, list[str]] | None = None
            ) -> tuple[int, dict[str, str]]:
     from tqdm import tqdm
