@@ -55,8 +55,8 @@ class _Job:
     """The per-job state of the interleaved loop."""
 
     def __init__(self, components: Any, data: SubjectData, cfg: TrainConfig, device: torch.device, workdir: Path):
-        from .dreambooth import DreamBooth, instance_prompt, prior_class_images
-        from .priors import class_prompt
+        from ..methods.dreambooth import DreamBooth, instance_prompt, prior_class_images
+        from ..methods.priors import class_prompt
 
         if getattr(cfg, "train_text_encoder", False):
             raise DreambenchError("in-process packing trains the UNet only: train_text_encoder must be off")
