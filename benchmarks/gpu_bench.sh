@@ -48,7 +48,7 @@ from pathlib import Path
 out, rc, wall = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 lines = [f"# dreambench GPU bench: one call, {wall} s in the script (exit {rc})", ""]
 if (out / "bench.json").is_file():
-    from dreambench.engine.bench import format_bench
+    from dreambench.bench import format_bench
     lines += ["```", format_bench(json.loads((out / "bench.json").read_text())), "```"]
 else:
     lines += ["bench.json was not written (see all.log): the run failed or overran BUDGET_S."]

@@ -54,7 +54,7 @@ def test_bench_tiny_cpu(tmp_path, monkeypatch):
 
 
 def test_protocol_folder_is_scoreable_layout(tmp_path):
-    from dreambench.engine.bench import write_protocol_folder
+    from dreambench.bench import write_protocol_folder
     from dreambench.manifest import read_manifest
 
     n = write_protocol_folder(tmp_path, 105, 32, distinct=7)
@@ -71,7 +71,7 @@ def test_protocol_folder_is_scoreable_layout(tmp_path):
 def test_packing_reports_a_failing_worker_instead_of_hanging(tmp_path, dataset_dir):
     import torch
 
-    from dreambench.engine.bench import bench_packing
+    from dreambench.bench import bench_packing
 
     with pytest.raises(RuntimeError, match=r"worker [01]: .*no-such-method"):
         bench_packing("no-such-method", "tiny", torch.device("cpu"), 2, 1, dataset_dir, tmp_path, threads=1,
@@ -79,8 +79,8 @@ def test_packing_reports_a_failing_worker_instead_of_hanging(tmp_path, dataset_d
 
 
 def test_synthetic_dataset_passes_the_data_check(tmp_path):
+    from dreambench.bench import synthetic_dataset
     from dreambench.data.check import check_dataset
-    from dreambench.engine.bench import synthetic_dataset
 
     report = check_dataset(synthetic_dataset(tmp_path / "data", photos=2, size=300), protocol="dreambooth")
     assert report.ok and report.subjects == 30 and report.images == 60

@@ -57,8 +57,8 @@ def test_generate_into_a_label_of_another_identity_is_refused(tmp_path):
     """Outside ``dreambench run`` (which moves such a label aside and makes it again) a label made by other
     code is not written into. A method.json from before identities were recorded stands for a built-in at
     revision 1: the same as one now, another than any plug-in."""
+    from dreambench.engine.subject_job import _write_method_info
     from dreambench.errors import DreambenchError
-    from dreambench.methods.job import _write_method_info
 
     builtin = {"method": "real", "label": "r", "config": {}, "method_identity": {
         "provider": "dreambench", "version": "0.1.0", "revision": 1, "code_digest": None}}

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dreambench.methods import job as jobmod
-from dreambench.methods.job import SubjectJob, run_subject_job, sample_batches
+from dreambench.engine import subject_job as jobmod
+from dreambench.engine.subject_job import SubjectJob, run_subject_job, sample_batches
 from dreambench.methods.pretrained import Pretrained
 from dreambench.protocol import Prompt, Protocol, Subject
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dreambench.engine import subject_job as jobmod
+from dreambench.engine.subject_job import IdentifierWarning, SubjectJob, prepare_subject_data, run_subject_job
 from dreambench.errors import DataError, DreambenchError
 from dreambench.manifest import read_manifest
-from dreambench.methods import job as jobmod
 from dreambench.methods.dreambooth import DreamBooth
-from dreambench.methods.job import IdentifierWarning, SubjectJob, prepare_subject_data, run_subject_job
 from dreambench.protocol import Prompt, Protocol, Subject
 from dreambench.schema import MANIFEST_COLUMNS, METHOD_INFO_KEYS
 

@@ -1,4 +1,4 @@
-"""In-process packing (methods.packing.train_packed) gives each job the weights a separate run gives it."""
+"""In-process packing (bench.packing.train_packed) gives each job the weights a separate run gives it."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from dreambench.bench.packing import train_packed
 from dreambench.methods.base import SubjectData, make_config
 from dreambench.methods.dreambooth import DreamBooth, train_dreambooth_objective
-from dreambench.methods.packing import train_packed
 from dreambench.protocol import Subject
 
 

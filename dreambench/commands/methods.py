@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import DreambenchError
+from ..layout import ResultsLayout
 from .options import resolve_results as _resolve_results
 from .options import results_option as _results_option
 
@@ -102,8 +103,8 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
     """(job, protocol, components, data dir, results dir, device) from the command's options."""
     import torch
 
+    from ..engine.subject_job import SubjectJob
     from ..methods.base import get_method
-    from ..methods.job import SubjectJob
     from ..methods.recipes import recipes_for
     from ..models import get_profile, load_sd
     from ..paths import default_data_dir
@@ -137,7 +138,7 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
 @click.pass_context
 def train_cmd(ctx: click.Context, **kw) -> None:
     """Train METHOD on one SUBJECT; writes <results>/artifacts/<label>/<subject>/ (skips if already there)."""
-    from ..methods.job import train_subject
+    from ..engine.subject_job import train_subject
 
     results = _resolve_results(ctx, kw.pop("results"))
     job, protocol, components, data_dir, device = _setup(kw)
@@ -159,8 +160,8 @@ def generate_cmd(ctx: click.Context, images_per_prompt: int, class_samples: int,
                  keep_artifacts: str, **kw) -> None:
     """Generate the images of METHOD for one SUBJECT (loads the artifact `dreambench train` wrote; methods
     that do not train need none); writes images, the manifest part and method.json."""
+    from ..engine.subject_job import run_subject_job
     from ..manifest import merge_manifest
-    from ..methods.job import run_subject_job
     from ..protocol import Protocol
 
     results = _resolve_results(ctx, kw.pop("results"))
@@ -170,8 +171,9 @@ def generate_cmd(ctx: click.Context, images_per_prompt: int, class_samples: int,
                             protocol.class_prompt, protocol.source)
     rows = run_subject_job(job, protocol, components, data_dir, results, device, keep_artifacts == "yes",
                            log=lambda m: click.echo(m, err=True), train_missing=False)
-    merge_manifest(results / "images")
-    click.echo(f"{job.label}/{job.subject}: {len(rows)} images in {results / 'images' / job.label / job.subject}")
+    layout = ResultsLayout(results)
+    merge_manifest(layout.images)
+    click.echo(f"{job.label}/{job.subject}: {len(rows)} images in {layout.subject_images(job.label, job.subject)}")
 
 
 COMMANDS = [methods_group, train_cmd, generate_cmd]

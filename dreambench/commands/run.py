@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import DataError, DreambenchError
+from ..errors import DreambenchError
+from ..layout import ResultsLayout
 from .options import metric_weights_spec, resolve_results, results_option, weights_options
 
 
@@ -16,16 +17,6 @@ def _split(value: str | None) -> list[str] | None:
     if not value or value == "all":
         return None
     return [x.strip() for x in value.split(",") if x.strip()]
-
-
-def _gpus(value: str | None) -> list[int] | None:
-    names = _split(value)
-    if names is None:
-        return None
-    try:
-        return [int(x) for x in names]
-    except ValueError:
-        raise DreambenchError(f"--gpus {value!r}: expected a comma-separated list of GPU indices or 'all'") from None
 
 
 @click.command("run")
@@ -79,199 +70,37 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
             class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
             protocol, score, names, results) -> None:
     """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder."""
-    from ..tables.names import parse_names, record_names
+    from ..tables.names import parse_names
 
     try:
         display_names = parse_names(names)
     except DreambenchError as e:
         raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
-    from ..engine import cost
-    from ..engine.plan import InputDigests, RunSpec, build_plan, tables_available
-    from ..engine.runner import RunOptions, format_summary, run_plan
-    from ..paths import default_data_dir
-    from ..protocol import load_protocol
+    from ..engine.runner import format_summary
+    from ..evaluation import RunRequest, evaluate, plan_run
 
-    results_dir = resolve_results(ctx, results)
-    _check_counts(jobs_per_gpu=(jobs_per_gpu, 1), retries=(retries, 0), threads=(threads, 1),
-                  class_samples=(class_samples, 0))
-    gpu_list = _gpus(gpus)
-    proto = load_protocol(protocol)
-    runs = method_runs(methods, tables, sets, recipe, class_samples)
-    spec = RunSpec(runs, _split(subjects), profile, model, seed, steps, sample_steps, images_per_prompt, prompts,
-                   protocol=str(Path(protocol).resolve()) if Path(protocol).is_dir() else protocol,
-                   metric_profile=metric_profile, keep_artifacts=keep_artifacts == "yes",
-                   score=score, tables=score and tables_available(),
-                   metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights))
-    data = data_dir or default_data_dir()
-    # The photos of --data are part of the ids (a dry run without the folder plans without them).
-    inputs = InputDigests(data if data.is_dir() else None)
-    plan = build_plan(spec, proto, inputs)
-    from ..engine.replace import check_replace_names, check_replacements, find_replacements
-
-    replace = tuple(x.strip() for r in replace for x in r.split(",") if x.strip())
-    check_replace_names(replace, plan.labels())
-    replacing = find_replacements(plan, results_dir)
-    from ..models import get_profile
-
-    est = cost.estimate(plan, cost.load_rates(results_dir, profile),
-                        sample_steps or get_profile(profile).sample_steps_default)
-    _check_data(data, plan)  # before anything is written, and in a dry run too
+    request = RunRequest(
+        resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model,
+        subjects=_split(subjects), steps=steps, sample_steps=sample_steps, recipe=recipe, sets=sets, backend=backend,
+        address=address, device=device, gpus=gpus, jobs_per_gpu=jobs_per_gpu, retries=retries, threads=threads,
+        images_per_prompt=images_per_prompt, seed=seed, prompts=prompts, class_samples=class_samples,
+        metric_profile=metric_profile, metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights),
+        data_dir=data_dir, keep_artifacts=keep_artifacts == "yes", protocol=protocol, score=score,
+        names=display_names, argv=sys.argv[1:])
+    say = lambda line: click.echo(line, err=True)
     if dry_run:
-        click.echo(_format_plan(plan, est, results_dir))
-        click.echo(_format_replacements(replacing, replace))
+        click.echo(plan_run(request, say=say).describe())
         return
-    check_replacements(replacing, replace)
-    if score and not tables_available():
-        click.echo("note: dreambench.tables is not available; the run scores images but writes no tables",
-                   err=True)
-    from .doctor import run_preflight
-
-    run_preflight(plan, results_dir, None if device == "auto" else device)
-    plan = _with_weights_digest(plan, proto, inputs)
-    opts = RunOptions(results_dir, data, backend, None if device == "auto" else device, gpu_list, jobs_per_gpu,
-                      retries, address, threads=threads, progress=True, argv=sys.argv[1:], replace=tuple(replace))
-    click.echo(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
-               f"({est['basis'].split(';')[0]}); results in {results_dir}", err=True)
-    record_names(results_dir, display_names)  # before the run: its tables job reads them
-    summary = run_plan(plan, opts)
+    result = evaluate(request, say=say)
+    summary = result.summary
     click.echo(format_summary(summary))
-    from ..engine.coverage import unscored
-
-    lost = unscored(plan, results_dir)
-    for u in lost:  # a table over fewer subjects than planned must never pass as the planned one
+    for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
-        names = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
-        click.echo(f"error: {len(summary.failed)} job(s) failed: {names}", err=True)
-    if lost or not summary.ok:
+        failed = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
+        click.echo(f"error: {len(summary.failed)} job(s) failed: {failed}", err=True)
+    if result.unscored or not summary.ok:
         sys.exit(1)
-
-
-def method_runs(methods: tuple[str, ...], tables: str | None, sets: tuple[str, ...], recipe: str | None,
-                class_samples: int | None) -> list:
-    """The run's labels: ``--tables paper``'s labels, then each ``--method [LABEL=]METHOD`` (a label the
-    paper plan already has is not planned twice), with ``--set`` overrides per label and ``--recipe`` for
-    every label of the methods given with ``--method``."""
-    from ..engine.plan import (
-        PAPER_CLASS_PROMPT_SAMPLES,
-        MethodRun,
-        paper_method_runs,
-        parse_method_label,
-        parse_sets,
-    )
-    from ..methods.base import list_methods
-
-    given = dict(parse_method_label(m) for m in methods)  # label -> method; a repeated identical pair once
-    pairs = [parse_method_label(m) for m in methods]
-    clash = sorted({lb for lb, m in pairs if given[lb] != m})
-    if clash:
-        raise DreambenchError(f"--method: label(s) {', '.join(clash)} given for two different methods")
-    paper_names = ["dreambooth", "textual-inversion", "real", "pretrained"] if tables else []
-    labels = {**{m: m for m in paper_names}, **given}
-    overrides = parse_sets(sets, labels)
-    runs: list[MethodRun] = []
-    if tables == "paper":
-        registered = list_methods()
-        runs.extend(paper_method_runs({m: overrides.get(m, {}) for m in paper_names if m in registered},
-                                      PAPER_CLASS_PROMPT_SAMPLES if class_samples is None else class_samples))
-    for label, method in given.items():
-        if any(r.label == label for r in runs):
-            continue
-        runs.append(MethodRun(label, method, overrides.get(label, {}), class_prompt_samples=class_samples or 0))
-    if recipe:
-        for r in runs:
-            if r.recipe is None and (r.label in given or r.method in given.values()):
-                r.recipe = recipe
-    return runs
-
-
-def _format_replacements(found: list, replace: tuple[str, ...]) -> str:
-    """What ``--dry-run`` says of labels made before with other settings."""
-    from ..engine.replace import ALL
-
-    if not found:
-        return "replaces: nothing (no label of this plan was made before with other settings)"
-    lines = []
-    for r in found:
-        allowed = ALL in replace or r.label in replace
-        lines.append(f"would replace {r.describe()}" + ("" if allowed else f" (refused without --replace {r.label})"))
-    return "\n".join(lines)
-
-
-def _with_weights_digest(plan, protocol, inputs):
-    """The plan again, its ids made with the SD weights digest too (:func:`dreambench.provenance.sd_provenance`,
-    cached by file), when any job uses the model. Asked after the preflight, which fetches missing hub
-    weights: a digest known only from the second run on would re-run every job once."""
-    from ..engine.plan import build_plan
-
-    spec = plan.spec
-    if not (plan.by_kind("class_images") or any(j.spec.get("needs_model") for j in plan.by_kind("subject"))):
-        return plan
-    from ..provenance import sd_provenance
-
-    inputs.sd_digest = sd_provenance(spec.profile, spec.model)["sd_digest"]
-    return build_plan(spec, protocol, inputs)
-
-
-def _check_counts(**options: tuple[int | None, int]) -> None:
-    """Each ``--option`` given as (value, lowest allowed) is None or an integer >= its lowest value."""
-    for name, (value, low) in options.items():
-        if value is not None and value < low:
-            raise DreambenchError(f"--{name.replace('_', '-')} {value}: must be an integer >= {low}")
-
-
-def _check_data(data: Path, plan) -> None:
-    """The dataset folder holds an image folder for every subject of the plan, and every photo there passes
-    the checks of ``dreambench data check`` (:func:`dreambench.data.check.check_photos`: decodes, still,
-    not a decompression bomb, short side >= 256 px). Runs before any job or class image, and before
-    ``--dry-run`` prints: a bad photo is refused, each named on its own line (exit status 2), and the
-    results folder is left as it was, instead of a job failing on it or a real-photo set dropping it."""
-    from ..data import subject_images
-    from ..data.check import check_photos
-
-    if not data.is_dir():
-        raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")
-    photos = []
-    for name in dict.fromkeys(j.subject for j in plan.by_kind("subject")):
-        try:
-            photos += subject_images(data, name)
-        except DreambenchError as e:
-            raise DreambenchError(f"--data {data}: {e}") from None
-    bad, _ = check_photos(photos)
-    for path, why in bad:
-        click.echo(f"error: {path}: {why}", err=True)
-    if bad:
-        raise DataError(f"--data {data}: {len(bad)} bad photo(s) in the subjects of the plan (listed above); "
-                        "nothing was run. Remove or replace them (`dreambench data check` runs the same checks)")
-
-
-def _format_plan(plan, est: dict, results_dir: Path) -> str:
-    lines = [(f"plan for {results_dir}: profile {plan.spec.profile}, seed {plan.spec.seed}, "
-              f"{plan.spec.images_per_prompt} images per prompt")]
-    rows = []
-    for label in plan.labels():
-        jobs = [j for j in plan.jobs if j.kind == "subject" and j.label == label]
-        spec = jobs[0].spec["job"]
-        mr = next(m for m in plan.spec.methods if m.label == label)
-        rows.append((label, spec["method"], mr.table or "-", str(len(jobs)), str(sum(j.images for j in jobs)),
-                     str(sum(j.train_steps for j in jobs)), f"{est['device_seconds_per_label'].get(label, 0) / 3600:.2f}"))
-    header = ("label", "method", "table", "subjects", "images", "train steps", "device-h")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
-    for cj in plan.by_kind("class_images"):
-        lines.append(f"shared: class images '{cj.subject}' x{cj.images} (job {cj.id})")
-    n = est["jobs"]
-    lines.append(f"jobs: {sum(n.values())} ({n['class_images']} class-image, {n['subject']} subject, "
-                 f"{n['score']} score, {n['tables']} tables); images: {est['images']}; "
-                 f"training steps: {est['train_steps']}")
-    lines.append(f"estimated GPU-hours: {est['device_hours']} on one device "
-                 f"(class images {est['device_seconds']['class_images']:.0f} s, subjects "
-                 f"{est['device_seconds']['subject']:.0f} s, scoring {est['device_seconds']['score']:.0f} s)")
-    if est.get("reference_device_hours") is not None:
-        lines.append(f"(the plain reference loop at batch 4 would take {est['reference_device_hours']} GPU-hours)")
-    lines.append(f"rates: {est['basis']}")
-    return "\n".join(lines)
 
 
 def runs_of_jobs(runs: list[dict], rows: list[dict]) -> list[tuple[dict | None, list[dict]]]:
@@ -353,7 +182,7 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
                + (" (re-run its command to resume)" if runs and runs[-1]["status"] == "interrupted" else ""))
     for r in rows:
         if r["status"] == "failed":
-            log = results_dir / "logs" / f"{r['id']}.log"
+            log = ResultsLayout(results_dir).job_log(r["id"])
             click.echo(f"FAILED {r['id']} {r['kind']} {r['label']}/{r['subject']}: {r['error']}"
                        + (f" (log: {log})" if log.is_file() else ""))
 
@@ -386,8 +215,8 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
 def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, pack, score_images, sets,
               peak_tflops, subjects, threads, results) -> None:
     """Measure training, sampling and scoring throughput on a device; write <results>/bench.json."""
-    from ..engine.bench import BenchOptions, format_bench, run_bench
-    from ..engine.plan import parse_sets
+    from ..bench import BenchOptions, format_bench, run_bench
+    from ..engine.labels import parse_sets
 
     results_dir = resolve_results(ctx, results)
     out = run_bench(BenchOptions(profile=profile, device=device, steps=steps, methods=list(methods), batch=batch,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import ModelLoadError
+from ..layout import ResultsLayout
 from ..models import list_profiles
 from ..paths import default_data_dir
 from .options import resolve_results, weights_options
@@ -83,8 +84,8 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     metric_profile = _metric_profile(metric_profile, old_profile)
     if images is None or out is None:
         root = resolve_results(ctx, results)
-        images = images or root / "images"
-        out = out or root / "scores"
+        images = images or ResultsLayout(root).images
+        out = out or ResultsLayout(root).scores
     meta = _already_current(images, subjects or default_data_dir(), out, cache_dir, metric_profile=metric_profile,
                             model_profile=model_profile, identifier=identifier, dino_weights=dino_weights,
                             clip_weights=clip_weights, lpips_weights=lpips_weights)

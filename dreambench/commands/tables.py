@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ..layout import ResultsLayout
+
 _results_arg = click.argument("results_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 _no_ci = click.option(
     "--no-ci", is_flag=True, help="Leave the ± 95% interval out of LaTeX, Markdown and HTML."
@@ -109,7 +111,7 @@ def tables_cmd(
     dirs = list(results_dirs) or [_resolve(ctx, None)]
     ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
                       reference=reference, relabels=relabels)
-    out = out_dir or dirs[0] / "tables"
+    out = out_dir or ResultsLayout(dirs[0]).tables
     written = write_table_set(ts, out, ci=not no_ci)
     if ts.meta.random_init:
         click.echo("random-init weights: not quality results", err=True)

@@ -3,7 +3,7 @@ worker processes or Ray actors. It knows jobs and resources, not what a method d
 
 Modules: ``plan`` (jobs and ids), ``state`` (SQLite), ``worker`` (what one worker does), ``local`` (the
 process pool), ``ray_backend``, ``runner`` (the driver loop and summary), ``cost`` (plan size and
-estimates), ``bench`` (throughput measurements).
+estimates). (``dreambench.bench``, throughput measurements, is an application on top of the engine.)
 """
 
 from __future__ import annotations

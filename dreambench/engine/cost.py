@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .plan import Plan
+from .jobs import Plan
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
 BENCH_FILE = "bench.json"

@@ -13,7 +13,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .plan import Plan
+from ..layout import ResultsLayout
+from .jobs import Plan
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ def unscored(plan: Plan, results_dir: str | Path) -> list[Unscored]:
     planned = [(j.label, j.subject) for j in plan.by_kind("score")]
     if not planned:
         return []
-    scores = Path(results_dir) / "scores"
+    scores = ResultsLayout(results_dir).scores
     try:
         meta = json.loads((scores / "score_meta.json").read_text())
     except (OSError, ValueError):

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ..errors import DreambenchError
 from ..io import confined
-from .plan import Plan
+from ..layout import ResultsLayout
+from .jobs import Plan
 from .state import STATE_FILE, StateDB
 
 #: ``--replace all``: every label of the plan may be replaced.
@@ -103,7 +104,7 @@ def differences(old: dict | None, new: dict | None) -> list[str]:
 
 
 def count_images(results: Path, label: str) -> int:
-    folder = results / "images" / label
+    folder = ResultsLayout(results).label_images(label)
     return sum(1 for _ in folder.rglob("*.png")) if folder.is_dir() else 0
 
 

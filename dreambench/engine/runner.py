@@ -23,14 +23,13 @@ from pathlib import Path
 
 from ..errors import EnvironmentFailure, describe_os_error
 from ..io import confined, remove_stale_temps, write_text_atomic
-from .plan import Job, Plan
+from ..layout import SUMMARY_FILE, SUPERSEDED, ResultsLayout  # noqa: F401  (SUMMARY_FILE, SUPERSEDED: re-exported)
+from .backend import Backend
+from .jobs import Job, Plan
+from .kinds import get_kind
 from .replace import check_replacements, find_replacements
-from .state import RUN_LOCK, STATE_FILE, StateDB
+from .state import StateDB
 from .worker import WorkerContext
-
-SUMMARY_FILE = "summary.json"
-#: Outputs of a label made with another config wait here until their replacement is written.
-SUPERSEDED = ".superseded"
 
 
 @dataclass
@@ -88,7 +87,7 @@ def auto_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def make_backend(opts: RunOptions, ctx: WorkerContext):
+def make_backend(opts: RunOptions, ctx: WorkerContext) -> Backend:
     """The backend object named by ``opts.backend`` (``local`` | ``ray``)."""
     from ..errors import DreambenchError
 
@@ -114,7 +113,7 @@ def make_backend(opts: RunOptions, ctx: WorkerContext):
     raise DreambenchError(f"unknown backend {opts.backend!r}; valid: local, ray")
 
 
-def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
+def run_plan(plan: Plan, opts: RunOptions, backend: Backend | None = None) -> RunSummary:
     """Run every job of ``plan`` not yet done; write ``<results>/summary.json``; return the summary."""
     t0 = time.time()
     results = Path(opts.results_dir).resolve()
@@ -123,7 +122,8 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
     device = opts.device or NO_DEVICE  # resolved below only when there is work (probing CUDA loads torch)
     lock = _lock(results)
     remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
-    db = StateDB(confined(results, results / STATE_FILE))  # a state.sqlite symlinked elsewhere is refused
+    layout = ResultsLayout(results)
+    db = StateDB(confined(results, layout.state))  # a state.sqlite symlinked elsewhere is refused
     run_id: int | None = None
     ids = [j.id for j in plan.jobs]
     try:
@@ -166,13 +166,13 @@ def run_plan(plan: Plan, opts: RunOptions, backend=None) -> RunSummary:
         if not isinstance(e, (sqlite3.Error, OSError)):
             raise
         note = "" if left == 0 else f" ({left} job(s) could not be reset from 'running'; the next run resets them)"
-        raise EnvironmentFailure(describe_os_error(e, str(results / STATE_FILE)) + note) from None
+        raise EnvironmentFailure(describe_os_error(e, str(layout.state)) + note) from None
     finally:
         db.close()
         lock.close()
     summary = _summarize(results, rows, skipped, done_now, time.time() - t0, opts.backend, device)
-    write_text_atomic(results / SUMMARY_FILE, json.dumps(summary.to_dict(), indent=1))
-    summary.path = results / SUMMARY_FILE
+    write_text_atomic(layout.summary, json.dumps(summary.to_dict(), indent=1))
+    summary.path = layout.summary
     return summary
 
 
@@ -228,7 +228,7 @@ def _lock(results: Path):
     from ..errors import DreambenchError
 
     # confined: the lock is truncated and rewritten, so a .run.lock symlinked out of the folder is refused
-    f = open(confined(results, results / RUN_LOCK), "a+")  # noqa: SIM115  (held for the whole run)
+    f = open(confined(results, ResultsLayout(results).lock), "a+")  # noqa: SIM115  (held for the whole run)
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -243,7 +243,7 @@ def _lock(results: Path):
     return f
 
 
-def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, results: Path,
+def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backend, results: Path,
            opts: RunOptions, plan_ids: list[str], label_jobs: dict[str, list[str]] | None = None
            ) -> tuple[int, dict[str, str]]:
     from tqdm import tqdm
@@ -262,7 +262,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
             # Fail jobs whose dependencies failed for good: they cannot run.
             for j in list(pending):
                 bad = [d for d in j.deps if status.get(d) == "failed"]
-                if bad and not j.spec.get("run_if_deps_failed"):
+                if bad and not _after_failed_deps(j):
                     pending.remove(j)
                     msg = f"not run: dependency job(s) failed: {', '.join(bad)}"
                     db.mark_failed(j.id, msg)
@@ -274,7 +274,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
                 if ready is None:
                     break
                 pending.remove(ready)
-                if ready.kind == "subject":
+                if _writes_label(ready.kind):
                     _claim_label(db, results, ready, plan_ids)
                 db.mark_running(ready.id, slot, backend.describe(slot))
                 status[ready.id] = "running"
@@ -295,7 +295,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
                     status[jid] = "done"
                     done += 1
                     bar.update(1)
-                    if by_id[jid].kind == "subject":
+                    if _writes_label(by_id[jid].kind):
                         _drop_superseded_if_replaced(results, by_id[jid].label, label_jobs, status)
                     continue
                 if res.get("os_error") and res["os_error"][0] in FATAL_ERRNOS:
@@ -324,8 +324,18 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend, result
 def _deps_met(job: Job, status: dict[str, str]) -> bool:
     """Its dependencies are done (or, for a job that runs after failures, such as the score merge,
     finished one way or the other)."""
-    ok = ("done", "failed") if job.spec.get("run_if_deps_failed") else ("done",)
+    ok = ("done", "failed") if _after_failed_deps(job) else ("done",)
     return all(status.get(d) in ok for d in job.deps)
+
+
+def _after_failed_deps(job: Job) -> bool:
+    kind = get_kind(job.kind)
+    return bool(kind.after_failed_deps) if kind is not None else bool(job.spec.get("run_if_deps_failed"))
+
+
+def _writes_label(kind_name: str) -> bool:
+    kind = get_kind(kind_name)
+    return kind is not None and kind.writes_label
 
 
 def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> None:
@@ -365,7 +375,7 @@ def _identity_change(results: Path, job: Job) -> tuple[str, str] | None:
     from ..schema import METHOD_INFO
 
     try:
-        info = json.loads((results / "images" / job.label / METHOD_INFO).read_text())
+        info = json.loads((ResultsLayout(results).label_images(job.label) / METHOD_INFO).read_text())
     except (OSError, ValueError):
         return None
     new = method_identity(get_method(job.spec["job"]["method"]))
@@ -377,17 +387,18 @@ def _identity_change(results: Path, job: Job) -> tuple[str, str] | None:
 def move_aside(results: Path, label: str, old_key: str) -> Path | None:
     """Move ``images/<label>`` and ``artifacts/<label>`` to ``<results>/.superseded/<label>/<old_key>[.n]/``
     (outside the scored folder); the folder moved into, or None when there was nothing to move."""
-    present = [sub for sub in ("images", "artifacts") if (results / sub / label).exists()]
+    layout = ResultsLayout(results)
+    present = [sub for sub in (layout.images, layout.artifacts) if (sub / label).exists()]
     if not present:
         return None
-    root = results / SUPERSEDED / label
+    root = layout.superseded / label
     dest = root / old_key
     n = 1
     while dest.exists():
         dest, n = root / f"{old_key}.{n}", n + 1
     dest.mkdir(parents=True)
     for sub in present:
-        (results / sub / label).rename(dest / sub)
+        (sub / label).rename(dest / sub.name)
     return dest
 
 
@@ -395,7 +406,7 @@ def _drop_superseded_if_replaced(results: Path, label: str, label_jobs: dict[str
                                  status: dict[str, str]) -> None:
     """Delete the label's moved-aside outputs once every subject job of the label in the plan is done."""
     ids = label_jobs.get(label)
-    folder = results / SUPERSEDED / label
+    folder = ResultsLayout(results).superseded / label
     if not ids or not folder.is_dir() or not all(status.get(i) == "done" for i in ids):
         return
     shutil.rmtree(folder)
@@ -412,105 +423,12 @@ def _say_remade(res: dict) -> None:
         tqdm.write(f"remade {line}", file=sys.stderr)
 
 
-def subject_output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
-    """What of a done subject job's outputs cannot be trusted, as (path in the results folder, why): the
-    manifest part missing; an image it lists missing or not a complete PNG
-    (:func:`dreambench.verify.png_problem`); images, or a kept artifact, recorded under other input keys
-    than the job's (another run wrote this folder since) or broken. Headers only: no pixel is decoded."""
-    from ..methods.job import JOB_INFO, stored_artifact_problem
-    from ..schema import MANIFEST
-    from ..verify import manifest_paths, png_problem
-
-    spec = row.get("spec") or {}
-    label, subject = row["label"], row["subject"]
-    folder = results / "images" / label / subject
-    listed = manifest_paths(folder / MANIFEST)
-    if listed is None:
-        return [(f"images/{label}/{subject}/{MANIFEST}", "missing")]
-    keys = spec.get("keys") or {}
-    problems = []
-    if "images" in keys:
-        try:
-            recorded = json.loads((folder / JOB_INFO).read_text()).get("inputs_key")
-        except (OSError, ValueError, AttributeError):
-            recorded = None
-        if recorded != keys["images"]:
-            problems.append((f"images/{label}/{subject}", "made from other inputs"))
-    for rel in listed:
-        why = png_problem(results / "images" / rel)
-        if why is not None:
-            problems.append((f"images/{rel}", why))
-    if "train" in keys and spec.get("keep_artifacts", True):
-        bad = stored_artifact_problem(results, label, subject, keys["train"])
-        if bad is not None:
-            problems.append((Path(bad[0]).relative_to(results).as_posix(), bad[1]))
-    return problems
-
-
-def class_output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
-    """The images of a done class-image job (``need.count`` of them, in the folder it recorded, looked
-    up by name under ``<results>/class_images`` so a moved results folder still checks) that are not
-    complete PNGs, as (path in the results folder, why); none when the job recorded no folder."""
-    from ..verify import png_problem
-
-    folder = (row.get("artifacts") or {}).get("class_images")
-    if not folder:
-        return []
-    count = int(((row.get("spec") or {}).get("need") or {}).get("count", 0))
-    rel = Path("class_images") / Path(folder).name
-    return [((rel / f"{i:05d}.png").as_posix(), why) for i in range(count)
-            if (why := png_problem(results / rel / f"{i:05d}.png")) is not None]
-
-
 def _outputs_present(results: Path, row: dict, data_dir: Path | None = None) -> bool:
-    """Whether a done job's outputs are still on disk (a user may have deleted them) and whole (subject
-    and class-image jobs: :func:`subject_output_problems`, :func:`class_output_problems`) and, for score
-    jobs, still made from the current inputs (image and real-photo bytes, CLIP-T texts, profile,
-    weights), checked from content keys without building any model."""
-    if row["kind"] == "subject":
-        return not subject_output_problems(results, row)
-    if row["kind"] == "class_images":
-        return not class_output_problems(results, row)
-    spec = row.get("spec") or {}
-    if row["kind"] == "score":
-        from ..metrics.keys import inputs_current, part_dir, weights_kwargs
-
-        if "label" not in spec or data_dir is None:  # a whole-folder score job of an older release
-            return False
-        ok, _ = inputs_current(results / "images", data_dir, part_dir(results / "scores", spec["label"], spec["subject"]),
-                               metric_profile=spec["metric_profile"], model_profile=spec["model_profile"],
-                               only=(spec["label"], spec["subject"]), cache_dir=results / "cache",
-                               **weights_kwargs(spec.get("metric_weights")))
-        return ok
-    if row["kind"] == "score_merge":
-        return _merge_current(results, spec, data_dir)
-    if row["kind"] == "tables":
-        readme, meta = results / "tables" / "README.md", results / "scores" / "score_meta.json"
-        return readme.is_file() and meta.is_file() and readme.stat().st_mtime_ns >= meta.stat().st_mtime_ns
-    return True
-
-
-def _merge_current(results: Path, spec: dict, data_dir: Path | None) -> bool:
-    """Whether the merged score files hold exactly the current parts: the run's own (their score jobs
-    keep them current) and those of earlier runs into this folder, which no job of this plan re-checks, so
-    each one merged as current is checked here from its content keys."""
-    from ..metrics.keys import merge_parts, merged_current, part_current
-
-    scores = results / "scores"
-    planned = [tuple(p) for p in spec.get("parts", [])]
-    parts = merge_parts(scores, planned)
-    if not merged_current(scores, parts):
-        return False
-    try:
-        used = json.loads((scores / "score_meta.json").read_text()).get("parts", {})
-    except (OSError, ValueError):
-        return False
-    for label, subject in parts[len(planned):]:
-        if f"{label}/{subject}" in used and (data_dir is None or not part_current(
-                scores, results / "images", data_dir, label, subject, metric_profile=spec["metric_profile"],
-                model_profile=spec["model_profile"], metric_weights=spec.get("metric_weights"))[0]):
-            return False
-    return True
+    """Whether a done job may be trusted without running again: its kind's ``current`` (outputs still on
+    disk, whole, and made from the current inputs; :mod:`dreambench.engine.kinds`). A kind this release
+    does not know is trusted."""
+    kind = get_kind(row["kind"])
+    return True if kind is None else kind.current(results, row, data_dir)
 
 
 def _rerun_dependents(plan: Plan, status: dict[str, str], db: StateDB) -> None:
@@ -539,7 +457,7 @@ def _summarize(results: Path, rows: list[dict], skipped: int, done_now: int, wal
         if r["status"] == "done":
             key = r["label"] or r["kind"]
             per_label[key] = per_label.get(key, 0.0) + (r["seconds"] or 0.0)
-            if r["kind"] in ("subject", "class_images"):
+            if (kind := get_kind(r["kind"])) is not None and kind.makes_images:
                 images += r["images"] or 0
         elif r["status"] == "failed":
             failed.append({"id": r["id"], "kind": r["kind"], "label": r["label"], "subject": r["subject"],
@@ -548,8 +466,8 @@ def _summarize(results: Path, rows: list[dict], skipped: int, done_now: int, wal
 
 
 def _log_if_any(results: Path, job_id: str) -> str | None:
-    p = results / "logs" / f"{job_id}.log"
-    return f"logs/{job_id}.log" if p.is_file() else None
+    p = ResultsLayout(results).job_log(job_id)
+    return p.relative_to(results).as_posix() if p.is_file() else None
 
 
 def format_summary(summary: RunSummary) -> str:

@@ -20,11 +20,10 @@ from pathlib import Path
 
 from ..errors import EnvironmentFailure
 from ..io import connect_readonly
-from .plan import KINDS, Job
+from ..layout import RUN_LOCK, STATE_FILE  # noqa: F401  (re-exported: the layout declares them)
+from .jobs import Job
+from .kinds import ORDER as KINDS
 
-STATE_FILE = "state.sqlite"
-#: The driver's lock file in a results folder (engine.runner holds an exclusive flock on it while it runs).
-RUN_LOCK = ".run.lock"
 STATUSES = ("pending", "running", "done", "failed")
 
 _SCHEMA = """

@@ -19,6 +19,8 @@ from typing import Any
 
 from ..errors import DreambenchError, EnvironmentFailure
 from ..io import confined, write_roots
+from ..layout import ResultsLayout
+from .kinds import get_kind
 
 _PARTS = ("unet", "vae", "text_encoder")
 
@@ -84,7 +86,8 @@ def _signature(module: Any) -> tuple:
 
 
 class Worker:
-    """Runs jobs (dicts made from :class:`dreambench.engine.plan.Job`) and returns result dicts."""
+    """Runs jobs (dicts made from :class:`dreambench.engine.jobs.Job`) on their kind's ``run``
+    (:mod:`dreambench.engine.kinds`) and returns result dicts."""
 
     def __init__(self, ctx: WorkerContext, name: str = "worker-0"):
         self.ctx = ctx
@@ -134,7 +137,7 @@ class Worker:
         worker, device}``; ``deterministic`` is true when the job raised a :class:`DreambenchError`
         (bad data, config or weights), which the driver does not retry."""
         t0 = time.time()
-        log_path = self.results_dir / "logs" / f"{job['id']}.log"
+        log_path = ResultsLayout(self.results_dir).job_log(job["id"])
         result = {"id": job["id"], "ok": False, "error": None, "artifacts": {}, "images": 0,
                   "worker": self.name, "device": self.device_name, "log": str(log_path)}
         try:
@@ -152,8 +155,10 @@ class Worker:
             log(f"job {job['id']} kind={job['kind']} label={job['label']} subject={job['subject']} "
                 f"worker={self.name} device={self.device_name}")
             try:
-                runner = getattr(self, f"_run_{job['kind']}")
-                artifacts, images = runner(job, log)
+                kind = get_kind(job["kind"])
+                if kind is None:
+                    raise DreambenchError(f"job kind {job['kind']!r} is unknown to this release")
+                artifacts, images = kind.run(self, job, log)
                 result.update(ok=True, artifacts=artifacts, images=images)
                 log(f"done in {time.time() - t0:.1f} s ({images} images)")
             except BaseException as e:  # a job's failure is data for the driver, not a worker crash
@@ -169,47 +174,19 @@ class Worker:
         result["seconds"] = time.time() - t0
         return result
 
-    # -- job kinds -----------------------------------------------------------------------------------------
-    def _run_class_images(self, job: dict, log: Any) -> tuple[dict, int]:
-        from ..methods.priors import ensure_class_images
-
-        spec = job["spec"]
-        need = dict(spec["need"])
-        comps = self.components(spec["profile"], spec.get("model"))
-        log(f"class images {need}")
-        remade: list = []
-        paths = ensure_class_images(comps, cache_root=self.results_dir / "class_images", device=self.ctx.device,
-                                    progress=self.ctx.progress, remade=remade, **need)
-        # Sampling does not change weights, but the restore is cheap insurance against a method-level bug.
+    # -- what job kinds use (dreambench.engine.kinds) -------------------------------------------------------
+    def mark_dirty(self) -> None:
+        """A job used the SD parts: restore them before the next job."""
         self._dirty = True
-        folder = str(paths[0].parent) if paths else ""
-        return {"class_images": folder, **self._remade(remade, log)}, len(paths)
 
-    def _run_subject(self, job: dict, log: Any) -> tuple[dict, int]:
-        from ..methods.job import SubjectJob, run_subject_job
-        from ..protocol import load_protocol, protocol_from_content
-        from .plan import truncated_protocol
+    @property
+    def towers(self) -> dict:
+        """Metric backbones shared by this worker's score jobs (built on first use)."""
+        if self._towers is None:
+            self._towers = {}
+        return self._towers
 
-        spec = job["spec"]
-        sj = SubjectJob(**spec["job"])
-        # The driver sends the protocol files' content: a worker elsewhere (another directory, another
-        # node) then runs exactly the protocol that was planned and hashed.
-        content = spec.get("protocol_content")
-        base = protocol_from_content(spec["protocol"], *content) if content else load_protocol(spec["protocol"])
-        protocol = truncated_protocol(base, spec.get("prompts"))
-        comps = self.components(sj.profile, spec.get("model")) if spec.get("needs_model", True) else None
-        self._dirty = comps is not None or self._dirty
-        remade: list = []
-        rows = run_subject_job(sj, protocol, comps, self.data_dir, self.results_dir, device=self.ctx.device,
-                               keep_artifacts=spec.get("keep_artifacts", True), progress=self.ctx.progress, log=log,
-                               keys=spec.get("keys"), remade=remade)
-        artifacts = {"images": str(self.results_dir / "images" / sj.label / sj.subject), **self._remade(remade, log)}
-        art = self.results_dir / "artifacts" / sj.label / sj.subject
-        if art.is_dir():
-            artifacts["artifact"] = str(art)
-        return artifacts, len(rows)
-
-    def _remade(self, remade: list, log: Any) -> dict:
+    def remade_record(self, remade: list, log: Any) -> dict:
         """``{"remade": ["<path in the results folder>: <why>", ...]}`` for the outputs a job found broken,
         missing or made from other inputs and made again (the driver prints them); empty when none."""
         lines = []
@@ -221,47 +198,3 @@ class Worker:
             lines.append(f"{where}: {why}")
             log(f"remade {where}: {why}")
         return {"remade": lines} if lines else {}
-
-    def _run_score(self, job: dict, log: Any) -> tuple[dict, int]:
-        """Score one (label, subject) manifest part into ``scores/parts/<label>/<subject>``; backbones are
-        built once per worker (and not at all when every number is current)."""
-        from ..metrics.scoring import part_dir, score_folder
-
-        spec = job["spec"]
-        label, subject = spec["label"], spec["subject"]
-        out = part_dir(self.results_dir / "scores", label, subject)
-        log(f"scoring {label}/{subject} -> {out} (metric profile {spec['metric_profile']})")
-        if self._towers is None:
-            self._towers = {}
-        weights = spec.get("metric_weights") or {}
-        res = score_folder(self.results_dir / "images", self.data_dir, out, metric_profile=spec["metric_profile"],
-                           model_profile=spec["model_profile"], device=self.ctx.device, progress=self.ctx.progress,
-                           dino_weights=weights.get("dino"), clip_weights=weights.get("clip"),
-                           lpips_weights=weights.get("lpips"), cache_dir=self.results_dir / "cache",
-                           only=(label, subject), towers=self._towers, log=log)
-        log(f"score stats: {res.stats}")
-        for e in res.errors[:20]:  # bad rows are data (errors.csv), not a failed job
-            log(f"bad input: {e}")
-        return {"scores": str(out)}, len(res.per_image)
-
-    def _run_score_merge(self, job: dict, log: Any) -> tuple[dict, int]:
-        from ..manifest import merge_manifest
-        from ..metrics.keys import merge_parts
-        from ..metrics.scoring import merge_scores
-
-        spec = job["spec"]
-        images_dir = self.results_dir / "images"
-        merge_manifest(images_dir)
-        out = self.results_dir / "scores"
-        res = merge_scores(out, merge_parts(out, spec["parts"]), images_dir, self.data_dir,
-                           metric_profile=spec["metric_profile"], model_profile=spec["model_profile"],
-                           metric_weights=spec.get("metric_weights") or {}, log=log)
-        return {"scores": str(out)}, len(res.per_image)
-
-    def _run_tables(self, job: dict, log: Any) -> tuple[dict, int]:
-        from ..tables import write_tables
-
-        out = write_tables(self.results_dir)
-        log(f"tables written: {out}")
-        return {"tables": str(self.results_dir / "tables")}, 0
-

@@ -23,7 +23,7 @@ from ..errors import ModelLoadError
 from ..lazy import LazyModule
 from .configs import TrainConfig
 from .interface import GenerationRequest, Method, SubjectData
-from .priors import class_prompt, ensure_class_images
+from .priors import class_image_need, class_prompt, ensure_class_images
 from .recipes import TINY_RECIPE, Recipe, register_recipe
 
 if TYPE_CHECKING:
@@ -68,15 +68,14 @@ def load_into(module: torch.nn.Module, path: Path) -> None:
 
 def prior_class_images(cfg: TrainConfig, method: Method, data: SubjectData, workdir: Path) -> list[Path]:
     """The class images to use: those the caller prepared, else made here (cached under ``workdir``).
-    Empty when prior preservation is off or there is no class noun to preserve."""
-    if not cfg.with_prior_preservation or not data.class_noun:
+    Empty when the config reads none (:func:`dreambench.methods.priors.class_image_need`)."""
+    need = class_image_need(cfg, data.class_noun)
+    if need is None:
         return []
-    if len(data.class_images) >= cfg.num_class_images:
-        return list(data.class_images[: cfg.num_class_images])
-    return ensure_class_images(method.components, data.class_noun, cfg.num_class_images, cfg.seed,
-                               workdir / "class_images", method.device,
-                               cfg.class_sample_steps or cfg.sample_steps or None, cfg.sample_batch_size,
-                               progress=False, sampler=cfg.sampler, guidance_scale=cfg.guidance_scale)
+    if len(data.class_images) >= need["count"]:
+        return list(data.class_images[: need["count"]])
+    return ensure_class_images(method.components, cache_root=workdir / "class_images", device=method.device,
+                               progress=False, **need)
 
 
 def train_dreambooth_objective(method: Method, data: SubjectData, workdir: Path,

@@ -7,7 +7,7 @@ size (libjpeg's DCT scaling by 1/2, 1/4 or 1/8, never below ``DRAFT_MARGIN`` tim
 training needs), and :func:`square_pixels` makes the training square with one exact bicubic resize of the
 centre square of the reduced image.
 
-:func:`prepare_subject_data <dreambench.methods.job.prepare_subject_data>` decodes the job's photos and
+:func:`prepare_subject_data <dreambench.engine.subject_job.prepare_subject_data>` decodes the job's photos and
 hands them to :func:`load_pixels <dreambench.methods.training.load_pixels>` through :func:`keep` /
 :func:`take` (a small in-process hand-off, emptied as training reads it), so the photos of a job are
 decoded once.
@@ -31,7 +31,7 @@ from PIL import Image, ImageOps
 from ..errors import DataError
 from ..images import ImageWarning, decode_errors, describe_mode, to_rgb
 
-#: How subject photos become training pixels. Part of every subject job's id (engine/plan.py).
+#: How subject photos become training pixels. Part of every subject job's id (engine/kinds/subject.py).
 PHOTO_DECODE = "photos-v2: JPEG draft >= 2x short side, one bicubic resize of the centre square"
 #: The draft size keeps at least this many times the needed short side, so the final bicubic resize
 #: (antialiased) still does the filtering and DCT scaling only drops detail the resize would discard.

@@ -38,6 +38,36 @@ def class_prompt(class_noun: str) -> str:
     return f"a {class_noun}".strip()
 
 
+#: The config field that switches prior preservation on: the one name every reader asks
+#: (:func:`prior_preservation`, :func:`class_image_need`, the paper plan's Table 3 labels).
+PPL_FIELD = "with_prior_preservation"
+
+
+def prior_preservation(config: Any) -> bool | None:
+    """Prior preservation on (True) or off (False) in ``config``; None when it has no :data:`PPL_FIELD`."""
+    if not hasattr(config, PPL_FIELD):
+        return None
+    return bool(getattr(config, PPL_FIELD))
+
+
+def class_image_need(config: Any, class_noun: str) -> dict | None:
+    """The class-image set a training config reads for ``class_noun``, as keyword arguments of
+    :func:`ensure_class_images` (less components, cache root, device, progress): ``class_noun``, ``count``
+    (``num_class_images``), ``seed``, ``sample_steps`` (``class_sample_steps``, else ``sample_steps``; None
+    when both are 0), ``batch_size``, ``sampler``, ``guidance_scale``. None when the config reads none:
+    prior preservation off, no class images asked for, or no class noun (nothing to preserve).
+
+    The one place this is decided: the planner schedules these sets, a subject job prepares them, and
+    DreamBooth's training reads them."""
+    count = int(getattr(config, "num_class_images", 0) or 0)
+    if not getattr(config, PPL_FIELD, False) or count <= 0 or not class_noun:
+        return None
+    steps = config.class_sample_steps or config.sample_steps
+    return {"class_noun": class_noun, "count": count, "seed": int(config.seed),
+            "sample_steps": int(steps) if steps else None, "batch_size": int(config.sample_batch_size),
+            "sampler": config.sampler, "guidance_scale": float(config.guidance_scale)}
+
+
 def class_images_key(components: Any, prompt: str, seed: int, sample_steps: int, sampler: str = "ddim",
                      guidance_scale: float = 7.5) -> str:
     """Cache key: hash of model source, weights kind, class prompt, seed, resolution and sampler settings."""

@@ -1,6 +1,6 @@
 """The real-images row (the upper bound of Table 1): the subject's own photos, no model.
 
-Image ``k`` of every prompt (seed ``base * 1000 + k``, see :mod:`dreambench.methods.job`) is real image
+Image ``k`` of every prompt (seed ``base * 1000 + k``, see :mod:`dreambench.engine.subject_job`) is real image
 ``k mod N`` of the subject's N photos, EXIF-corrected, resized (short side = ``size``) and center-cropped
 to a square like the generated images, so metrics see both through the same preprocessing. The prompt is
 ignored: the row measures how alike real photos of one subject are, not prompt fidelity.

@@ -30,6 +30,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tqdm import tqdm
 
 from ..io import write_text_atomic, writes_under
+from ..layout import REPORT as LAYOUT_REPORT
+from ..layout import TABLES, ResultsLayout
 from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
@@ -44,7 +46,7 @@ from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
 STRIP_SIZE = 96
 
-REPORT = "report"
+REPORT = LAYOUT_REPORT  # the layout declares it (dreambench.layout)
 TEMPLATES = Path(__file__).parent / "templates"
 RANDOM_BANNER = "random-init weights: images are noise, numbers are not quality results"
 
@@ -218,7 +220,7 @@ def write_report(
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
     out = Path(out_dir) if out_dir is not None else results_dir / REPORT
-    write_table_set(ts, out / "tables" if out_dir is not None else results_dir / "tables", ci=ci)
+    write_table_set(ts, out / TABLES if out_dir is not None else ResultsLayout(results_dir).tables, ci=ci)
     res, meta = ts.results, ts.meta
     names = {**res.names, **(names or {})}
     (out / "plots").mkdir(parents=True, exist_ok=True)

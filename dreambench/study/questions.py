@@ -23,6 +23,7 @@ import pandas as pd
 from ..errors import DataError, DreambenchError
 from ..images import list_images
 from ..io import atomic_path
+from ..layout import ResultsLayout
 from ..manifest import read_manifest, row_problem
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
@@ -166,7 +167,7 @@ def create_study(db_path: str | Path, results_dir: str | Path, method_a: str, me
     ``append``. Missing image files raise :class:`DataError` naming them."""
     from ..paths import default_data_dir
 
-    images_dir = Path(results_dir) / "images"
+    images_dir = ResultsLayout(results_dir).images
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: no images folder (expected <results>/images)")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()

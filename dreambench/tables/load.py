@@ -14,19 +14,17 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
+from ..layout import IMAGES, SCORES, STUDY_DB  # noqa: F401  (the layout declares them; re-exported)
 from ..paths import REPO_DIR
 from ..provenance import identity_text
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
 from .names import read_names
 
-SCORES = "scores"
-IMAGES = "images"
 DIV = "div.csv"
 REAL = "real.csv"
 PER_CATEGORY = "per_category.csv"
 AGGREGATES = "aggregates.csv"
 SCORE_META = "score_meta.json"
-STUDY_DB = "study.sqlite"
 RANDOM_INIT = "random-init"
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from ..errors import DataError, DreambenchError
 from ..io import write_text_atomic
-
-NAMES_FILE = "names.json"
+from ..layout import NAMES_FILE
 
 
 def parse_names(items: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from ..layout import ResultsLayout
 from .fixtures import write_protocol_folder
 from .measure import count_flops, sync
 
@@ -18,8 +19,8 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
     """The suite's sampler at ``batch`` images; ``overrides`` of sampling options (``--set``) apply."""
     import dataclasses
 
-    from ...methods.base import make_config
-    from ...methods.sampling import SamplingConfig, sample_images
+    from ..methods.base import make_config
+    from ..methods.sampling import SamplingConfig, sample_images
 
     fields = {f.name for f in dataclasses.fields(SamplingConfig)}
     cfg = make_config(SamplingConfig, {"sample_batch_size": batch,
@@ -40,9 +41,9 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
 
 
 def bench_scoring(profile: Any, metric_profile: str, device: torch.device, batch: int) -> dict:
-    from ...metrics.embed import ImageEncoder
-    from ...metrics.profiles import get_metric_profile
-    from ...models.backbones import build_clip, build_dino
+    from ..metrics.embed import ImageEncoder
+    from ..metrics.profiles import get_metric_profile
+    from ..models.backbones import build_clip, build_dino
 
     mp = get_metric_profile(metric_profile)
     encoders = [ImageEncoder("dino", build_dino(profile, mp.dino.arch), mp.dino.transform, device),
@@ -74,15 +75,16 @@ def bench_score_folder(profile: Any, metric_profile: str, device: torch.device, 
     """``dreambench score`` end to end on ``n`` protocol-sized PNGs: building the backbones, decoding
     (worker pool), embedding the real photos (empty cache, as on a first run), DINO, CLIP-I, CLIP-T,
     LPIPS diversity and every output table. ``seconds`` is the whole call."""
-    from ...metrics.scoring import score_folder
+    from ..metrics.scoring import score_folder
 
-    images = workdir / "images"
+    layout = ResultsLayout(workdir)
+    images = layout.images
     n = write_protocol_folder(images, n, profile.resolution)
     sync(device)
     t0 = time.perf_counter()
-    res = score_folder(images, data_dir, workdir / "scores", metric_profile=metric_profile,
+    res = score_folder(images, data_dir, layout.scores, metric_profile=metric_profile,
                        model_profile=profile.name, device=str(device), batch_size=batch,
-                       cache_dir=workdir / "cache", progress=False)
+                       cache_dir=layout.cache, progress=False)
     sync(device)
     seconds = time.perf_counter() - t0
     if res.errors:

@@ -14,7 +14,7 @@ datasheet bf16 peak of known GPUs (dense, no sparsity), which ``--peak-tflops`` 
   they all ran (each loop times itself; ``TrainStats.started`` puts them on one clock) and its ratio to
   the reference loop;
 - ``packing_inprocess``: the same ``pack`` DreamBooth jobs trained in THIS process
-  (``methods.packing.train_packed``: steps interleaved, one CUDA stream per job, no time-slicing between
+  (``bench.packing.train_packed``: steps interleaved, one CUDA stream per job, no time-slicing between
   processes): aggregate steps/s, peak memory of all jobs, and ``vs_process_packing``, its ratio to the
   process kind. Measured side by side so that the first device run decides which kind becomes the default;
 - ``sampling``: the suite's sampler (``methods.sampling.sample_images``, CFG, profile's sampler steps):

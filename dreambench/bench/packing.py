@@ -25,10 +25,10 @@ from typing import Any
 import torch
 
 from ..errors import DreambenchError
-from .dreambooth import DreamBooth, instance_prompt, prior_class_images
-from .interface import SubjectData
-from .priors import class_prompt
-from .training import (
+from ..methods.dreambooth import DreamBooth, instance_prompt, prior_class_images
+from ..methods.interface import SubjectData
+from ..methods.priors import class_prompt
+from ..methods.training import (
     LOSS_READ_EVERY,
     DreamBoothData,
     LossLog,

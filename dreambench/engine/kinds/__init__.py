@@ -1,0 +1,84 @@
+"""Job kinds as units: each module here declares one kind, whole.
+
+A kind module holds its typed spec (a dataclass whose :meth:`to_dict` is the JSON a job carries and the
+state database stores), how its jobs are planned and hashed (``plan_*`` functions the planner,
+:mod:`dreambench.engine.expand`, calls), how one runs on a worker (``run``) and how a done one is judged
+current (``current``: its outputs still on disk, whole and made from the current inputs). It declares
+itself as a :class:`JobKind`; the worker, the driver and the planner ask :func:`get_kind` and never
+branch on a kind's name.
+
+Kinds, in the order they are scheduled: ``class_images``, ``subject``, ``score``, ``score_merge``,
+``tables``. Importing this package stays light (no torch, no pandas): kinds import their heavy parts
+when they run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..worker import Worker
+
+#: ``log(message)`` of a running job: one line into its log file.
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One job kind.
+
+    Attributes:
+        name: the kind's name (``Job.kind``, the ``kind`` column of the state database).
+        spec: the kind's typed spec class (``from_dict`` / ``to_dict``).
+        run: ``run(worker, job, log) -> (artifacts, images)``: run the job (a :class:`Job` dict) on
+            ``worker``; ``artifacts`` is recorded in the state database, ``images`` counts what it made.
+        current: ``current(results, row, data_dir) -> bool``: whether a done job (its state row) may be
+            trusted without running again.
+        after_failed_deps: runs once its dependencies finished, also when some failed (the score merge).
+        writes_label: writes under a method label (claims it, moves an old label's outputs aside).
+        makes_images: its images count in the run summary.
+    """
+
+    name: str
+    spec: type
+    run: Callable[[Worker, dict, Log], tuple[dict, int]]
+    current: Callable[[Path, dict, Path | None], bool]
+    after_failed_deps: bool = False
+    writes_label: bool = False
+    makes_images: bool = False
+
+
+def _registry() -> dict[str, JobKind]:
+    from . import class_images, score, score_merge, subject, tables
+
+    return {k.name: k for k in (class_images.KIND, subject.KIND, score.KIND, score_merge.KIND, tables.KIND)}
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def kinds() -> dict[str, JobKind]:
+    """Every job kind by name, in scheduling order."""
+    if not _KINDS:
+        _KINDS.update(_registry())
+    return _KINDS
+
+
+def get_kind(name: str) -> JobKind | None:
+    """The kind named ``name``; None for a name no kind has (a row of a newer release)."""
+    return kinds().get(name)
+
+
+def spec_of(kind_spec: type, job_spec: dict | None) -> Any:
+    """``kind_spec`` from a job's JSON spec, fields it lacks (rows of older releases) at their defaults."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(kind_spec)}
+    return kind_spec(**{k: v for k, v in (job_spec or {}).items() if k in names})
+
+
+#: Kind names in scheduling order (the status table sorts by it).
+ORDER = ("class_images", "subject", "score", "score_merge", "tables")
