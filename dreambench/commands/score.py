@@ -152,7 +152,9 @@ def _print_summary(agg, metric_profile: str, model_profile: str, scored: int, no
     click.echo(f"profile {metric_profile}, model profile {model_profile}{label}")
     if len(agg):
         wide = agg.pivot(index="method", columns="metric", values="mean")
-        wide = wide[[c for c in ("dino", "clip_i", "clip_t", "pres", "div") if c in wide.columns]]
+        from ..metrics.registry import metric_names
+
+        wide = wide[[c for c in metric_names() if c in wide.columns]]
         click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"{scored} images scored ({now} now, {reused} reused)"
                + (f", {images_per_s:.1f} images/s" if images_per_s else "") + f" -> {out_dir}")

@@ -30,13 +30,13 @@ from ..io import sha256_file
 from ..manifest import read_manifest, read_part, row_problem
 from ..models.profiles import get_profile
 from ..protocol import name_problem
-from ..schema import CLASS_PROMPT_INDEX, MANIFEST, METHOD_INFO, PER_IMAGE
+from ..schema import CLASS_PROMPT_INDEX, MANIFEST, METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
 from .pairing import with_references
 from .profiles import MetricProfile, get_metric_profile
 from .text import strip_tokens, token_lookup
 
 CACHE_ENV = "DREAMBENCH_CACHE"
-SCORE_VALUE_COLUMNS = ["dino", "clip_i", "clip_t", "max_dino_real"]
+SCORE_VALUE_COLUMNS = [*SCORE_COLUMNS, "max_dino_real"]
 PARTS = "parts"
 DIGEST_FILE = "digests.json"
 #: sd_source / sd_digest of images no SD model made (the ``real`` method copies photos), and of rows
@@ -365,7 +365,7 @@ def prepare(images_dir: Path, subjects_dir: Path, out_dir: Path, prof: MetricPro
         prev = prev.drop_duplicates("path").astype({"path": str, "score_key": str})
         key = rows[["path", "score_key"]].astype(str).reset_index()
         merged = key.merge(prev[["path", "score_key", *SCORE_VALUE_COLUMNS]], on=["path", "score_key"])
-        merged = merged.dropna(subset=["dino", "clip_i", "clip_t"])
+        merged = merged.dropna(subset=SCORE_COLUMNS)
         rows.loc[merged["index"].to_numpy(), SCORE_VALUE_COLUMNS] = merged[SCORE_VALUE_COLUMNS].to_numpy()
         done[merged["index"].to_numpy()] = True
         stale = len(prev) != len(merged)

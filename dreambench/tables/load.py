@@ -24,10 +24,13 @@ IMAGES = "images"
 DIV = "div.csv"
 REAL = "real.csv"
 PER_CATEGORY = "per_category.csv"
+PER_SUBJECT = "per_subject.csv"
 AGGREGATES = "aggregates.csv"
 SCORE_META = "score_meta.json"
 STUDY_DB = "study.sqlite"
 RANDOM_INIT = "random-init"
+#: The method name of the Real Images rows in the score files (metrics.scoring.REAL_METHOD).
+REAL_METHOD = "real-images"
 
 
 @dataclass
@@ -96,6 +99,9 @@ class Results:
     parts: list[Results] = field(default_factory=list)
     #: Labels renamed when loaded (``tables --relabel``: old -> new); files on disk keep the old ones.
     relabeled: dict[str, str] = field(default_factory=dict)
+    #: per_subject.csv's rows of the labels (method, subject, metric, value): the per-subject values the
+    #: tables read instead of recomputing; None for a folder without a current one (:func:`read_per_subject`).
+    per_subject: pd.DataFrame | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -138,6 +144,23 @@ def read_per_image(path: Path) -> pd.DataFrame:
     except (ValueError, TypeError) as e:
         raise DataError(f"{path}: prompt_index must be integers ({e})") from None
     return df
+
+
+def read_per_subject(sdir: Path) -> pd.DataFrame | None:
+    """per_subject.csv's rows of the labels (the Real Images rows, method ``real-images``, left out: the
+    tables take them from real.csv), or None when the folder has none, it is unreadable, or it is older
+    than per_image.csv (scoring rewrites per_image.csv after every chunk and per_subject.csv only when it
+    finishes: an interrupted run's per_subject.csv is stale, so its tables are recomputed from per_image.csv
+    as they always were)."""
+    path, per_image = sdir / PER_SUBJECT, sdir / PER_IMAGE
+    if not path.is_file() or path.stat().st_mtime_ns < per_image.stat().st_mtime_ns:
+        return None
+    try:
+        df = _read_csv(path, ["method", "subject", "metric", "value"], ["value"])
+    except DataError:
+        return None
+    df["metric"] = df["metric"].astype(str)
+    return df[df["method"] != REAL_METHOD][["method", "subject", "metric", "value"]].reset_index(drop=True)
 
 
 def images_dir_of(results_dir: Path, score_meta: dict) -> Path | None:
@@ -306,7 +329,15 @@ def load_results(results_dir: str | Path) -> Results:
         raise DataError(f"{meta_path}: invalid JSON ({e})") from None
     images_dir = images_dir_of(results_dir, score_meta)
     infos = read_method_infos(images_dir) if images_dir else {}
-    res = Results(results_dir, sdir, per_image, div, real, score_meta, infos, images_dir=images_dir)
+    per_subject = read_per_subject(sdir)
+    if per_subject is not None:
+        from ..metrics.aggregate import with_real_rule
+
+        # The one real row again from real.csv: a no-op for what `score` writes now, and the same figures
+        # as recomputing for a folder scored before that rule existed.
+        per_subject = with_real_rule(per_subject, per_image, real)
+    res = Results(results_dir, sdir, per_image, div, real, score_meta, infos, images_dir=images_dir,
+                  per_subject=per_subject)
     res.meta = run_meta(res)
     res.names = read_names(results_dir)
     return res
