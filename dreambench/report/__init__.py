@@ -30,9 +30,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tqdm import tqdm
 
 from ..io import write_text_atomic, writes_under
-from ..paths import default_data_dir
-from ..protocol import CLASS_PROMPT_INDEX
-from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..metrics.registry import (
     CLIP_T,
     DINO,
@@ -42,6 +39,9 @@ from ..metrics.registry import (
     list_metrics,
     table_metrics,
 )
+from ..paths import default_data_dir
+from ..protocol import CLASS_PROMPT_INDEX
+from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..tables.compute import per_subject
 from ..tables.load import IMAGES, Results
 from ..tables.plots import plot_categories, plot_tradeoff
