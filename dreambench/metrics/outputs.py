@@ -25,7 +25,7 @@ from .aggregate import aggregate_table, paired_table, per_category_table, per_su
 from .inputs import ScoreError
 from .keys import short_hash
 from .profiles import MetricProfile
-from .registry import DIV_ROWS, get_metric, list_metrics, real_metrics
+from .registry import CLIP_I, DINO, DIV_ROWS, get_metric, list_metrics, real_metrics
 from .reuse import DIV_CSV, REAL_CSV, Work
 
 #: sd_source / sd_digest of images no SD model made (the ``real`` method copies photos), and of rows
@@ -135,7 +135,7 @@ def div_frame(divs: dict[tuple, dict], rows: pd.DataFrame, profile_name: str, lp
     return pd.DataFrame(recs, columns=DIV_COLUMNS)
 
 
-REAL_COLUMNS = ["subject", "dino", "clip_i", "n_pairs", "n_images", "copy_reference", "real_set", "real_key"]
+REAL_COLUMNS = ["subject", DINO.column, CLIP_I.column, "n_pairs", "n_images", "copy_reference", "real_set", "real_key"]
 
 
 def real_frame(refs: dict[str, Reference], w: Work, prof: MetricProfile, subjects: list[str]) -> pd.DataFrame:
@@ -146,9 +146,9 @@ def real_frame(refs: dict[str, Reference], w: Work, prof: MetricProfile, subject
         if s in refs:
             r = refs[s]
             set_key = w.real_sets[s][1]
-            recs.append({"subject": s, "dino": float(prof.scale("dino").apply(r.dino_mean)),
-                         "clip_i": float(prof.scale("clip_i").apply(r.clip_mean)), "n_pairs": r.n_pairs,
-                         "n_images": len(r.dino), "copy_reference": float(prof.scale("dino").apply(r.copy_level)),
+            recs.append({"subject": s, DINO.column: float(prof.scale(DINO.scale).apply(r.dino_mean)),
+                         CLIP_I.column: float(prof.scale(CLIP_I.scale).apply(r.clip_mean)), "n_pairs": r.n_pairs,
+                         "n_images": len(r.dino), "copy_reference": float(prof.scale(DINO.scale).apply(r.copy_level)),
                          "real_set": set_key, "real_key": short_hash([set_key, w.profile_key, *ids])})
         elif s in w.real_done:
             recs.append({c: w.real_done[s][c] for c in REAL_COLUMNS})

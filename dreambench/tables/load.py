@@ -146,6 +146,13 @@ def read_per_image(path: Path) -> pd.DataFrame:
     return df
 
 
+def _real_columns() -> list[str]:
+    """real.csv's metric columns (the metrics declared ``real``)."""
+    from ..metrics.registry import get_metric, real_metrics
+
+    return [get_metric(m).column for m in real_metrics()]
+
+
 def read_per_subject(sdir: Path) -> pd.DataFrame | None:
     """per_subject.csv's rows of the labels (the Real Images rows, method ``real-images``, left out: the
     tables take them from real.csv), or None when the folder has none, it is unreadable, or it is older
@@ -318,7 +325,7 @@ def load_results(results_dir: str | Path) -> Results:
         else None
     )
     real = (
-        _read_csv(sdir / REAL, ["subject", "dino", "clip_i"], ["dino", "clip_i", "n_pairs"])
+        _read_csv(sdir / REAL, ["subject", *_real_columns()], [*_real_columns(), "n_pairs"])
         if (sdir / REAL).is_file()
         else None
     )

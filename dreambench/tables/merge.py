@@ -17,10 +17,11 @@ import pandas as pd
 
 from ..errors import DataError
 from ..io import connect_readonly
+from ..schema import SCORE_COLUMNS
 from .load import Results, RunMeta, load_results
 
 STATE_FILE = "state.sqlite"  # engine.state.STATE_FILE; not imported to keep tables free of the engine
-_SAME_JOB_COLUMNS = ["subject", "prompt_index", "seed", "dino", "clip_i", "clip_t"]
+_SAME_JOB_COLUMNS = ["subject", "prompt_index", "seed", *SCORE_COLUMNS]
 
 
 def protocol_of(res: Results) -> str:
