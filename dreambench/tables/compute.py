@@ -1,7 +1,9 @@
 """Tables 1-6 as pure functions of the score tables (no I/O).
 
-Definitions (the DreamBooth protocol, scoring contract): a method's figure for a metric is the mean over
-subjects of its per-subject mean, where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
+Definitions (the DreamBooth protocol, scoring contract; each metric declared once in
+:mod:`dreambench.metrics.registry`): a method's figure for a metric is the mean over subjects of its
+per-subject value (per_subject.csv when the folder has a current one, else the same reduction made here
+by :func:`dreambench.metrics.aggregate.per_subject_table`), where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
 subject's generated images (class-prompt rows, ``prompt_index == -1``, excluded), PRES averages the
 ``dino`` column of the class-prompt rows, and DIV averages div.csv's per-prompt values. Its 95% interval
 is :func:`dreambench.stats.mean_interval` over the per-subject values, subjects in name order (t interval
@@ -118,8 +120,8 @@ def table1(
     metrics = table_metrics(1)
     labels = sorted(per_image["method"].unique()) if labels is None else list(labels)
     rows = []
-    if real is not None and len(real):
-        rm = [m for m in real_metrics() if m in metrics]
+    rm = [m for m in real_metrics() if m in metrics]
+    if real is not None and len(real) and rm:
         r = real.groupby("subject", sort=True)[[get_metric(m).column for m in rm]].mean()
         ests = {m: estimate(r[get_metric(m).column], metric_range(per_image, m)) for m in rm}
         cells = {m: ests.get(m, _NAN) for m in metrics}

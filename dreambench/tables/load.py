@@ -156,16 +156,23 @@ def _real_columns() -> list[str]:
 def read_per_subject(sdir: Path) -> pd.DataFrame | None:
     """per_subject.csv's rows of the labels (the Real Images rows, method ``real-images``, left out: the
     tables take them from real.csv), or None when the folder has none, it is unreadable, or it is older
-    than per_image.csv (scoring rewrites per_image.csv after every chunk and per_subject.csv only when it
-    finishes: an interrupted run's per_subject.csv is stale, so its tables are recomputed from per_image.csv
-    as they always were)."""
-    path, per_image = sdir / PER_SUBJECT, sdir / PER_IMAGE
-    if not path.is_file() or path.stat().st_mtime_ns < per_image.stat().st_mtime_ns:
+    than a file it is made from (per_image.csv, div.csv, real.csv: scoring rewrites per_image.csv and
+    div.csv after every chunk and per_subject.csv only when it finishes, so an interrupted run's, or a
+    hand-edited folder's, per_subject.csv is stale; its tables are then recomputed as they always were)."""
+    path = sdir / PER_SUBJECT
+    if not path.is_file():
         return None
-    try:
-        df = _read_csv(path, ["method", "subject", "metric", "value"], ["value"])
-    except DataError:
+    made = path.stat().st_mtime_ns
+    if any(p.is_file() and p.stat().st_mtime_ns > made for p in (sdir / PER_IMAGE, sdir / DIV, sdir / REAL)):
         return None
+    try:  # round_trip: the very floats scoring computed (pandas' default parser may differ in the last bit)
+        df = pd.read_csv(path, keep_default_na=False, float_precision="round_trip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    if not {"method", "subject", "metric", "value"} <= set(df.columns):
+        return None
+    df = df.astype({"method": str, "subject": str})
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
     df["metric"] = df["metric"].astype(str)
     return df[df["method"] != REAL_METHOD][["method", "subject", "metric", "value"]].reset_index(drop=True)
 
