@@ -82,9 +82,11 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
 
     metric_profile = _metric_profile(metric_profile, old_profile)
     if images is None or out is None:
-        root = resolve_results(ctx, results)
-        images = images or root / "images"
-        out = out or root / "scores"
+        from ..layout import ResultsLayout
+
+        root = ResultsLayout(resolve_results(ctx, results))
+        images = images or root.images
+        out = out or root.scores
     meta = _already_current(images, subjects or default_data_dir(), out, cache_dir, metric_profile=metric_profile,
                             model_profile=model_profile, identifier=identifier, dino_weights=dino_weights,
                             clip_weights=clip_weights, lpips_weights=lpips_weights)

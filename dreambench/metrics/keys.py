@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..io import sha256_file
+from ..layout import ResultsLayout
 from .profiles import MetricProfile
 
 CACHE_ENV = "DREAMBENCH_CACHE"
@@ -166,7 +167,7 @@ def default_cache_dir(out_dir: str | Path) -> Path:
     import os
 
     env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path(out_dir).resolve().parent / "cache"
+    return Path(env).expanduser() if env else ResultsLayout(Path(out_dir).resolve().parent).cache
 
 
 def digests(cache_dir: str | Path | None, out_dir: Path) -> DigestCache:

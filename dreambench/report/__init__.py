@@ -29,7 +29,9 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tqdm import tqdm
 
+from .. import layout
 from ..io import write_text_atomic, writes_under
+from ..layout import TABLES, ResultsLayout
 from ..metrics.registry import (
     CLIP_T,
     DINO,
@@ -53,7 +55,7 @@ from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
 STRIP_SIZE = 96
 
-REPORT = "report"
+REPORT = layout.REPORT
 TEMPLATES = Path(__file__).parent / "templates"
 RANDOM_BANNER = "random-init weights: images are noise, numbers are not quality results"
 
@@ -229,7 +231,7 @@ def write_report(
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
     out = Path(out_dir) if out_dir is not None else results_dir / REPORT
-    write_table_set(ts, out / "tables" if out_dir is not None else results_dir / "tables", ci=ci)
+    write_table_set(ts, out / TABLES if out_dir is not None else ResultsLayout(results_dir).tables, ci=ci)
     res, meta = ts.results, ts.meta
     names = {**res.names, **(names or {})}
     (out / "plots").mkdir(parents=True, exist_ok=True)

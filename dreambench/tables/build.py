@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import stats
+from .. import layout, stats
 from ..errors import DataError
 from ..io import write_text_atomic, writes_under
 from ..metrics.aggregate import real_photo_labels
@@ -33,7 +33,7 @@ from .names import display
 from .preference import load_preference
 from .render import Table, write_table
 
-TABLES = "tables"
+TABLES = layout.TABLES
 KEYS = {
     1: "table1_fidelity",
     2: "table2_preference",

@@ -13,21 +13,22 @@ from pathlib import Path
 
 import pandas as pd
 
+from .. import layout
 from ..errors import DataError
 from ..paths import REPO_DIR
 from ..provenance import identity_text
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
 from .names import read_names
 
-SCORES = "scores"
-IMAGES = "images"
+SCORES = layout.SCORES
+IMAGES = layout.IMAGES
 DIV = "div.csv"
 REAL = "real.csv"
 PER_CATEGORY = "per_category.csv"
 PER_SUBJECT = "per_subject.csv"
 AGGREGATES = "aggregates.csv"
 SCORE_META = "score_meta.json"
-STUDY_DB = "study.sqlite"
+STUDY_DB = layout.STUDY_DB
 RANDOM_INIT = "random-init"
 #: The method name of the Real Images rows in the score files (metrics.scoring.REAL_METHOD).
 REAL_METHOD = "real-images"
