@@ -23,6 +23,7 @@ A *results folder* (what ``dreambench run`` writes)::
 
 from __future__ import annotations
 
+from .metrics.registry import SCORED_COLUMNS
 from .protocol import CLASS_PROMPT_INDEX
 
 MANIFEST = "manifest.csv"
@@ -39,7 +40,8 @@ MANIFEST_COLUMNS = ["method", "subject", "prompt_index", "prompt", "seed", "path
 #: Optional manifest columns written by ``dreambench generate``: the identifier-free prompt (CLIP-T
 #: text), the prompt category, the class noun used and the model profile / weights label.
 MANIFEST_OPTIONAL = ["prompt_plain", "category", "class_noun", "profile", "weights"]
-SCORE_COLUMNS = ["dino", "clip_i", "clip_t"]
+#: The per-image score columns of per_image.csv (declared in dreambench.metrics.registry).
+SCORE_COLUMNS = list(SCORED_COLUMNS)
 PER_IMAGE = "per_image.csv"
 
 

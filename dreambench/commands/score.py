@@ -96,7 +96,8 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         _print_summary(_read_csv(out / "aggregates.csv"), metric_profile, model_profile, meta["stats"]["scored"], 0,
                        meta["stats"]["scored"], None, out)
         return
-    from ..metrics.scoring import default_cache_dir, score_folder
+    from ..metrics.keys import default_cache_dir
+    from ..metrics.scoring import score_folder
 
     try:
         with write_roots(out, cache_dir or default_cache_dir(out)):  # writes stay in --out and the cache
@@ -127,7 +128,7 @@ def _already_current(images: Path, subjects: Path, out: Path, cache_dir: Path | 
     full path reports them)."""
     import json
 
-    from ..metrics.keys import inputs_current
+    from ..metrics.parts import inputs_current
 
     ok, _ = inputs_current(images, subjects, out, cache_dir=cache_dir, allow_errors=False, **kw)
     errors = out / "errors.csv"
@@ -153,7 +154,9 @@ def _print_summary(agg, metric_profile: str, model_profile: str, scored: int, no
     click.echo(f"profile {metric_profile}, model profile {model_profile}{label}")
     if len(agg):
         wide = agg.pivot(index="method", columns="metric", values="mean")
-        wide = wide[[c for c in ("dino", "clip_i", "clip_t", "pres", "div") if c in wide.columns]]
+        from ..metrics.registry import metric_names
+
+        wide = wide[[c for c in metric_names() if c in wide.columns]]
         click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))
     click.echo(f"{scored} images scored ({now} now, {reused} reused)"
                + (f", {images_per_s:.1f} images/s" if images_per_s else "") + f" -> {out_dir}")

@@ -25,8 +25,9 @@ from ..errors import DreambenchError
 from ..schema import CLASS_PROMPT_INDEX
 from ..stats import Estimate, mean_interval, paired_test
 from .profiles import MetricProfile, get_metric_profile
+from .registry import CLASS_ROWS, DIV_ROWS, PROMPT_ROWS, Metric, get_metric, list_metrics, real_metrics
 
-METRICS = ["dino", "clip_i", "clip_t", "pres", "div"]
+_LONG = ["method", "subject", "metric", "value"]
 #: How intervals and p-values are made (written to score_meta.json as ``bootstrap``).
 BOOTSTRAP = {"interval": stats.INTERVAL_METHOD, "n_resamples": stats.N_RESAMPLES, "seed": stats.SEED,
              "min_subjects": stats.MIN_SUBJECTS,
@@ -34,8 +35,6 @@ BOOTSTRAP = {"interval": stats.INTERVAL_METHOD, "n_resamples": stats.N_RESAMPLES
 _ARGS = {"n_resamples": stats.N_RESAMPLES, "seed": stats.SEED}
 #: ``gen_weights`` of images that are the subject's own photos (the ``real`` method), not a model's output.
 REAL_PHOTOS = "real"
-#: The metrics a real-photo label takes from real.csv (leave-self-out).
-REAL_RULE_METRICS = ("dino", "clip_i")
 
 
 def real_photo_labels(per_image: pd.DataFrame) -> list[str]:
@@ -53,10 +52,12 @@ def with_real_rule(long: pd.DataFrame, per_image: pd.DataFrame, real: pd.DataFra
     labels = real_photo_labels(per_image)
     if not labels:
         return long
-    drop = long["method"].isin(labels) & long["metric"].isin(REAL_RULE_METRICS)
+    rule = real_metrics()  # the metrics a real-photo label takes from real.csv (leave-self-out)
+    drop = long["method"].isin(labels) & long["metric"].isin(rule)
     parts = [long[~drop]]
     if real is not None and len(real):
-        r = real.astype({"subject": str}).groupby("subject")[list(REAL_RULE_METRICS)].mean()
+        r = real.astype({"subject": str}).groupby("subject")[[get_metric(m).column for m in rule]].mean()
+        r.columns = rule
         r = r.reset_index().melt("subject", var_name="metric", value_name="value").dropna(subset=["value"])
         r = r[r["metric"].isin(set(long["metric"]))]  # only the metrics ``long`` holds
         for lab in labels:
@@ -70,33 +71,53 @@ def value_range(prof: MetricProfile | None, metric: str) -> tuple[float, float]:
     return prof.value_range(metric) if prof is not None else stats.UNBOUNDED
 
 
+def metric_rows(per_image: pd.DataFrame, div: pd.DataFrame | None, metric: Metric) -> pd.DataFrame:
+    """The rows ``metric`` reads (its declaration's ``rows``), with its per-image value in column
+    ``metric.column`` (computed by ``metric.per_image`` for a metric the scorer does not write)."""
+    if metric.rows == DIV_ROWS:
+        if div is None or not len(div) or metric.column not in div.columns:
+            return pd.DataFrame(columns=["method", "subject", "category", metric.column])
+        return div.dropna(subset=[metric.column])
+    cls = per_image["prompt_index"] == CLASS_PROMPT_INDEX
+    rows = per_image[cls if metric.rows == CLASS_ROWS else ~cls]
+    if metric.per_image is not None:
+        rows = rows.assign(**{metric.column: metric.per_image(rows) if len(rows) else []})
+    return rows
 
-def per_subject_table(per_image: pd.DataFrame, div: pd.DataFrame, real: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Long table method, subject, metric, value: per-subject means of each metric.
 
-    DINO, CLIP-I, CLIP-T: mean over the subject's prompt images (prompt_index >= 0). PRES: mean ``dino``
-    of its class-prompt images (prompt_index == -1). DIV: mean over the subject's prompts of div.csv.
-    A real-photo label's DINO / CLIP-I are real.csv's (:func:`with_real_rule`)."""
-    parts = []
-    reg = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
-    if len(reg):
-        m = reg.groupby(["method", "subject"])[["dino", "clip_i", "clip_t"]].mean().reset_index()
-        parts.append(m.melt(["method", "subject"], var_name="metric", value_name="value"))
-    cls = per_image[per_image["prompt_index"] == CLASS_PROMPT_INDEX]
-    if len(cls):
-        p = cls.groupby(["method", "subject"])["dino"].mean().reset_index().rename(columns={"dino": "value"})
-        parts.append(p.assign(metric="pres"))
-    d = div.dropna(subset=["div"]) if len(div) else div
-    if len(d):
-        v = d.groupby(["method", "subject"])["div"].mean().reset_index().rename(columns={"div": "value"})
-        parts.append(v.assign(metric="div"))
-    if not parts:
-        return pd.DataFrame(columns=["method", "subject", "metric", "value"])
-    out = pd.concat(parts, ignore_index=True)[["method", "subject", "metric", "value"]]
-    out = with_real_rule(out.dropna(subset=["value"]), per_image, real)
-    order = {m: i for i, m in enumerate(METRICS)}
+def reduce_per_subject(rows: pd.DataFrame, metric: Metric, by: list[str]) -> pd.DataFrame:
+    """``by`` + ``value``: the declared per-subject reduction of ``metric`` over ``rows``."""
+    out = rows.groupby(by)[metric.column].agg(metric.reduction).reset_index()
+    return out.rename(columns={metric.column: "value"})
+
+
+def _sorted_long(out: pd.DataFrame) -> pd.DataFrame:
+    order = {m: i for i, m in enumerate(m.name for m in list_metrics())}
     return out.sort_values(["method", "metric", "subject"], key=lambda c: c.map(order) if c.name == "metric" else c,
                            kind="stable").reset_index(drop=True)
+
+
+
+def per_subject_table(per_image: pd.DataFrame, div: pd.DataFrame, real: pd.DataFrame | None = None,
+                      metrics: list[str] | None = None) -> pd.DataFrame:
+    """Long table method, subject, metric, value: the per-subject value of each registered metric
+    (``metrics``: only those), its declared reduction over the rows it reads
+    (:mod:`dreambench.metrics.registry`). Built in: DINO, CLIP-I, CLIP-T: mean over the subject's prompt
+    images (prompt_index >= 0); PRES: mean ``dino`` of its class-prompt images (prompt_index == -1); DIV:
+    mean over the subject's prompts of div.csv. A real-photo label's DINO / CLIP-I are real.csv's
+    (:func:`with_real_rule`)."""
+    parts = []
+    for metric in list_metrics():
+        if metrics is not None and metric.name not in metrics:
+            continue
+        rows = metric_rows(per_image, div, metric)
+        if len(rows):
+            parts.append(reduce_per_subject(rows, metric, ["method", "subject"]).assign(metric=metric.name))
+    if not parts:
+        return pd.DataFrame(columns=_LONG)
+    out = pd.concat(parts, ignore_index=True)[_LONG]
+    out = with_real_rule(out.dropna(subset=["value"]), per_image, real)
+    return _sorted_long(out)
 
 
 def _estimate(values, prof: MetricProfile | None, metric: str) -> Estimate:
@@ -133,20 +154,21 @@ def aggregate_table(per_subject: pd.DataFrame, labels: dict[tuple[str, str], str
 
 
 def per_category_table(per_image: pd.DataFrame, div: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, prompt category, metric) for DINO, CLIP-I, CLIP-T and DIV: per-subject means over
-    that category's prompts, then mean over subjects with its 95% interval."""
+    """Per (method, prompt category, metric) for the metrics declared ``per_category`` (DINO, CLIP-I,
+    CLIP-T, DIV): per-subject values over that category's prompts, then mean over subjects with its 95%
+    interval."""
     rows = []
     prof = profile_of(per_image)
-    reg = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
-    longs = []
-    if len(reg):
-        m = reg.groupby(["method", "category", "subject"])[["dino", "clip_i", "clip_t"]].mean().reset_index()
-        longs.append(m.melt(["method", "category", "subject"], var_name="metric", value_name="value"))
-    d = div.dropna(subset=["div"]) if len(div) else div
-    if len(d) and "category" in d.columns:
-        v = d.groupby(["method", "category", "subject"])["div"].mean().reset_index()
-        longs.append(v.rename(columns={"div": "value"}).assign(metric="div"))
-    for lg in longs:
+    prompt, other = [], []  # prompt-row metrics in one frame, then the others (DIV), as the file lists them
+    for metric in list_metrics():
+        if not metric.per_category or metric.rows == CLASS_ROWS:
+            continue
+        src = metric_rows(per_image, div, metric)
+        if len(src) and "category" in src.columns:
+            lg = reduce_per_subject(src, metric, ["method", "category", "subject"]).assign(metric=metric.name)
+            (prompt if metric.rows == PROMPT_ROWS else other).append(lg)
+    groups = ([pd.concat(prompt, ignore_index=True)] if prompt else []) + other
+    for lg in groups:
         for (method, cat, metric), g in lg.groupby(["method", "category", "metric"], sort=True):
             est = _estimate(g["value"].to_numpy(), prof, metric)
             rows.append({"method": method, "category": cat, "metric": metric, "mean": est.mean, "lo": est.lo,
@@ -161,7 +183,7 @@ def paired_table(per_subject: pd.DataFrame) -> pd.DataFrame:
     rows = []
     methods = sorted(per_subject["method"].unique())
     for a, b in itertools.combinations(methods, 2):
-        for metric in METRICS:
+        for metric in (m.name for m in list_metrics()):
             sa = per_subject[(per_subject.method == a) & (per_subject.metric == metric)].set_index("subject")["value"]
             sb = per_subject[(per_subject.method == b) & (per_subject.metric == metric)].set_index("subject")["value"]
             shared = sorted(set(sa.index) & set(sb.index))

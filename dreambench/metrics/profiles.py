@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from ..registry import Registry
+from .registry import get_metric
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -165,14 +166,16 @@ class MetricProfile:
         return self.scales.get(kind, IDENTITY)
 
     def value_range(self, metric: str) -> tuple[float, float]:
-        """The possible values of an aggregated ``metric`` (intervals are clipped to it): the scaled cosine
-        range (:meth:`Scale.value_range`), or [0, inf) for ``div`` (LPIPS distances are >= 0)."""
-        return (0.0, float("inf")) if metric == "div" else self.metric_scale(metric).value_range()
+        """The possible values of an aggregated ``metric`` (intervals are clipped to it), as its
+        declaration says (:meth:`dreambench.metrics.registry.Metric.value_range`): the scaled cosine range
+        (:meth:`Scale.value_range`) of a scaled metric, else its declared bounds (DIV: [0, inf))."""
+        return get_metric(metric).value_range(self)
 
     def metric_scale(self, metric: str) -> Scale:
-        """The scale of an aggregated metric (``dino``, ``clip_i``, ``clip_t``, ``pres``; ``div`` is never
-        scaled)."""
-        return IDENTITY if metric == "div" else self.scale(METRIC_KINDS.get(metric, metric))
+        """The scale of an aggregated metric (its declaration's ``scale``: DINO and PRES are on the DINO
+        scale; an unscaled metric such as DIV has the identity)."""
+        kind = get_metric(metric).scale
+        return IDENTITY if kind is None else self.scale(kind)
 
     def to_dict(self) -> dict:
         """JSON-ready description (written to score_meta.json)."""
@@ -185,8 +188,6 @@ class MetricProfile:
 
 COPY_REFERENCES = {"max": np.max, "mean": np.mean}
 PAIRINGS = ("all", "one")
-#: Which per-image cosine kind each aggregated metric is made of.
-METRIC_KINDS = {"dino": "dino", "pres": "dino", "clip_i": "clip_i", "clip_t": "clip_t"}
 
 METRIC_PROFILES: Registry[MetricProfile] = Registry("metric profile")
 

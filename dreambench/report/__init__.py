@@ -32,15 +32,24 @@ from tqdm import tqdm
 from ..io import write_text_atomic, writes_under
 from ..layout import REPORT as LAYOUT_REPORT
 from ..layout import TABLES, ResultsLayout
+from ..metrics.registry import (
+    CLIP_T,
+    DINO,
+    PROMPT_ROWS,
+    display_names,
+    get_metric,
+    list_metrics,
+    table_metrics,
+)
 from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
-from ..tables.compute import METRIC_NAMES, per_subject
+from ..tables.compute import per_subject
 from ..tables.load import IMAGES, Results
 from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
 from .compare import compare_name, compare_rows
-from .grid import grid_rows, mean_of, url_of
+from .grid import grid_rows, mean_of, page_values, url_of
 from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
@@ -104,14 +113,15 @@ def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str]) -> 
         return []
     blocks = []
     categories = sorted(cat["category"].unique())
-    for metric in ("dino", "clip_i", "clip_t"):
+    shown = display_names()
+    for metric in (m.name for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS):
         d = cat[cat["metric"] == metric]
         rows = []
         for method, g in d.groupby("method", sort=True):
             by = {r["category"]: _fmt_row(r, ci) for r in g.to_dict("records")}
             rows.append([names.get(method, method), *[by.get(c, "N/A") for c in categories]])
         blocks.append(
-            {"metric": METRIC_NAMES[metric], "columns": ["Method", *categories], "rows": rows, "n_left": 1}
+            {"metric": shown[metric], "columns": ["Method", *categories], "rows": rows, "n_left": 1}
         )
     return blocks
 
@@ -134,7 +144,8 @@ def _pages_ctx(res: Results, methods: list[str], by_pair: dict, images_dir: Path
     """Per-subject rows of the index: for each method, the link to its page, its DINO / CLIP-T means and
     its thumbnail strip; plus the subject's comparison page."""
     pi = res.per_image
-    means = {m: per_subject(pi, m) for m in ("dino", "clip_t")}
+    means = {m: per_subject(pi, m) for m in (DINO.name, CLIP_T.name)}  # the subject / prompt fidelity pair
+    shown = display_names()
     rows = []
     for s in sorted(pi["subject"].unique()):
         cells = []
@@ -143,7 +154,7 @@ def _pages_ctx(res: Results, methods: list[str], by_pair: dict, images_dir: Path
                 cells.append(None)
                 continue
             scores = " / ".join(
-                f"{METRIC_NAMES[m]} {means[m].get((method, s), float('nan')):.3f}" for m in means
+                f"{shown[m]} {means[m].get((method, s), float('nan')):.3f}" for m in means
             )
             cells.append({"href": f"pages/{page_name(method, s)}", "scores": scores, "name": method,
                           "strip": _strip(by_pair[(method, s)], images_dir, out, method, s)})
@@ -157,13 +168,13 @@ def _plots_ctx(ts: TableSet, methods: list[str], names: dict[str, str], out: Pat
     cat = ts.per_category if ts.per_category is not None else pd.DataFrame()
     plots = []
     if len(cat):
-        path = plot_categories(cat, methods, names, out / "plots" / "categories.png", metric_names=METRIC_NAMES,
+        path = plot_categories(cat, methods, names, out / "plots" / "categories.png", metric_names=display_names(),
                                min_subjects=MIN_SUBJECTS,
                                title=f"Per prompt category ({meta.run})", random_init=meta.random_init)
         plots.append({"src": "plots/categories.png", "id": "plot-categories",
                       "caption": "Mean over subjects per prompt category; error bars: 95% interval "
                                  "(none below 3 subjects)"})
-    path = plot_tradeoff(per_subject(pi, "dino"), per_subject(pi, "clip_t"), methods, names,
+    path = plot_tradeoff(per_subject(pi, DINO.name), per_subject(pi, CLIP_T.name), methods, names,
                          out / "plots" / "tradeoff.png", title=f"Subject vs prompt fidelity ({meta.run})",
                          random_init=meta.random_init)
     plots.append({"src": f"plots/{path.name}", "id": "plot-tradeoff",
@@ -252,11 +263,7 @@ def write_report(
         recs = by_pair[(method, subject)]
         rows = grid_rows(recs, div_by_pair.get((method, subject)), images_prefix)
         gen = [r for r in recs if r["prompt_index"] != CLASS_PROMPT_INDEX]
-        summary = {
-            name: f"{mean_of(r[m] for r in gen):.3f}"
-            for m, name in METRIC_NAMES.items()
-            if m in ("dino", "clip_i", "clip_t")
-        }
+        summary = {m.display: f"{mean_of(page_values(gen, m)):.3f}" for m in map(get_metric, table_metrics(1))}
         class_noun = str(gen[0].get("class_noun", "")) if gen else ""
         html = page_tpl.render(
             **common,

@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ..metrics.registry import CLASS_ROWS, DIV_ROWS, PROMPT_ROWS, Metric, list_metrics
 from ..protocol import CLASS_PROMPT_INDEX
 
 
@@ -36,6 +37,16 @@ def mean_of(values) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def page_values(records: list[dict], metric: Metric) -> list:
+    """The per-image values of ``metric`` in ``records`` (per-image dicts): its column, or what its
+    ``per_image`` computes from them (pandas only for such a metric)."""
+    if metric.per_image is None:
+        return [r.get(metric.column) for r in records]
+    import pandas as pd
+
+    return list(metric.per_image(pd.DataFrame(records))) if records else []
+
+
 def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix: str) -> list[GridRow]:
     """The rows of one (method, subject) page from that pair's per-image records (and div.csv records):
     prompts in protocol order, then the class prompt (``prompt_index == -1``, whose ``dino`` is PRES).
@@ -43,25 +54,24 @@ def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix
     by_prompt: dict[int, list[dict]] = defaultdict(list)
     for r in records:
         by_prompt[int(r["prompt_index"])].append(r)
-    divs: dict[int, list[float]] = defaultdict(list)
+    divs: dict[int, list[dict]] = defaultdict(list)
     for r in div_records or []:
-        divs[int(r["prompt_index"])].append(r["div"])
+        divs[int(r["prompt_index"])].append(r)
     rows = []
     # Class-prompt samples last: they are the PRES check, not one of the 25 prompts.
     for idx in sorted(by_prompt, key=lambda i: (i == CLASS_PROMPT_INDEX, i)):
         g = sorted(by_prompt[idx], key=lambda r: r.get("seed", 0))
         prompt = str(g[0].get("prompt", ""))
         if idx == CLASS_PROMPT_INDEX:
-            category = "class prompt (PRES)"
-            scores = {"PRES": _f(mean_of(r["dino"] for r in g))}
+            shown = [m for m in list_metrics() if m.rows == CLASS_ROWS]
+            category = f"class prompt ({', '.join(m.display for m in shown)})"
         else:
+            shown = [m for m in list_metrics() if m.rows == PROMPT_ROWS]
             category = str(g[0].get("category", "") or "")
-            scores = {
-                name: _f(mean_of(r[m] for r in g))
-                for m, name in (("dino", "DINO"), ("clip_i", "CLIP-I"), ("clip_t", "CLIP-T"))
-            }
+        scores = {m.display: _f(mean_of(page_values(g, m))) for m in shown}
         if idx in divs:
-            scores["DIV"] = _f(mean_of(divs[idx]))
+            scores.update({m.display: _f(mean_of(r.get(m.column) for r in divs[idx]))
+                           for m in list_metrics() if m.rows == DIV_ROWS})
         images = [
             (url_of(images_prefix, r["path"]), f"{prompt} (seed {r.get('seed', '?')})")
             for r in g

@@ -14,8 +14,9 @@ Definitions
   ``n_short > 0`` is incomplete: its percentages are provisional, Table 2 shows its interval as n/a and
   both Table 2 and ``study analyze`` warn (:class:`IncompleteStudyWarning`).
 * Metric correlation (:func:`metric_correlation`): x = metric(image of A) - metric(image of B) from the
-  per-image score table; y = preference. Subject-fidelity questions are compared with ``dino`` and
-  ``clip_i``, prompt-fidelity questions with ``clip_t``. All method pairs in the database are pooled.
+  per-image score table; y = preference. Each question type is compared with the metrics whose declaration
+  names it (:attr:`dreambench.metrics.registry.Metric.study`: subject fidelity with DINO and CLIP-I, prompt
+  fidelity with CLIP-T). All method pairs in the database are pooled.
   ``unit="answer"`` (default) makes one point per answer; ``unit="question"`` one point per question
   with y its majority preference. Pearson r and Spearman rho with two-sided p-values from
   ``scipy.stats``; 95 % percentile bootstrap intervals resample *questions* with replacement (all the
@@ -35,11 +36,10 @@ from scipy import stats
 
 from ..errors import DataError, DreambenchError
 from ..io import atomic_path, write_text_atomic, writes_under
+from ..metrics.registry import list_metrics, study_metrics
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
 
-#: Which per-image metric each question type is compared with.
-METRICS_BY_TYPE = {"subject": ("dino", "clip_i"), "prompt": ("clip_t",)}
 PREFERENCE = {"a": 1, "b": -1, "undecided": 0}
 ANSWER_COLUMNS = [
     "answer_id", "rater", "question_id", "question_type", "method_a", "method_b", "subject", "prompt_index",
@@ -245,6 +245,22 @@ def _interval(v: np.ndarray, level: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+def _study_scores(scores: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``scores`` with one column per metric declared for a study question type (its ``study``), named by
+    the metric (a metric the scorer does not write is computed by its ``per_image``), and their names."""
+    names = []
+    for m in list_metrics():
+        if not m.study:
+            continue
+        if m.per_image is not None and len(scores):
+            scores = scores.assign(**{m.name: m.per_image(scores)})
+        elif m.column != m.name and m.column in scores.columns:
+            scores = scores.assign(**{m.name: scores[m.column]})
+        if m.name in scores.columns:
+            names.append(m.name)
+    return scores, names
+
+
 def correlation_points(db_path: str | Path, per_image_csv: str | Path, unit: str = "answer") -> pd.DataFrame:
     """The (x, y) points of the correlation analysis: one row per answer (``unit="answer"``) or per
     answered question (``unit="question"``) with question_id, question_type, preference and, for each
@@ -252,8 +268,7 @@ def correlation_points(db_path: str | Path, per_image_csv: str | Path, unit: str
     Questions whose images are absent from the score table are dropped."""
     if unit not in ("answer", "question"):
         raise DreambenchError(f"unit must be 'answer' or 'question' (got {unit!r})")
-    scores = _read_scores(per_image_csv)
-    metrics = [m for m in ("dino", "clip_i", "clip_t") if m in scores.columns]
+    scores, metrics = _study_scores(_read_scores(per_image_csv))
     keyed = scores.groupby(["method", "subject", "prompt_index", "seed"], as_index=False)[metrics].mean()
     pts = load_answers(db_path) if unit == "answer" else majority_votes(db_path)
     for side in ("a", "b"):
@@ -281,7 +296,7 @@ def metric_correlation(db_path: str | Path, per_image_csv: str | Path, unit: str
         return "|".join(vals)
 
     rows = []
-    for qtype, metrics in METRICS_BY_TYPE.items():
+    for qtype, metrics in study_metrics().items():
         sub = pts[pts["question_type"] == qtype]
         for metric in metrics:
             col = f"{metric}_diff"

@@ -2,8 +2,11 @@
 
 ``write_tables(results_dir)`` reads ``<results>/scores`` (and the study database for Table 2) and writes
 ``<results>/tables/<key>.{csv,tex,md}`` plus PNG plots of Tables 5 and 6 and a README.md that lists what
-was written and why a table was skipped. Figures are recomputed from per_image.csv / div.csv / real.csv
-(see :mod:`dreambench.tables.compute` for definitions) and checked against aggregates.csv.
+was written and why a table was skipped. Figures are means over subjects of the per-subject values in
+per_subject.csv (recomputed from per_image.csv / div.csv by the same declared reductions for a folder
+without a current one; see :mod:`dreambench.tables.compute`), with Real Images from real.csv; the metrics
+each table shows are declared in :mod:`dreambench.metrics.registry`; and every figure is checked against
+aggregates.csv.
 
 Modules: ``build`` (``write_tables``, ``build_tables``), ``load`` (reading the folder), ``select`` (which
 labels go where), ``compute`` (pure table functions), ``preference`` (Table 2's study input), ``render``

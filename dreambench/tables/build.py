@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import stats
+from .. import layout, stats
 from ..errors import DataError
 from ..io import write_text_atomic, writes_under
 from ..metrics.aggregate import real_photo_labels
+from ..metrics.registry import display_names, table_metrics
 from . import reference as refs
 from . import select
 from .compute import (
-    METRIC_NAMES,
     REAL_LABEL,
     aggregates,
     compare_aggregates,
@@ -33,7 +33,7 @@ from .names import display
 from .preference import load_preference
 from .render import Table, write_table
 
-TABLES = "tables"
+TABLES = layout.TABLES
 KEYS = {
     1: "table1_fidelity",
     2: "table2_preference",
@@ -65,7 +65,8 @@ class TableSet:
 
 
 def _m(*names: str) -> list[tuple[str, str]]:
-    return [(n, METRIC_NAMES.get(n, n)) for n in names]
+    shown = display_names()
+    return [(n, shown.get(n, n)) for n in names]
 
 
 def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None, str]:
@@ -176,9 +177,9 @@ def _table1(res: Results, names: dict[str, str], ref: str | None) -> Table:
         KEYS[1],
         1,
         "Subject fidelity (DINO, CLIP-I) and prompt fidelity (CLIP-T)",
-        _named(table1(res.per_image, res.real, main), names),
+        _named(table1(res.per_image, res.real, main, known=res.per_subject, div=res.div), names),
         ids=[("name", "Method")],
-        metrics=_m("dino", "clip_i", "clip_t"),
+        metrics=_m(*table_metrics(1)),
         trailing=_N,
         notes=[_INTERVAL_NOTE],
     )
@@ -194,26 +195,26 @@ _T2 = ("User preference (majority vote per question)",
 
 def _table3(res: Results, names: dict[str, str], ref: str | None) -> tuple[Table | None, str]:
     title, ids, metrics = "Prior preservation loss ablation", [("name", "Method"), ("ppl", "PPL")], _m(
-        "pres", "div", "dino", "clip_i", "clip_t")
+        *table_metrics(3))
     ppl = select.ppl_ablation(res.labels, res.infos)
     if not ppl:
         why = "no labels differing only in prior preservation (method.json ppl true and false)"
         return _reported_only(3, title, ids, metrics, why, ref, trailing=_N), why
     order = sorted(ppl, key=lambda lab: (select.method_of(lab, res.infos), not ppl[lab], lab))
-    data = _named(table3(res.per_image, res.div, {lab: ppl[lab] for lab in order}), names)
+    data = _named(table3(res.per_image, res.div, {lab: ppl[lab] for lab in order}, res.per_subject), names)
     t = Table(KEYS[3], 3, title, data, ids=ids, metrics=metrics, trailing=_N, notes=[_INTERVAL_NOTE])
     return _with_reference(t, ref), ""
 
 
 def _table4(res: Results, names: dict[str, str], ref: str | None) -> tuple[Table | None, str]:
     title, ids, metrics = "Class noun ablation", [("name", "Method"), ("class_noun", "Class noun")], _m(
-        "dino", "clip_i")
+        *table_metrics(4))
     noun = select.noun_ablation(res.labels, res.infos)
     if not noun:
         why = "no labels differing only in class_noun_mode (correct and none/wrong)"
         return _reported_only(4, title, ids, metrics, why, ref, trailing=_N), why
     order = sorted(noun, key=lambda lab: (select.method_of(lab, res.infos), _NOUN_ORDER[noun[lab]], lab))
-    data = _named(table4(res.per_image, {lab: noun[lab] for lab in order}), names)
+    data = _named(table4(res.per_image, {lab: noun[lab] for lab in order}, res.per_subject), names)
     t = Table(KEYS[4], 4, title, data, ids=ids, metrics=metrics, trailing=_N, notes=[_INTERVAL_NOTE])
     return _with_reference(t, ref), ""
 
@@ -231,7 +232,8 @@ def _inputs_tables(res: Results, inputs_subjects: list[str] | None) -> tuple[lis
     pi, infos = res.per_image, res.infos
     inputs = select.inputs_ablation(res.labels, infos)
     tables, skipped = [], {}
-    for number, metric in ((5, "dino"), (6, "clip_t")):
+    for number in (5, 6):
+        metric = table_metrics(number)[0]  # Tables 5 and 6 plot one metric each
         data = table_inputs(pi, inputs, metric, inputs_subjects) if inputs else pd.DataFrame()
         if data.empty:
             skipped[number] = (
@@ -256,7 +258,7 @@ def _inputs_tables(res: Results, inputs_subjects: list[str] | None) -> tuple[lis
             Table(
                 KEYS[number],
                 number,
-                f"Number of input images vs {METRIC_NAMES[metric]}",
+                f"Number of input images vs {display_names()[metric]}",
                 data,
                 ids=[("num_inputs", "Input images")],
                 metrics=_m(metric),

@@ -1,7 +1,9 @@
 """Tables 1-6 as pure functions of the score tables (no I/O).
 
-Definitions (the DreamBooth protocol, scoring contract): a method's figure for a metric is the mean over
-subjects of its per-subject mean, where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
+Definitions (the DreamBooth protocol, scoring contract; each metric declared once in
+:mod:`dreambench.metrics.registry`): a method's figure for a metric is the mean over subjects of its
+per-subject value (per_subject.csv when the folder has a current one, else the same reduction made here
+by :func:`dreambench.metrics.aggregate.per_subject_table`), where the per-subject mean of DINO / CLIP-I / CLIP-T averages the
 subject's generated images (class-prompt rows, ``prompt_index == -1``, excluded), PRES averages the
 ``dino`` column of the class-prompt rows, and DIV averages div.csv's per-prompt values. Its 95% interval
 is :func:`dreambench.stats.mean_interval` over the per-subject values, subjects in name order (t interval
@@ -20,12 +22,11 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..metrics.aggregate import profile_of, value_range, with_real_rule
+from ..metrics.aggregate import per_subject_table, profile_of, value_range
+from ..metrics.registry import PROMPT_ROWS, get_metric, list_metrics, real_metrics, table_metrics
 from ..protocol import CLASS_PROMPT_INDEX
-from ..schema import SCORE_COLUMNS
 from ..stats import Estimate, mean_interval
 
-METRIC_NAMES = {"dino": "DINO", "clip_i": "CLIP-I", "clip_t": "CLIP-T", "pres": "PRES", "div": "DIV"}
 REAL_LABEL = "Real Images"
 #: The method name of the Real Images rows in aggregates.csv.
 REAL_AGG_METHOD = "real-images"
@@ -35,28 +36,25 @@ _NAN = Estimate(float("nan"), float("nan"), float("nan"), 0)
 
 
 def per_subject(
-    per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None = None, real: pd.DataFrame | None = None
+    per_image: pd.DataFrame, metric: str, div: pd.DataFrame | None = None, real: pd.DataFrame | None = None,
+    known: pd.DataFrame | None = None,
 ) -> pd.Series:
-    """Per-(method, subject) mean of ``metric`` (dino | clip_i | clip_t | pres | div), indexed by
-    (method, subject); a real-photo label's DINO / CLIP-I are ``real``'s (one real row)."""
-    if metric in SCORE_COLUMNS:
-        rows = per_image[per_image["prompt_index"] != CLASS_PROMPT_INDEX]
-        col = metric
-    elif metric == "pres":
-        rows = per_image[per_image["prompt_index"] == CLASS_PROMPT_INDEX]
-        col = "dino"
-    elif metric == "div":
-        if div is None:
-            return pd.Series(dtype=float, index=pd.MultiIndex.from_tuples([], names=["method", "subject"]))
-        rows, col = div, "div"
+    """Per-(method, subject) value of a registered ``metric`` (its declared reduction, made by
+    :func:`dreambench.metrics.aggregate.per_subject_table`: the one definition), indexed by (method,
+    subject); a real-photo label's DINO / CLIP-I are ``real``'s (one real row).
+
+    ``known``: per_subject.csv's rows (method, subject, metric, value) as ``dreambench score`` wrote
+    them; they are read instead of recomputed when they hold ``metric`` (a folder scored before a metric
+    was registered has none of its rows: recomputed from ``per_image``)."""
+    try:
+        m = get_metric(metric)
+    except KeyError as e:
+        raise ValueError(str(e.args[0])) from None
+    if known is not None and (known["metric"] == metric).any():
+        long = known[known["metric"] == metric]
     else:
-        raise ValueError(f"unknown metric {metric!r}; valid: {', '.join(METRIC_NAMES)}")
-    out = rows.groupby(["method", "subject"], sort=True)[col].mean()
-    if metric in ("dino", "clip_i") and len(out):
-        long = out.rename("value").reset_index().assign(metric=metric)
-        long = with_real_rule(long[["method", "subject", "metric", "value"]], per_image, real)
-        out = long.set_index(["method", "subject"])["value"].sort_index().rename(col)
-    return out
+        long = per_subject_table(per_image, div, real, metrics=[metric])
+    return long.set_index(["method", "subject"])["value"].astype(float).sort_index().rename(m.column)
 
 
 def estimate(
@@ -94,8 +92,9 @@ def _metric_rows(
     metrics: list[str],
     extra: dict[str, dict] | None = None,
     real: pd.DataFrame | None = None,
+    known: pd.DataFrame | None = None,
 ) -> list[dict]:
-    ps = {m: per_subject(per_image, m, div, real) for m in metrics}
+    ps = {m: per_subject(per_image, m, div, real, known) for m in metrics}
     rng = {m: metric_range(per_image, m) for m in metrics}
     rows = []
     for lab in labels:
@@ -112,18 +111,22 @@ def _metric_rows(
 
 
 def table1(
-    per_image: pd.DataFrame, real: pd.DataFrame | None = None, labels: list[str] | None = None
+    per_image: pd.DataFrame, real: pd.DataFrame | None = None, labels: list[str] | None = None,
+    known: pd.DataFrame | None = None, div: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Table 1: subject fidelity (DINO, CLIP-I) and prompt fidelity (CLIP-T) per method; the Real Images
-    row first (its CLIP-T is not applicable: NaN)."""
-    metrics = ["dino", "clip_i", "clip_t"]
+    """Table 1: the metrics declared for it (subject fidelity DINO, CLIP-I; prompt fidelity CLIP-T) per
+    method; the Real Images row first (a metric real.csv does not hold, such as CLIP-T, is not applicable:
+    NaN). ``known``: per_subject.csv's rows (:func:`per_subject`)."""
+    metrics = table_metrics(1)
     labels = sorted(per_image["method"].unique()) if labels is None else list(labels)
     rows = []
-    if real is not None and len(real):
-        r = real.groupby("subject", sort=True)[["dino", "clip_i"]].mean()
-        ests = {m: estimate(r[m], metric_range(per_image, m)) for m in ("dino", "clip_i")}
-        rows.append({"method": REAL_LABEL, **_cells({**ests, "clip_t": _NAN}), "n_subjects": ests["dino"].n})
-    rows += _metric_rows(per_image, None, labels, metrics, real=real)
+    rm = [m for m in real_metrics() if m in metrics]
+    if real is not None and len(real) and rm:
+        r = real.groupby("subject", sort=True)[[get_metric(m).column for m in rm]].mean()
+        ests = {m: estimate(r[get_metric(m).column], metric_range(per_image, m)) for m in rm}
+        cells = {m: ests.get(m, _NAN) for m in metrics}
+        rows.append({"method": REAL_LABEL, **_cells(cells), "n_subjects": ests[rm[0]].n})
+    rows += _metric_rows(per_image, div, labels, metrics, real=real, known=known)
     return pd.DataFrame(rows, columns=["method", *_metric_columns(metrics), "n_subjects"])
 
 
@@ -158,20 +161,22 @@ def table2(preference: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def table3(per_image: pd.DataFrame, div: pd.DataFrame | None, ppl: dict[str, bool]) -> pd.DataFrame:
-    """Table 3: prior-preservation ablation: PRES, DIV, DINO, CLIP-I, CLIP-T for labels with (``True``)
-    and without (``False``) prior preservation, in the order given."""
-    metrics = ["pres", "div", "dino", "clip_i", "clip_t"]
+def table3(per_image: pd.DataFrame, div: pd.DataFrame | None, ppl: dict[str, bool],
+           known: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 3: prior-preservation ablation: the metrics declared for it (PRES, DIV, DINO, CLIP-I, CLIP-T)
+    for labels with (``True``) and without (``False``) prior preservation, in the order given."""
+    metrics = table_metrics(3)
     extra = {lab: {"ppl": "yes" if on else "no"} for lab, on in ppl.items()}
-    rows = _metric_rows(per_image, div, list(ppl), metrics, extra)
+    rows = _metric_rows(per_image, div, list(ppl), metrics, extra, known=known)
     return pd.DataFrame(rows, columns=["method", "ppl", *_metric_columns(metrics), "n_subjects"])
 
 
-def table4(per_image: pd.DataFrame, noun: dict[str, str]) -> pd.DataFrame:
-    """Table 4: class-noun ablation: DINO and CLIP-I for the correct, no and wrong class noun."""
-    metrics = ["dino", "clip_i"]
+def table4(per_image: pd.DataFrame, noun: dict[str, str], known: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 4: class-noun ablation: the metrics declared for it (DINO, CLIP-I) for the correct, no and
+    wrong class noun."""
+    metrics = table_metrics(4)
     extra = {lab: {"class_noun": mode} for lab, mode in noun.items()}
-    rows = _metric_rows(per_image, None, list(noun), metrics, extra)
+    rows = _metric_rows(per_image, None, list(noun), metrics, extra, known=known)
     return pd.DataFrame(rows, columns=["method", "class_noun", *_metric_columns(metrics), "n_subjects"])
 
 
@@ -217,7 +222,7 @@ def table_inputs(
 def aggregates(per_image: pd.DataFrame, div: pd.DataFrame | None, real: pd.DataFrame | None) -> pd.DataFrame:
     """The figures in aggregates.csv's layout (method, metric, mean, lo, hi, n_subjects), for checking."""
     rows = []
-    for m in METRIC_NAMES:
+    for m in (metric.name for metric in list_metrics()):
         ps = per_subject(per_image, m, div, real)
         for lab in sorted(ps.index.get_level_values("method").unique()):
             e = _method_estimate(ps, lab, metric_range(per_image, m))
@@ -225,9 +230,10 @@ def aggregates(per_image: pd.DataFrame, div: pd.DataFrame | None, real: pd.DataF
                 {"method": lab, "metric": m, "mean": e.mean, "lo": e.lo, "hi": e.hi, "n_subjects": e.n}
             )
     if real is not None and len(real):
-        r = real.groupby("subject", sort=True)[["dino", "clip_i"]].mean()
-        for m in ("dino", "clip_i"):
-            e = estimate(r[m], metric_range(per_image, m))
+        rm = real_metrics()
+        r = real.groupby("subject", sort=True)[[get_metric(m).column for m in rm]].mean()
+        for m in rm:
+            e = estimate(r[get_metric(m).column], metric_range(per_image, m))
             rows.append(
                 {
                     "method": REAL_AGG_METHOD,
@@ -276,10 +282,15 @@ def per_category(per_image: pd.DataFrame) -> pd.DataFrame:
     gen = per_image[
         (per_image["prompt_index"] != CLASS_PROMPT_INDEX) & (per_image["category"].astype(str) != "")
     ]
+    metrics = [m for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS]
+    if any(m.per_image is not None for m in metrics) and len(gen):
+        gen = gen.assign(**{m.column: m.per_image(gen) for m in metrics if m.per_image is not None})
     rows = []
     for (lab, cat), sel in gen.groupby(["method", "category"], sort=True):
-        for m in SCORE_COLUMNS:
-            e = estimate(sel.groupby("subject", sort=True)[m].mean(), metric_range(per_image, m))
+        for metric in metrics:
+            m = metric.name
+            e = estimate(sel.groupby("subject", sort=True)[metric.column].agg(metric.reduction),
+                         metric_range(per_image, m))
             rows.append(
                 {
                     "method": lab,

@@ -23,9 +23,12 @@ from .names import read_names
 DIV = "div.csv"
 REAL = "real.csv"
 PER_CATEGORY = "per_category.csv"
+PER_SUBJECT = "per_subject.csv"
 AGGREGATES = "aggregates.csv"
 SCORE_META = "score_meta.json"
 RANDOM_INIT = "random-init"
+#: The method name of the Real Images rows in the score files (metrics.scoring.REAL_METHOD).
+REAL_METHOD = "real-images"
 
 
 @dataclass
@@ -94,6 +97,9 @@ class Results:
     parts: list[Results] = field(default_factory=list)
     #: Labels renamed when loaded (``tables --relabel``: old -> new); files on disk keep the old ones.
     relabeled: dict[str, str] = field(default_factory=dict)
+    #: per_subject.csv's rows of the labels (method, subject, metric, value): the per-subject values the
+    #: tables read instead of recomputing; None for a folder without a current one (:func:`read_per_subject`).
+    per_subject: pd.DataFrame | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -136,6 +142,37 @@ def read_per_image(path: Path) -> pd.DataFrame:
     except (ValueError, TypeError) as e:
         raise DataError(f"{path}: prompt_index must be integers ({e})") from None
     return df
+
+
+def _real_columns() -> list[str]:
+    """real.csv's metric columns (the metrics declared ``real``)."""
+    from ..metrics.registry import get_metric, real_metrics
+
+    return [get_metric(m).column for m in real_metrics()]
+
+
+def read_per_subject(sdir: Path) -> pd.DataFrame | None:
+    """per_subject.csv's rows of the labels (the Real Images rows, method ``real-images``, left out: the
+    tables take them from real.csv), or None when the folder has none, it is unreadable, or it is older
+    than a file it is made from (per_image.csv, div.csv, real.csv: scoring rewrites per_image.csv and
+    div.csv after every chunk and per_subject.csv only when it finishes, so an interrupted run's, or a
+    hand-edited folder's, per_subject.csv is stale; its tables are then recomputed as they always were)."""
+    path = sdir / PER_SUBJECT
+    if not path.is_file():
+        return None
+    made = path.stat().st_mtime_ns
+    if any(p.is_file() and p.stat().st_mtime_ns > made for p in (sdir / PER_IMAGE, sdir / DIV, sdir / REAL)):
+        return None
+    try:  # round_trip: the very floats scoring computed (pandas' default parser may differ in the last bit)
+        df = pd.read_csv(path, keep_default_na=False, float_precision="round_trip")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    if not {"method", "subject", "metric", "value"} <= set(df.columns):
+        return None
+    df = df.astype({"method": str, "subject": str})
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    df["metric"] = df["metric"].astype(str)
+    return df[df["method"] != REAL_METHOD][["method", "subject", "metric", "value"]].reset_index(drop=True)
 
 
 def images_dir_of(results_dir: Path, score_meta: dict) -> Path | None:
@@ -293,7 +330,7 @@ def load_results(results_dir: str | Path) -> Results:
         else None
     )
     real = (
-        _read_csv(sdir / REAL, ["subject", "dino", "clip_i"], ["dino", "clip_i", "n_pairs"])
+        _read_csv(sdir / REAL, ["subject", *_real_columns()], [*_real_columns(), "n_pairs"])
         if (sdir / REAL).is_file()
         else None
     )
@@ -304,7 +341,15 @@ def load_results(results_dir: str | Path) -> Results:
         raise DataError(f"{meta_path}: invalid JSON ({e})") from None
     images_dir = images_dir_of(results_dir, score_meta)
     infos = read_method_infos(images_dir) if images_dir else {}
-    res = Results(results_dir, sdir, per_image, div, real, score_meta, infos, images_dir=images_dir)
+    per_subject = read_per_subject(sdir)
+    if per_subject is not None:
+        from ..metrics.aggregate import with_real_rule
+
+        # The one real row again from real.csv: a no-op for what `score` writes now, and the same figures
+        # as recomputing for a folder scored before that rule existed.
+        per_subject = with_real_rule(per_subject, per_image, real)
+    res = Results(results_dir, sdir, per_image, div, real, score_meta, infos, images_dir=images_dir,
+                  per_subject=per_subject)
     res.meta = run_meta(res)
     res.names = read_names(results_dir)
     return res

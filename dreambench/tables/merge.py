@@ -18,9 +18,10 @@ import pandas as pd
 from ..errors import DataError
 from ..io import connect_readonly
 from ..layout import STATE_FILE
+from ..schema import SCORE_COLUMNS
 from .load import Results, RunMeta, load_results
 
-_SAME_JOB_COLUMNS = ["subject", "prompt_index", "seed", "dino", "clip_i", "clip_t"]
+_SAME_JOB_COLUMNS = ["subject", "prompt_index", "seed", *SCORE_COLUMNS]
 
 
 def protocol_of(res: Results) -> str:
@@ -100,6 +101,22 @@ def _merged_meta(parts: list[Results]) -> RunMeta:
                    methods="; ".join(dict.fromkeys(m.methods for m in metas)))
 
 
+def _merged_per_subject(parts: list[Results], owner: dict[str, Results], per_image: pd.DataFrame | None,
+                        real: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Each label's per_subject.csv rows from the folder that owns it; None (recompute every figure) when
+    a folder has none. A real-photo label's DINO / CLIP-I are taken again from the merged real.csv (each
+    subject from the first folder that has it), as the figures recomputed from the merged frames are."""
+    if any(p.per_subject is None for p in parts) or per_image is None:
+        return None
+    from ..metrics.aggregate import with_real_rule
+
+    long = _concat([p.per_subject[p.per_subject["method"].map(lambda lab, p=p: owner.get(lab) is p)]
+                    for p in parts])
+    if long is None:
+        return None
+    return with_real_rule(long, per_image, real)
+
+
 def parse_relabels(items: list[str] | tuple[str, ...], dirs: list[Path]) -> dict[Path, dict[str, str]]:
     """``DIR:LABEL=NEW`` (``--relabel``) -> ``{resolved DIR: {LABEL: NEW}}``; DIR must be one of ``dirs``
     and NEW a valid label (:func:`dreambench.protocol.name_problem`)."""
@@ -134,6 +151,8 @@ def relabel(res: Results, renames: dict[str, str]) -> Results:
     res.per_image = res.per_image.assign(method=res.per_image["method"].map(rename))
     if res.div is not None:
         res.div = res.div.assign(method=res.div["method"].map(rename))
+    if res.per_subject is not None:
+        res.per_subject = res.per_subject.assign(method=res.per_subject["method"].map(rename))
     res.infos = {rename(k): {**v, "label": rename(k)} for k, v in res.infos.items()}
     res.names = {rename(k): v for k, v in res.names.items()}
     res.relabeled = dict(renames)
@@ -164,10 +183,11 @@ def load_many(dirs: list[Path], relabels: dict[Path, dict[str, str]] | None = No
         real = _concat([p.real[p.real["subject"].map(lambda s, p=p: first_dir[s] == id(p))]
                         for p in parts if p.real is not None])
     infos = {lab: res.infos[lab] for lab, res in owner.items() if lab in res.infos}
+    per_subject = _merged_per_subject(parts, owner, per_image, real)
     names: dict[str, str] = {}
     for p in parts:
         names.update({k: v for k, v in p.names.items() if k not in names})
     merged = Results(parts[0].results_dir, parts[0].scores_dir, per_image, div, real, parts[0].score_meta, infos,
-                     images_dir=parts[0].images_dir, names=names, parts=parts)
+                     images_dir=parts[0].images_dir, names=names, parts=parts, per_subject=per_subject)
     merged.meta = _merged_meta(parts)
     return merged

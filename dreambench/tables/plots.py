@@ -63,7 +63,7 @@ def plot_categories(
     names: dict[str, str],
     path: Path,
     *,
-    metrics: tuple[str, ...] = ("dino", "clip_i", "clip_t"),
+    metrics: tuple[str, ...] | None = None,
     metric_names: dict[str, str] | None = None,
     title: str = "",
     random_init: bool = False,
@@ -72,6 +72,10 @@ def plot_categories(
     """Grouped bars of the per-category means (one panel per metric, one bar per method within each prompt
     category), error bars = the 95% interval where it is finite and ``n_subjects >= min_subjects``. ``cat`` is
     :func:`dreambench.tables.compute.per_category`'s frame."""
+    if metrics is None:  # the per-category metrics of the prompt images (dreambench.metrics.registry)
+        from ..metrics.registry import PROMPT_ROWS, list_metrics
+
+        metrics = tuple(m.name for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS)
     categories = sorted(cat["category"].unique()) if len(cat) else []
     labels = [lab for lab in labels if lab in set(cat["method"])] if len(cat) else []
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), dpi=110, squeeze=False)
