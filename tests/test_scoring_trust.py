@@ -199,3 +199,16 @@ def test_noop_resume_does_no_model_work(tiny_results, dataset_dir, cli_env, tmp_
     assert (res / "scores" / "score_meta.json").read_bytes() == meta_before
     assert "(0 now, " in proc.stdout, proc.stdout
     assert run_s < 120  # generous: the point is no model work (3 s on an idle 2-core machine)
+
+
+def test_run_with_a_cache_elsewhere_merges_every_part(tmp_path, dataset_dir, cli_env):
+    """$DREAMBENCH_CACHE set (the tokenizer and weight-digest cache of a user): the run's score jobs still
+    keep their tower digests in <results>/cache, and the merge checks the parts against that same cache
+    (it read $DREAMBENCH_CACHE and left every part out as missing)."""
+    res = tmp_path / "r"
+    env = {**cli_env, "DREAMBENCH_CACHE": str(tmp_path / "user-cache")}
+    realrun.run_cli(["--results", res, "run", "--method", "real", "--subjects", "dog,backpack", "--data",
+                     dataset_dir, "--profile", "tiny", "--prompts", "1", "--images-per-prompt", "1"], env)
+    per_image = pd.read_csv(res / "scores" / "per_image.csv")
+    assert set(per_image["subject"]) == {"dog", "backpack"}
+    assert not (res / "scores" / "missing.csv").is_file() or pd.read_csv(res / "scores" / "missing.csv").empty

@@ -30,10 +30,12 @@ from .reuse import DIV_CSV, REAL_CSV, read_csv_or_none
 
 def merge_scores(scores_dir: str | Path, parts: list[tuple[str, str]], images_dir: str | Path,
                  subjects_dir: str | Path, *, metric_profile: str = "paper", model_profile: str = "sd15",
-                 metric_weights: dict | None = None, log: Callable[[str], None] | None = None) -> ScoreResult:
+                 metric_weights: dict | None = None, log: Callable[[str], None] | None = None,
+                 cache_dir: str | Path | None = None) -> ScoreResult:
     """Combine the current score parts of ``parts`` into ``scores_dir`` (per_image, div, real and all
     derived files). A part that is absent or no longer matches its inputs (its subject job failed, or
-    it was not re-scored) is left out and listed in missing.csv and score_meta.json's ``missing``."""
+    it was not re-scored) is left out and listed in missing.csv and score_meta.json's ``missing``.
+    ``cache_dir``: the cache the parts were scored with (:func:`dreambench.metrics.parts.part_current`)."""
     t0 = time.perf_counter()
     say = log or (lambda s: None)
     scores_dir = Path(scores_dir)
@@ -42,7 +44,7 @@ def merge_scores(scores_dir: str | Path, parts: list[tuple[str, str]], images_di
     for label, subject in parts:
         d = part_dir(scores_dir, label, subject)
         ok, why = part_current(scores_dir, images_dir, subjects_dir, label, subject, metric_profile=metric_profile,
-                               model_profile=model_profile, metric_weights=metric_weights)
+                               model_profile=model_profile, metric_weights=metric_weights, cache_dir=cache_dir)
         if not ok:
             missing.append({"method": label, "subject": subject, "reason": why})
             continue

@@ -85,11 +85,15 @@ def merge_parts(scores_dir: str | Path, planned: list[tuple[str, str]]) -> list[
 
 
 def part_current(scores_dir: str | Path, images_dir: str | Path, subjects_dir: str | Path, label: str, subject: str,
-                 *, metric_profile: str, model_profile: str, metric_weights: dict | None = None) -> tuple[bool, str]:
-    """Whether one score part still matches its inputs (as :func:`inputs_current`, with the merge's cache)."""
+                 *, metric_profile: str, model_profile: str, metric_weights: dict | None = None,
+                 cache_dir: str | Path | None = None) -> tuple[bool, str]:
+    """Whether one score part still matches its inputs (as :func:`inputs_current`). ``cache_dir`` must be
+    the cache the part was scored with (a run's score jobs use ``<results>/cache``); default
+    :func:`default_cache_dir` of ``scores_dir``, as ``dreambench score``."""
     return inputs_current(images_dir, subjects_dir, part_dir(scores_dir, label, subject), metric_profile=metric_profile,
                           model_profile=model_profile, only=(label, subject),
-                          cache_dir=default_cache_dir(scores_dir), **weights_kwargs(metric_weights))
+                          cache_dir=cache_dir if cache_dir is not None else default_cache_dir(scores_dir),
+                          **weights_kwargs(metric_weights))
 
 
 def merged_current(scores_dir: str | Path, parts: list[tuple[str, str]]) -> bool:

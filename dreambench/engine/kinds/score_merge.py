@@ -58,7 +58,7 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
     out = layout.scores
     res = merge_scores(out, merge_parts(out, spec.parts), layout.images, worker.data_dir,
                        metric_profile=spec.metric_profile, model_profile=spec.model_profile,
-                       metric_weights=spec.metric_weights or {}, log=log)
+                       metric_weights=spec.metric_weights or {}, log=log, cache_dir=layout.cache)
     return {"scores": str(out)}, len(res.per_image)
 
 
@@ -82,7 +82,7 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     for label, subject in parts[len(planned):]:
         if f"{label}/{subject}" in used and (data_dir is None or not part_current(
                 scores, layout.images, data_dir, label, subject, metric_profile=spec.metric_profile,
-                model_profile=spec.model_profile, metric_weights=spec.metric_weights)[0]):
+                model_profile=spec.model_profile, metric_weights=spec.metric_weights, cache_dir=layout.cache)[0]):
             return False
     return True
 
