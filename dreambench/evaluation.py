@@ -23,7 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .commands.doctor import run_preflight
+from .data import subject_images
+from .data.check import check_photos
+from .engine import cost
+from .engine.coverage import unscored
+from .engine.describe import format_plan, format_replacements
+from .engine.expand import InputDigests, build_plan
+from .engine.labels import method_runs
+from .engine.replace import check_replace_names, check_replacements, find_replacements
+from .engine.runner import RunOptions, run_plan
+from .engine.runspec import RunSpec, tables_available
 from .errors import DataError, DreambenchError
+from .models import get_profile
+from .paths import default_data_dir
+from .protocol import load_protocol
+from .provenance import sd_provenance
+from .tables.names import record_names
 
 #: ``say(line)``: where progress notes and bad photos go (default: standard error).
 Say = Callable[[str], None]
@@ -86,8 +102,6 @@ class PlannedRun:
 
     def describe(self) -> str:
         """What ``--dry-run`` prints: the plan's labels, jobs and estimate, then what it would replace."""
-        from .engine.describe import format_plan, format_replacements
-
         return (format_plan(self.plan, self.estimate, self.request.results_dir) + "\n"
                 + format_replacements(self.replacements, self.replace))
 
@@ -115,15 +129,6 @@ def _request(request: RunRequest | None, options: dict) -> RunRequest:
 
 def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options: Any) -> PlannedRun:
     """Check the options and the data and plan the run; writes nothing (``run --dry-run``)."""
-    from .engine import cost
-    from .engine.expand import InputDigests, build_plan
-    from .engine.labels import method_runs
-    from .engine.replace import check_replace_names, find_replacements
-    from .engine.runspec import RunSpec, tables_available
-    from .models import get_profile
-    from .paths import default_data_dir
-    from .protocol import load_protocol
-
     r = _request(request, options)
     # 1. Check the counts and the GPU list.
     _check_counts(jobs_per_gpu=(r.jobs_per_gpu, 1), retries=(r.retries, 0), threads=(r.threads, 1),
@@ -154,12 +159,6 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
 def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options: Any) -> Evaluation:
     """Plan, check and run a benchmark (``dreambench run``); resumes an interrupted run in the same
     folder. Returns the :class:`Evaluation`; raises :class:`DreambenchError` for invalid options or data."""
-    from .engine.coverage import unscored
-    from .engine.replace import check_replacements
-    from .engine.runner import RunOptions, run_plan
-    from .engine.runspec import tables_available
-    from .tables.names import record_names
-
     # 1. Check the options and the data, and plan (nothing is written before this passes).
     planned = plan_run(request, say=say, **options)
     r, plan, results_dir = planned.request, planned.plan, Path(planned.request.results_dir)
@@ -167,7 +166,6 @@ def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options
     if r.score and not tables_available():
         say("note: dreambench.tables is not available; the run scores images but writes no tables")
     # 2. Check the models the jobs need (cached once passed), then plan again with the weights digest.
-    from .commands.doctor import run_preflight
 
     device = None if r.device == "auto" else r.device
     run_preflight(plan, results_dir, device)
@@ -215,9 +213,6 @@ def _check_data(data: Path, plan: Any, say: Say) -> None:
     not a decompression bomb, short side >= 256 px). Runs before any job or class image, and before
     ``--dry-run`` prints: a bad photo is refused, each named on its own line (exit status 2), and the
     results folder is left as it was, instead of a job failing on it or a real-photo set dropping it."""
-    from .data import subject_images
-    from .data.check import check_photos
-
     if not data.is_dir():
         raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")
     photos = []
@@ -238,12 +233,9 @@ def _with_weights_digest(plan: Any, protocol: Any, inputs: Any) -> Any:
     """The plan again, its ids made with the SD weights digest too (:func:`dreambench.provenance.sd_provenance`,
     cached by file), when any job uses the model. Asked after the preflight, which fetches missing hub
     weights: a digest known only from the second run on would re-run every job once."""
-    from .engine.expand import build_plan
-
     spec = plan.spec
     if not (plan.by_kind("class_images") or any(j.spec.get("needs_model") for j in plan.by_kind("subject"))):
         return plan
-    from .provenance import sd_provenance
 
     inputs.sd_digest = sd_provenance(spec.profile, spec.model)["sd_digest"]
     return build_plan(spec, protocol, inputs)

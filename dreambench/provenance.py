@@ -19,6 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .models.profiles import ModelProfile, get_profile
+from .models.random_digest import random_sd_digest
+from .models.sd_source import resolve_sd_source, sd_digest
 
 
 def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model") -> dict:
@@ -27,19 +30,14 @@ def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model")
     loading weights (random-init: from the digest cache, building the parts once when it is cold).
 
     Raises :class:`~dreambench.errors.ModelLoadError` (one line naming ``flag``) for a bad ``--model``."""
-    from .models.profiles import ModelProfile, get_profile
-
     prof = profile if isinstance(profile, ModelProfile) else get_profile(str(profile))
     if not prof.pretrained_weights:
-        from .models.random_digest import random_sd_digest
-
         if model:
             from .models.sd import load_sd
 
             load_sd(prof, model)  # raises the one-line error naming --model
         return {"sd_source": f"config:{prof.sd_model}", "sd_digest": random_sd_digest(prof.sd_model),
                 "sd_where": "config", "weights": "random-init"}
-    from .models.sd_source import resolve_sd_source, sd_digest
 
     src = resolve_sd_source(model or prof.sd_model, flag)
     return {"sd_source": src.source, "sd_digest": sd_digest(src), "sd_where": src.where, "weights": "pretrained"}

@@ -13,7 +13,10 @@ import torch
 
 from .. import __version__
 from ..engine.local import cpu_threads, cpu_threads_choice, log_line, usable_cores
+from ..engine.worker import PristineCopy
 from ..io import write_text_atomic
+from ..models import get_profile, load_sd
+from ..paths import default_data_dir
 from .estimate import estimate_protocol
 from .fixtures import synthetic_dataset
 from .measure import datasheet_peak, fractions, measure_matmul
@@ -68,10 +71,6 @@ def _packing_ratios(pk: dict, ref: dict, one_job: dict, peaks: dict) -> None:
 
 
 def _run_bench(opts: BenchOptions, results_dir: Path, scratch: Path) -> dict:
-    from ..engine.worker import PristineCopy
-    from ..models import get_profile, load_sd
-    from ..paths import default_data_dir
-
     device = torch.device(opts.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     profile = get_profile(opts.profile)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or "cpu")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from ..methods.base import get_method
+from ..methods.recipes import resolve_config
+from ..protocol import load_protocol
+
 
 def estimate_protocol(result: dict, subjects: int, prompts: int = 25, per_prompt: int = 4) -> dict:
     """Wall time of the full protocol per method on one device, from the measured rates."""
-    from ..methods.base import get_method
-    from ..methods.recipes import resolve_config
-    from ..protocol import load_protocol
-
     proto = load_protocol("dreambooth")
     classes = len({s.class_noun for s in proto.subjects[:subjects]})
     sample_rate = result["sampling"]["images_per_s"]

@@ -8,6 +8,11 @@ from typing import Any
 
 import torch
 
+from ..images import list_images
+from ..manifest import write_part
+from ..methods.base import SubjectData
+from ..protocol import load_protocol
+
 
 def noise_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
     from PIL import Image
@@ -26,10 +31,6 @@ def noise_images(folder: Path, n: int, size: int, seed: int) -> list[Path]:
 def bench_subject(data_dir: Path, workdir: Path, resolution: int) -> Any:
     """The first protocol subject with its real photos, and two noise class images: a step uses one
     class image, so how many exist does not change its cost."""
-    from ..images import list_images
-    from ..methods.base import SubjectData
-    from ..protocol import load_protocol
-
     subject = load_protocol("dreambooth").subjects[0]
     class_images = noise_images(workdir / "class", 2, resolution, seed=1)
     return SubjectData(subject, list_images(data_dir / subject.name), "sks", subject.class_noun,
@@ -53,9 +54,6 @@ def write_protocol_folder(images_dir: Path, n: int, size: int, distinct: int = 1
     method ``bench`` (4 per prompt, subjects in protocol order), with the manifest. ``distinct`` images
     are encoded and the rest are byte copies of them (each file is still decoded and scored). Returns n."""
     import shutil
-
-    from ..manifest import write_part
-    from ..protocol import load_protocol
 
     proto = load_protocol("dreambooth")
     sources: list[Path] = []
@@ -87,8 +85,6 @@ def write_protocol_folder(images_dir: Path, n: int, size: int, distinct: int = 1
 def synthetic_dataset(folder: Path, photos: int = 5, size: int = 768) -> Path:
     """A stand-in for the dataset where it is absent (a GPU machine the 107 MB dataset cannot travel to):
     ``photos`` photo-like JPEGs per protocol subject. Throughput does not depend on what the photos show."""
-    from ..protocol import load_protocol
-
     for k, subject in enumerate(load_protocol("dreambooth").subjects):
         (folder / subject.name).mkdir(parents=True, exist_ok=True)
         for i in range(photos):

@@ -10,6 +10,12 @@ from typing import Any
 import torch
 
 from ..layout import ResultsLayout
+from ..methods.base import make_config
+from ..methods.sampling import SamplingConfig, sample_images
+from ..metrics.embed import ImageEncoder
+from ..metrics.profiles import get_metric_profile
+from ..metrics.scoring import score_folder
+from ..models.backbones import build_clip, build_dino
 from .fixtures import write_protocol_folder
 from .measure import count_flops, sync
 
@@ -18,9 +24,6 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
                    overrides: dict[str, str] | None = None) -> dict:
     """The suite's sampler at ``batch`` images; ``overrides`` of sampling options (``--set``) apply."""
     import dataclasses
-
-    from ..methods.base import make_config
-    from ..methods.sampling import SamplingConfig, sample_images
 
     fields = {f.name for f in dataclasses.fields(SamplingConfig)}
     cfg = make_config(SamplingConfig, {"sample_batch_size": batch,
@@ -41,10 +44,6 @@ def bench_sampling(components: Any, device: torch.device, batch: int, steps: int
 
 
 def bench_scoring(profile: Any, metric_profile: str, device: torch.device, batch: int) -> dict:
-    from ..metrics.embed import ImageEncoder
-    from ..metrics.profiles import get_metric_profile
-    from ..models.backbones import build_clip, build_dino
-
     mp = get_metric_profile(metric_profile)
     encoders = [ImageEncoder("dino", build_dino(profile, mp.dino.arch), mp.dino.transform, device),
                 ImageEncoder("clip", build_clip(profile, mp.clip.arch, mp.clip.tag or ""), mp.clip.transform, device)]
@@ -75,8 +74,6 @@ def bench_score_folder(profile: Any, metric_profile: str, device: torch.device, 
     """``dreambench score`` end to end on ``n`` protocol-sized PNGs: building the backbones, decoding
     (worker pool), embedding the real photos (empty cache, as on a first run), DINO, CLIP-I, CLIP-T,
     LPIPS diversity and every output table. ``seconds`` is the whole call."""
-    from ..metrics.scoring import score_folder
-
     layout = ResultsLayout(workdir)
     images = layout.images
     n = write_protocol_folder(images, n, profile.resolution)

@@ -10,6 +10,10 @@ from typing import Any
 
 import torch
 
+from ..engine.local import cpu_threads, usable_cores
+from ..methods.base import get_method
+from ..methods.recipes import recipes_for, resolve_config
+from ..models import get_profile, load_sd
 from .fixtures import bench_subject
 from .measure import count_flops, peak_gb, reset_peak, sync
 
@@ -66,9 +70,6 @@ def bench_reference(components: Any, device: torch.device, steps: int) -> dict:
 def _train_once(name: str, profile: str, components: Any, device: torch.device, data: Any, n_steps: int,
                 workdir: Path, overrides: dict[str, str] | None = None) -> tuple[float, Any]:
     """Seconds of one ``Method.train`` call of ``n_steps`` steps, and the method (for its stats)."""
-    from ..methods.base import get_method
-    from ..methods.recipes import recipes_for, resolve_config
-
     cls = get_method(name)
     recipe = profile if profile in recipes_for(cls) else None
     few = {"num_class_images": 2} if _has_field(cls, "num_class_images") else {}
@@ -87,9 +88,6 @@ def _train_once(name: str, profile: str, components: Any, device: torch.device, 
 def bench_method(name: str, components: Any, pristine: Any, device: torch.device, steps: int, profile: str,
                  data_dir: Path, workdir: Path, overrides: dict[str, str] | None = None) -> dict:
     """A method's own training loop on the first subject of the protocol with real instance images."""
-    from ..methods.base import get_method
-    from ..methods.recipes import recipes_for
-
     cls = get_method(name)
     if not cls.trains:
         return {"trains": False}
@@ -125,8 +123,6 @@ def bench_method(name: str, components: Any, pristine: Any, device: torch.device
 def _packed_worker(rank: int, job: dict, barrier: Any, queue: Any) -> None:
     """One packed training job (a spawned process): load the model, warm up, wait for the others, train."""
     try:
-        from ..models import get_profile, load_sd
-
         if job["threads"]:
             torch.set_num_threads(job["threads"])
         device = torch.device(job["device"])
@@ -166,8 +162,6 @@ def bench_packing(name: str, profile: str, device: torch.device, k: int, steps: 
     ``per_job_steps_per_s`` are the jobs' own rates while sharing the device."""
     import multiprocessing as mp
     import queue as queue_mod
-
-    from ..engine.local import cpu_threads, usable_cores
 
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
     barrier, queue = ctx.Barrier(k), ctx.Queue()
@@ -217,8 +211,6 @@ def bench_packing_inprocess(name: str, components: Any, pristine: Any, device: t
 
     ``aggregate_steps_per_s`` = k * steps / (seconds of the interleaved loop), as for process packing.
     Only full-UNet DreamBooth packs this way; another method reports ``{"supported": False}``."""
-    from ..methods.base import get_method
-    from ..methods.recipes import recipes_for, resolve_config
     from .packing import train_packed
 
     if name != "dreambooth":
@@ -263,7 +255,5 @@ def _has_field(cls: Any, name: str) -> bool:
 
 def _default_steps(cls: Any) -> int | None:
     """Training steps of the method's default recipe (what a protocol run uses)."""
-    from ..methods.recipes import resolve_config
-
     cfg, _ = resolve_config(cls, None, {})
     return getattr(cfg, "steps", None)

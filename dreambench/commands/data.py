@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from ..data.fetch import DEFAULT_URL
+from ..data.check import check_dataset
+from ..data.fetch import DEFAULT_URL, fetch_dataset
 from ..images import MIN_SHORT_SIDE
 from ..paths import DATA_ENV, default_data_dir
 
@@ -29,8 +30,6 @@ def data_group() -> None:
               help="Skip the sha256 check of each image (folder, image and text-file counts are still checked).")
 def fetch_cmd(dest: Path, url: str, force: bool, no_verify_hashes: bool) -> None:
     """Download the official DreamBooth dataset (30 subjects, 158 images) and verify it into DEST."""
-    from ..data.fetch import fetch_dataset
-
     counts = fetch_dataset(dest, url, force=force, verify_hashes=not no_verify_hashes)
     hashes = "sha256 verified" if counts.hashes_verified else "sha256 NOT verified"
     click.echo(f"{counts.path}: {counts.subjects} subjects, {counts.images} images ({hashes})")
@@ -52,8 +51,6 @@ def check_cmd(data_dir: Path | None, protocol: str | None, min_size: int, as_jso
     Errors: missing or empty subject folder, unreadable or truncated image, image smaller than --min-size.
     Warnings: CMYK/palette/alpha/16-bit images (converted to RGB), EXIF orientation (applied).
     Exit status 1 when there are errors."""
-    from ..data.check import check_dataset
-
     data_dir = data_dir or default_data_dir()
     report = check_dataset(data_dir, protocol=protocol, min_short_side=min_size, progress=not as_json)
     if as_json:

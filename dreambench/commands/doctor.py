@@ -6,47 +6,43 @@ import sys
 
 import click
 
+from ..errors import DreambenchError
+from ..models import preflight  # module, not names: read at call time (tests wrap run_checks)
 from .options import metric_weights_spec, weights_options
 
 
 def preflight_lines(profile: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
                     needs=None) -> tuple[list, list[str]]:
     """(rows, one line per problem) of the run's models; validation errors of the options are problems."""
-    from ..errors import DreambenchError
-    from ..models.preflight import Needs, problems, run_checks
-
     try:
-        rows = run_checks(profile, model, metric_profile, weights, device, needs or Needs())
+        rows = preflight.run_checks(profile, model, metric_profile, weights, device, needs or preflight.Needs())
     except DreambenchError as e:
         return [], [str(e)]
-    return rows, problems(rows)
+    return rows, preflight.problems(rows)
 
 
 def run_preflight(plan, results_dir, device: str | None) -> None:
     """The doctor's checks for a planned run, in the driver before any job: exit 2 with one line per
     problem. Passing checks are remembered (``$DREAMBENCH_CACHE/preflight.json``) by a key of every digest
     and setting that decides them, so a resumed run loads nothing here."""
-    from ..models.preflight import Needs, cache_file, cached_ok, check_key, remember_ok
-
     spec = plan.spec
     subject_jobs = plan.by_kind("subject")
-    needs = Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
+    needs = preflight.Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
                   scoring=bool(plan.by_kind("score")))
     if not (needs.sd or needs.scoring):
         return
-    cache = cache_file()
-    from ..errors import DreambenchError
+    cache = preflight.cache_file()
 
     try:
-        key = check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
+        key = preflight.check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
     except DreambenchError as e:
         _refuse([str(e)])
-    if cached_ok(cache, key):
+    if preflight.cached_ok(cache, key):
         return
     rows, bad = preflight_lines(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
     if bad:
         _refuse(bad)
-    remember_ok(cache, key, rows)
+    preflight.remember_ok(cache, key, rows)
 
 
 def _refuse(lines: list[str]) -> None:
@@ -71,12 +67,10 @@ def doctor_cmd(profile: str, model: str | None, metric_profile: str, dino_weight
     One row per model (SD UNet, VAE, text encoder; DINO; CLIP; LPIPS trunk and linear layers): where its
     weights come from (folder, hub cache, file, config), dtype, short weights digest, pretrained or
     random-init, seconds. Exit status 2 with one line per problem."""
-    from ..models.preflight import format_rows
-
     weights = metric_weights_spec(dino_weights, clip_weights, lpips_weights)
     rows, bad = preflight_lines(profile, model, metric_profile, weights, None if device == "auto" else device)
     if rows:
-        click.echo(format_rows(rows))
+        click.echo(preflight.format_rows(rows))
     for line in bad:
         click.echo(f"error: {line}", err=True)
     if bad:

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import click
 
+from ..engine.local import cpu_threads_choice
+from ..engine.subject_job import SubjectJob, run_subject_job, train_subject
 from ..errors import DreambenchError
 from ..layout import ResultsLayout
+from ..methods.base import config_fields, get_method, list_methods, method_provider
+from ..methods.identity import method_identity
+from ..methods.recipes import default_recipe, recipes_for
+from ..paths import default_data_dir
+from ..protocol import Protocol, load_protocol
 from .options import resolve_results as _resolve_results
 from .options import results_option as _results_option
 
@@ -16,10 +23,6 @@ from .options import results_option as _results_option
 def describe_methods() -> list[dict]:
     """Name, providing package, identity (:mod:`dreambench.methods.identity`), description, whether it
     trains, config options (type/default/help) and recipes of each method."""
-    from ..methods.base import config_fields, list_methods, method_provider
-    from ..methods.identity import method_identity
-    from ..methods.recipes import default_recipe, recipes_for
-
     out = []
     for name, cls in list_methods().items():
         recipes = recipes_for(cls)
@@ -103,12 +106,7 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
     """(job, protocol, components, data dir, results dir, device) from the command's options."""
     import torch
 
-    from ..engine.subject_job import SubjectJob
-    from ..methods.base import get_method
-    from ..methods.recipes import recipes_for
     from ..models import get_profile, load_sd
-    from ..paths import default_data_dir
-    from ..protocol import load_protocol
 
     cls = get_method(kw["method"])  # unknown names list the valid ones
     profile = get_profile(kw["profile"])
@@ -124,8 +122,6 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
-        from ..engine.local import cpu_threads_choice
-
         threads, line = cpu_threads_choice(1, kw["threads"])
         torch.set_num_threads(threads)
         click.echo(line, err=True)
@@ -138,8 +134,6 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
 @click.pass_context
 def train_cmd(ctx: click.Context, **kw) -> None:
     """Train METHOD on one SUBJECT; writes <results>/artifacts/<label>/<subject>/ (skips if already there)."""
-    from ..engine.subject_job import train_subject
-
     results = _resolve_results(ctx, kw.pop("results"))
     job, protocol, components, data_dir, device = _setup(kw)
     info = train_subject(job, protocol, components, data_dir, results, device, log=lambda m: click.echo(m, err=True))
@@ -160,9 +154,7 @@ def generate_cmd(ctx: click.Context, images_per_prompt: int, class_samples: int,
                  keep_artifacts: str, **kw) -> None:
     """Generate the images of METHOD for one SUBJECT (loads the artifact `dreambench train` wrote; methods
     that do not train need none); writes images, the manifest part and method.json."""
-    from ..engine.subject_job import run_subject_job
     from ..manifest import merge_manifest
-    from ..protocol import Protocol
 
     results = _resolve_results(ctx, kw.pop("results"))
     job, protocol, components, data_dir, device = _setup(kw, images_per_prompt, class_samples)

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..metrics.profiles import get_metric_profile
 from ..models import get_profile, list_profiles
 from .options import weights_options
 
@@ -34,7 +35,6 @@ def build_cmd(profile: str, model: str | None, metric_profile: str, dino_weights
 
     The DINO and CLIP towers are exactly those scoring builds for --metric-profile (CLIP ViT-B-32 with
     QuickGELU for ``paper``); `dreambench doctor` also runs each once on a device."""
-    from ..metrics.profiles import get_metric_profile
     from ..models.backbones import build_clip, build_dino
     from ..models.sd import load_sd
 

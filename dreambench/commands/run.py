@@ -8,8 +8,13 @@ from pathlib import Path
 
 import click
 
+from ..engine.labels import parse_sets
+from ..engine.runner import format_summary
+from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
+from ..evaluation import RunRequest, evaluate, plan_run
 from ..layout import ResultsLayout
+from ..tables.names import parse_names
 from .options import metric_weights_spec, resolve_results, results_option, weights_options
 
 
@@ -70,14 +75,10 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
             class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
             protocol, score, names, results) -> None:
     """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder."""
-    from ..tables.names import parse_names
-
     try:
         display_names = parse_names(names)
     except DreambenchError as e:
         raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
-    from ..engine.runner import format_summary
-    from ..evaluation import RunRequest, evaluate, plan_run
 
     request = RunRequest(
         resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model,
@@ -141,8 +142,6 @@ def _run_title(run: dict | None) -> str:
 
 
 def _print_progress(rows: list[dict]) -> None:
-    from ..engine.state import progress_table
-
     header = f"  {'kind':<13}{'label':<26}{'done':>5}{'run':>5}{'wait':>6}{'fail':>6}{'dev-s':>9}  subjects left"
     click.echo(header)
     for g in progress_table(rows):
@@ -157,8 +156,6 @@ def _print_progress(rows: list[dict]) -> None:
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     """Progress of every label in a results folder, grouped by the run that made it."""
-    from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive
-
     results_dir = resolve_results(ctx, results)
     path = results_dir / STATE_FILE
     if not path.is_file():
@@ -216,7 +213,6 @@ def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_
               peak_tflops, subjects, threads, results) -> None:
     """Measure training, sampling and scoring throughput on a device; write <results>/bench.json."""
     from ..bench import BenchOptions, format_bench, run_bench
-    from ..engine.labels import parse_sets
 
     results_dir = resolve_results(ctx, results)
     out = run_bench(BenchOptions(profile=profile, device=device, steps=steps, methods=list(methods), batch=batch,

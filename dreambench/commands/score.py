@@ -8,7 +8,11 @@ from pathlib import Path
 import click
 
 from ..errors import ModelLoadError
+from ..io import write_roots
 from ..layout import ResultsLayout
+from ..metrics.keys import default_cache_dir
+from ..metrics.profiles import list_metric_profiles
+from ..metrics.registry import metric_names
 from ..models import list_profiles
 from ..paths import default_data_dir
 from .options import resolve_results, weights_options
@@ -18,7 +22,6 @@ from .options import results_option as _results_option
 def _list_profiles(ctx: click.Context, _param, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from ..metrics.profiles import list_metric_profiles
 
     for p in list_metric_profiles():
         click.echo(f"{p.name:14s} dino {p.dino.arch}  clip {p.clip.arch}/{p.clip.tag}  {p.description}")
@@ -79,8 +82,6 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     continues: rows already scored with the same profile and weights are kept. Bad rows (missing or
     unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
     exit status is then 1. Definitions: docs/metrics.md."""
-    from ..io import write_roots
-
     metric_profile = _metric_profile(metric_profile, old_profile)
     if images is None or out is None:
         root = resolve_results(ctx, results)
@@ -96,7 +97,6 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         _print_summary(_read_csv(out / "aggregates.csv"), metric_profile, model_profile, meta["stats"]["scored"], 0,
                        meta["stats"]["scored"], None, out)
         return
-    from ..metrics.keys import default_cache_dir
     from ..metrics.scoring import score_folder
 
     try:
@@ -154,7 +154,6 @@ def _print_summary(agg, metric_profile: str, model_profile: str, scored: int, no
     click.echo(f"profile {metric_profile}, model profile {model_profile}{label}")
     if len(agg):
         wide = agg.pivot(index="method", columns="metric", values="mean")
-        from ..metrics.registry import metric_names
 
         wide = wide[[c for c in metric_names() if c in wide.columns]]
         click.echo(wide.to_string(float_format=lambda v: f"{v:.4f}"))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import DreambenchError
+from ..study import db as sdb
 from .options import resolve_results, results_option
 
 _db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -21,8 +23,6 @@ def _print_links(names_tokens: list[tuple[str, str]], base_url: str) -> None:
 
 def _make_raters(db_path: Path, count: int, names: tuple[str, ...]) -> list[tuple[str, str]]:
     """Create ``count`` numbered raters plus the named ones that do not exist yet; returns (name, token)."""
-    from ..study import db as sdb
-
     conn = sdb.connect(db_path)
     try:
         existing = set(sdb.rater_names(conn))
@@ -91,7 +91,6 @@ def serve(db_path: Path, host: str, port: int, n_raters: int, names: tuple[str, 
     """Run the rating web app (uvicorn). Prints a fresh admin link and any new rater links."""
     import uvicorn
 
-    from ..study import db as sdb
     from ..study.app import create_app
 
     app = create_app(db_path)
@@ -130,8 +129,6 @@ def raters() -> None:
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Prefix of printed links.")
 def raters_add(db_path: Path, names: tuple[str, ...], count: int, base_url: str) -> None:
     """Create raters (NAMES and/or --count numbered ones) and print their links once."""
-    from ..errors import DreambenchError
-
     if not names and not count:
         raise DreambenchError("give rater NAMES or --count N")
     _print_links(_make_raters(db_path, count, names), base_url)
@@ -141,8 +138,6 @@ def raters_add(db_path: Path, names: tuple[str, ...], count: int, base_url: str)
 @_db_option
 def raters_list(db_path: Path) -> None:
     """Raters with their number of answers (tokens are not shown: only their hashes are stored)."""
-    from ..study import db as sdb
-
     conn = sdb.connect(db_path)
     try:
         rows = conn.execute("SELECT r.name, COUNT(a.id) AS n FROM raters r LEFT JOIN answers a"
@@ -159,8 +154,6 @@ def raters_list(db_path: Path) -> None:
 @click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Prefix of the printed link.")
 def raters_reset(db_path: Path, name: str, base_url: str) -> None:
     """Give rater NAME a new link (the old one stops working; answers are kept)."""
-    from ..study import db as sdb
-
     conn = sdb.connect(db_path)
     try:
         token = sdb.reset_rater_token(conn, name)

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
+from ..errors import DreambenchError
 from ..layout import ResultsLayout
+from ..tables.names import parse_names
+from .options import resolve_results
 
 _results_arg = click.argument("results_dir", required=False, type=click.Path(file_okay=False, path_type=Path))
 _no_ci = click.option(
@@ -35,7 +38,6 @@ def _split(s: str | None) -> list[str] | None:
 def _resolve(ctx: click.Context, results_dir: Path | None) -> Path:
     if results_dir is not None:
         return results_dir
-    from .options import resolve_results
 
     return resolve_results(ctx, results_dir)
 
@@ -57,9 +59,6 @@ _reference = click.option(
 
 
 def _parse_names(names: tuple[str, ...]) -> dict[str, str]:
-    from ..errors import DreambenchError
-    from ..tables.names import parse_names
-
     try:
         return parse_names(names)
     except DreambenchError as e:

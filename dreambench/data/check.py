@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..errors import DataError
 from ..images import IMAGE_SUFFIXES, MIN_SHORT_SIDE, list_images
+from ..methods import photos  # module: tests wrap decode_photo, read at call time
 from ..protocol import Protocol, load_protocol
 
 
@@ -83,9 +84,7 @@ def load_subject_image(path: str | Path, min_short_side: int = MIN_SHORT_SIDE, s
     header, or :class:`DataError` naming it: unreadable, animated, or short side below ``min_short_side``
     (the protocol's minimum, :data:`dreambench.images.MIN_SHORT_SIDE`). Returns the
     :class:`~dreambench.methods.photos.Photo`."""
-    from ..methods.photos import check_photo, decode_photo
-
-    return check_photo(decode_photo(path, short_side), min_short_side)
+    return photos.check_photo(photos.decode_photo(path, short_side), min_short_side)
 
 
 #: The training short side a check decodes for: JPEG draft mode then decodes at 1/8 scale, the smallest.

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .replace import ALL
+
 
 def format_plan(plan, est: dict, results_dir: Path) -> str:
     lines = [(f"plan for {results_dir}: profile {plan.spec.profile}, seed {plan.spec.seed}, "
@@ -37,8 +39,6 @@ def format_plan(plan, est: dict, results_dir: Path) -> str:
 
 def format_replacements(found: list, replace: tuple[str, ...]) -> str:
     """What ``--dry-run`` says of labels made before with other settings."""
-    from .replace import ALL
-
     if not found:
         return "replaces: nothing (no label of this plan was made before with other settings)"
     lines = []

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import __version__
+from ..data.check import subject_images
 from ..errors import DreambenchError
+from ..io import sha256_file
 from ..protocol import Protocol
 from .jobs import Job, Plan, canonical_json
+from .kinds import class_images, score, score_merge, subject, tables
 from .runspec import RunSpec, model_source, truncated_protocol, validate_spec
 
 
@@ -41,9 +44,6 @@ class InputDigests:
         if self.data_dir is None:
             return None
         if subject not in self._photos:
-            from ..data.check import subject_images
-            from ..io import sha256_file
-
             try:
                 self._photos[subject] = [[p.name, sha256_file(p)] for p in subject_images(self.data_dir, subject)]
             except (DreambenchError, OSError):
@@ -54,8 +54,6 @@ class InputDigests:
 def build_plan(spec: RunSpec, protocol: Protocol, inputs: InputDigests | None = None) -> Plan:
     """Expand ``spec`` into jobs: class images, subject jobs, then score and tables. ``inputs``: the
     photos and weights the ids are made from (None: neither is; a plan only shown, or a test's)."""
-    from .kinds import class_images, score, score_merge, subject, tables
-
     # 1. Check the spec (names, counts, roles) before anything is resolved.
     validate_spec(spec, protocol)
     source = model_source(spec.profile, spec.model)

@@ -7,14 +7,14 @@ from __future__ import annotations
 import dataclasses
 
 from ..errors import DreambenchError
+from ..methods.base import get_method, list_methods
+from ..protocol import name_problem
 from .runspec import MethodRun
 
 
 def parse_method_label(item: str) -> tuple[str, str]:
     """``--method LABEL=METHOD`` -> ``(label, method)``; a plain ``--method M`` is ``(M, M)``. The label
     becomes a folder name, so it must be a valid name (:func:`dreambench.protocol.name_problem`)."""
-    from ..protocol import name_problem
-
     label, _, method = item.partition("=")
     label, method = label.strip(), (method.strip() if method else label.strip())
     if not label or not method:
@@ -59,8 +59,6 @@ def parse_sets(items: list[str] | tuple[str, ...], labels: list[str] | dict[str,
     return out
 
 def field_names(method: str) -> set[str]:
-    from ..methods.base import get_method
-
     return {f.name for f in dataclasses.fields(get_method(method).Config)}
 
 
@@ -69,7 +67,6 @@ def method_runs(methods: tuple[str, ...], tables: str | None, sets: tuple[str, .
     """The run's labels: ``--tables paper``'s labels, then each ``--method [LABEL=]METHOD`` (a label the
     paper plan already has is not planned twice), with ``--set`` overrides per label and ``--recipe`` for
     every label of the methods given with ``--method``."""
-    from ..methods.base import list_methods
     from .paper import PAPER_CLASS_PROMPT_SAMPLES, paper_method_runs
 
     given = dict(parse_method_label(m) for m in methods)  # label -> method; a repeated identical pair once

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..errors import DreambenchError
+from ..methods.base import list_methods
 from ..methods.priors import PPL_FIELD
 from .labels import field_names
 from .runspec import MethodRun, role
@@ -23,8 +24,6 @@ def paper_method_runs(overrides: dict[str, dict] | None = None, class_prompt_sam
     4 images per prompt (DIV). Table 4: class noun correct / none / wrong. Tables 5/6: 1..5 instance
     images on backpack and dog.
     """
-    from ..methods.base import list_methods
-
     registered = list_methods()
     overrides = overrides or {}
 

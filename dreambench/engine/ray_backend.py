@@ -14,6 +14,7 @@ import os
 from dataclasses import asdict
 
 from ..errors import DreambenchError
+from .local import cpu_threads_choice, log_line
 from .worker import Worker, WorkerContext
 
 #: Environment variables passed to actors on a remote cluster (local actors inherit the driver's).
@@ -67,7 +68,6 @@ class RayBackend:
         if self.n_workers is None:
             total_gpus = int(ray.cluster_resources().get("GPU", 0))
             self.n_workers = max(1, total_gpus * self.jobs_per_gpu) if gpus else 1
-        from .local import cpu_threads_choice, log_line
 
         total_cpus = int(ray.cluster_resources().get("CPU", 1))
         cpus = max(1, total_cpus // self.n_workers)

@@ -21,12 +21,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import EnvironmentFailure, describe_os_error
+from ..errors import DreambenchError, EnvironmentFailure, describe_os_error
 from ..io import confined, remove_stale_temps, write_text_atomic
 from ..layout import SUMMARY_FILE, SUPERSEDED, ResultsLayout  # noqa: F401  (SUMMARY_FILE, SUPERSEDED: re-exported)
+from ..methods.base import get_method
+from ..methods.identity import identity_text, method_identity, same_identity
+from ..schema import METHOD_INFO
 from .backend import Backend
 from .jobs import Job, Plan
 from .kinds import get_kind
+from .local import LocalBackend, log_line, plan_slots
+from .ray_backend import RayBackend
 from .replace import check_replacements, find_replacements
 from .state import StateDB
 from .worker import WorkerContext
@@ -89,11 +94,7 @@ def auto_device() -> str:
 
 def make_backend(opts: RunOptions, ctx: WorkerContext) -> Backend:
     """The backend object named by ``opts.backend`` (``local`` | ``ray``)."""
-    from ..errors import DreambenchError
-
     if opts.backend == "local":
-        from .local import LocalBackend, log_line, plan_slots
-
         gpus = opts.gpus
         if ctx.device.startswith("cuda") and gpus is None:
             import torch
@@ -101,8 +102,6 @@ def make_backend(opts: RunOptions, ctx: WorkerContext) -> Backend:
             gpus = list(range(torch.cuda.device_count()))
         return LocalBackend(ctx, plan_slots(ctx.device, gpus, opts.jobs_per_gpu, threads=opts.threads, log=log_line))
     if opts.backend == "ray":
-        from .ray_backend import RayBackend
-
         workers = None
         if opts.gpus is not None and ctx.device.startswith("cuda"):
             workers = len(opts.gpus) * max(1, opts.jobs_per_gpu)
@@ -224,8 +223,6 @@ def _lock(results: Path):
     drivers never share one state database."""
     import fcntl
     import os
-
-    from ..errors import DreambenchError
 
     # confined: the lock is truncated and rewritten, so a .run.lock symlinked out of the folder is refused
     f = open(confined(results, ResultsLayout(results).lock), "a+")  # noqa: SIM115  (held for the whole run)
@@ -370,10 +367,6 @@ def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> N
 def _identity_change(results: Path, job: Job) -> tuple[str, str] | None:
     """``(old, new)`` identity texts when the label's ``method.json`` names another method identity than
     the one this job runs (:mod:`dreambench.methods.identity`); None when the same or nothing is recorded."""
-    from ..methods.base import get_method
-    from ..methods.identity import identity_text, method_identity, same_identity
-    from ..schema import METHOD_INFO
-
     try:
         info = json.loads((ResultsLayout(results).label_images(job.label) / METHOD_INFO).read_text())
     except (OSError, ValueError):

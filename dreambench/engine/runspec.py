@@ -9,7 +9,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import DreambenchError
+from ..errors import ConfigError, DreambenchError, UnknownNameError
+from ..methods.base import get_method
+from ..methods.recipes import recipes_for, resolve_config
+from ..metrics.profiles import get_metric_profile
+from ..models.profiles import get_profile
 from ..protocol import Protocol
 
 
@@ -79,9 +83,6 @@ def resolved_config(method: str, recipe: str | None, overrides: dict, steps: int
                     ) -> tuple[dict, str | None]:
     """(full config, recipe name) as the method will see them: class defaults < recipe < overrides <
     steps, typed, so ``"20"`` and ``20`` hash alike and a changed recipe default makes a new job."""
-    from ..methods.base import get_method
-    from ..methods.recipes import resolve_config
-
     cfg, name = resolve_config(get_method(method), recipe, overrides, steps)
     return cfg.to_dict(), name
 
@@ -94,10 +95,6 @@ def validate_spec(spec: RunSpec, protocol: Protocol) -> None:
     profiles, subjects), duplicate labels, roles. Raises :class:`DreambenchError` naming the option and
     what it allows; nothing is touched before it passes. (Each method config is checked as the plan
     resolves it: :func:`checked_config`.)"""
-    from ..methods.base import get_method
-    from ..metrics.profiles import get_metric_profile
-    from ..models.profiles import get_profile
-
     if not spec.methods:
         raise DreambenchError("nothing to run: give --method NAME (repeatable) or --tables paper")
     labels = [m.label for m in spec.methods]
@@ -132,8 +129,6 @@ def validate_spec(spec: RunSpec, protocol: Protocol) -> None:
 def checked_config(mr: MethodRun, recipe: str | None, steps: int | None) -> tuple[dict, str | None]:
     """:func:`resolved_config` for one label, its errors naming the option that set the bad value
     (``--steps``, ``--set KEY=V``, ``--recipe``) and what the field allows."""
-    from ..errors import ConfigError, UnknownNameError
-
     try:
         return resolved_config(mr.method, recipe, mr.config, steps)
     except ConfigError as e:
@@ -159,16 +154,12 @@ def truncated_protocol(protocol: Protocol, prompts: int | None) -> Protocol:
 
 
 def model_source(profile_name: str, model: str | None) -> str:
-    from ..models.profiles import get_profile
-
     profile = get_profile(profile_name)
     return model or profile.sd_model
 
 def profile_recipe(method_cls: type, profile: str) -> str | None:
     """A recipe named after the model profile (``tiny``) when the method has one: the paper's 1000 class
     images at 50 steps make no sense for a CPU demo. Otherwise None (the method's default recipe)."""
-    from ..methods.recipes import recipes_for
-
     return profile if profile in recipes_for(method_cls) else None
 
 def tables_available() -> bool:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..data.check import load_subject_image, subject_images
 from ..errors import DataError, DreambenchError
 from ..io import save_image_atomic, write_text_atomic, writes_under
 from ..layout import ResultsLayout
@@ -56,7 +57,9 @@ from ..methods.priors import (
     prior_preservation,
 )
 from ..methods.recipes import resolve_config
+from ..models import get_profile
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
+from ..provenance import components_provenance
 from ..schema import MANIFEST, METHOD_INFO, image_relpath
 from ..verify import artifact_problem, manifest_paths, png_problem
 
@@ -160,7 +163,6 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
     more than ``MAX_IDENTIFIER_TOKENS`` tokens."""
     if job.class_noun_mode not in CLASS_NOUN_MODES:
         raise DreambenchError(f"class_noun_mode {job.class_noun_mode!r} is not one of {', '.join(CLASS_NOUN_MODES)}")
-    from ..data.check import load_subject_image, subject_images
 
     subject = protocol.subject(job.subject)
     images = subject_images(Path(data_dir), subject.name)
@@ -228,7 +230,6 @@ def _weights_label(method_cls: type[Method], job: SubjectJob, components: Any) -
         return "real"
     if components is not None:
         return "pretrained" if components.pretrained_weights else "random-init"
-    from ..models import get_profile
 
     return get_profile(job.profile).weights_label
 
@@ -237,7 +238,6 @@ def _sd_record(components: Any) -> dict:
     """``sd_source`` and ``sd_digest`` of the SD weights that made the images (empty for real images)."""
     if components is None:
         return {}
-    from ..provenance import components_provenance
 
     prov = components_provenance(components)
     return {"sd_source": prov["sd_source"], "sd_digest": prov["sd_digest"]}
@@ -322,8 +322,6 @@ def build_job_config(job: SubjectJob, method_cls: type[Method]) -> tuple[Any, st
         if job.sample_steps:
             config.sample_steps = int(job.sample_steps)
         elif not config.sample_steps:
-            from ..models import get_profile
-
             config.sample_steps = get_profile(job.profile).sample_steps_default
     return config, recipe
 

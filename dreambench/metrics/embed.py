@@ -22,7 +22,7 @@ import torch
 
 from ..errors import DataError
 from ..io import atomic_path, sha256_file
-from ..models.backbones import Backbone
+from ..models.backbones import Backbone, load_lpips_trunk
 from .decode import NATIVE, Geometry, decode, prefetch_map
 from .functional import unordered_pairs
 from .profiles import DivSpec, Transform
@@ -127,8 +127,6 @@ def build_lpips(spec: DivSpec, pretrained_trunk: bool, trunk_file: str | Path | 
         torch.manual_seed(LPIPS_RANDOM_SEED)
         model = lpips.LPIPS(net=spec.net, pretrained=True, pnet_rand=not imagenet, verbose=False)
     if trunk_file is not None:
-        from ..models.backbones import load_lpips_trunk
-
         load_lpips_trunk(model.net, trunk_file, spec.net)
     return model.eval(), label
 

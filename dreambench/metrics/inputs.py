@@ -14,8 +14,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..images import list_images
+from ..images import MIN_SHORT_SIDE, list_images
 from ..manifest import read_manifest, read_part, row_problem
+from ..methods.photos import check_header
 from ..protocol import name_problem
 from ..schema import MANIFEST, METHOD_INFO
 from .keys import file_sha256, short_hash
@@ -116,9 +117,6 @@ def find_real_sets(subjects: list[str], subjects_dir: Path) -> tuple[dict[str, t
     photo that fails the subject-photo checks read from its header (not an image, decompression bomb,
     animated, short side below 256 px: :func:`dreambench.methods.photos.check_header`, what ``data check``
     and ``run`` refuse) never enters a real set: its subject is skipped with a message naming it."""
-    from ..images import MIN_SHORT_SIDE
-    from ..methods.photos import check_header
-
     sets, bad = {}, {}
     for s in subjects:
         folder = subjects_dir / s

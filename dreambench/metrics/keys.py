@@ -20,9 +20,11 @@ from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
-from ..io import sha256_file
+from ..io import sha256_file, write_text_atomic
 from ..layout import ResultsLayout
+from ..models.digest import file_digest, tensor_digest
 from .profiles import MetricProfile
+from .trunk import lpips_trunk_label
 
 CACHE_ENV = "DREAMBENCH_CACHE"
 DIGEST_FILE = "digests.json"
@@ -84,8 +86,6 @@ class DigestCache:
         except (OSError, ValueError):
             data[key] = value
         try:
-            from ..io import write_text_atomic
-
             self.path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.path, json.dumps(data, indent=0, sort_keys=True))
         except OSError:
@@ -129,13 +129,10 @@ class TowerIds:
         if hit is not None:
             return hit
         if origin == "file":
-            from ..models.digest import file_digest
-
             wfile = self.dino_weights if kind == "dino" else self.clip_weights
             return self.digests.lookup(ckey, lambda: file_digest(Path(wfile).expanduser()))
         if model is None:
             return None
-        from ..models.digest import tensor_digest
 
         return self.digests.lookup(ckey, lambda: tensor_digest(model))
 
@@ -157,8 +154,6 @@ class TowerIds:
 def lpips_label(prof: MetricProfile, pretrained_trunk: bool, trunk_file: str | Path | None = None) -> str:
     """The LPIPS trunk label of ``prof`` (:func:`dreambench.metrics.trunk.lpips_trunk_label`:
     ``net:file@digest``, ``net:imagenet`` or ``net:random-init``)."""
-    from .trunk import lpips_trunk_label
-
     return lpips_trunk_label(prof.div, pretrained_trunk, trunk_file)
 
 

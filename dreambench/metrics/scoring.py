@@ -63,6 +63,7 @@ from .. import __version__
 from ..errors import DataError, DreambenchError
 from ..io import write_text_atomic
 from ..models import get_profile
+from ..protocol import load_protocol
 from ..provenance import method_identities, sd_sources
 from ..schema import PER_IMAGE
 from . import functional as F
@@ -458,8 +459,6 @@ def _categories(df: pd.DataFrame) -> pd.Series:
     given = df["category"] if "category" in df.columns else pd.Series("", index=df.index)
     lookup: dict[tuple[str, int], str] = {}
     try:
-        from ..protocol import load_protocol
-
         proto = load_protocol("dreambooth")
         for s in proto.subjects:
             for p in proto.prompts_for(s):

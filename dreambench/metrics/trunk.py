@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..models.digest import file_digest
+from ..models.hub_cache import trunk_weights_cached
 from .profiles import DivSpec
 
 
@@ -16,12 +18,9 @@ def lpips_trunk_label(spec: DivSpec, pretrained_trunk: bool, trunk_file: str | P
     weights will be used (asked for, and torchvision's checkpoint is in torch's hub cache), else
     ``"<net>:random-init"``."""
     if trunk_file is not None:
-        from ..models.digest import file_digest
-
         return f"{spec.net}:file@{file_digest(trunk_file)}"
     if not pretrained_trunk:
         return f"{spec.net}:random-init"
-    from ..models.hub_cache import trunk_weights_cached
 
     return f"{spec.net}:{'imagenet' if trunk_weights_cached(spec.net) is not None else 'random-init'}"
 

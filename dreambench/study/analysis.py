@@ -39,6 +39,7 @@ from ..io import atomic_path, write_text_atomic, writes_under
 from ..metrics.registry import list_metrics, study_metrics
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
+from .questions import INSTRUCTIONS
 
 PREFERENCE = {"a": 1, "b": -1, "undecided": 0}
 ANSWER_COLUMNS = [
@@ -357,8 +358,6 @@ def preference_markdown(df: pd.DataFrame) -> str:
 
 
 def _instruction(qtype: str) -> str:
-    from .questions import INSTRUCTIONS
-
     return INSTRUCTIONS[qtype]
 
 

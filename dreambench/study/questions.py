@@ -25,6 +25,7 @@ from ..images import list_images
 from ..io import atomic_path
 from ..layout import ResultsLayout
 from ..manifest import read_manifest, row_problem
+from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
 
@@ -165,8 +166,6 @@ def create_study(db_path: str | Path, results_dir: str | Path, method_a: str, me
     ``max_answers`` caps how many raters answer one question (the paper used 3; 0 = every rater answers
     every question). A database that already holds questions of the same method pair is refused unless
     ``append``. Missing image files raise :class:`DataError` naming them."""
-    from ..paths import default_data_dir
-
     images_dir = ResultsLayout(results_dir).images
     if not images_dir.is_dir():
         raise DataError(f"{images_dir}: no images folder (expected <results>/images)")

@@ -15,6 +15,8 @@ import pandas as pd
 
 from ..errors import DataError
 from ..layout import IMAGES, SCORES, STUDY_DB  # noqa: F401  (the layout declares them; re-exported)
+from ..metrics.aggregate import with_real_rule
+from ..metrics.registry import get_metric, real_metrics
 from ..paths import REPO_DIR
 from ..provenance import identity_text
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
@@ -146,8 +148,6 @@ def read_per_image(path: Path) -> pd.DataFrame:
 
 def _real_columns() -> list[str]:
     """real.csv's metric columns (the metrics declared ``real``)."""
-    from ..metrics.registry import get_metric, real_metrics
-
     return [get_metric(m).column for m in real_metrics()]
 
 
@@ -343,8 +343,6 @@ def load_results(results_dir: str | Path) -> Results:
     infos = read_method_infos(images_dir) if images_dir else {}
     per_subject = read_per_subject(sdir)
     if per_subject is not None:
-        from ..metrics.aggregate import with_real_rule
-
         # The one real row again from real.csv: a no-op for what `score` writes now, and the same figures
         # as recomputing for a folder scored before that rule existed.
         per_subject = with_real_rule(per_subject, per_image, real)

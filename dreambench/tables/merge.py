@@ -18,6 +18,8 @@ import pandas as pd
 from ..errors import DataError
 from ..io import connect_readonly
 from ..layout import STATE_FILE
+from ..metrics.aggregate import with_real_rule
+from ..protocol import name_problem
 from ..schema import SCORE_COLUMNS
 from .load import Results, RunMeta, load_results
 
@@ -108,7 +110,6 @@ def _merged_per_subject(parts: list[Results], owner: dict[str, Results], per_ima
     subject from the first folder that has it), as the figures recomputed from the merged frames are."""
     if any(p.per_subject is None for p in parts) or per_image is None:
         return None
-    from ..metrics.aggregate import with_real_rule
 
     long = _concat([p.per_subject[p.per_subject["method"].map(lambda lab, p=p: owner.get(lab) is p)]
                     for p in parts])
@@ -120,8 +121,6 @@ def _merged_per_subject(parts: list[Results], owner: dict[str, Results], per_ima
 def parse_relabels(items: list[str] | tuple[str, ...], dirs: list[Path]) -> dict[Path, dict[str, str]]:
     """``DIR:LABEL=NEW`` (``--relabel``) -> ``{resolved DIR: {LABEL: NEW}}``; DIR must be one of ``dirs``
     and NEW a valid label (:func:`dreambench.protocol.name_problem`)."""
-    from ..protocol import name_problem
-
     known = {Path(d).resolve(): d for d in dirs}
     out: dict[Path, dict[str, str]] = {}
     for item in items:

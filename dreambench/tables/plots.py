@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from ..io import atomic_path
+from ..metrics.registry import PROMPT_ROWS, list_metrics
 
 
 def plot_inputs(
@@ -73,7 +74,6 @@ def plot_categories(
     category), error bars = the 95% interval where it is finite and ``n_subjects >= min_subjects``. ``cat`` is
     :func:`dreambench.tables.compute.per_category`'s frame."""
     if metrics is None:  # the per-category metrics of the prompt images (dreambench.metrics.registry)
-        from ..metrics.registry import PROMPT_ROWS, list_metrics
 
         metrics = tuple(m.name for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS)
     categories = sorted(cat["category"].unique()) if len(cat) else []

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...layout import CLASS_IMAGES, ResultsLayout
+from ...methods.priors import ensure_class_images
+from ...verify import png_problem
 from ..jobs import Job, content_hash
 from . import JobKind, Log, spec_of
 
@@ -46,8 +48,6 @@ def plan_job(need: dict, base: dict, spec: RunSpec, inputs: InputDigests | None 
 
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
-    from ...methods.priors import ensure_class_images
-
     spec = spec_of(ClassImagesSpec, job["spec"])
     need = dict(spec.need)
     comps = worker.components(spec.profile, spec.model)
@@ -65,8 +65,6 @@ def output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
     """The images of a done class-image job (``need.count`` of them, in the folder it recorded, looked
     up by name under ``<results>/class_images`` so a moved results folder still checks) that are not
     complete PNGs, as (path in the results folder, why); none when the job recorded no folder."""
-    from ...verify import png_problem
-
     folder = (row.get("artifacts") or {}).get("class_images")
     if not folder:
         return []

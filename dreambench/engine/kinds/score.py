@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...layout import ResultsLayout
+from ...models.digest import file_digest
+from ...models.weights_formats import weights_path
 from ..jobs import Job, content_hash
 from . import JobKind, Log, spec_of
 
@@ -42,8 +44,6 @@ def weights_payload(metric_weights: dict) -> dict:
     without weights files keep their ids)."""
     if not metric_weights:
         return {}
-    from ...models.digest import file_digest
-    from ...models.weights_formats import weights_path
 
     return {"metric_weights": {k: file_digest(weights_path(v, f"--{k}-weights")) if Path(v).exists() else v
                                for k, v in sorted(metric_weights.items())}}

@@ -19,7 +19,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ...layout import IMAGES, ResultsLayout
+from ...methods import photos  # module: PHOTO_DECODE read at call time
+from ...methods.base import get_method
+from ...methods.identity import identity_payload, method_identity
+from ...methods.priors import class_image_need
+from ...protocol import load_protocol, protocol_from_content
+from ...schema import MANIFEST
+from ...verify import manifest_paths, png_problem
 from ..jobs import Job, canonical_json, content_hash
+from ..runspec import checked_config, profile_recipe, truncated_protocol
+from ..subject_job import (
+    JOB_INFO,
+    RUNTIME_KEYS,
+    SubjectJob,
+    build_job_config,
+    default_role,
+    run_subject_job,
+    stored_artifact_problem,
+    wrong_class_noun,
+)
 from . import JobKind, Log, spec_of
 
 if TYPE_CHECKING:
@@ -82,8 +100,6 @@ def reuse_keys(payload: dict, trains: bool) -> dict[str, str]:
     - ``train`` (training methods only): the same, less the sampling settings as well; an artifact
       trained under another key is trained again.
     Everything else in the payload (photos, class images, weights, config, method identity) is in both."""
-    from ..subject_job import RUNTIME_KEYS
-
     def key(drop_keys: tuple, drop_fields: tuple) -> str:
         kept = {k: v for k, v in payload.items() if k not in drop_keys}
         kept["job"] = {k: v for k, v in payload["job"].items() if k not in drop_fields}
@@ -112,10 +128,6 @@ def subject_inputs(method_cls: type, subject: str, class_sets: list[str], inputs
 def class_image_needs(sj: Any, protocol: Protocol) -> list[dict]:
     """The class-image set a subject job will read (:func:`dreambench.methods.priors.class_image_need` of
     its config, for the class noun it trains with: the ablation's one, none meaning no prior)."""
-    from ...methods.base import get_method
-    from ...methods.priors import class_image_need
-    from ..subject_job import build_job_config, wrong_class_noun
-
     method_cls = get_method(sj.method)
     if not method_cls.trains:
         return []
@@ -134,11 +146,6 @@ def plan_jobs(mr: MethodRun, spec: RunSpec, protocol: Protocol, proto: Protocol,
     """The subject jobs of one label, each with the class-image sets it reads (``deps`` holds their
     canonical keys until the planner swaps in the class-image jobs' ids). ``proto`` is ``protocol``
     truncated to the run's prompts; ``source`` the model source."""
-    from ...methods.base import get_method
-    from ...methods.identity import identity_payload, method_identity
-    from ..runspec import checked_config, profile_recipe
-    from ..subject_job import SubjectJob, default_role
-
     method_cls = get_method(mr.method)
     recipe = mr.recipe or profile_recipe(method_cls, spec.profile)
     full_config, recipe_name = checked_config(mr, recipe, spec.steps)
@@ -166,9 +173,6 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
                  source: str, full_config: dict, recipe_name: str | None, identity: dict, deps: list[str],
                  inputs: InputDigests | None) -> Job:
     """One subject job: its payload hashed into the id, its spec, its size."""
-    from ...methods.photos import PHOTO_DECODE
-    from ..subject_job import RUNTIME_KEYS
-
     job_fields = dataclasses.asdict(sj)
     subject = protocol.subject(sj.subject)
     prompts = proto.prompts_for(subject)
@@ -185,7 +189,7 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
                "resolved_recipe": recipe_name, "prompts": [[p.template, p.category] for p in prompts],
                "class_prompt": protocol.class_prompt}
     if method_cls.trains:  # how photos become training pixels (a new decoding re-trains)
-        payload["photo_decode"] = PHOTO_DECODE
+        payload["photo_decode"] = photos.PHOTO_DECODE
     payload.update(identity)
     payload["inputs"] = subject_inputs(method_cls, sj.subject, deps, inputs)
     subject_spec = SubjectSpec(
@@ -201,10 +205,6 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
 
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
-    from ...protocol import load_protocol, protocol_from_content
-    from ..runspec import truncated_protocol
-    from ..subject_job import SubjectJob, run_subject_job
-
     spec = spec_of(SubjectSpec, job["spec"])
     sj = SubjectJob(**spec.job)
     # The driver sends the protocol files' content: a worker elsewhere (another directory, another
@@ -232,10 +232,6 @@ def output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
     manifest part missing; an image it lists missing or not a complete PNG
     (:func:`dreambench.verify.png_problem`); images, or a kept artifact, recorded under other input keys
     than the job's (another run wrote this folder since) or broken. Headers only: no pixel is decoded."""
-    from ...schema import MANIFEST
-    from ...verify import manifest_paths, png_problem
-    from ..subject_job import JOB_INFO, stored_artifact_problem
-
     spec = row.get("spec") or {}
     label, subject = row["label"], row["subject"]
     images = ResultsLayout(results).images
