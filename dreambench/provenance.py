@@ -33,7 +33,7 @@ def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model")
     prof = profile if isinstance(profile, ModelProfile) else get_profile(str(profile))
     if not prof.pretrained_weights:
         if model:
-            from .models.sd import load_sd
+            from .models.sd import load_sd  # heavy: torch (only when the weights are not cached)
 
             load_sd(prof, model)  # raises the one-line error naming --model
         return {"sd_source": f"config:{prof.sd_model}", "sd_digest": random_sd_digest(prof.sd_model),

@@ -211,7 +211,7 @@ def bench_packing_inprocess(name: str, components: Any, pristine: Any, device: t
 
     ``aggregate_steps_per_s`` = k * steps / (seconds of the interleaved loop), as for process packing.
     Only full-UNet DreamBooth packs this way; another method reports ``{"supported": False}``."""
-    from .packing import train_packed
+    from .packing import train_packed  # lazy: bench.packing imports this module
 
     if name != "dreambooth":
         return {"method": name, "jobs": k, "supported": False, "why": "in-process packing trains DreamBooth only"}

@@ -106,7 +106,7 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
     """(job, protocol, components, data dir, results dir, device) from the command's options."""
     import torch
 
-    from ..models import get_profile, load_sd
+    from ..models import get_profile, load_sd  # heavy: torch (this module is imported by --help)
 
     cls = get_method(kw["method"])  # unknown names list the valid ones
     profile = get_profile(kw["profile"])
@@ -154,7 +154,7 @@ def generate_cmd(ctx: click.Context, images_per_prompt: int, class_samples: int,
                  keep_artifacts: str, **kw) -> None:
     """Generate the images of METHOD for one SUBJECT (loads the artifact `dreambench train` wrote; methods
     that do not train need none); writes images, the manifest part and method.json."""
-    from ..manifest import merge_manifest
+    from ..manifest import merge_manifest  # heavy: pandas
 
     results = _resolve_results(ctx, kw.pop("results"))
     job, protocol, components, data_dir, device = _setup(kw, images_per_prompt, class_samples)

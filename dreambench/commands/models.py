@@ -35,7 +35,7 @@ def build_cmd(profile: str, model: str | None, metric_profile: str, dino_weights
 
     The DINO and CLIP towers are exactly those scoring builds for --metric-profile (CLIP ViT-B-32 with
     QuickGELU for ``paper``); `dreambench doctor` also runs each once on a device."""
-    from ..models.backbones import build_clip, build_dino
+    from ..models.backbones import build_clip, build_dino  # heavy: torch (this module is imported by --help)
     from ..models.sd import load_sd
 
     prof, mp = get_profile(profile), get_metric_profile(metric_profile)
@@ -43,7 +43,7 @@ def build_cmd(profile: str, model: str | None, metric_profile: str, dino_weights
     sd = load_sd(prof, model)
     dino = build_dino(prof, mp.dino.arch, weights_file=dino_weights)
     clip = build_clip(prof, mp.clip.arch, mp.clip.tag, weights_file=clip_weights)
-    from ..metrics.embed import build_lpips
+    from ..metrics.embed import build_lpips  # heavy: torch
 
     _, lpips_label = build_lpips(mp.div, prof.pretrained_weights, lpips_weights)
     n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6

@@ -212,6 +212,7 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
 def bench_cmd(ctx: click.Context, profile, device, steps, methods, batch, score_batch, pack, score_images, sets,
               peak_tflops, subjects, threads, results) -> None:
     """Measure training, sampling and scoring throughput on a device; write <results>/bench.json."""
+    # heavy: torch (this module is imported by --help)
     from ..bench import BenchOptions, format_bench, run_bench
 
     results_dir = resolve_results(ctx, results)

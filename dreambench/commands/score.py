@@ -97,7 +97,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         _print_summary(_read_csv(out / "aggregates.csv"), metric_profile, model_profile, meta["stats"]["scored"], 0,
                        meta["stats"]["scored"], None, out)
         return
-    from ..metrics.scoring import score_folder
+    from ..metrics.scoring import score_folder  # heavy: torch, pandas (this module is imported by --help)
 
     try:
         with write_roots(out, cache_dir or default_cache_dir(out)):  # writes stay in --out and the cache
@@ -128,7 +128,7 @@ def _already_current(images: Path, subjects: Path, out: Path, cache_dir: Path | 
     full path reports them)."""
     import json
 
-    from ..metrics.parts import inputs_current
+    from ..metrics.parts import inputs_current  # heavy: pandas
 
     ok, _ = inputs_current(images, subjects, out, cache_dir=cache_dir, allow_errors=False, **kw)
     errors = out / "errors.csv"

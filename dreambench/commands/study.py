@@ -66,7 +66,7 @@ def create(ctx: click.Context, results: Path | None, method_a: str, method_b: st
     """Sample comparison questions of two methods from RESULTS/images into a study database."""
     import warnings
 
-    from ..study.questions import create_study
+    from ..study.questions import create_study  # heavy: pandas (this module is imported by --help)
 
     results_dir = resolve_results(ctx, results)
     with warnings.catch_warnings(record=True) as caught:
@@ -91,7 +91,7 @@ def serve(db_path: Path, host: str, port: int, n_raters: int, names: tuple[str, 
     """Run the rating web app (uvicorn). Prints a fresh admin link and any new rater links."""
     import uvicorn
 
-    from ..study.app import create_app
+    from ..study.app import create_app  # heavy: starlette, jinja2, pandas
 
     app = create_app(db_path)
     conn = sdb.connect(db_path)
@@ -167,7 +167,7 @@ def raters_reset(db_path: Path, name: str, base_url: str) -> None:
 @click.option("--out", "out_csv", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def export(db_path: Path, out_csv: Path) -> None:
     """Write every answer as one CSV row (rater, question, images, side shown, choice, preference)."""
-    from ..study.analysis import export_answers
+    from ..study.analysis import export_answers  # heavy: pandas, scipy
 
     df = export_answers(db_path, out_csv)
     click.echo(f"{out_csv}: {len(df)} answers")

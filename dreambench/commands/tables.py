@@ -105,7 +105,7 @@ def tables_cmd(
     display = _parse_names(names)
     if len(results_dirs) > 1 and out_dir is None:
         raise click.UsageError("--out DIR is required with several RESULTS_DIRs")
-    from ..tables import build_tables, write_table_set
+    from ..tables import build_tables, write_table_set  # heavy: pandas (this module is imported by --help)
 
     dirs = list(results_dirs) or [_resolve(ctx, None)]
     ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
@@ -158,7 +158,7 @@ def report_cmd(
 ) -> None:
     """Write a static HTML report of RESULTS_DIR into RESULTS_DIR/report/ or --out (open index.html from disk)."""
     display = _parse_names(names)
-    from ..report import write_report
+    from ..report import write_report  # heavy: matplotlib, jinja2, pandas
 
     results_dir = _resolve(ctx, results_dir)
     index = write_report(

@@ -67,7 +67,7 @@ def method_runs(methods: tuple[str, ...], tables: str | None, sets: tuple[str, .
     """The run's labels: ``--tables paper``'s labels, then each ``--method [LABEL=]METHOD`` (a label the
     paper plan already has is not planned twice), with ``--set`` overrides per label and ``--recipe`` for
     every label of the methods given with ``--method``."""
-    from .paper import PAPER_CLASS_PROMPT_SAMPLES, paper_method_runs
+    from .paper import PAPER_CLASS_PROMPT_SAMPLES, paper_method_runs  # lazy: engine.paper imports this module
 
     given = dict(parse_method_label(m) for m in methods)  # label -> method; a repeated identical pair once
     pairs = [parse_method_label(m) for m in methods]

@@ -116,7 +116,7 @@ class Worker:
 
     def components(self, profile: str, model: str | None) -> Any:
         """The SD parts of ``profile`` (built once per worker), pristine, on the worker's device."""
-        from ..models import get_profile, load_sd
+        from ..models import get_profile, load_sd  # heavy: torch (only when a job needs the SD model)
 
         key = (profile, model)
         if self._model_key != key:

@@ -58,6 +58,6 @@ def compare_rows(records: list[dict], methods: list[str], images_prefix: str) ->
 
 
 def compare_name(subject: str) -> str:
-    from . import slug
+    from . import slug  # lazy: dreambench.report imports this module
 
     return f"{slug(subject)}.html"

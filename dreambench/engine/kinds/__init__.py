@@ -52,6 +52,7 @@ class JobKind:
 
 
 def _registry() -> dict[str, JobKind]:
+    # lazy: each kind module imports this registry
     from . import class_images, score, score_merge, subject, tables
 
     return {k.name: k for k in (class_images.KIND, subject.KIND, score.KIND, score_merge.KIND, tables.KIND)}

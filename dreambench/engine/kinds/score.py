@@ -63,7 +63,7 @@ def plan_jobs(subject_jobs: list[Job], base: dict, spec: RunSpec, weights: dict)
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
     """Score one (label, subject) manifest part into ``scores/parts/<label>/<subject>``; backbones are
     built once per worker (and not at all when every number is current)."""
-    from ...metrics.scoring import score_folder
+    from ...metrics.scoring import score_folder  # heavy: torch, pandas (planning imports this module)
 
     spec = spec_of(ScoreSpec, job["spec"])
     layout = ResultsLayout(worker.results_dir)
@@ -85,7 +85,7 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
 def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     """Whether the part's numbers are still made from the current inputs (image and real-photo bytes,
     CLIP-T texts, profile, weights), checked from content keys without building any model."""
-    from ...metrics.keys import inputs_current, weights_kwargs
+    from ...metrics.keys import inputs_current, weights_kwargs  # heavy: pandas (metrics.parts)
 
     spec = spec_of(ScoreSpec, row.get("spec"))
     if spec.label is None or data_dir is None:  # a whole-folder score job of an older release

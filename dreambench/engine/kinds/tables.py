@@ -34,7 +34,7 @@ def plan_job(merge: Job) -> Job:
 
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
-    from ...tables import write_tables
+    from ...tables import write_tables  # heavy: pandas (planning imports this module)
 
     out = write_tables(worker.results_dir)
     log(f"tables written: {out}")
