@@ -3,6 +3,10 @@
 An edge ``a -> b`` is any import of ``b`` that runs in ``a``: at the top of the file or inside a function
 body (a lazy import still makes ``a`` depend on ``b``). Imports under ``if TYPE_CHECKING:`` never run and
 are left out. ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to ``pkg``.
+
+The *top-level* graph keeps only the imports that run when a module is first imported (module body, class
+bodies, ``if``/``try`` blocks; not function bodies): a cycle there is a real circular-import hazard, so
+``dreambench`` holds none. Function-body imports may cycle (they run after both modules are loaded).
 """
 
 from __future__ import annotations
@@ -67,12 +71,28 @@ def _runtime_imports(tree: ast.AST):
         yield from _runtime_imports(node)
 
 
-def import_graph() -> dict[str, set[str]]:
+def _top_level_imports(tree: ast.AST):
+    """The import statements that run when the module is imported: :func:`_runtime_imports` less those
+    inside function bodies."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for block in node.orelse for n in _top_level_imports(ast.Module([block], [])))
+            continue
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            yield node
+        yield from _top_level_imports(node)
+
+
+def import_graph(top_level_only: bool = False) -> dict[str, set[str]]:
+    """Module -> the dreambench modules it imports (``top_level_only``: at import time only)."""
     modules = _modules()
+    imports = _top_level_imports if top_level_only else _runtime_imports
     graph = {}
     for name, (path, is_pkg) in modules.items():
         tree = ast.parse(path.read_text(), str(path))
-        graph[name] = set().union(*(_targets(n, name, is_pkg, modules) for n in _runtime_imports(tree)))
+        graph[name] = set().union(*(_targets(n, name, is_pkg, modules) for n in imports(tree)))
     return graph
 
 
@@ -124,6 +144,13 @@ def test_the_registry_modules_import_no_cycle():
     assert not [c for c in cycles(graph) if any(_within(m, p) for m in c for p in (*ACYCLIC, "dreambench.registry"))]
 
 
+def test_no_import_cycle_at_top_level():
+    """Anywhere in ``dreambench``: a cycle of module-level imports fails or half-initialises a module
+    depending on which one is imported first. Break one edge by importing inside the function that needs it
+    (with a ``# lazy:`` comment naming the module that imports this one)."""
+    assert cycles(import_graph(top_level_only=True)) == []
+
+
 def test_lower_layers_never_import_higher_ones():
     graph = import_graph()
     bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if any(_within(m, low) for low in LOWER)
@@ -137,3 +164,13 @@ def test_the_graph_sees_known_edges():
     assert "dreambench.methods.interface" in graph["dreambench.methods.registry"]
     assert "dreambench.models.sd" in graph["dreambench.models.random_digest"]  # inside a function
     assert "dreambench.methods.training" not in graph["dreambench.methods.interface"]  # TYPE_CHECKING only
+    top = import_graph(top_level_only=True)
+    assert "dreambench.methods.interface" in top["dreambench.methods.registry"]
+    assert "dreambench.models.sd" not in top["dreambench.models.random_digest"]  # inside a function
+    assert "dreambench.engine.labels" in top["dreambench.engine.paper"]  # and labels -> paper in a function
+    assert "dreambench.engine.paper" not in top["dreambench.engine.labels"]
+    assert "dreambench.engine.paper" in graph["dreambench.engine.labels"]
+
+
+def test_the_cycle_finder_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
