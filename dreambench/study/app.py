@@ -98,40 +98,77 @@ def resolve_image(row: sqlite3.Row) -> Path | None:
 def create_app(db_path: str | Path) -> Starlette:
     """The study web app over the database ``db_path`` (which must exist; see ``study create``)."""
     db_path = Path(db_path)
+    # 1. Open the database now (a clear message on a missing or foreign file) and read its form secret.
+    secret = _open_study(db_path)
+    # 2. The handlers, sharing the templates, the image cache and the database.
+    study = _StudyApp(db_path, secret)
+    # 3. The routes; error pages carry the same CSP and security headers as every other page.
+    errors = {code: study.http_error for code in (404, 405, 500)}
+    return Starlette(routes=study.routes(), exception_handlers=errors)
+
+
+def _open_study(db_path: Path) -> str:
+    """The secret that signs the study's forms, once the database at ``db_path`` opens and is up to date."""
     sdb.connect(db_path).close()  # fail now, with a clear message, on a missing or foreign file
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
-    cache = _ImageCache()
-
-    def page(name: str, status: int = 200, **ctx) -> HTMLResponse:
-        return HTMLResponse(env.get_template(name).render(**ctx), status_code=status, headers=_SECURITY_HEADERS)
-
-    def forbidden() -> HTMLResponse:
-        return page("message.html", 403, title="Link not valid",
-                    message="This link is not valid. Ask the study organizer for your personal link.")
-
-    def db() -> sqlite3.Connection:
-        return sdb.connect(db_path)
-
-    conn0 = db()
+    conn = sdb.connect(db_path)
     try:
-        sdb.ensure_served_table(conn0)  # databases made before answers were tied to served questions
-        secret = sdb.form_secret(conn0)
+        sdb.ensure_served_table(conn)  # databases made before answers were tied to served questions
+        return sdb.form_secret(conn)
     finally:
-        conn0.close()
+        conn.close()
 
-    def message(status: int, title: str, text: str) -> HTMLResponse:
-        return page("message.html", status, title=title, message=text)
 
-    def _rater_page(token: str) -> HTMLResponse:
-        conn = db()
+class _StudyApp:
+    """The request handlers of one study. An ``async`` route hands its database work to a thread (the
+    ``_name`` method beside it), which opens a connection of its own."""
+
+    def __init__(self, db_path: Path, secret: str):
+        self.db_path = db_path
+        self.secret = secret
+        self.env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR)), autoescape=True)
+        self.cache = _ImageCache()
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/", self.home),
+            Route("/r/{token}", self.rater_page),
+            Route("/r/{token}/answer", self.answer, methods=["POST"]),
+            Route("/r/{token}/image/{key}", self.image),
+            Route("/admin/{token}", self.admin),
+            Route("/static/study.css", self.css),
+        ]
+
+    def page(self, name: str, status: int = 200, **ctx) -> HTMLResponse:
+        return HTMLResponse(self.env.get_template(name).render(**ctx), status_code=status,
+                            headers=_SECURITY_HEADERS)
+
+    def forbidden(self) -> HTMLResponse:
+        return self.page("message.html", 403, title="Link not valid",
+                         message="This link is not valid. Ask the study organizer for your personal link.")
+
+    def message(self, status: int, title: str, text: str) -> HTMLResponse:
+        return self.page("message.html", status, title=title, message=text)
+
+    def db(self) -> sqlite3.Connection:
+        return sdb.connect(self.db_path)
+
+    async def home(self, request: Request) -> Response:
+        return self.page("message.html", title="dreambench human study",
+                         message="Open the personal link you were given to take part in the study.")
+
+    async def rater_page(self, request: Request) -> Response:
+        return await run_in_threadpool(self._rater_page, request.path_params["token"])
+
+    def _rater_page(self, token: str) -> HTMLResponse:
+        conn = self.db()
         try:
             rater = sdb.rater_by_token(conn, token)
             if rater is None:
-                return forbidden()
+                return self.forbidden()
             done = sdb.rater_answer_count(conn, rater["id"])
             qid = sdb.next_question_id(conn, rater["id"])
             if qid is None:
-                return page("done.html", title="Thank you", answered=done)
+                return self.page("done.html", title="Thank you", answered=done)
             sdb.mark_served(conn, rater["id"], qid)  # only served questions may be answered
             q = conn.execute("SELECT * FROM questions WHERE id = ?", (qid,)).fetchone()
             keys = {r["id"]: r["key"] for r in conn.execute(
@@ -140,42 +177,46 @@ def create_app(db_path: str | Path) -> Starlette:
             refs = [r["key"] for r in conn.execute(
                 "SELECT i.key FROM question_refs r JOIN images i ON i.id = r.image_id"
                 " WHERE r.question_id = ? ORDER BY r.position", (qid,))]
-            return page(
+            return self.page(
                 "question.html", title="Image comparison", token=token, question_id=qid, qtype=q["qtype"],
                 instruction=INSTRUCTIONS[q["qtype"]], reference_text=q["reference_text"], refs=refs,
                 left=keys[left], right=keys[right], labels=ANSWER_LABELS, answered=done,
-                form_token=sdb.form_token(secret, rater["id"], qid),
+                form_token=sdb.form_token(self.secret, rater["id"], qid),
             )
         finally:
             conn.close()
 
-    async def home(request: Request) -> Response:
-        return page("message.html", title="dreambench human study",
-                    message="Open the personal link you were given to take part in the study.")
+    async def answer(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return self.message(403, "Cross-site request refused",
+                                "Answers are accepted only from this study's pages.")
+        form = await request.form()
+        return await run_in_threadpool(self._answer, request.path_params["token"],
+                                       str(form.get("question_id", "")), str(form.get("answer", "")),
+                                       str(form.get("form_token", "")))
 
-    async def rater_page(request: Request) -> Response:
-        return await run_in_threadpool(_rater_page, request.path_params["token"])
-
-    def _answer(token: str, question_id: str, answer: str, form_tok: str) -> Response:
-        bad = message(400, "Bad answer", "That answer could not be recorded. Go back to your link and try again.")
+    def _answer(self, token: str, question_id: str, answer: str, form_tok: str) -> Response:
+        bad = self.message(400, "Bad answer",
+                           "That answer could not be recorded. Go back to your link and try again.")
         if not _ID_RE.match(question_id) or answer not in ANSWER_LABELS:
             return bad  # non-numeric, negative, huge (would overflow SQLite's 64-bit integers), unknown side
         qid = int(question_id)
-        conn = db()
+        conn = self.db()
         try:
             rater = sdb.rater_by_token(conn, token)
             if rater is None:
-                return forbidden()
+                return self.forbidden()
             if conn.execute("SELECT 1 FROM questions WHERE id = ?", (qid,)).fetchone() is None:
                 return bad
-            if not secrets.compare_digest(form_tok, sdb.form_token(secret, rater["id"], qid)):
-                return message(403, "Form not valid", "This answer did not come from your question page. "
-                                                      "Go back to your link and answer there.")
+            if not secrets.compare_digest(form_tok, sdb.form_token(self.secret, rater["id"], qid)):
+                return self.message(403, "Form not valid",
+                                    "This answer did not come from your question page. "
+                                    "Go back to your link and answer there.")
             try:
                 sdb.record_answer(conn, rater["id"], qid, answer)
             except sdb.NotServed:
-                return message(409, "Question not shown", "That question was not shown to you. "
-                                                          "Go back to your link for your next question.")
+                return self.message(409, "Question not shown", "That question was not shown to you. "
+                                                               "Go back to your link for your next question.")
             except sdb.QuestionFull:
                 pass  # others answered it meanwhile: nothing stored, on to the next question
             except ValueError:
@@ -184,18 +225,14 @@ def create_app(db_path: str | Path) -> Starlette:
             conn.close()
         return RedirectResponse(f"/r/{token}", status_code=303, headers=_SECURITY_HEADERS)
 
-    async def answer(request: Request) -> Response:
-        if not _same_origin(request):
-            return message(403, "Cross-site request refused", "Answers are accepted only from this study's pages.")
-        form = await request.form()
-        return await run_in_threadpool(_answer, request.path_params["token"], str(form.get("question_id", "")),
-                                       str(form.get("answer", "")), str(form.get("form_token", "")))
+    async def image(self, request: Request) -> Response:
+        return await run_in_threadpool(self._image, request.path_params["token"], request.path_params["key"])
 
-    def _image(token: str, key: str) -> Response:
-        conn = db()
+    def _image(self, token: str, key: str) -> Response:
+        conn = self.db()
         try:
             if sdb.rater_by_token(conn, token) is None and not sdb.is_admin_token(conn, token):
-                return forbidden()
+                return self.forbidden()
             row = sdb.image_by_key(conn, key) if _KEY_RE.match(key) else None
         finally:
             conn.close()
@@ -203,16 +240,16 @@ def create_app(db_path: str | Path) -> Starlette:
         if path is None:
             return Response("not found", status_code=404, media_type="text/plain", headers=_SECURITY_HEADERS)
         headers = dict(_SECURITY_HEADERS, **{"Cache-Control": "private, max-age=3600"})
-        return Response(cache.get(path), media_type="image/jpeg", headers=headers)
+        return Response(self.cache.get(path), media_type="image/jpeg", headers=headers)
 
-    async def image(request: Request) -> Response:
-        return await run_in_threadpool(_image, request.path_params["token"], request.path_params["key"])
+    async def admin(self, request: Request) -> Response:
+        return await run_in_threadpool(self._admin, request.path_params["token"])
 
-    def _admin(token: str) -> Response:
-        conn = db()
+    def _admin(self, token: str) -> Response:
+        conn = self.db()
         try:
             if not sdb.is_admin_token(conn, token):
-                return forbidden()
+                return self.forbidden()
             by_type = conn.execute(
                 "SELECT qtype, method_a, method_b, COUNT(*) AS questions, SUM(n) AS answers,"
                 " SUM(n > 0) AS answered, MAX(max_answers) AS max_answers,"
@@ -231,31 +268,18 @@ def create_app(db_path: str | Path) -> Starlette:
             ).fetchall()
         finally:
             conn.close()
-        return page("admin.html", title="Study progress", by_type=by_type, raters=raters)
+        return self.page("admin.html", title="Study progress", by_type=by_type, raters=raters)
 
-    async def admin(request: Request) -> Response:
-        return await run_in_threadpool(_admin, request.path_params["token"])
-
-    async def css(request: Request) -> Response:
+    async def css(self, request: Request) -> Response:
         return FileResponse(TEMPLATES_DIR / "study.css", media_type="text/css",
                             headers=dict(_SECURITY_HEADERS, **{"Cache-Control": "public, max-age=3600"}))
 
-    async def http_error(request: Request, exc: Exception) -> Response:
+    async def http_error(self, request: Request, exc: Exception) -> Response:
         code = int(getattr(exc, "status_code", 500))
         titles = {404: "Not found", 405: "Method not allowed"}
-        return message(code, titles.get(code, "Error"), "Nothing here. Open the personal link you were given."
-                       if code < 500 else "Something went wrong on the server. Try again later.")
-
-    routes = [
-        Route("/", home),
-        Route("/r/{token}", rater_page),
-        Route("/r/{token}/answer", answer, methods=["POST"]),
-        Route("/r/{token}/image/{key}", image),
-        Route("/admin/{token}", admin),
-        Route("/static/study.css", css),
-    ]
-    # Error pages carry the same CSP and security headers as every other page.
-    return Starlette(routes=routes, exception_handlers={404: http_error, 405: http_error, 500: http_error})
+        text = ("Nothing here. Open the personal link you were given." if code < 500
+                else "Something went wrong on the server. Try again later.")
+        return self.message(code, titles.get(code, "Error"), text)
 
 
 def _same_origin(request: Request) -> bool:
