@@ -228,33 +228,67 @@ def write_report(
     ``names`` / ``reference``: as for :func:`dreambench.tables.build_tables`."""
     results_dir = Path(results_dir)
     data_dir = Path(data_dir) if data_dir else default_data_dir()
+    # 1. The tables from the scores, written to tables/ (beside the report when out_dir is given).
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
     out = Path(out_dir) if out_dir is not None else results_dir / REPORT
     write_table_set(ts, out / TABLES if out_dir is not None else ResultsLayout(results_dir).tables, ci=ci)
-    res, meta = ts.results, ts.meta
+    res = ts.results
     names = {**res.names, **(names or {})}
     (out / "plots").mkdir(parents=True, exist_ok=True)
     env = _env()
-    common = {
+    common = _common_ctx(ts.meta)
+    # 2. Thumbnails of each subject's real photos.
+    real = _real_thumbs(sorted(res.per_image["subject"].unique()), data_dir, out, thumb_size, progress)
+    # 3. One page per (method, subject), linking into the scored images folder.
+    images_dir = res.images_dir or results_dir / IMAGES
+    images_prefix = Path(os.path.relpath(images_dir.resolve(), (out / "pages").resolve())).as_posix() + "/"
+    by_pair = _write_pages(env, common, res, names, real, data_dir, out, images_prefix, progress)
+    # 4. One page per subject comparing the methods.
+    methods = select.table1_order(res.labels, res.infos)
+    _write_compare_pages(env, common, res, methods, names, real, data_dir, out, images_prefix)
+    # 5. The index: tables, plots, categories and links to every page.
+    index = env.get_template("index.html").render(
+        **common,
+        title=f"dreambench report: {ts.meta.run}",
+        tables=_table_ctx(ts, ci, out / "plots"),
+        skipped=sorted(ts.skipped.items()),
+        problems=ts.problems,
+        categories=_category_ctx(ts.per_category, ci, names),
+        plots=_plots_ctx(ts, methods, names, out),
+        page_methods=[names.get(m, m) for m in methods],
+        page_rows=_pages_ctx(res, methods, by_pair, images_dir, out),
+        ci=ci,
+    )
+    return write_text_atomic(out / "index.html", index)
+
+
+def _common_ctx(meta) -> dict:
+    """What every page of the report shows: the run's metadata and the random-init banner."""
+    return {
         "meta": meta,
         "meta_lines": [x for x in meta.lines() if not x.startswith("random-init")],
         "banner": RANDOM_BANNER if meta.random_init else None,
     }
 
-    pi = res.per_image
-    subjects = sorted(pi["subject"].unique())
+
+def _real_thumbs(subjects: list[str], data_dir: Path, out: Path, thumb_size: int,
+                 progress: bool) -> dict[str, list[str]]:
+    """Subject -> the report-relative URLs of its real photos' thumbnails (written under ``out/real``)."""
     real: dict[str, list[str]] = {}
     for s in tqdm(subjects, desc="real thumbnails", disable=not progress):
         thumbs = real_thumbnails(data_dir / s, out / "real" / slug(s), thumb_size)
         real[s] = [url_of("../real/", f"{slug(s)}/{p.name}") for p in thumbs]
+    return real
 
+
+def _write_pages(env, common: dict, res: Results, names: dict[str, str], real: dict[str, list[str]],
+                 data_dir: Path, out: Path, images_prefix: str, progress: bool) -> dict:
+    """Write ``pages/<method>__<subject>.html`` for every (method, subject) scored, remove pages of pairs
+    no longer scored; returns (method, subject) -> its per-image records."""
     page_tpl = env.get_template("page.html")
-    # Relative links into the scored images folder (normally <results>/images, i.e. ../../images/).
-    images_dir = res.images_dir or results_dir / IMAGES
-    images_prefix = Path(os.path.relpath(images_dir.resolve(), (out / "pages").resolve())).as_posix() + "/"
     by_pair: dict[tuple[str, str], list[dict]] = defaultdict(list)
-    for r in pi.to_dict("records"):
+    for r in res.per_image.to_dict("records"):
         by_pair[(r["method"], r["subject"])].append(r)
     div_by_pair: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in res.div.to_dict("records") if res.div is not None else []:
@@ -280,22 +314,7 @@ def write_report(
         )
         write_text_atomic(out / "pages" / page_name(method, subject), html)
     _remove_stale(out / "pages", {page_name(m, s) for m, s in by_pair})
-
-    methods = select.table1_order(res.labels, res.infos)
-    _write_compare_pages(env, common, res, methods, names, real, data_dir, out, images_prefix)
-    index = env.get_template("index.html").render(
-        **common,
-        title=f"dreambench report: {meta.run}",
-        tables=_table_ctx(ts, ci, out / "plots"),
-        skipped=sorted(ts.skipped.items()),
-        problems=ts.problems,
-        categories=_category_ctx(ts.per_category, ci, names),
-        plots=_plots_ctx(ts, methods, names, out),
-        page_methods=[names.get(m, m) for m in methods],
-        page_rows=_pages_ctx(res, methods, by_pair, images_dir, out),
-        ci=ci,
-    )
-    return write_text_atomic(out / "index.html", index)
+    return by_pair
 
 
 __all__ = ["RANDOM_BANNER", "compare_name", "page_name", "slug", "write_report"]
