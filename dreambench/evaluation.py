@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .commands.doctor import run_preflight
 from .data import subject_images
 from .data.check import check_photos
 from .engine import cost
@@ -35,7 +34,7 @@ from .engine.replace import check_replace_names, check_replacements, find_replac
 from .engine.runner import RunOptions, run_plan
 from .engine.runspec import RunSpec, tables_available
 from .errors import DataError, DreambenchError
-from .models import get_profile
+from .models import get_profile, preflight
 from .paths import default_data_dir
 from .protocol import load_protocol
 from .provenance import sd_provenance
@@ -168,7 +167,7 @@ def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options
     # 2. Check the models the jobs need (cached once passed), then plan again with the weights digest.
 
     device = None if r.device == "auto" else r.device
-    run_preflight(plan, results_dir, device)
+    preflight.check_plan(plan, device)
     plan = _with_weights_digest(plan, planned.protocol, planned.inputs)
     # 3. Run the jobs not yet done.
     opts = RunOptions(results_dir, planned.data_dir, r.backend, device, planned.gpus, r.jobs_per_gpu, r.retries,

@@ -184,3 +184,20 @@ def test_preflight_key_imports_no_model_library(tmp_path):
         subprocess.run(args, env=env, check=True, capture_output=True, text=True)  # warms the caches
         out = subprocess.run(args, env=env, check=True, capture_output=True, text=True)
         assert out.stdout.strip().splitlines()[-1] == "[]", (profile, out.stdout)
+
+
+def test_library_preflight_raises_instead_of_exiting(tmp_path, monkeypatch):
+    """``dreambench.evaluate`` runs the preflight as library code: a failure is a PreflightError (a
+    DreambenchError the CLI prints one problem a line), never a SystemExit out of a notebook."""
+    from dreambench.engine.plan import MethodRun, RunSpec, build_plan
+    from dreambench.models import preflight
+    from dreambench.protocol import load_protocol
+
+    monkeypatch.setenv("DREAMBENCH_CACHE", str(tmp_path / "cache"))
+    broken = tmp_path / "broken-dino.safetensors"
+    broken.write_bytes(b"not a safetensors file")
+    spec = RunSpec([MethodRun("pretrained", "pretrained")], ["dog"], "tiny", prompts=1, images_per_prompt=1,
+                   metric_weights={"dino": str(broken)})
+    with pytest.raises(preflight.PreflightError) as err:
+        preflight.check_plan(build_plan(spec, load_protocol("dreambooth")), "cpu")
+    assert "broken-dino.safetensors" in str(err.value) and err.value.problems

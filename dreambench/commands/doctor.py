@@ -6,50 +6,21 @@ import sys
 
 import click
 
-from ..errors import DreambenchError
 from ..models import preflight  # module, not names: read at call time (tests wrap run_checks)
 from .options import metric_weights_spec, weights_options
 
 
 def preflight_lines(profile: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
                     needs=None) -> tuple[list, list[str]]:
-    """(rows, one line per problem) of the run's models; validation errors of the options are problems."""
-    try:
-        rows = preflight.run_checks(profile, model, metric_profile, weights, device, needs or preflight.Needs())
-    except DreambenchError as e:
-        return [], [str(e)]
-    return rows, preflight.problems(rows)
+    """(rows, one line per problem) of the run's models (:func:`dreambench.models.preflight.problem_lines`)."""
+    return preflight.problem_lines(profile, model, metric_profile, weights, device, needs)
 
 
 def run_preflight(plan, results_dir, device: str | None) -> None:
-    """The doctor's checks for a planned run, in the driver before any job: exit 2 with one line per
-    problem. Passing checks are remembered (``$DREAMBENCH_CACHE/preflight.json``) by a key of every digest
-    and setting that decides them, so a resumed run loads nothing here."""
-    spec = plan.spec
-    subject_jobs = plan.by_kind("subject")
-    needs = preflight.Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
-                  scoring=bool(plan.by_kind("score")))
-    if not (needs.sd or needs.scoring):
-        return
-    cache = preflight.cache_file()
-
-    try:
-        key = preflight.check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
-    except DreambenchError as e:
-        _refuse([str(e)])
-    if preflight.cached_ok(cache, key):
-        return
-    rows, bad = preflight_lines(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
-    if bad:
-        _refuse(bad)
-    preflight.remember_ok(cache, key, rows)
-
-
-def _refuse(lines: list[str]) -> None:
-    for line in lines:
-        click.echo(f"error: {line}", err=True)
-    click.echo("error: preflight failed (see `dreambench doctor` with the same options); no job was run", err=True)
-    sys.exit(2)
+    """:func:`dreambench.models.preflight.check_plan` (``results_dir`` is not used: the passed checks are
+    cached per user); a failure raises :class:`~dreambench.models.preflight.PreflightError`, which the CLI
+    prints one problem a line, exit 2."""
+    preflight.check_plan(plan, device)
 
 
 @click.command("doctor")

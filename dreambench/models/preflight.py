@@ -319,3 +319,47 @@ def format_rows(rows: list[Check]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row[:-1], widths)) + "  " + row[-1]
              for row in [header, *table]]
     return "\n".join(lines)
+
+
+class PreflightError(DreambenchError):
+    """The models a run needs did not pass their checks: one problem a line. ``str()`` joins the lines so
+    that the CLI's ``error: `` prefix starts each of them."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        lines = self.problems + ["preflight failed (see `dreambench doctor` with the same options); no job was run"]
+        super().__init__("\nerror: ".join(lines))
+
+
+def problem_lines(profile: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
+                  needs: Needs | None = None) -> tuple[list, list[str]]:
+    """(rows, one line per problem) of the run's models; validation errors of the options are problems."""
+    try:
+        rows = run_checks(profile, model, metric_profile, weights, device, needs or Needs())
+    except DreambenchError as e:
+        return [], [str(e)]
+    return rows, problems(rows)
+
+
+def check_plan(plan, device: str | None) -> None:
+    """The doctor's checks for a planned run, in the driver before any job: :class:`PreflightError` with
+    one line per problem. Passing checks are remembered (``$DREAMBENCH_CACHE/preflight.json``) by a key of
+    every digest and setting that decides them, so a resumed run loads nothing here."""
+    spec = plan.spec
+    subject_jobs = plan.by_kind("subject")
+    needs = Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
+                  scoring=bool(plan.by_kind("score")))
+    if not (needs.sd or needs.scoring):
+        return
+    cache = cache_file()
+    try:
+        key = check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
+    except DreambenchError as e:
+        raise PreflightError([str(e)]) from None
+    if cached_ok(cache, key):
+        return
+    # Through the module's own name: tests wrap run_checks on the module.
+    rows, bad = problem_lines(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
+    if bad:
+        raise PreflightError(bad)
+    remember_ok(cache, key, rows)
