@@ -17,9 +17,12 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+
+from tqdm import tqdm
 
 from .worker import Worker, WorkerContext
 
@@ -132,6 +135,10 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 def _worker_main(slot: dict, ctx: dict, tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # A worker's progress bars need no cross-process lock. tqdm's default one is a named semaphore, which a
+    # worker killed mid-job (Ctrl-C, SIGKILL after a slow SIGTERM) leaves for the driver's resource tracker
+    # to report as "leaked" on stderr.
+    tqdm.set_lock(threading.RLock())
     if slot["gpu"] is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = slot["gpu"]  # before anything touches CUDA
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
