@@ -51,7 +51,8 @@ def _stderr(line: str) -> None:
 @dataclass
 class RunRequest:
     """Everything a run asks for: the ``run`` command's options (docs/running.md), in library types.
-    ``gpus`` may be the CLI's text (``"0,1"``, ``"all"``); ``device`` is ``auto`` | ``cuda`` | ``cpu``."""
+    ``subjects`` and ``gpus`` may be the CLI's text (``"dog,cat"``, ``"0,1"``, ``"all"``); ``device`` is
+    ``auto`` | ``cuda`` | ``cpu``."""
 
     results_dir: Path
     methods: tuple[str, ...] = ()
@@ -59,7 +60,7 @@ class RunRequest:
     tables: str | None = None
     profile: str = "sd15"
     model: str | None = None
-    subjects: list[str] | None = None
+    subjects: str | list[str] | None = None
     steps: int | None = None
     sample_steps: int | None = None
     recipe: str | None = None
@@ -136,7 +137,8 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     # 2. The protocol, the labels with their overrides, the spec.
     proto = load_protocol(r.protocol)
     runs = method_runs(tuple(r.methods), r.tables, tuple(r.sets), r.recipe, r.class_samples)
-    spec = RunSpec(runs, r.subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, r.images_per_prompt,
+    subjects = _split(r.subjects) if isinstance(r.subjects, str) else r.subjects
+    spec = RunSpec(runs, subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, r.images_per_prompt,
                    r.prompts, protocol=str(Path(r.protocol).resolve()) if Path(r.protocol).is_dir() else r.protocol,
                    metric_profile=r.metric_profile, keep_artifacts=r.keep_artifacts,
                    score=r.score, tables=r.score and tables_available(), metric_weights=dict(r.metric_weights))

@@ -18,12 +18,6 @@ from ..tables.names import parse_names
 from .options import metric_weights_spec, resolve_results, results_option, weights_options
 
 
-def _split(value: str | None) -> list[str] | None:
-    if not value or value == "all":
-        return None
-    return [x.strip() for x in value.split(",") if x.strip()]
-
-
 @click.command("run")
 @click.option("--method", "methods", multiple=True, metavar="[LABEL=]METHOD",
               help="Method to run (repeatable): METHOD (label = method name) or LABEL=METHOD, so several "
@@ -82,7 +76,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
 
     request = RunRequest(
         resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model,
-        subjects=_split(subjects), steps=steps, sample_steps=sample_steps, recipe=recipe, sets=sets, backend=backend,
+        subjects=subjects, steps=steps, sample_steps=sample_steps, recipe=recipe, sets=sets, backend=backend,
         address=address, device=device, gpus=gpus, jobs_per_gpu=jobs_per_gpu, retries=retries, threads=threads,
         images_per_prompt=images_per_prompt, seed=seed, prompts=prompts, class_samples=class_samples,
         metric_profile=metric_profile, metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights),
