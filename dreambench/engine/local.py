@@ -2,9 +2,11 @@
 
 Each worker is a ``multiprocessing`` *spawn* process with its own ``CUDA_VISIBLE_DEVICES``; it loads the
 base model once and keeps it between jobs (see :mod:`dreambench.engine.worker`). The driver gives each
-worker one job at a time through the worker's own queue, so it always knows which worker runs which job;
-results come back on one shared queue. A worker that dies (out of memory, segfault) fails its job and is
-replaced. Workers exit when the driver is gone: Linux kills them the moment it dies
+worker one job at a time through the worker's own pipe, so it always knows which worker runs which job;
+the result comes back on the same pipe. Pipes, not ``multiprocessing.Queue``: a queue's locks are named
+semaphores, which a worker killed mid-job (Ctrl-C, SIGKILL after a slow SIGTERM) can leave held (another
+worker then blocks on the shared queue) or leave for the resource tracker to report as "leaked" on stderr.
+A worker that dies (out of memory, segfault) fails its job and is replaced. Workers exit when the driver is gone: Linux kills them the moment it dies
 (:func:`die_with_parent`), and between jobs they also poll their parent's pid. Workers ignore SIGINT
 (:func:`sigint_ignored`): on Ctrl-C the driver stops them (:meth:`LocalBackend.kill`).
 """
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+from multiprocessing.connection import Connection, wait as wait_any
 import os
-import queue
 import signal
 import sys
 import threading
@@ -48,7 +50,7 @@ def cpu_threads(cores: int, workers: int, threads: int | None = None) -> int:
     """Torch intra-op threads of each of ``workers`` CPU workers on ``cores`` cores: ``threads`` if given,
     else the cores split evenly between the workers, at least 1.
 
-    One worker gets every core: the driver only waits on a queue while it works. (Cores minus one gave a
+    One worker gets every core: the driver only waits on its workers' pipes while they work. (Cores minus one gave a
     single worker one thread on a 2-core machine, and the same small SD job took 83 s instead of 50 s.)
     Workers together never get more threads than cores: intra-op threads that compete for a busy core spin
     at every barrier, which costs far more than the extra thread gains."""
@@ -132,7 +134,7 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def _worker_main(slot: dict, ctx: dict, tasks: mp.Queue, results: mp.Queue, parent: int) -> None:
+def _worker_main(slot: dict, ctx: dict, conn: Connection, parent: int) -> None:
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # A worker's progress bars need no cross-process lock. tqdm's default one is a named semaphore, which a
@@ -145,14 +147,16 @@ def _worker_main(slot: dict, ctx: dict, tasks: mp.Queue, results: mp.Queue, pare
     worker = Worker(WorkerContext(**{**ctx, "threads": slot["threads"]}), slot["name"])
     while True:
         try:
-            job = tasks.get(timeout=1.0)
-        except queue.Empty:
-            if os.getppid() != parent:  # the driver is gone (killed): do not linger
-                return
-            continue
+            if not conn.poll(1.0):
+                if os.getppid() != parent:  # the driver is gone (killed): do not linger
+                    return
+                continue
+            job = conn.recv()
+        except (EOFError, OSError):  # the driver closed its end or died
+            return
         if job is None:
             return
-        results.put(worker.run(job))
+        conn.send(worker.run(job))
 
 
 class LocalBackend:
@@ -164,18 +168,18 @@ class LocalBackend:
         self.ctx = ctx
         self.slots = slots
         self._mp = mp.get_context("spawn")
-        self._results = self._mp.Queue()
         self._procs: dict[str, mp.Process] = {}
-        self._tasks: dict[str, mp.Queue] = {}
+        self._conns: dict[str, Connection] = {}
         self._busy: dict[str, dict] = {}
 
     def _start(self, slot: Slot) -> None:
-        tasks = self._mp.Queue()
+        ours, theirs = self._mp.Pipe(duplex=True)
         proc = self._mp.Process(target=_worker_main, name=f"dreambench-{slot.name}", daemon=False,
-                                args=(asdict(slot), asdict(self.ctx), tasks, self._results, os.getpid()))
+                                args=(asdict(slot), asdict(self.ctx), theirs, os.getpid()))
         with sigint_ignored():
             proc.start()
-        self._procs[slot.name], self._tasks[slot.name] = proc, tasks
+        theirs.close()  # the worker holds its end: a dead worker then reads as end-of-file here
+        self._procs[slot.name], self._conns[slot.name] = proc, ours
 
     def start(self) -> None:
         for slot in self.slots:
@@ -190,20 +194,24 @@ class LocalBackend:
 
     def submit(self, slot: str, job: dict) -> None:
         self._busy[slot] = job
-        self._tasks[slot].put(job)
+        self._conns[slot].send(job)
 
     def wait(self, timeout: float = 1.0) -> list[dict]:
         """Results that arrived within ``timeout`` seconds, plus failures of workers that died."""
         out = []
-        deadline = time.time() + timeout
-        while True:
+        by_conn = {id(c): name for name, c in self._conns.items() if name in self._busy}
+        ready = wait_any([self._conns[n] for n in by_conn.values()], timeout) if by_conn else []
+        if not by_conn:
+            time.sleep(timeout)
+        for conn in ready:
+            name = by_conn[id(conn)]
             try:
-                res = self._results.get(timeout=max(0.0, deadline - time.time()))
-            except queue.Empty:
-                break
+                res = conn.recv()
+            except (EOFError, OSError):  # the worker died: let it finish exiting, then report it below
+                self._procs[name].join(timeout=1)
+                continue
             out.append(res)
-            self._busy.pop(res["worker"], None)
-            deadline = time.time()  # drain what is already there, then return
+            self._busy.pop(name, None)
         for name, job in list(self._busy.items()):
             proc = self._procs[name]
             if not proc.is_alive():
@@ -211,14 +219,13 @@ class LocalBackend:
                             "error": f"worker process died (exit code {proc.exitcode})", "seconds": None,
                             "artifacts": {}, "images": 0})
                 del self._busy[name]
+                self._conns.pop(name).close()
                 self._start(next(s for s in self.slots if s.name == name))
         return out
 
     def kill(self) -> None:
         """Stop every worker now (SIGTERM, then SIGKILL), mid-job or not: the driver was interrupted. A job
         cut short leaves only temporary files, which the next run removes."""
-        for q in self._tasks.values():
-            q.cancel_join_thread()  # a job no worker will read must not hold up the driver's exit
         for proc in self._procs.values():
             if proc.is_alive():
                 proc.terminate()
@@ -229,10 +236,10 @@ class LocalBackend:
                 proc.join(timeout=5)
 
     def close(self) -> None:
-        for q in self._tasks.values():
+        for conn in self._conns.values():
             try:
-                q.put(None)
-            except (OSError, ValueError):
+                conn.send(None)
+            except (OSError, ValueError):  # the worker is gone
                 pass
         for proc in self._procs.values():
             proc.join(timeout=10)
