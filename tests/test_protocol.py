@@ -93,7 +93,7 @@ def test_show_json(proto):
     assert res.exit_code == 0, res.output
     doc = json.loads(res.stdout)
     assert isinstance(doc, list) and len(doc) == 30
-    assert all(set(r) == {"name", "class", "kind", "prompts"} for r in doc)
+    assert all(set(r) == {"name", "class", "kind", "prompts", "categories"} for r in doc)
     assert all(len(r["prompts"]) == 25 and all(isinstance(t, str) for t in r["prompts"]) for r in doc)
     dog = next(r for r in doc if r["name"] == "dog")
     assert (dog["class"], dog["kind"]) == ("dog", "live")

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import DreambenchError
-from ..methods.dreambooth import DreamBooth, instance_prompt, prior_class_images
+from ..methods.dreambooth import DreamBooth, prior_class_images
 from ..methods.interface import SubjectData
 from ..methods.priors import class_prompt
 from ..methods.training import (
@@ -62,7 +62,7 @@ class _Job:
         check_steps(cfg)
         self.cfg = cfg
         classes = prior_class_images(cfg, DreamBooth(cfg, components, device), data, workdir)
-        self.data = DreamBoothData(components, data.images, classes, instance_prompt(data.identifier, data.class_noun),
+        self.data = DreamBoothData(components, data.images, classes, data.training_prompt(data.identifier),
                                    class_prompt(data.class_noun), cfg, device)
         self.unet = copy.deepcopy(components.unet)
         self.unet.requires_grad_(True)

@@ -115,17 +115,22 @@ def sigint_ignored() -> Iterator[None]:
     signal from its first instruction (Python keeps an inherited SIG_IGN for SIGINT). Ctrl-C at a
     terminal goes to the whole process group; the driver alone handles it, stops the workers
     (:meth:`LocalBackend.kill`) and records the run as interrupted, so no worker prints a
-    ``KeyboardInterrupt`` traceback or finishes a job nobody will record. Outside the main thread (where
-    signal handlers cannot be set) the block changes nothing."""
+    ``KeyboardInterrupt`` traceback or finishes a job nobody will record. The driver's own Ctrl-C in the
+    block is not lost: SIGINT is blocked first (Linux keeps a blocked signal pending even while it is
+    ignored) and arrives when the block ends. Outside the main thread (where signal handlers cannot be
+    set) the block changes nothing."""
     try:
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        old = signal.signal(signal.SIGINT, signal.getsignal(signal.SIGINT))
     except ValueError:  # not the main thread
         yield
         return
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

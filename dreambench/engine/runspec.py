@@ -145,12 +145,10 @@ def checked_config(mr: MethodRun, recipe: str | None, steps: int | None) -> tupl
         raise DreambenchError(f"{option}: {e}") from None
 
 def truncated_protocol(protocol: Protocol, prompts: int | None) -> Protocol:
-    """The protocol with at most ``prompts`` prompts per kind (quick runs); itself for None."""
-    if prompts is None:
-        return protocol
-    if prompts < 1:
+    """The protocol with at most ``prompts`` prompts per kind and per subject (quick runs); itself for None."""
+    if prompts is not None and prompts < 1:
         raise DreambenchError(f"--prompts {prompts}: must be at least 1")
-    return dataclasses.replace(protocol, prompts={k: v[:prompts] for k, v in protocol.prompts.items()})
+    return protocol.truncated(prompts)
 
 
 def model_source(profile_name: str, model: str | None) -> str:

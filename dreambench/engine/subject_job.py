@@ -192,7 +192,7 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
     if resolution:
         for p in chosen:
             keep_photo(photos[p], resolution)
-    return SubjectData(subject, chosen, job.identifier, noun)
+    return SubjectData(subject, chosen, job.identifier, noun, protocol=protocol)
 
 
 def artifact_dir(results_dir: str | Path, label: str, subject: str) -> Path:
@@ -283,12 +283,12 @@ def _write_method_info(path: Path, info: dict) -> None:
     write_text_atomic(path, json.dumps(info, indent=1, default=str))
 
 
-def _plan(job: SubjectJob, protocol: Protocol, data: SubjectData, identifier: str, extra: dict
+def _plan(job: SubjectJob, protocol: Protocol, data: SubjectData, wording: tuple[str, str], extra: dict
           ) -> list[tuple[GenerationRequest, dict]]:
     subject = data.subject
     out = []
     for p in protocol.prompts_for(subject):
-        text = p.render(identifier, data.class_noun)
+        text = p.render(*wording)
         for k in range(job.images_per_prompt):
             seed = image_seed(job.seed, k)
             row = {"method": job.label, "subject": subject.name, "prompt_index": p.index, "prompt": text,
@@ -466,10 +466,10 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     # 4. Plan the job's images, in sampling batches.
     method = method_cls(config, components, device)
     method.progress = progress  # built-in methods show training progress bars when set
-    identifier = method.prompt_identifier(job.identifier)
+    wording = protocol.wording(method.prompt_identifier(job.identifier), method_cls.learns_token, data.class_noun)
     extra = {"class_noun": data.class_noun, "profile": job.profile, "weights": weights, **sd_record,
              "method_identity": identity_text(info["method_identity"])}
-    plan = _plan(job, protocol, data, identifier, extra)
+    plan = _plan(job, protocol, data, wording, extra)
     batches = sample_batches(plan, int(getattr(config, "sample_batch_size", 16)))
     subject_dir = layout.subject_images(job.label, data.subject.name)
     # 5. Find what on disk is missing, broken or made from other inputs.
@@ -478,8 +478,10 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
                                                     keep_artifacts and train_missing, remade, log)
     todo = [item for b in todo_batches for item in b]
     job_info: dict[str, Any] = {"subject": data.subject.name, "inputs": [p.name for p in data.images],
-                                "class_noun": data.class_noun, "identifier_in_prompts": identifier,
+                                "class_noun": data.class_noun, "identifier_in_prompts": wording[0],
                                 "n_images": len(plan)}
+    if not protocol.identifier:  # the subject is named by its noun, or by the token of a method that learns one
+        job_info["noun_in_prompts"] = wording[1]
     if keys is not None:
         job_info["inputs_key"] = keys["images"]
     # 6. Train (or load) and generate what is missing, then record the job (job.json).

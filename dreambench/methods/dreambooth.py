@@ -45,11 +45,6 @@ class DreamBoothConfig(TrainConfig):
         "help": "also fine-tune the text encoder (same lr); default frozen as in the paper's SD setting"})
 
 
-def instance_prompt(identifier: str, class_noun: str) -> str:
-    """The training prompt "a [V] [class noun]" (no double space when either is empty)."""
-    return " ".join(w for w in ("a", identifier, class_noun) if w)
-
-
 def save_fp16(module: torch.nn.Module, path: Path) -> Path:
     """The module's state dict as fp16 safetensors, written atomically."""
     return artifacts.save_tensors(path, module.state_dict(), torch.float16, {"dtype": "float16"})
@@ -97,7 +92,7 @@ def train_dreambooth_objective(method: Method, data: SubjectData, workdir: Path,
     c.to(method.device)
     training.freeze(c.vae, c.text_encoder, c.unet)
     class_images = prior_class_images(cfg, method, data, workdir)
-    batch = training.DreamBoothData(c, data.images, class_images, instance_prompt(data.identifier, data.class_noun),
+    batch = training.DreamBoothData(c, data.images, class_images, data.training_prompt(data.identifier),
                                     class_prompt(data.class_noun), cfg, method.device,
                                     cache_embeddings=cache_embeddings)
     params = trainable()

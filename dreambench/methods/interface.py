@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import ConfigError, UnknownNameError
-from ..protocol import Subject
+from ..protocol import Protocol, Subject
 from .config_rules import allowed, check_fields
 
 if TYPE_CHECKING:  # training imports this module; at run time the annotation stays a string
@@ -40,6 +40,10 @@ class SubjectData:
             class-noun ablation, where it may be empty or a wrong class).
         class_images: prior-preservation class images (see :mod:`dreambench.methods.priors`); empty when
             the caller did not prepare them (a method needing them then makes its own).
+        protocol: the protocol the subject belongs to (its prompt conventions; None: the DreamBooth
+            protocol's, as for a subject built by hand).
+
+    ``len(images)`` is how many photos the subject has (DreamBench++: one).
     """
 
     subject: Subject
@@ -47,10 +51,18 @@ class SubjectData:
     identifier: str = "sks"
     class_noun: str | None = None
     class_images: list[Path] = field(default_factory=list)
+    protocol: Protocol | None = None
 
     def __post_init__(self) -> None:
         if self.class_noun is None:
             self.class_noun = self.subject.class_noun
+
+    def training_prompt(self, token: str, learns_token: bool = False) -> str:
+        """The protocol's training prompt for a method whose prompt token is ``token``, e.g. ``"a sks dog"``
+        (DreamBooth protocol, token ``sks``), ``"a <sks> dog"`` (textual inversion) or ``"a photo of dog"``
+        (DreamBench++, where prompts carry no identifier; textual inversion: ``"a photo of <sks>"``)."""
+        protocol = self.protocol or Protocol("", [], {})
+        return protocol.instance_prompt_for(*protocol.wording(token, learns_token, self.class_noun or ""))
 
 
 @dataclass(frozen=True)
@@ -148,6 +160,9 @@ class Method(ABC):
     #: then part of its jobs' ids, so a changed photo re-runs them. True unless a method says otherwise
     #: (``pretrained`` does): one that may read them must not reuse outputs made from other photos.
     uses_photos: ClassVar[bool] = True
+    #: Whether :meth:`prompt_identifier` is a token the method learns (textual inversion). In a protocol
+    #: whose prompts carry no identifier (DreamBench++) such a token takes the subject noun's place.
+    learns_token: ClassVar[bool] = False
 
     #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
     #: methods that do not train or do not report.

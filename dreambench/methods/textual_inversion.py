@@ -54,6 +54,7 @@ class TextualInversion(Method):
     description = "Textual Inversion: learn one new token embedding; all model weights frozen"
     Config = TextualInversionConfig
     trains = True
+    learns_token = True
 
     def __init__(self, config, components, device="cpu"):
         super().__init__(config, components, device)
@@ -96,7 +97,7 @@ class TextualInversion(Method):
             emb.weight[tid] = self._init_row(cfg.initializer or data.class_noun).to(emb.weight.dtype)
         training.freeze(c.vae, c.unet, c.text_encoder)
         class_images = prior_class_images(cfg, self, data, workdir)
-        prompt = " ".join(w for w in ("a", token, data.class_noun) if w)
+        prompt = data.training_prompt(token, learns_token=True)
         batch = training.DreamBoothData(c, data.images, class_images, prompt, class_prompt(data.class_noun), cfg,
                                         self.device, tokenizer=self.tokenizer, cache_embeddings=False)
         emb.weight.requires_grad_(True)
