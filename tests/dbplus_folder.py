@@ -80,3 +80,30 @@ def pinned(zip_path: Path) -> PinnedZip:
     (the CLI always verifies against the published data.zip)."""
     data = Path(zip_path).read_bytes()
     return PinnedZip("test/dreambench_plus", "data.zip", len(data), hashlib.sha256(data).hexdigest())
+
+
+def build_samples(data_dir: Path, dest: Path, prompts=(0, 4, 7), images_per_prompt: int = 2) -> Path:
+    """A samples folder as the reference code's ``generate_images.py`` writes one, for the subjects of the data
+    folder ``data_dir``: ``src_image``: the reference image (EXIF applied, RGB) saved as JPEG with Pillow's
+    defaults; ``tgt_image``: a stand-in for a generated image (the reference image at 256 px, rotated by an
+    angle that depends on ``p`` and ``k``: deterministic, different per sample), saved the same way;
+    ``text``: the prompt without a newline; ``negative_prompt.txt`` empty."""
+    from PIL import Image, ImageOps
+
+    from dreambench.data.dreambench_plus.layout import read_layout
+
+    dest = Path(dest)
+    dest.mkdir(parents=True)
+    (dest / "negative_prompt.txt").write_text("")
+    for s in read_layout(data_dir):
+        with Image.open(Path(data_dir) / s.image) as im:
+            ref = ImageOps.exif_transpose(im).convert("RGB")
+        for p in prompts:
+            for k in range(images_per_prompt):
+                for tree in ("src_image", "tgt_image", "text"):
+                    (dest / tree / s.collection_id).mkdir(parents=True, exist_ok=True)
+                ref.save(dest / "src_image" / s.collection_id / f"{p}_{k}.jpg")
+                tgt = ref.resize((256, 256)).rotate(20 * p + 7 * k)
+                tgt.save(dest / "tgt_image" / s.collection_id / f"{p}_{k}.jpg")
+                (dest / "text" / s.collection_id / f"{p}_{k}.txt").write_text(s.prompts[p], encoding="utf-8")
+    return dest

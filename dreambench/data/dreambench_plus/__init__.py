@@ -29,6 +29,7 @@ _HOMES = {
     "PinnedZip": "source",
     "fetch": "source",
     "verify_zip": "source",
+    "write_subject_folders": "subject_folders",
 }
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "read_layout",
     "scan_layout",
     "verify_zip",
+    "write_subject_folders",
 ]
 
 if TYPE_CHECKING:
@@ -69,5 +71,6 @@ if TYPE_CHECKING:
         scan_layout,
     )
     from .source import SOURCE, PinnedZip, fetch, verify_zip
+    from .subject_folders import write_subject_folders
 
 __getattr__ = lazy_exports(__name__, _HOMES)
