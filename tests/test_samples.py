@@ -145,6 +145,16 @@ def test_import_refuses_a_bad_samples_folder_before_writing(bad_samples, data, t
     assert not (tmp_path / "r").exists()
 
 
+def test_a_truncated_image_fails_the_import_and_leaves_no_label(bad_samples, data, tmp_path):
+    """The header check passes a cut-off JPEG; its decode fails while converting, in the hidden folder,
+    which is removed: the results folder holds no label and no leftover."""
+    f = bad_samples / "tgt_image/style_00_ukiyo-e_painting/7_1.jpg"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(DataError, match="7_1.jpg: unreadable or truncated"):
+        import_samples(bad_samples, tmp_path / "r", "x", read_layout(data), data)
+    assert list((tmp_path / "r" / "images").iterdir()) == []
+
+
 def test_import_never_replaces_a_generated_label(samples, data, tmp_path):
     subjects = read_layout(data)
     import_samples(samples, tmp_path / "r", "x", subjects, data)

@@ -28,9 +28,10 @@ def _subjects(data: Path | None):
 @click.option("--data", type=click.Path(file_okay=False, path_type=Path), default=None, help=_DATA_HELP)
 @_results_option
 @click.option("--force", is_flag=True, help="Replace a label imported before (never a label the suite generated).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def import_cmd(ctx: click.Context, samples: Path, label: str, data: Path | None, results: Path | None,
-               force: bool) -> None:
+               force: bool, quiet: bool) -> None:
     """Import SAMPLES, a folder in the DreamBench++ samples layout (src_image/<collection_id>/<p>_<k>.jpg,
     tgt_image/..., text/...), as LABEL of the results folder, so `dreambench score` scores it.
 
@@ -42,7 +43,7 @@ def import_cmd(ctx: click.Context, samples: Path, label: str, data: Path | None,
 
     data, subjects = _subjects(data)
     root = resolve_results(ctx, results)
-    res = import_samples(samples, root, label, subjects, data, force=force)
+    res = import_samples(samples, root, label, subjects, data, force=force, progress=not quiet)
     click.echo(f"{res.label_dir}: {res.images} images of {res.subjects} subjects imported as {label!r}")
 
 
@@ -55,9 +56,10 @@ def import_cmd(ctx: click.Context, samples: Path, label: str, data: Path | None,
               help="jpg: JPEG with Pillow's defaults (quality 75), as the reference code saves samples (lossy); "
                    "png: lossless (read by eval_clip_and_dino.py, not by the GPT scripts, which open <p>_0.jpg).")
 @click.option("--force", is_flag=True, help="Replace a non-empty DEST (after the new folder is written).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
 def export_cmd(ctx: click.Context, dest: Path, label: str, data: Path | None, results: Path | None,
-               image_format: str, force: bool) -> None:
+               image_format: str, force: bool, quiet: bool) -> None:
     """Write LABEL of the results folder into DEST in the DreamBench++ samples layout, so the reference code
     (eval_clip_and_dino.py, its GPT scripts) scores the suite's images.
 
@@ -67,7 +69,8 @@ def export_cmd(ctx: click.Context, dest: Path, label: str, data: Path | None, re
 
     data, subjects = _subjects(data)
     root = resolve_results(ctx, results)
-    res = export_samples(root, label, dest, subjects, data, image_format=image_format, force=force)
+    res = export_samples(root, label, dest, subjects, data, image_format=image_format, force=force,
+                         progress=not quiet)
     click.echo(f"{res.dest}: {res.images} samples of {res.subjects} subjects ({image_format})")
 
 

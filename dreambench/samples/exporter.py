@@ -32,7 +32,7 @@ from ..manifest import read_manifest, row_problem
 from ..schema import CLASS_PROMPT_INDEX
 from .importer import check_images
 from .layout import SRC, TEXT, TGT, sample_name
-from .staging import staged_folder
+from .staging import run_all, staged_folder
 
 #: ``--format`` -> (file suffix, Pillow format).
 FORMATS = {"jpg": (".jpg", "JPEG"), "png": (".png", "PNG")}
@@ -116,22 +116,28 @@ def _encode(path: Path, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-def _write(staged: Path, rows: list[ExportRow], data_dir: Path, image_format: str) -> None:
+def _write(staged: Path, rows: list[ExportRow], data_dir: Path, image_format: str, progress: bool) -> None:
     suffix, fmt = FORMATS[image_format]
     refs: dict[str, bytes] = {}
     for r in rows:
         cid, name = r.subject.collection_id, sample_name(r.prompt_index, r.image_index)
         if cid not in refs:  # the reference re-saves the same image per sample: encode once, copy the bytes
             refs[cid] = _encode(data_dir / r.subject.image, fmt)
-        for tree in (SRC, TGT, TEXT):
-            (staged / tree / cid).mkdir(parents=True, exist_ok=True)
+            for tree in (SRC, TGT, TEXT):
+                (staged / tree / cid).mkdir(parents=True)
         (staged / SRC / cid / f"{name}{suffix}").write_bytes(refs[cid])
-        (staged / TGT / cid / f"{name}{suffix}").write_bytes(_encode(r.image, fmt))
         (staged / TEXT / cid / f"{name}.txt").write_text(r.prompt, encoding="utf-8")
+
+    def write_tgt(r: ExportRow) -> None:
+        name = sample_name(r.prompt_index, r.image_index)
+        (staged / TGT / r.subject.collection_id / f"{name}{suffix}").write_bytes(_encode(r.image, fmt))
+
+    run_all(write_tgt, rows, "export", progress)
 
 
 def export_samples(results_dir: str | Path, label: str, dest: str | Path, subjects: list[DbpSubject],
-                   data_dir: str | Path, *, image_format: str = "jpg", force: bool = False) -> ExportResult:
+                   data_dir: str | Path, *, image_format: str = "jpg", force: bool = False,
+                   progress: bool = False) -> ExportResult:
     """Write ``label`` of ``results_dir`` into ``dest`` in the samples layout (see the module docstring).
 
     Args:
@@ -139,6 +145,7 @@ def export_samples(results_dir: str | Path, label: str, dest: str | Path, subjec
             each label subject must be one; its reference image and prompts come from there.
         image_format: ``jpg`` (the reference's format, lossy) or ``png`` (lossless).
         force: replace a non-empty ``dest``.
+        progress: show a progress bar over the conversions.
 
     Steps: 1. check ``dest`` and the format; 2. plan the rows (every check); 3. check every image's header;
     4. write into a hidden folder beside ``dest`` and rename it into place.
@@ -151,5 +158,5 @@ def export_samples(results_dir: str | Path, label: str, dest: str | Path, subjec
     rows = plan_export(results_dir, label, subjects, data_dir)  # 2.
     check_images([r.image for r in rows] + sorted({data_dir / r.subject.image for r in rows}))  # 3.
     with staged_folder(dest, replace=True) as staged:  # 4.
-        _write(staged, rows, data_dir, image_format)
+        _write(staged, rows, data_dir, image_format, progress)
     return ExportResult(dest, len(rows), len({r.subject.collection_id for r in rows}))

@@ -42,7 +42,7 @@ from ..methods.photos import check_header
 from ..protocol import check_name
 from ..schema import METHOD_INFO, METHOD_INFO_KEYS, image_relpath
 from .layout import Sample, read_samples
-from .staging import staged_folder
+from .staging import run_all, staged_folder
 
 #: The key of method.json that marks a label as imported (and so replaceable by ``--force``).
 IMPORTED_KEY = "imported"
@@ -120,28 +120,36 @@ def _method_info(samples_dir: Path) -> dict:
     return info
 
 
-def _write_label(staged: Path, label: str, samples: list[Sample], samples_dir: Path) -> None:
+def _write_label(staged: Path, label: str, samples: list[Sample], samples_dir: Path, progress: bool) -> None:
     """Convert every image into ``staged`` (the label's future folder) and write its manifest parts and
     method.json."""
     rows: dict[str, list[dict]] = defaultdict(list)
+    targets = []
     for s in samples:
         rel = image_relpath(label, s.collection_id, s.prompt_index, s.image_index)
-        target = staged / Path(rel).relative_to(label)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # conversions (mode, EXIF) are what import means; not a problem
-            load_rgb(s.tgt).save(target, format="PNG")
+        targets.append((s.tgt, staged / Path(rel).relative_to(label)))
         rows[s.collection_id].append({
             "method": label, "subject": s.collection_id, "prompt_index": s.prompt_index, "prompt": s.prompt,
             "seed": s.image_index, "path": rel, "prompt_plain": s.prompt, "category": prompt_group(s.prompt_index),
         })
+    for cid in rows:
+        (staged / cid).mkdir()
+    run_all(_to_png, targets, "import", progress)
     for cid, part in rows.items():
         write_part(part, staged.parent, staged.name, cid)
     (staged / METHOD_INFO).write_text(json.dumps(_method_info(samples_dir), indent=2) + "\n")
 
 
+def _to_png(pair: tuple[Path, Path]) -> None:
+    src, target = pair
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # conversions (mode, EXIF) are what import means; not a problem
+        load_rgb(src).save(target, format="PNG")
+
+
 def import_samples(samples_dir: str | Path, results_dir: str | Path, label: str,
-                   subjects: list[DbpSubject], data_dir: str | Path, *, force: bool = False) -> ImportResult:
+                   subjects: list[DbpSubject], data_dir: str | Path, *, force: bool = False,
+                   progress: bool = False) -> ImportResult:
     """Import a samples folder as ``label`` of ``results_dir`` (see the module docstring).
 
     Args:
@@ -152,6 +160,7 @@ def import_samples(samples_dir: str | Path, results_dir: str | Path, label: str,
             ``data_dir``) every collection_id and prompt is checked against.
         data_dir: the data folder ``subjects`` were read from (named in errors).
         force: replace a label that was imported before (never a label the suite generated).
+        progress: show a progress bar over the conversions.
 
     Steps: 1. check the label; 2. read and validate the samples; 3. check them against the data; 4. check
     every image's header; 5. convert into a hidden folder and rename it into place; 6. merge the manifest.
@@ -164,6 +173,6 @@ def import_samples(samples_dir: str | Path, results_dir: str | Path, label: str,
     check_images([s.tgt for s in samples] + [s.src for s in samples])  # 4.
     dest = layout.label_images(label)
     with staged_folder(dest, replace=force) as staged:  # 5.
-        _write_label(staged, label, samples, samples_dir)
+        _write_label(staged, label, samples, samples_dir, progress)
     merge_manifest(layout.images)  # 6.
     return ImportResult(label, dest, len(samples), len({s.collection_id for s in samples}))

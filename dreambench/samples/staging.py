@@ -1,5 +1,5 @@
-"""A folder written in full beside its destination, then renamed into place: a failed or interrupted import or
-export leaves the destination as it was."""
+"""A folder written in full beside its destination, then renamed into place (a failed or interrupted import or
+export leaves the destination as it was), and the image conversions that fill it, run on a few threads."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -35,3 +39,22 @@ def staged_folder(dest: Path, replace: bool) -> Iterator[Path]:
             os.rename(staged, dest)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_all(fn: Callable[[T], object], items: list[T], desc: str, progress: bool = False) -> None:
+    """``fn(item)`` for every item on a few threads (Pillow decodes and encodes without the GIL), with a
+    progress bar when ``progress``; the first exception is raised once the running calls are done."""
+    from tqdm.auto import tqdm
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(workers) as pool, tqdm(total=len(items), desc=desc, unit="img",
+                                                   disable=not progress) as bar:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for f in as_completed(futures):
+                f.result()
+                bar.update(1)
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
