@@ -183,6 +183,8 @@ def test_cli_check_and_fetch(folder, tmp_path, monkeypatch):
     res = runner.invoke(main, ["data", "check", "--protocol", "dreambench-plus", str(folder)])
     assert res.exit_code == 0, res.output
     assert "8 subjects (2 animal, 2 human, 2 object, 2 style)" in res.output
+    res = runner.invoke(main, ["data", "check", "--protocol", "dreambench-plus", "--min-size", "100000", str(folder)])
+    assert res.exit_code == 1 and "short side below 100000 px" in res.output
     archive = build_zip(folder, tmp_path / "data.zip")
     res = runner.invoke(main, ["data", "fetch", "--protocol", "dreambench-plus", "--from-zip", str(archive),
                                "--dest", str(tmp_path / "out")])

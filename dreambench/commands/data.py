@@ -88,7 +88,7 @@ def check_cmd(data_dir: Path | None, protocol: str | None, min_size: int, as_jso
     captions and images, and whether it is the complete published set (150 subjects).
     Exit status 1 when there are errors."""
     if protocol == PLUS:
-        _check_plus(data_dir or default_plus_data_dir(), as_json, quiet)
+        _check_plus(data_dir or default_plus_data_dir(), min_size, as_json, quiet)
         return
     data_dir = data_dir or default_data_dir()
     report = check_dataset(data_dir, protocol=protocol, min_short_side=min_size, progress=not as_json)
@@ -105,10 +105,10 @@ def check_cmd(data_dir: Path | None, protocol: str | None, min_size: int, as_jso
         sys.exit(1)
 
 
-def _check_plus(data_dir: Path, as_json: bool, quiet: bool) -> None:
+def _check_plus(data_dir: Path, min_size: int, as_json: bool, quiet: bool) -> None:
     from ..data.dreambench_plus.check import check_folder
 
-    report = check_folder(data_dir, progress=not as_json)
+    report = check_folder(data_dir, min_short_side=min_size, progress=not as_json)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:

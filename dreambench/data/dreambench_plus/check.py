@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DataError
+from ...images import MIN_SHORT_SIDE
 from .layout import PUBLISHED_COUNTS, DbpSubject, category_counts, is_complete, scan_layout
 
 
@@ -55,10 +56,10 @@ class DbpCheck:
                 "warnings": list(self.warnings)}
 
 
-def check_folder(folder: str | Path, progress: bool = False) -> DbpCheck:
+def check_folder(folder: str | Path, min_short_side: int = MIN_SHORT_SIDE, progress: bool = False) -> DbpCheck:
     """Check a DreamBench++ data folder: its layout (:func:`.layout.scan_layout`) and every reference image
     fully decoded as training and scoring read it (:func:`dreambench.data.check.check_photos`: truncated,
-    animated, short side below 256 px are errors). Raises :class:`DataError` only when ``folder`` has no
+    animated, short side below ``min_short_side`` px are errors). Raises :class:`DataError` only when ``folder`` has no
     ``images/`` or ``captions/``; per-file problems are collected."""
     from ..check import check_photos  # PIL, tqdm
 
@@ -67,7 +68,7 @@ def check_folder(folder: str | Path, progress: bool = False) -> DbpCheck:
         raise DataError(f"{folder}: DreamBench++ data folder not found (run `dreambench data fetch --protocol "
                         "dreambench-plus`, or set $DREAMBENCH_PLUS_DATA)")
     subjects, problems = scan_layout(folder)
-    errors, warned = check_photos([folder / s.image for s in subjects], progress=progress)
+    errors, warned = check_photos([folder / s.image for s in subjects], min_short_side, progress=progress)
     bad = {p for p, _ in errors}
     report = DbpCheck(folder, [s for s in subjects if folder / s.image not in bad], problems)
     report.problems.extend(f"{p}: {m}" for p, m in errors)
