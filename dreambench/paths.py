@@ -10,6 +10,10 @@ REPO_DIR = PACKAGE_DIR.parent
 
 #: Environment variable naming the DreamBooth dataset folder (30 subject folders + the two text files).
 DATA_ENV = "DREAMBENCH_DATA"
+#: Environment variable naming the DreamBench++ data folder (``images/`` and ``captions/`` inside).
+PLUS_DATA_ENV = "DREAMBENCH_PLUS_DATA"
+#: The DreamBench++ data folder's default name, beside the DreamBooth dataset's.
+PLUS_DATA_NAME = "dreambench-plus-dataset"
 #: Environment variable naming the default results folder.
 RESULTS_ENV = "DREAMBENCH_RESULTS"
 
@@ -24,6 +28,19 @@ def default_data_dir() -> Path:
     if shared.is_dir():
         return shared
     return Path("dreambooth-dataset")
+
+
+def default_plus_data_dir() -> Path:
+    """The DreamBench++ data folder: ``$DREAMBENCH_PLUS_DATA``, else ``../shared/dreambench-plus-dataset``
+    beside the checkout, else ``./dreambench-plus-dataset`` (where ``dreambench data fetch --protocol
+    dreambench-plus`` puts it by default): the same places as the DreamBooth dataset's, under its own name."""
+    env = os.environ.get(PLUS_DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    shared = REPO_DIR.parent / "shared" / PLUS_DATA_NAME
+    if shared.is_dir():
+        return shared
+    return Path(PLUS_DATA_NAME)
 
 
 def default_results_dir() -> Path:
