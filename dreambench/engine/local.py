@@ -6,9 +6,10 @@ worker one job at a time through the worker's own pipe, so it always knows which
 the result comes back on the same pipe. Pipes, not ``multiprocessing.Queue``: a queue's locks are named
 semaphores, which a worker killed mid-job (Ctrl-C, SIGKILL after a slow SIGTERM) can leave held (another
 worker then blocks on the shared queue) or leave for the resource tracker to report as "leaked" on stderr.
-A worker that dies (out of memory, segfault) fails its job and is replaced. Workers exit when the driver is gone: Linux kills them the moment it dies
-(:func:`die_with_parent`), and between jobs they also poll their parent's pid. Workers ignore SIGINT
-(:func:`sigint_ignored`): on Ctrl-C the driver stops them (:meth:`LocalBackend.kill`).
+A worker that dies (out of memory, segfault) fails its job and is replaced. Workers exit when the driver
+is gone: Linux kills them the moment it dies (:func:`die_with_parent`), and between jobs they also poll
+their parent's pid. Workers never see SIGINT (:func:`sigint_deferred`): on Ctrl-C the driver stops them
+(:meth:`LocalBackend.kill`).
 """
 
 from __future__ import annotations
@@ -110,27 +111,29 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> bool:
 
 
 @contextlib.contextmanager
-def sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT in this block, for processes started in it: a spawned worker inherits the ignored
-    signal from its first instruction (Python keeps an inherited SIG_IGN for SIGINT). Ctrl-C at a
-    terminal goes to the whole process group; the driver alone handles it, stops the workers
+def sigint_deferred() -> Iterator[None]:
+    """Start workers in this block so that they never see SIGINT: the calling thread blocks SIGINT, and a
+    spawned process inherits that signal mask (Python never unblocks it), from its first instruction.
+    Ctrl-C at a terminal goes to the whole process group; the driver alone handles it, stops the workers
     (:meth:`LocalBackend.kill`) and records the run as interrupted, so no worker prints a
     ``KeyboardInterrupt`` traceback or finishes a job nobody will record. The driver's own Ctrl-C in the
-    block is not lost: SIGINT is blocked first (Linux keeps a blocked signal pending even while it is
-    ignored) and arrives when the block ends. Outside the main thread (where signal handlers cannot be
-    set) the block changes nothing."""
+    block is not lost (another thread of the driver may be the one the kernel delivers it to): it is
+    recorded and raised as ``KeyboardInterrupt`` when the block ends. Outside the main thread (where
+    signal handlers cannot be set) the block changes nothing."""
+    got: list[int] = []
     try:
-        old = signal.signal(signal.SIGINT, signal.getsignal(signal.SIGINT))
+        old = signal.signal(signal.SIGINT, lambda signum, _frame: got.append(signum))
     except ValueError:  # not the main thread
         yield
         return
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C pending on this thread lands in `got`
         signal.signal(signal.SIGINT, old)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    if got:
+        raise KeyboardInterrupt
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
@@ -181,7 +184,7 @@ class LocalBackend:
         ours, theirs = self._mp.Pipe(duplex=True)
         proc = self._mp.Process(target=_worker_main, name=f"dreambench-{slot.name}", daemon=False,
                                 args=(asdict(slot), asdict(self.ctx), theirs, os.getpid()))
-        with sigint_ignored():
+        with sigint_deferred():
             proc.start()
         theirs.close()  # the worker holds its end: a dead worker then reads as end-of-file here
         self._procs[slot.name], self._conns[slot.name] = proc, ours
