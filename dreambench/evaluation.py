@@ -72,11 +72,11 @@ class RunRequest:
     jobs_per_gpu: int = 1
     retries: int = 1
     threads: int | None = None
-    images_per_prompt: int = 4
+    images_per_prompt: int | None = None
     seed: int = 0
     prompts: int | None = None
     class_samples: int | None = None
-    metric_profile: str = "paper"
+    metric_profile: str | None = None
     metric_weights: dict = field(default_factory=dict)
     data_dir: Path | None = None
     keep_artifacts: bool = True
@@ -138,12 +138,13 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     proto = load_protocol(r.protocol)
     runs = method_runs(tuple(r.methods), r.tables, tuple(r.sets), r.recipe, r.class_samples)
     subjects = _split(r.subjects) if isinstance(r.subjects, str) else r.subjects
-    spec = RunSpec(runs, subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, r.images_per_prompt,
+    per_prompt = r.images_per_prompt if r.images_per_prompt is not None else proto.images_per_prompt
+    spec = RunSpec(runs, subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, per_prompt,
                    r.prompts, protocol=str(Path(r.protocol).resolve()) if Path(r.protocol).is_dir() else r.protocol,
-                   metric_profile=r.metric_profile, keep_artifacts=r.keep_artifacts,
+                   metric_profile=r.metric_profile or proto.metric_profile, keep_artifacts=r.keep_artifacts,
                    score=r.score, tables=r.score and tables_available(), metric_weights=dict(r.metric_weights))
     # 3. Plan; the photos of --data are part of the ids (a dry run without the folder plans without them).
-    data = Path(r.data_dir) if r.data_dir is not None else default_data_dir()
+    data = Path(r.data_dir) if r.data_dir is not None else (proto.data_dir or default_data_dir())
     inputs = InputDigests(data if data.is_dir() else None)
     plan = build_plan(spec, proto, inputs)
     # 4. Which labels made before with other settings it would replace, and its size.

@@ -13,7 +13,12 @@ optional keys, each with the DreamBooth protocol's value as default:
   (textual inversion) puts its token in place of the noun (``{class}``), as the reference code does;
 - ``instance_prompt`` (``"a {V} {class}"``): the training prompt of methods that fine-tune on the photos;
 - ``class_prompt`` (``"a {class}"``): class images and PRES samples;
-- ``images_per_prompt`` (4) and ``metric_profile`` (``paper``): a run's defaults on this protocol.
+- ``images_per_prompt`` (4) and ``metric_profile`` (``paper``): a run's defaults on this protocol;
+- ``data_dir`` (none): the folder of subject photos, relative to the prompts file (a fetched protocol,
+  such as DreamBench++'s, lives beside its data); without it runs use ``--data`` / ``$DREAMBENCH_DATA``.
+
+Named protocols are the packaged ``dreambooth`` and those made from fetched data (:data:`FETCHED`:
+``dreambench-plus``).
 
 Templates use ``{V}`` for the unique identifier and ``{class}`` for the class noun:
 ``"a {V} {class} in the jungle"`` renders to ``"a sks dog in the jungle"`` and, without identifier (the text
@@ -75,8 +80,11 @@ class Prompt:
     category: str
 
     def render(self, identifier: str, class_noun: str) -> str:
-        """The prompt given to the personalized model, e.g. ``"a sks dog in the jungle"``."""
-        return _tidy(self.template.replace("{V}", identifier).replace("{class}", class_noun))
+        """The prompt given to the personalized model, e.g. ``"a sks dog in the jungle"``. Spaces are tidied
+        only where a placeholder became empty: a prompt used as written stays byte for byte."""
+        text = self.template.replace("{V}", identifier).replace("{class}", class_noun)
+        emptied = (not identifier and "{V}" in self.template) or (not class_noun and "{class}" in self.template)
+        return _tidy(text) if emptied else text
 
     def render_plain(self, class_noun: str) -> str:
         """The prompt without identifier, e.g. ``"a dog in the jungle"`` (the text side of CLIP-T)."""
@@ -111,6 +119,7 @@ class Protocol:
     instance_prompt: str = "a {V} {class}"
     images_per_prompt: int = 4
     metric_profile: str = "paper"
+    data_dir: Path | None = None
 
     @property
     def digest(self) -> str:
@@ -232,7 +241,8 @@ def _settings(path: Path | str, doc: dict) -> dict:
     out = {"kinds": _names(path, doc, "kinds", KINDS), "categories": _names(path, doc, "categories", CATEGORIES),
            "identifier": doc.get("identifier", True), "instance_prompt": doc.get("instance_prompt", "a {V} {class}"),
            "class_prompt": doc.get("class_prompt", "a {class}"),
-           "images_per_prompt": doc.get("images_per_prompt", 4), "metric_profile": doc.get("metric_profile", "paper")}
+           "images_per_prompt": doc.get("images_per_prompt", 4), "metric_profile": doc.get("metric_profile", "paper"),
+           "data_dir": doc.get("data_dir")}
     if not isinstance(out["identifier"], bool):
         raise DataError(f"{path}: 'identifier' must be true or false")
     n = out["images_per_prompt"]
@@ -241,6 +251,11 @@ def _settings(path: Path | str, doc: dict) -> dict:
     for key in ("instance_prompt", "class_prompt", "metric_profile"):
         if not isinstance(out[key], str) or not out[key].strip():
             raise DataError(f"{path}: {key!r} must be a non-empty string")
+    if out["data_dir"] is not None:
+        if not isinstance(out["data_dir"], str) or not out["data_dir"].strip():
+            raise DataError(f"{path}: 'data_dir' must be a folder path")
+        base = Path(path).parent  # relative to the prompts file; only a file read from disk has a place
+        out["data_dir"] = (base / out["data_dir"]).resolve() if Path(path).is_absolute() else None
     return out
 
 
@@ -264,17 +279,36 @@ def _load_prompts(path: Path | str, text: str) -> _PromptsFile:
     return _PromptsFile(prompts, subject_prompts, settings)
 
 
+#: Protocols made from fetched data: name -> lazy ``"module:function"`` returning the protocol folder (its
+#: ``subjects.csv`` and ``prompts.yaml``), raising :class:`DataError` with the fetch command when absent.
+FETCHED: dict[str, str] = {"dreambench-plus": "dreambench.data.dreambench_plus.protocol:protocol_dir"}
+
+
+def protocol_names() -> list[str]:
+    """The named protocols: the packaged ones and those made from fetched data."""
+    packaged = sorted(p.stem for p in (Path(protocol_files("dreambooth")[0]).parent).glob("*.csv"))
+    return packaged + sorted(set(FETCHED) - set(packaged))
+
+
 def load_protocol(name_or_dir: str | Path = "dreambooth") -> Protocol:
-    """Load a protocol by name (``subjects/<name>.csv`` + ``prompts/<name>.yaml`` in the repository) or
-    from a folder holding ``subjects.csv`` and ``prompts.yaml`` (a user's own protocol; its path is made
-    absolute, so the result does not depend on the working directory)."""
-    p = Path(name_or_dir)
+    """Load a protocol by name (``subjects/<name>.csv`` + ``prompts/<name>.yaml`` in the repository, or a
+    :data:`FETCHED` one from its data folder) or from a folder holding ``subjects.csv`` and ``prompts.yaml``
+    (a user's own protocol; its path is made absolute, so the result does not depend on the working
+    directory)."""
+    p, name = Path(name_or_dir), str(name_or_dir)
+    if not p.is_dir() and name in FETCHED:
+        from .registry import resolve_target
+
+        p = resolve_target(FETCHED[name])()
     if p.is_dir():
         p = p.resolve()
-        subjects_path, prompts_path, name = p / "subjects.csv", p / "prompts.yaml", p.name
+        subjects_path, prompts_path = p / "subjects.csv", p / "prompts.yaml"
+        name = name if name in FETCHED else p.name
     else:
-        name = str(name_or_dir)
         subjects_path, prompts_path = protocol_files(name)
+        if not subjects_path.is_file() and not prompts_path.is_file():
+            raise DataError(f"unknown protocol {name!r}; valid: {', '.join(protocol_names())}, or a folder with "
+                            "subjects.csv and prompts.yaml")
     for f in (subjects_path, prompts_path):
         if not f.is_file():
             raise DataError(f"protocol {name!r}: missing {f}")

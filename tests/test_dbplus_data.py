@@ -48,7 +48,7 @@ def test_collection_ids_follow_the_reference_code():
     assert collection_id("human", "03", "Young Man") == "live_subject_human_03_young_man"
     assert collection_id("object", "12", "t-shirt") == "object_12_t-shirt"
     assert collection_id("style", "07", "ukiyo-e painting") == "style_07_ukiyo-e_painting"
-    assert PROMPT_GROUPS == ("photorealistic",) * 4 + ("style-transfer",) * 3 + ("imaginative",) * 2
+    assert PROMPT_GROUPS == ("photorealistic",) * 4 + ("style_transfer",) * 3 + ("imaginative",) * 2
 
 
 def test_read_layout_reads_every_subject(folder):

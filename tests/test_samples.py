@@ -70,7 +70,7 @@ def test_import_writes_pngs_a_manifest_and_method_json(scored, samples, data):
               & (ref["seed"] == 1)].iloc[0]
     assert row["path"] == "ref/live_subject_human_00_young_man/04_1.png"
     assert row["prompt"] == row["prompt_plain"] == "a watercolor painting of a young man"
-    assert row["category"] == "style-transfer"
+    assert row["category"] == "style_transfer"
     with Image.open(images / row["path"]) as im, Image.open(
             samples / "tgt_image/live_subject_human_00_young_man/4_1.jpg") as src:
         assert im.format == "PNG" and (np.asarray(im.convert("RGB")) == np.asarray(src.convert("RGB"))).all()

@@ -62,10 +62,13 @@ def fetch_cmd(protocol: str, dest: Path | None, url: str | None, from_zip: Path 
 
 
 def _fetch_plus(dest: Path, from_zip: Path | None, force: bool) -> None:
+    from ..data.dreambench_plus.protocol import prepare
     from ..data.dreambench_plus.source import fetch
 
     report = fetch(dest, from_zip, force=force)
     click.echo(f"{report.folder}: {report.summary()} (data.zip size and sha256 verified)")
+    made = prepare(report.folder)  # the protocol files and one photo folder per subject (data/dreambench_plus/protocol.py)
+    click.echo(f"protocol dreambench-plus: {made}; run it with `dreambench run --protocol dreambench-plus ...`")
     click.echo(f"use it with: export {PLUS_DATA_ENV}={report.folder}")
 
 

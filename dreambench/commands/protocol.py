@@ -16,21 +16,23 @@ def protocol_group() -> None:
 
 @protocol_group.command("show")
 @click.option("--protocol", "name", default="dreambooth", show_default=True,
-              help="Protocol name (subjects/<name>.csv + prompts/<name>.yaml) or a folder with subjects.csv and prompts.yaml.")
+              help="Protocol name (dreambooth, or dreambench-plus once its data is fetched) or a folder with "
+                   "subjects.csv and prompts.yaml.")
 @click.option("--identifier", default="sks", show_default=True, help="Unique identifier rendered into prompts.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: a list of subjects with name, class, kind, prompts.")
 def show(name: str, identifier: str, as_json: bool) -> None:
-    """Print the subjects and their 25 rendered prompts in protocol order."""
+    """Print the subjects and their rendered prompts in protocol order."""
     proto = load_protocol(name)
     records = proto.to_records(identifier)
     if as_json:
         click.echo(json.dumps(records, indent=2))
         return
-    n_obj = sum(s.kind == "object" for s in proto.subjects)
-    click.echo(f"protocol {proto.name}: {len(proto.subjects)} subjects ({n_obj} objects, "
-               f"{len(proto.subjects) - n_obj} live)")
+    kinds = ", ".join(f"{sum(s.kind == k for s in proto.subjects)} {k}" for k in proto.kinds)
+    n_prompts = sum(len(r["prompts"]) for r in records)
+    click.echo(f"protocol {proto.name}: {len(proto.subjects)} subjects ({kinds}), {n_prompts} prompts")
     for rec, subj in zip(records, proto.subjects):
-        click.echo(f"\n{rec['name']}  class={rec['class']!r}  kind={rec['kind']}")
+        noun = "class" if proto.identifier else "subject"
+        click.echo(f"\n{rec['name']}  {noun}={rec['class']!r}  kind={rec['kind']}")
         for p, text in zip(proto.prompts_for(subj), rec["prompts"]):
             click.echo(f"  {p.index:2d} [{p.category[:7]}] {text}")
 

@@ -48,17 +48,22 @@ from .options import metric_weights_spec, resolve_results, results_option, weigh
               help="Torch threads per CPU worker (default: the cores split between the workers; "
                    "one worker gets them all).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its size; run nothing.")
-@click.option("--images-per-prompt", type=int, default=4, show_default=True)
+@click.option("--images-per-prompt", type=int, default=None,
+              help="Images per prompt and seed set (default: the protocol's: 4 for dreambooth, 1 for dreambench-plus).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--prompts", type=int, default=None, help="Prompts per subject (quick runs; default all 25).")
+@click.option("--prompts", type=int, default=None, help="Prompts per subject (quick runs; default all of the protocol's).")
 @click.option("--class-samples", type=int, default=None,
               help="Class-prompt images per subject for PRES (default 0; 4 with --tables paper).")
-@click.option("--metric-profile", default="paper", show_default=True)
+@click.option("--metric-profile", default=None,
+              help="Metric profile (default: the protocol's: paper for dreambooth, dreambench-plus for dreambench-plus).")
 @weights_options
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="DreamBooth dataset folder (default: $DREAMBENCH_DATA or the shared copy).")
+              help="Dataset folder of subject photos (default: the protocol's data; for dreambooth "
+                   "$DREAMBENCH_DATA or the shared copy).")
 @click.option("--keep-artifacts", type=click.Choice(["yes", "no"]), default="yes", show_default=True)
-@click.option("--protocol", default="dreambooth", show_default=True)
+@click.option("--protocol", default="dreambooth", show_default=True,
+              help="dreambooth, dreambench-plus (after `dreambench data fetch --protocol dreambench-plus`), or a "
+                   "folder with subjects.csv and prompts.yaml.")
 @click.option("--score/--no-score", default=True, show_default=True, help="Score and make tables at the end.")
 @click.option("--name", "names", multiple=True, metavar="LABEL=TEXT",
               help="Display name of a label in the tables (repeatable); recorded in <results>/names.json.")

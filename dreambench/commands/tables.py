@@ -52,9 +52,10 @@ _names = click.option(
 )
 _reference = click.option(
     "--reference",
-    type=click.Choice(["paper"]),
+    type=click.Choice(["paper", "dreambench-plus"]),
     default=None,
-    help="Add the paper's published rows (Ruiz et al. 2023), marked (reported), never mixed into measured rows.",
+    help="Add published rows, marked (reported), never mixed into measured rows: paper = the DreamBooth paper's "
+    "(Ruiz et al. 2023, Tables 1-4); dreambench-plus = DreamBench++'s CP, PF, CP·PF (Peng et al. 2025, its table).",
 )
 
 

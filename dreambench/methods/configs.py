@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 
 from .interface import MethodConfig
 
-SAMPLERS = ("ddim", "dpm++", "euler")
+#: ``pndm``: PNDM with PRK steps skipped, the Stable Diffusion 1.x pipeline's default scheduler (DreamBench++
+#: samples with the pipeline's default).
+SAMPLERS = ("ddim", "dpm++", "euler", "pndm")
 
 
 @dataclass

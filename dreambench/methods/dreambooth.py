@@ -165,5 +165,14 @@ register_recipe("dreambooth", Recipe(
     "huggingface/diffusers examples/dreambooth/README.md ('Training with prior-preservation loss')",
 ))
 register_recipe("dreambooth", Recipe(
+    "dreambench-plus", "DreamBench++'s DreamBooth SD1.5 row: one reference image, prompt 'a photo of {subject}' "
+    "(the protocol's), lr 2.5e-6 constant x 250 steps, batch 1, no prior preservation, text encoder frozen, "
+    "seed 42; sampling with the pipeline's default PNDM scheduler, 100 steps, CFG 7.5",
+    {"lr": 2.5e-6, "steps": 250, "batch_size": 1, "with_prior_preservation": False, "train_text_encoder": False,
+     "lr_warmup_steps": 0, "seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5},
+    "github yuangpeng/dreambench_plus@66ca27e generate_models.py (DEFAULT_PARAMS dreambooth_sd, train_dreambooth.py "
+    "flags) and generate_images.py (guidance 7.5, 100 steps, no negative prompt)",
+))
+register_recipe("dreambooth", Recipe(
     "tiny", TINY_RECIPE, {"lr": 3e-3, "steps": 50, "num_class_images": 4, "batch_size": 1}, "dreambench tests",
 ))

@@ -120,5 +120,14 @@ register_recipe("dreambooth-lora", Recipe(
     "huggingface/diffusers examples/dreambooth/README.md (LoRA section) and train_dreambooth_lora.py --rank default",
 ), default=True)
 register_recipe("dreambooth-lora", Recipe(
+    "dreambench-plus", "DreamBench++'s DreamBooth-LoRA SD1.5 setting: one reference image, prompt 'a photo of "
+    "{subject}', rank 4, lr 1e-4 constant x 100 steps, batch 1, no prior preservation, seed 42; sampling with the "
+    "pipeline's default PNDM scheduler, 100 steps, CFG 7.5",
+    {"lr": 1e-4, "steps": 100, "rank": 4, "batch_size": 1, "with_prior_preservation": False, "lr_warmup_steps": 0,
+     "seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5},
+    "github yuangpeng/dreambench_plus@66ca27e generate_models.py (DEFAULT_PARAMS dreambooth_lora_sd) and "
+    "generate_images.py",
+))
+register_recipe("dreambooth-lora", Recipe(
     "tiny", TINY_RECIPE, {"lr": 1e-2, "steps": 50, "rank": 4, "num_class_images": 4, "batch_size": 1}, "dreambench tests",
 ))

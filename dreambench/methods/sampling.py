@@ -64,7 +64,7 @@ def sampling_unet(unet: torch.nn.Module, cfg: SamplingConfig, device: torch.devi
 
 def make_scheduler(scheduler_config: dict, sampler: str):
     """A fresh inference scheduler of kind ``sampler`` built from the model's DDPM training schedule."""
-    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler, PNDMScheduler
 
     cfg = {k: v for k, v in scheduler_config.items() if not k.startswith("_")}
     if sampler == "ddim":
@@ -73,6 +73,8 @@ def make_scheduler(scheduler_config: dict, sampler: str):
         return DPMSolverMultistepScheduler.from_config(cfg, algorithm_type="dpmsolver++")
     if sampler == "euler":
         return EulerDiscreteScheduler.from_config(cfg)
+    if sampler == "pndm":  # as StableDiffusionPipeline's scheduler folder configures it for SD 1.x
+        return PNDMScheduler.from_config({**cfg, "skip_prk_steps": True})
     raise DreambenchError(f"unknown sampler {sampler!r}; valid: {', '.join(SAMPLERS)}")
 
 

@@ -159,6 +159,15 @@ register_recipe("textual-inversion", Recipe(
     "x GPUs x batch on LDM)",
 ), default=True)
 register_recipe("textual-inversion", Recipe(
+    "dreambench-plus", "DreamBench++'s Textual Inversion SD1.5 setting: placeholder <sks> (it replaces the subject "
+    "noun in the prompts), lr 5e-4 scaled by the batch (--scale_lr, batch 1) x 3000 steps, constant, "
+    "initialized from the subject noun, no prior preservation, seed 42; sampling PNDM 100 steps, CFG 7.5",
+    {"lr": 5e-4, "steps": 3000, "batch_size": 1, "with_prior_preservation": False, "lr_warmup_steps": 0,
+     "placeholder_token": "<sks>", "seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5},
+    "github yuangpeng/dreambench_plus@66ca27e generate_models.py (DEFAULT_PARAMS textual_inversion_sd; "
+    "--initializer_token is the subject's first word there, the whole noun's mean embedding here)",
+))
+register_recipe("textual-inversion", Recipe(
     "tiny", TINY_RECIPE, {"lr": 5e-2, "steps": 50, "batch_size": 1, "with_prior_preservation": False},
     "dreambench tests",
 ))

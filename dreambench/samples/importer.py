@@ -8,7 +8,7 @@ What lands in ``<results>/images/<label>/``:
   the pixels scored are those of the JPEG as any decoder reads it;
 - ``<collection_id>/manifest.csv``: one row per image: ``method`` = the label, ``subject`` = the
   collection_id, ``prompt_index`` = ``p``, ``prompt`` and ``prompt_plain`` = the text file (the prompt as
-  written: no identifier), ``category`` = the prompt's group (photorealistic, style-transfer, imaginative),
+  written: no identifier), ``category`` = the prompt's group (photorealistic, style_transfer, imaginative),
   and ``seed`` = ``k``: the samples layout records no seed (the reference code draws every image of a run from
   one generator seeded once), so the column holds the image's index within its prompt, which is what tells
   the images of a prompt apart;

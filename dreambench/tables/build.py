@@ -14,6 +14,7 @@ from ..errors import DataError
 from ..io import write_text_atomic, writes_under
 from ..metrics.aggregate import real_photo_labels
 from ..metrics.registry import display_names, table_metrics
+from . import dreambench_plus as dbp
 from . import reference as refs
 from . import select
 from .compute import (
@@ -41,6 +42,7 @@ KEYS = {
     4: "table4_class_noun",
     5: "table5_inputs_dino",
     6: "table6_inputs_clip_t",
+    dbp.NUMBER: dbp.KEY,
 }
 _NOUN_ORDER = {m: i for i, m in enumerate(select.NOUN_MODES)}
 
@@ -316,6 +318,8 @@ def build_tables(
     inputs, skipped = _inputs_tables(res, inputs_subjects)
     ts.tables += inputs
     ts.skipped.update(skipped)
+    if dbp.is_dreambench_plus(res.per_image) or reference == dbp.REFERENCE:
+        ts.tables.append(dbp.build(res.per_image, select.main_labels(res.labels, res.infos), names, reference))
     ts.tables.sort(key=lambda t: t.number)
     for t in ts.tables:
         t.footnotes += missing_footnotes(t, res.meta.missing if res.meta else [])

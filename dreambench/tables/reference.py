@@ -12,7 +12,9 @@ import math
 
 import pandas as pd
 
-REFERENCES = ("paper",)
+#: ``paper``: the DreamBooth paper's Tables 1-4 (here); ``dreambench-plus``: DreamBench++'s published rows
+#: (:mod:`dreambench.tables.dreambench_plus`).
+REFERENCES = ("paper", "dreambench-plus")
 CITATION = "Ruiz et al. 2023 (DreamBooth, CVPR)"
 MEASURED = "measured"
 REPORTED = "reported"
@@ -66,6 +68,8 @@ def reported_rows(reference: str, number: int) -> pd.DataFrame:
     empty when the reference has no such table."""
     if reference not in REFERENCES:
         raise ValueError(f"unknown reference {reference!r}; valid: {', '.join(REFERENCES)}")
+    if reference != "paper":  # DreamBench++'s published rows are its own table's (tables/dreambench_plus.py)
+        return pd.DataFrame()
     rows = []
     for key, name, model, n, ids, figures in _PAPER.get(number, []):
         row = {"method": key, "name": reported_name(name), **ids}
@@ -78,7 +82,7 @@ def reported_rows(reference: str, number: int) -> pd.DataFrame:
 
 def reported_note(reference: str, number: int) -> str | None:
     """The table note naming the model and subject count behind each reported row."""
-    rows = _PAPER.get(number, []) if reference in REFERENCES else []
+    rows = _PAPER.get(number, []) if reference == "paper" else []
     if not rows:
         return None
     seen: dict[str, None] = {}

@@ -39,7 +39,7 @@ PUBLISHED_COUNTS = {"animal": 45, "human": 20, "object": 65, "style": 20}
 #: Prompts per subject (the caption file's lines 1-9).
 N_PROMPTS = 9
 #: The group of each prompt index, as the reference code's breakdowns name them.
-PROMPT_GROUPS = ("photorealistic",) * 4 + ("style-transfer",) * 3 + ("imaginative",) * 2
+PROMPT_GROUPS = ("photorealistic",) * 4 + ("style_transfer",) * 3 + ("imaginative",) * 2
 _LIVE = ("animal", "human")
 
 
@@ -75,8 +75,19 @@ def collection_id(category: str, index: str, subject: str) -> str:
     return f"{prefix}{category}_{index}_{subject.lower().replace(' ', '_')}"
 
 
+def category_of(collection_id: str) -> str | None:
+    """The category a collection_id names (``live_subject_animal_00_kitten`` -> ``animal``), or None when it
+    is not a DreamBench++ collection_id. Parsed from the prefix: the reference's ``filter in k`` substring
+    test would also count ``object_05_style_lamp`` as style."""
+    for category in CATEGORY_DIRS:
+        prefix = f"live_subject_{category}_" if category in _LIVE else f"{category}_"
+        if collection_id.startswith(prefix) and collection_id[len(prefix):].split("_", 1)[0].isdigit():
+            return category
+    return None
+
+
 def prompt_group(prompt_index: int) -> str:
-    """The group of a prompt index 0-8: photorealistic, style-transfer or imaginative."""
+    """The group of a prompt index 0-8: photorealistic, style_transfer or imaginative."""
     if not 0 <= prompt_index < N_PROMPTS:
         raise DataError(f"prompt index {prompt_index} is outside 0-{N_PROMPTS - 1}")
     return PROMPT_GROUPS[prompt_index]
