@@ -24,8 +24,9 @@ ANSWERS = {
 
 
 def default_score(body: dict) -> int:
-    """The score the server gives a request: sha256 of its last message's JSON, first byte, mod 5."""
-    last = json.dumps(body["messages"][-1], sort_keys=True).encode()
+    """The score the server gives a request: sha256 of its last message's JSON and its seed, first byte,
+    mod 5 (so runs, which differ by seed, differ in score)."""
+    last = json.dumps([body["messages"][-1], body.get("seed")], sort_keys=True).encode()
     return hashlib.sha256(last).digest()[0] % 5
 
 
