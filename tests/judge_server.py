@@ -42,6 +42,7 @@ class ChatServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # no 40 ms delayed-ACK stall between the headers and the body
 
             def log_message(self, *args):  # quiet
                 pass
