@@ -20,16 +20,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the local server of the tests
 
-from judge_server import ChatServer  # noqa: E402
-from PIL import Image  # noqa: E402
+from judge_server import ChatServer
+from PIL import Image
 
-from dreambench.judge.client import JudgeClient  # noqa: E402
-from dreambench.judge.encode import ImageCache  # noqa: E402
-from dreambench.judge.items import JudgeItem  # noqa: E402
-from dreambench.judge.profiles import DREAMBENCH_PLUS  # noqa: E402
-from dreambench.judge.rubrics import load_rubrics  # noqa: E402
-from dreambench.judge.runner import plan_calls, run_calls  # noqa: E402
-from dreambench.judge.store import CallStore  # noqa: E402
+from dreambench.judge.client import JudgeClient
+from dreambench.judge.encode import ImageCache
+from dreambench.judge.items import JudgeItem
+from dreambench.judge.profiles import DREAMBENCH_PLUS
+from dreambench.judge.rubrics import load_rubrics
+from dreambench.judge.runner import plan_calls, run_calls
+from dreambench.judge.store import CallStore
 
 
 def _items(folder: Path, n: int) -> list[JudgeItem]:

@@ -35,6 +35,7 @@ class ChatServer:
         self.delay_s, self.hang_s, self.retry_after = delay_s, hang_s, retry_after
         self.requests: list[dict] = []
         self.statuses: list[int] = []
+        self.times: list[float] = []  # time.monotonic() of each request's arrival
         self._faults: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -47,7 +48,7 @@ class ChatServer:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 status, headers, payload = server._answer(self.path, body)
                 data = json.dumps(payload).encode()
@@ -78,6 +79,7 @@ class ChatServer:
     def _answer(self, path: str, body: dict) -> tuple[int, dict, dict]:
         with self._lock:
             self.requests.append(body)
+            self.times.append(time.monotonic())
             fault = self._faults.pop(0) if self._faults else ""
         if not path.endswith("/chat/completions"):
             return self._status(404, {}, {"error": {"message": f"no route {path}"}})
@@ -100,7 +102,7 @@ class ChatServer:
             self.statuses.append(status)
         return status, headers, payload
 
-    def __enter__(self) -> ChatServer:
+    def __enter__(self) -> ChatServer:  # noqa: PYI034
         self._thread.start()
         return self
 

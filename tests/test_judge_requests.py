@@ -45,7 +45,7 @@ def rubric_dir() -> Path:
 
 # ----------------------------------------------------------------------------- the reference, written out
 def ref_load_image(image):
-    if isinstance(image, str) or isinstance(image, os.PathLike):
+    if isinstance(image, str) or isinstance(image, os.PathLike):  # noqa: SIM101 (the reference, verbatim)
         image = PIL.Image.open(image)
     image = PIL.ImageOps.exif_transpose(image)
     support_mode = ["L", "RGB", "RGBA", "CMYK"]

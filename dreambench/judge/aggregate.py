@@ -91,7 +91,7 @@ def _summary(sub: pd.DataFrame, runs: list[int], score_max: int) -> dict:
     per_subject = (judged.groupby("subject")["score"].mean() / score_max).to_numpy(dtype=float)
     est = mean_interval(per_subject, value_range=(0.0, 1.0))
     return {"mean": mean, "std": std, "runs": len(means), "run_means": ";".join(f"{m:.6f}" for m in means),
-            "n_judged": int(len(judged)), "n_expected": int(len(sub)), "n_subjects": int(len(per_subject)),
+            "n_judged": len(judged), "n_expected": len(sub), "n_subjects": len(per_subject),
             "ci_lo": est.lo, "ci_hi": est.hi}
 
 

@@ -117,14 +117,14 @@ def judge_results(results_dir: str | Path, opts: JudgeOptions,
         raise DataError(f"{layout.root}: no images folder ({layout.images}); is it a results folder?")
     endpoint = resolve_endpoint(opts.base_url)
     api_key = None if opts.dry_run else resolve_key(opts.api_key_env, endpoint)
-    # 2. The rubrics (sha256-checked) and the items
-    rubrics = load_rubrics(profile, opts.rubrics, layout.cache / "judge-rubrics")
+    # 2. The items (read only), then the rubrics (sha256-checked; fetched into the cache when not given)
     from ..paths import default_data_dir
 
     items, problems = items_from_results(layout.root, opts.data_dir or default_data_dir(), opts.protocol,
                                          opts.labels, opts.identifier)
     if not items:
         raise DataError(f"{layout.root}: nothing to judge" + (f" ({problems[0]})" if problems else ""))
+    rubrics = load_rubrics(profile, opts.rubrics, layout.cache / "judge-rubrics")
     # 3. Plan the calls and skip the finished ones
     images = ImageCache(profile.image_size)
     calls = plan_calls(items, profile, rubrics, model, temperature, runs, images)
@@ -167,7 +167,7 @@ def _write(layout: ResultsLayout, calls: list[Call], records: dict[str, dict], s
     meta = {**meta, "judged": int((rows["status"] == OK).sum()), "unparsed": int((rows["status"] == UNPARSED).sum()),
             "pending": int((rows["status"] == "pending").sum()), "metrics": list(METRICS)}
     out.append(write_text_atomic(layout.judge_meta, json.dumps(meta, indent=2, default=str) + "\n"))
-    return out, scores, int(len(missing))
+    return out, scores, len(missing)
 
 
 def _jsonable(opts: JudgeOptions) -> dict:

@@ -60,7 +60,7 @@ def _fetch(profile: JudgeProfile, name: str, cache: Path) -> bytes:
             return data
     url = profile.raw_url(name)
     try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as r:  # noqa: S310 (a fixed https URL)
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as r:
             data = r.read()
     except (urllib.error.URLError, OSError) as e:
         raise DataError(f"cannot fetch judge rubric {url} ({getattr(e, 'reason', e)}); give a local copy with "

@@ -75,6 +75,7 @@ class Progress:
     completion_tokens: int = 0
     errors: list[str] = field(default_factory=list)
     budget_hit: bool = False
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)  # Ctrl-C or an abort
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
@@ -123,6 +124,8 @@ def judge_call(call: Call, profile: JudgeProfile, client: JudgeClient, images: I
         return
     answers, seeds, problems, score = [], [], [], None
     for attempt in range(profile.max_attempts):
+        if progress.stop.is_set():
+            return
         if not budget.take():
             with progress.lock:
                 progress.budget_hit = True
@@ -163,7 +166,7 @@ def run_calls(calls: list[Call], profile: JudgeProfile, client: JudgeClient, ima
     progress, budget = Progress(), Budget(max_requests)
 
     def one(call: Call) -> None:
-        if progress.budget_hit:
+        if progress.budget_hit or progress.stop.is_set():
             return
         judge_call(call, profile, client, images, store, budget, progress)
         if on_done is not None:
@@ -176,6 +179,9 @@ def run_calls(calls: list[Call], profile: JudgeProfile, client: JudgeClient, ima
         for f in done:
             if f.exception() is not None:
                 raise f.exception()
+    except BaseException:
+        progress.stop.set()  # the calls in flight end their current request and record nothing more
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return progress
