@@ -36,6 +36,7 @@ class ChatServer:
         self.requests: list[dict] = []
         self.statuses: list[int] = []
         self.times: list[float] = []  # time.monotonic() of each request's arrival
+        self.in_flight = self.max_in_flight = 0
         self._faults: list[str] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -81,6 +82,15 @@ class ChatServer:
             self.requests.append(body)
             self.times.append(time.monotonic())
             fault = self._faults.pop(0) if self._faults else ""
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return self._respond(path, body, fault)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _respond(self, path: str, body: dict, fault: str) -> tuple[int, dict, dict]:
         if not path.endswith("/chat/completions"):
             return self._status(404, {}, {"error": {"message": f"no route {path}"}})
         if fault == "429":

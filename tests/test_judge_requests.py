@@ -29,7 +29,7 @@ from dreambench.judge.items import JudgeItem
 from dreambench.judge.parse import parse_score
 from dreambench.judge.profiles import DREAMBENCH_PLUS, get_profile
 from dreambench.judge.rubrics import load_rubrics
-from dreambench.judge.runner import Budget, Progress, judge_call, messages_for, plan_calls
+from dreambench.judge.runner import Budget, Progress, judge_call, messages_for, plan_calls, run_calls
 from dreambench.judge.store import CallStore
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "dreambench-plus"
@@ -238,3 +238,18 @@ def test_rubrics_fetched_at_the_pinned_commit_into_a_cache(rubric_dir, tmp_path,
                         lambda url, timeout: _Resp(b"a changed rubric"))
     with pytest.raises(DataError, match="refusing a changed rubric"):
         load_rubrics(DREAMBENCH_PLUS, None, tmp_path / "cache")
+
+
+def test_concurrency_is_bounded_and_the_budget_counts_requests(odd_images, rubric_dir, tmp_path):
+    rubrics = load_rubrics(DREAMBENCH_PLUS, rubric_dir)
+    images = ImageCache()
+    calls = plan_calls(_items(odd_images), DREAMBENCH_PLUS, rubrics, "m", 1, 2, images)  # 12 calls
+    with ChatServer(delay_s=0.1) as srv:
+        client = JudgeClient(srv.base_url, "k", "m", 1.0, max_retries=0, timeout_s=10)
+        p = run_calls(calls, DREAMBENCH_PLUS, client, images, CallStore(tmp_path / "a.jsonl"), concurrency=3)
+        assert p.finished == 12 and srv.max_in_flight == 3
+        srv.inject("noscore")
+        p = run_calls(calls, DREAMBENCH_PLUS, client, images, CallStore(tmp_path / "b.jsonl"), concurrency=1,
+                      max_requests=5)
+    assert p.requests == 5 and p.budget_hit and p.finished == 4  # the first call took two requests
+    assert len(CallStore(tmp_path / "b.jsonl").load()) == 4

@@ -66,7 +66,9 @@ def recorded_protocol(results_dir: Path) -> str | None:
     except (sqlite3.Error, ValueError):
         return None
     found = sorted({str(s["protocol"]) for s in specs if s.get("protocol")})
-    return found[0] if len(found) == 1 else None
+    if len(found) > 1:
+        raise DataError(f"{results_dir} was run with several protocols ({', '.join(found)}); give --protocol")
+    return found[0] if found else None
 
 
 def subject_kinds(protocol: str) -> dict[str, str]:
