@@ -76,7 +76,11 @@ def test_faults_retries_and_missing_calls(results):
     row = scores[(scores.metric == bad[0]["metric"]) & (scores.breakdown == "overall")].iloc[0]
     assert (row.n_judged, row.n_expected) == (3, 4)  # counted, not averaged away
     missing = pd.read_csv(ResultsLayout(results).judge_missing)
-    assert len(missing) == 1 and json.loads(missing.answers[0])[1] == "Analysis: fine.\n**Score:** 3"
+    assert set(missing[missing.label == LABEL].status) == {"unparsed"}  # the other labels: pending
+    unparsed = missing[missing.status == "unparsed"]
+    assert len(unparsed) == 1 and json.loads(unparsed.answers.iloc[0])[1] == "Analysis: fine.\n**Score:** 3"
+    others = scores[(scores.label != LABEL) & (scores.breakdown == "overall") & (scores.metric != "cp_pf")]
+    assert len(others) and (others.n_judged == 0).all() and (others.n_expected == 4).all()
     for r in recs:
         assert {"model", "endpoint", "seeds", "temperature", "rubric_sha256", "answers", "attempts"} <= set(r)
 
@@ -171,7 +175,7 @@ def test_changed_image_is_judged_again(results):
         judge_results(results, _opts(srv, runs=1, labels=[LABEL]))
         assert len(srv.requests) == first  # all current: nothing asked
         items = pd.read_csv(ResultsLayout(results).judge_items)
-        img = Path(items.image[0])
+        img = Path(items[items.label == LABEL].image.iloc[0])
         from PIL import Image
 
         with Image.open(img) as im:
@@ -182,7 +186,7 @@ def test_changed_image_is_judged_again(results):
         assert len(srv.requests) == first + 2  # CP and PF of that image, nothing else
     items2 = pd.read_csv(ResultsLayout(results).judge_items)
     changed = items2[items2.image == str(img)]
-    assert not set(changed.key) & set(items.key) and (items2.status == "ok").all()
+    assert not set(changed.key) & set(items.key) and (items2[items2.label == LABEL].status == "ok").all()
 
 
 def test_dry_run_and_bad_options_write_nothing(results, cli_env, rubric_env, dataset_dir):

@@ -38,7 +38,8 @@ def _labels(value: str | None) -> list[str] | None:
 @click.option("--rubrics", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder with the profile's rubric files (default: $DREAMBENCH_JUDGE_RUBRICS, else fetched at the "
                    "pinned commit); sha256-checked.")
-@click.option("--labels", default=None, metavar="A,B", help="Judge only these labels (default: all).")
+@click.option("--labels", default=None, metavar="A,B", help="Judge only these labels (default: all); the CSVs still list every label (not yet judged: "
+                   "pending).")
 @click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Dataset folder with one folder of reference photos per subject (default: $DREAMBENCH_DATA).")
 @click.option("--protocol", default=None,

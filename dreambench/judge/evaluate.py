@@ -102,6 +102,19 @@ def _pending(calls: list[Call], records: dict[str, dict], retry_missing: bool) -
     return list({c.key: c for c in todo}.values())  # an image listed twice is one call
 
 
+def _select(items: list[JudgeItem], labels: list[str] | None, root: Path) -> list[JudgeItem]:
+    """The items of ``labels`` (all for None); an unknown label or nothing to judge is a :class:`DataError`."""
+    known = sorted({it.label for it in items})
+    unknown = sorted(set(labels or []) - set(known))
+    if unknown:
+        raise DataError(f"--labels: {', '.join(unknown)} not among the labels of {root} with images to judge "
+                        f"({', '.join(known) or 'none'})")
+    selected = [it for it in items if not labels or it.label in labels]
+    if not selected:
+        raise DataError(f"{root}: nothing to judge")
+    return selected
+
+
 def judge_results(results_dir: str | Path, opts: JudgeOptions,
                   on_progress: Callable[[Progress, int], None] | None = None) -> JudgeResult:
     """Judge the results folder with ``opts`` (module docstring). ``on_progress(progress, total)`` is called
@@ -120,19 +133,20 @@ def judge_results(results_dir: str | Path, opts: JudgeOptions,
     # 2. The items (read only), then the rubrics (sha256-checked; fetched into the cache when not given)
     from ..paths import default_data_dir
 
-    items, problems = items_from_results(layout.root, opts.data_dir or default_data_dir(), opts.protocol,
-                                         opts.labels, opts.identifier)
-    if not items:
-        raise DataError(f"{layout.root}: nothing to judge" + (f" ({problems[0]})" if problems else ""))
+    items, problems = items_from_results(layout.root, opts.data_dir or default_data_dir(), opts.protocol, None,
+                                         opts.identifier)
+    selected = _select(items, opts.labels, layout.root)
     rubrics = load_rubrics(profile, opts.rubrics, layout.cache / "judge-rubrics")
-    # 3. Plan the calls and skip the finished ones
+    # 3. Plan the calls of every label (the files describe the whole folder) and skip the finished ones
     images = ImageCache(profile.image_size)
     calls = plan_calls(items, profile, rubrics, model, temperature, runs, images)
+    chosen = set(selected)
+    mine = [c for c in calls if c.item in chosen]
     store = CallStore(layout.judge_calls)
     records = store.load()
-    pending = _pending(calls, records, opts.retry_missing)
-    distinct = len({c.key for c in calls})
-    result = JudgeResult(items, len(calls), distinct, distinct - len(pending), len(pending), problems,
+    pending = _pending(mine, records, opts.retry_missing)
+    distinct = len({c.key for c in mine})
+    result = JudgeResult(selected, len(mine), distinct, distinct - len(pending), len(pending), problems,
                          estimate_tokens(pending))
     if opts.dry_run:
         return result
