@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import math
 import os
 import re
 import shutil
@@ -253,3 +254,24 @@ def test_concurrency_is_bounded_and_the_budget_counts_requests(odd_images, rubri
                       max_requests=5)
     assert p.requests == 5 and p.budget_hit and p.finished == 4  # the first call took two requests
     assert len(CallStore(tmp_path / "b.jsonl").load()) == 4
+
+
+def test_a_plain_list_of_items_is_judged_and_tabulated(odd_images, rubric_dir, tmp_path):
+    """The judge's input is a list of items (what the DreamBench++ protocol will build): records, CSVs and
+    the table rows go to the folder given; kinds and prompt groups make the breakdowns."""
+    from dreambench.judge.evaluate import JudgeOptions, judge_results
+    from dreambench.judge.table import judge_rows
+
+    opts = JudgeOptions(base_url=None, rubrics=rubric_dir, runs=2)
+    with ChatServer() as srv:
+        opts.base_url = srv.base_url
+        res = judge_results(tmp_path, opts, items=_items(odd_images))
+        assert len(srv.requests) == res.pending == 12
+        again = judge_results(tmp_path, opts, items=_items(odd_images))
+        assert len(srv.requests) == 12 and again.pending == 0
+    row = judge_rows(tmp_path).set_index("label").loc["m"]
+    for col in ("cp_animal", "cp_object", "cp_style", "pf_photorealistic", "pf_style_transfer", "pf_imaginative"):
+        assert 0 <= row[col] <= 1, col
+    assert math.isnan(row["cp_human"]) and row["cp_n_judged"] == row["cp_n_expected"] == 6
+    with pytest.raises(DataError, match="kind"):
+        judge_results(tmp_path, opts, items=[JudgeItem("m", "s", 0, "live", "p", odd_images["gray"], odd_images["gray"])])

@@ -22,7 +22,7 @@ from .aggregate import call_rows, summarize
 from .client import JudgeClient, resolve_endpoint, resolve_key
 from .encode import ImageCache
 from .items import JudgeItem, items_from_results
-from .profiles import METRICS, get_profile
+from .profiles import KINDS, METRICS, get_profile
 from .rubrics import load_rubrics
 from .runner import Call, Progress, plan_calls, run_calls
 from .store import OK, UNPARSED, CallStore, exclusive
@@ -104,6 +104,9 @@ def _pending(calls: list[Call], records: dict[str, dict], retry_missing: bool) -
 
 def _select(items: list[JudgeItem], labels: list[str] | None, root: Path) -> list[JudgeItem]:
     """The items of ``labels`` (all for None); an unknown label or nothing to judge is a :class:`DataError`."""
+    kinds = sorted({it.kind for it in items} - set(KINDS))
+    if kinds:
+        raise DataError(f"item kind(s) {', '.join(kinds)} unknown to the judge (one of {', '.join(KINDS)})")
     known = sorted({it.label for it in items})
     unknown = sorted(set(labels or []) - set(known))
     if unknown:
@@ -116,9 +119,12 @@ def _select(items: list[JudgeItem], labels: list[str] | None, root: Path) -> lis
 
 
 def judge_results(results_dir: str | Path, opts: JudgeOptions,
-                  on_progress: Callable[[Progress, int], None] | None = None) -> JudgeResult:
+                  on_progress: Callable[[Progress, int], None] | None = None,
+                  items: list[JudgeItem] | None = None) -> JudgeResult:
     """Judge the results folder with ``opts`` (module docstring). ``on_progress(progress, total)`` is called
-    after each call. Raises :class:`~dreambench.errors.DreambenchError` subclasses for bad input."""
+    after each call. ``items``: judge these instead of the folder's own (:func:`.items.items_from_results`);
+    the records and CSVs still go to ``<results_dir>/judge/``. Raises
+    :class:`~dreambench.errors.DreambenchError` subclasses for bad input."""
     # 1. Check the options, the profile and the endpoint key (nothing read or written yet)
     check_options(opts)
     profile = get_profile(opts.profile)
@@ -126,15 +132,17 @@ def judge_results(results_dir: str | Path, opts: JudgeOptions,
     runs = opts.runs or profile.runs
     temperature = profile.temperature if opts.temperature is None else opts.temperature
     layout = ResultsLayout(Path(results_dir))
-    if not layout.images.is_dir():
+    if items is None and not layout.images.is_dir():
         raise DataError(f"{layout.root}: no images folder ({layout.images}); is it a results folder?")
     endpoint = resolve_endpoint(opts.base_url)
     api_key = None if opts.dry_run else resolve_key(opts.api_key_env, endpoint)
     # 2. The items (read only), then the rubrics (sha256-checked; fetched into the cache when not given)
     from ..paths import default_data_dir
 
-    items, problems = items_from_results(layout.root, opts.data_dir or default_data_dir(), opts.protocol, None,
-                                         opts.identifier)
+    problems: list[str] = []
+    if items is None:
+        items, problems = items_from_results(layout.root, opts.data_dir or default_data_dir(), opts.protocol,
+                                             None, opts.identifier)
     selected = _select(items, opts.labels, layout.root)
     rubrics = load_rubrics(profile, opts.rubrics, layout.cache / "judge-rubrics")
     # 3. Plan the calls of every label (the files describe the whole folder) and skip the finished ones
