@@ -16,7 +16,8 @@ from . import __version__
 from .errors import DreambenchError, describe_os_error
 from .paths import default_results_dir
 
-COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "doctor", "tables", "study", "samples"]
+COMMAND_MODULES = ["protocol", "data", "models", "methods", "score", "run", "doctor", "tables", "study", "samples",
+                   "judge"]
 
 
 #: What Ctrl-C prints (exit status 130, as a shell reports a process stopped by SIGINT).

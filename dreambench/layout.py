@@ -17,6 +17,11 @@
     <results>/logs/<job-id>.log                  one log per job
     <results>/.superseded/<label>/<key>/         a replaced label's outputs until the new ones exist
     <results>/study.sqlite                       the human study's database
+    <results>/judge/calls.jsonl                  the VLM judge's finished calls (content-addressed, append-only)
+    <results>/judge/judge_items.csv              one row per judge call (score, status, answer)
+    <results>/judge/judge_scores.csv             CP, PF, CP*PF per label with breakdowns (dreambench.judge)
+    <results>/judge/judge_missing.csv            calls with no parsed score, with their raw answers
+    <results>/judge/judge_meta.json              the judge's settings and counts
 
 Only paths are declared here (no I/O): confinement and atomic writes stay in :mod:`dreambench.io`.
 """
@@ -41,6 +46,7 @@ REPORT = "report"
 CACHE = "cache"
 LOGS = "logs"
 SUPERSEDED = ".superseded"
+JUDGE = "judge"
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,34 @@ class ResultsLayout:
     @property
     def superseded(self) -> Path:
         return self.root / SUPERSEDED
+
+    @property
+    def judge(self) -> Path:
+        return self.root / JUDGE
+
+    @property
+    def judge_calls(self) -> Path:
+        return self.judge / "calls.jsonl"
+
+    @property
+    def judge_lock(self) -> Path:
+        return self.judge / ".lock"
+
+    @property
+    def judge_items(self) -> Path:
+        return self.judge / "judge_items.csv"
+
+    @property
+    def judge_scores(self) -> Path:
+        return self.judge / "judge_scores.csv"
+
+    @property
+    def judge_missing(self) -> Path:
+        return self.judge / "judge_missing.csv"
+
+    @property
+    def judge_meta(self) -> Path:
+        return self.judge / "judge_meta.json"
 
     def label_images(self, label: str) -> Path:
         return self.images / label
