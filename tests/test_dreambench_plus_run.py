@@ -133,3 +133,27 @@ def test_export_then_import_scores_identically(run, plus):
     assert list(a["image_sha256"]) == list(b["image_sha256"])  # the very pixels came back
     for column in ("dino", "clip_i", "clip_t"):  # equal up to float noise of batching the embeddings differently
         assert a[column].astype(float).to_numpy() == pytest.approx(b[column].astype(float).to_numpy(), rel=1e-6), column
+
+
+def test_the_judge_adds_cp_and_pf_to_its_table(run, plus):
+    from judge_server import ChatServer
+    from test_judge_requests import RUBRICS
+
+    if not (RUBRICS / "prompts" / "user_prompt_text_full.txt").is_file():
+        pytest.skip(f"DreamBench++ rubrics not found at {RUBRICS}")
+    results = plus["tmp"] / "judged"
+    realrun.copy_run(run["results"], results)
+    env = {**plus["env"], "DREAMBENCH_JUDGE_RUBRICS": str(RUBRICS), "OPENAI_API_KEY": "k"}
+    with ChatServer() as srv:
+        realrun.run_cli(["judge", str(results), "--base-url", srv.base_url, "--runs", "1", "--labels", "dreambooth",
+                         "-q"], env)
+    n_items = 9 * len(plus["subjects"])
+    assert len(srv.requests) == 2 * n_items  # CP and PF of image 0 of each prompt, the one label asked
+    realrun.run_cli(["tables", str(results), "--out", str(results / "t")], env)
+    df = pd.read_csv(results / "t" / "table7_dreambench_plus.csv", comment="#").set_index(["method", "metric"])
+    cp, pf = df.loc[("dreambooth", "CP")], df.loc[("dreambooth", "PF")]
+    assert cp["judged"] == pf["judged"] == f"{n_items}/{n_items}"
+    assert 0 <= cp["overall"] <= 1 and all(pd.notna(cp[k]) for k in ("animal", "human", "object", "style"))
+    assert all(pd.notna(pf[g]) for g in ("photorealistic", "style_transfer", "imaginative"))
+    product = round(cp["overall"], 3) * round(pf["overall"], 3)  # printed to 3 decimals, as the reference does
+    assert df.loc[("dreambooth", "CP·PF"), "overall"] == pytest.approx(round(product, 3))

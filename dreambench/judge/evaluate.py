@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, DreambenchError
 from ..io import atomic_path, write_roots, write_text_atomic
 from ..layout import ResultsLayout
 from .aggregate import call_rows, summarize
 from .client import JudgeClient, resolve_endpoint, resolve_key
 from .encode import ImageCache
-from .items import JudgeItem, items_from_results
+from .items import JudgeItem, items_from_results, recorded_protocol
 from .profiles import KINDS, METRICS, get_profile
 from .rubrics import load_rubrics
 from .runner import Call, Progress, plan_calls, run_calls
@@ -118,6 +118,25 @@ def _select(items: list[JudgeItem], labels: list[str] | None, root: Path) -> lis
     return selected
 
 
+def _data_dir(opts: JudgeOptions, root: Path) -> Path:
+    """``--data``, else the protocol's own data folder (DreamBench++'s prepared subjects), else the
+    DreamBooth dataset's default."""
+    from ..paths import default_data_dir
+    from ..protocol import load_protocol
+
+    if opts.data_dir is not None:
+        return Path(opts.data_dir)
+    name = opts.protocol or recorded_protocol(root)
+    if name:
+        try:
+            own = load_protocol(name).data_dir
+        except DreambenchError:  # the items step names an unknown protocol
+            own = None
+        if own is not None:
+            return own
+    return default_data_dir()
+
+
 def judge_results(results_dir: str | Path, opts: JudgeOptions,
                   on_progress: Callable[[Progress, int], None] | None = None,
                   items: list[JudgeItem] | None = None) -> JudgeResult:
@@ -137,11 +156,9 @@ def judge_results(results_dir: str | Path, opts: JudgeOptions,
     endpoint = resolve_endpoint(opts.base_url)
     api_key = None if opts.dry_run else resolve_key(opts.api_key_env, endpoint)
     # 2. The items (read only), then the rubrics (sha256-checked; fetched into the cache when not given)
-    from ..paths import default_data_dir
-
     problems: list[str] = []
     if items is None:
-        items, problems = items_from_results(layout.root, opts.data_dir or default_data_dir(), opts.protocol,
+        items, problems = items_from_results(layout.root, _data_dir(opts, layout.root), opts.protocol,
                                              None, opts.identifier)
     selected = _select(items, opts.labels, layout.root)
     rubrics = load_rubrics(profile, opts.rubrics, layout.cache / "judge-rubrics")

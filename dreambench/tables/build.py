@@ -286,6 +286,20 @@ def _categories(res: Results) -> pd.DataFrame:
     return cat
 
 
+def _dreambench_plus(res: Results, names: dict[str, str], reference: str | None) -> Table:
+    """DreamBench++'s table, with the judge's CP and PF where the folder (each merged one) was judged."""
+    from ..judge.table import judge_rows
+
+    labels = select.main_labels(res.labels, res.infos)
+    judged = []
+    for part in res.parts or [res]:
+        if layout.ResultsLayout(part.results_dir).judge_scores.is_file():
+            rows = judge_rows(part.results_dir)
+            judged.append(rows.assign(label=rows["label"].map(lambda m, r=part.relabeled: (r or {}).get(m, m))))
+    extra = dbp.judge_table_rows(pd.concat(judged, ignore_index=True), labels) if judged else None
+    return dbp.build(res.per_image, labels, names, reference, extra)
+
+
 def build_tables(
     results: Results | str | Path | list,
     *,
@@ -319,7 +333,7 @@ def build_tables(
     ts.tables += inputs
     ts.skipped.update(skipped)
     if dbp.is_dreambench_plus(res.per_image) or reference == dbp.REFERENCE:
-        ts.tables.append(dbp.build(res.per_image, select.main_labels(res.labels, res.infos), names, reference))
+        ts.tables.append(_dreambench_plus(res, names, reference))
     ts.tables.sort(key=lambda t: t.number)
     for t in ts.tables:
         t.footnotes += missing_footnotes(t, res.meta.missing if res.meta else [])

@@ -99,6 +99,26 @@ def reported_rows() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def judge_table_rows(judged: pd.DataFrame, labels: list[str]) -> pd.DataFrame:
+    """The judge's rows (:func:`dreambench.judge.table.judge_rows`) in this table's shape: CP by category,
+    PF by prompt group, each overall with its interval over subjects, CP·PF overall (the product of the two
+    rounded means, as the reference computes it); ``judged``: items judged / expected."""
+    nan = math.nan
+    rows = []
+    for r in judged[judged["label"].isin(labels)].to_dict("records"):
+        for metric, parts in (("cp", CATEGORIES), ("pf", GROUPS), ("cp_pf", ())):
+            row = {"method": r["label"], "metric": METRIC_NAMES[metric], "source": MEASURED, "n_subjects": nan}
+            for b in BREAKDOWNS:
+                row[b] = r.get(f"{metric}_{b}", nan) if b in parts else nan
+                row[f"{b}_lo"] = row[f"{b}_hi"] = nan
+            row["overall"] = r[metric]
+            if metric != "cp_pf":
+                row["overall_lo"], row["overall_hi"] = r[f"{metric}_lo"], r[f"{metric}_hi"]
+                row["judged"] = f"{int(r[f'{metric}_n_judged'])}/{int(r[f'{metric}_n_expected'])}"
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def build(per_image: pd.DataFrame, labels: list[str], names: dict[str, str], reference: str | None,
           extra: pd.DataFrame | None = None) -> Table:
     """The DreamBench++ table of ``labels`` (display names from ``names``); ``extra``: more measured rows of
@@ -106,8 +126,12 @@ def build(per_image: pd.DataFrame, labels: list[str], names: dict[str, str], ref
     data = table_rows(per_image, labels)
     if extra is not None and len(extra):
         data = pd.concat([data, extra], ignore_index=True)
-    notes = ["cell: mean over subjects of each subject's mean in the breakdown; 95% interval over subjects; "
-             "n: subjects behind the overall cell"]
+    notes = ["DINO, CLIP-I, CLIP-T cell: mean over subjects of each subject's mean in the breakdown; 95% interval "
+             "over subjects; n: subjects behind the overall cell"]
+    if extra is not None and len(extra):
+        notes.append("CP, PF (VLM judge, docs/judge.md): mean over runs of each run's mean score / 4, rounded to 3 "
+                     "decimals; interval over subjects; CP·PF: product of the rounded means; judged: items judged / "
+                     "expected (a missing item is never averaged away)")
     if reference == REFERENCE:
         data = pd.concat([data, reported_rows()], ignore_index=True) if len(data) else reported_rows()
         notes.append(f"(reported): {CITATION}; overall only, as printed")
@@ -115,7 +139,8 @@ def build(per_image: pd.DataFrame, labels: list[str], names: dict[str, str], ref
         data.insert(1, "name", [names.get(m, m) for m in data["method"]])
     cols = [(b, HEADERS[b]) for b in BREAKDOWNS]
     return Table(KEY, NUMBER, TITLE, data if len(data) else pd.DataFrame(columns=["method", "name", "metric"]),
-                 ids=[("name", "Method"), ("metric", "Metric")], metrics=cols, trailing=[("n_subjects", "n")],
+                 ids=[("name", "Method"), ("metric", "Metric")], metrics=cols,
+                 trailing=[("n_subjects", "n")] + ([("judged", "judged")] if "judged" in data.columns else []),
                  notes=notes)
 
 
