@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from ..errors import ConfigError, DataError, DreambenchError
+from ..errors import ConfigError, DataError
 from ..io import atomic_path, write_roots, write_text_atomic
 from ..layout import ResultsLayout
 from .aggregate import call_rows, summarize
 from .client import JudgeClient, resolve_endpoint, resolve_key
 from .encode import ImageCache
-from .items import JudgeItem, items_from_results, recorded_protocol
+from .items import JudgeItem, items_from_results, protocol_data_dir
 from .profiles import KINDS, METRICS, get_profile
 from .rubrics import load_rubrics
 from .runner import Call, Progress, plan_calls, run_calls
@@ -88,6 +89,21 @@ def check_options(opts: JudgeOptions) -> None:
         raise ConfigError(f"--rubrics: {opts.rubrics} is not a folder", "--rubrics")
 
 
+def check_judge(opts: JudgeOptions) -> None:
+    """Everything about ``opts`` that can be checked before a run or a scoring starts, in seconds and
+    without the network: the option values, the profile, the endpoint's API key, and the rubric files when
+    a folder is given (``--rubrics`` or ``$DREAMBENCH_JUDGE_RUBRICS``; sha256-checked). ``run --judge`` and
+    ``score --judge`` call it first, so a bad option fails before hours of work, not after."""
+    from .rubrics import RUBRICS_ENV
+
+    check_options(opts)
+    profile = get_profile(opts.profile)
+    if not opts.dry_run:
+        resolve_key(opts.api_key_env, resolve_endpoint(opts.base_url))
+    if opts.rubrics is not None or os.environ.get(RUBRICS_ENV):
+        load_rubrics(profile, opts.rubrics)
+
+
 def estimate_tokens(calls: list[Call]) -> int:
     """Prompt tokens of ``calls`` (one attempt each): text characters / 4 plus :data:`IMAGE_TOKENS` per image."""
     total = 0
@@ -119,22 +135,8 @@ def _select(items: list[JudgeItem], labels: list[str] | None, root: Path) -> lis
 
 
 def _data_dir(opts: JudgeOptions, root: Path) -> Path:
-    """``--data``, else the protocol's own data folder (DreamBench++'s prepared subjects), else the
-    DreamBooth dataset's default."""
-    from ..paths import default_data_dir
-    from ..protocol import load_protocol
-
-    if opts.data_dir is not None:
-        return Path(opts.data_dir)
-    name = opts.protocol or recorded_protocol(root)
-    if name:
-        try:
-            own = load_protocol(name).data_dir
-        except DreambenchError:  # the items step names an unknown protocol
-            own = None
-        if own is not None:
-            return own
-    return default_data_dir()
+    """``--data``, else the protocol's own data folder (:func:`.items.protocol_data_dir`)."""
+    return Path(opts.data_dir) if opts.data_dir is not None else protocol_data_dir(root, opts.protocol)
 
 
 def judge_results(results_dir: str | Path, opts: JudgeOptions,

@@ -71,6 +71,27 @@ def recorded_protocol(results_dir: Path) -> str | None:
     return found[0] if found else None
 
 
+def protocol_data_dir(results_dir: str | Path, protocol: str | None = None) -> Path:
+    """The folder of subject photos a results folder's images are compared against: the data folder of
+    ``protocol`` (else of the protocol its subject jobs were planned with, :func:`recorded_protocol`) when
+    that protocol has its own (DreamBench++'s prepared ``subjects/``), else the DreamBooth dataset's
+    default (:func:`dreambench.paths.default_data_dir`). An unknown or unloadable protocol falls back
+    to the default too: the caller that needs the protocol names the problem."""
+    from ..errors import DreambenchError
+    from ..paths import default_data_dir
+    from ..protocol import load_protocol
+
+    name = protocol or recorded_protocol(Path(results_dir))
+    if name:
+        try:
+            own = load_protocol(name).data_dir
+        except DreambenchError:
+            own = None
+        if own is not None:
+            return own
+    return default_data_dir()
+
+
 def subject_kinds(protocol: str) -> dict[str, str]:
     """Subject name -> judge kind (``animal``, ``human``, ``object``, ``style``) of a protocol."""
     from ..protocol import load_protocol

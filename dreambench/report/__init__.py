@@ -12,7 +12,9 @@ Layout (all links relative, so the results folder can be moved or zipped)::
     report/plots/*.png           the plots
 
 Generated images are linked from ``../images`` (the results folder's images). All text is escaped by
-Jinja2's autoescape. Random-init runs carry a banner on every page.
+Jinja2's autoescape. Random-init runs carry a banner on every page. When the folder was judged
+(``dreambench judge``), each judged image shows its CP and PF per run and the judge's raw answers
+(:mod:`.judged`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ import pandas as pd
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from tqdm import tqdm
 
+from ..errors import DreambenchError
 from ..io import write_text_atomic, writes_under
+from ..judge.items import protocol_data_dir, recorded_protocol
 from ..layout import REPORT as LAYOUT_REPORT
 from ..layout import TABLES, ResultsLayout
 from ..metrics.registry import (
@@ -41,8 +45,7 @@ from ..metrics.registry import (
     list_metrics,
     table_metrics,
 )
-from ..paths import default_data_dir
-from ..protocol import CLASS_PROMPT_INDEX
+from ..protocol import CLASS_PROMPT_INDEX, load_protocol
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..tables.compute import per_subject
 from ..tables.load import IMAGES, Results
@@ -50,6 +53,7 @@ from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
 from .compare import compare_name, compare_rows
 from .grid import grid_rows, mean_of, page_values, url_of
+from .judged import JudgedImage, attach, load_judged
 from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
@@ -108,11 +112,14 @@ def _fmt_row(r: dict, ci: bool) -> str:
     return fmt(r["mean"], nan if few else r["lo"], nan if few else r["hi"], 3, ci)
 
 
-def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str]) -> list[dict]:
+def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str],
+                  order: tuple[str, ...] = ()) -> list[dict]:
+    """Per-category blocks; categories in ``order`` (the protocol's) first, any others after, sorted."""
     if cat is None or cat.empty:
         return []
     blocks = []
-    categories = sorted(cat["category"].unique())
+    present = set(cat["category"].unique())
+    categories = [c for c in order if c in present] + sorted(present - set(order))
     shown = display_names()
     for metric in (m.name for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS):
         d = cat[cat["metric"] == metric]
@@ -183,7 +190,8 @@ def _plots_ctx(ts: TableSet, methods: list[str], names: dict[str, str], out: Pat
 
 
 def _write_compare_pages(env, common: dict, res: Results, methods: list[str], names: dict[str, str],
-                         real: dict[str, list[str]], data_dir: Path, out: Path, images_prefix: str) -> None:
+                         real: dict[str, list[str]], data_dir: Path, out: Path, images_prefix: str,
+                         judged: dict[tuple[str, str, int], JudgedImage]) -> None:
     tpl = env.get_template("compare.html")
     by_subject: dict[str, list[dict]] = defaultdict(list)
     for r in res.per_image.to_dict("records"):
@@ -191,10 +199,12 @@ def _write_compare_pages(env, common: dict, res: Results, methods: list[str], na
     for subject, recs in sorted(by_subject.items()):
         present = {r["method"] for r in recs}
         cols = [m for m in methods if m in present]
+        mine = {m: attach(judged, [r for r in recs if r["method"] == m]) for m in cols} if judged else None
         html = tpl.render(**common, title=f"{subject}: methods side by side", subject=subject,
                           methods=[{"label": m, "name": names.get(m, m), "href": f"../pages/{page_name(m, subject)}"}
                                    for m in cols],
-                          real=real[subject], data_dir=str(data_dir), rows=compare_rows(recs, cols, images_prefix))
+                          real=real[subject], data_dir=str(data_dir),
+                          rows=compare_rows(recs, cols, images_prefix, mine))
         write_text_atomic(out / "compare" / compare_name(subject), html)
     _remove_stale(out / "compare", {compare_name(s) for s in by_subject})
 
@@ -223,11 +233,14 @@ def write_report(
     With ``out_dir``, the report and its ``tables/`` go there instead and nothing is written into
     ``results_dir`` (a read-only results folder can be reported on).
 
-    ``data_dir``: the dataset folder holding ``<subject>/*.jpg`` real images (default:
-    :func:`dreambench.paths.default_data_dir`); subjects missing there get a note instead of images.
+    ``data_dir``: the dataset folder holding ``<subject>/*.jpg`` real images (default: the data folder of
+    the protocol the folder was run with, :func:`dreambench.judge.items.protocol_data_dir`: DreamBench++'s
+    prepared subjects, else the DreamBooth dataset); subjects missing there get a note instead of images.
     ``names`` / ``reference``: as for :func:`dreambench.tables.build_tables`."""
     results_dir = Path(results_dir)
-    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    data_dir = Path(data_dir) if data_dir else protocol_data_dir(results_dir)
+    subjects = _protocol_subjects(results_dir)
+    judged = load_judged(results_dir)
     # 1. The tables from the scores, written to tables/ (beside the report when out_dir is given).
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
@@ -243,10 +256,11 @@ def write_report(
     # 3. One page per (method, subject), linking into the scored images folder.
     images_dir = res.images_dir or results_dir / IMAGES
     images_prefix = Path(os.path.relpath(images_dir.resolve(), (out / "pages").resolve())).as_posix() + "/"
-    by_pair = _write_pages(env, common, res, names, real, data_dir, out, images_prefix, progress)
+    by_pair = _write_pages(env, common, res, names, real, data_dir, out, images_prefix, progress, subjects,
+                           judged)
     # 4. One page per subject comparing the methods.
     methods = select.table1_order(res.labels, res.infos)
-    _write_compare_pages(env, common, res, methods, names, real, data_dir, out, images_prefix)
+    _write_compare_pages(env, common, res, methods, names, real, data_dir, out, images_prefix, judged)
     # 5. The index: tables, plots, categories and links to every page.
     index = env.get_template("index.html").render(
         **common,
@@ -254,13 +268,26 @@ def write_report(
         tables=_table_ctx(ts, ci, out / "plots"),
         skipped=sorted(ts.skipped.items()),
         problems=ts.problems,
-        categories=_category_ctx(ts.per_category, ci, names),
+        categories=_category_ctx(ts.per_category, ci, names, subjects.get("", ())),
         plots=_plots_ctx(ts, methods, names, out),
         page_methods=[names.get(m, m) for m in methods],
         page_rows=_pages_ctx(res, methods, by_pair, images_dir, out),
         ci=ci,
     )
     return write_text_atomic(out / "index.html", index)
+
+
+def _protocol_subjects(results_dir: Path) -> dict:
+    """Subject -> its kind in the protocol the folder was run with, and ``""`` -> the protocol's prompt
+    categories in order; empty when no protocol is recorded or it cannot be loaded (its data is gone)."""
+    try:
+        name = recorded_protocol(results_dir)
+        proto = load_protocol(name) if name else None
+    except DreambenchError:
+        proto = None
+    if proto is None:
+        return {}
+    return {"": tuple(proto.categories), **{s.name: s.kind for s in proto.subjects}}
 
 
 def _common_ctx(meta) -> dict:
@@ -283,9 +310,11 @@ def _real_thumbs(subjects: list[str], data_dir: Path, out: Path, thumb_size: int
 
 
 def _write_pages(env, common: dict, res: Results, names: dict[str, str], real: dict[str, list[str]],
-                 data_dir: Path, out: Path, images_prefix: str, progress: bool) -> dict:
+                 data_dir: Path, out: Path, images_prefix: str, progress: bool, subjects: dict,
+                 judged: dict[tuple[str, str, int], JudgedImage]) -> dict:
     """Write ``pages/<method>__<subject>.html`` for every (method, subject) scored, remove pages of pairs
-    no longer scored; returns (method, subject) -> its per-image records."""
+    no longer scored; returns (method, subject) -> its per-image records. ``subjects``: subject -> its kind
+    in the protocol (:func:`_protocol_subjects`); ``judged``: the judge's calls (:func:`.judged.load_judged`)."""
     page_tpl = env.get_template("page.html")
     by_pair: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in res.per_image.to_dict("records"):
@@ -295,7 +324,7 @@ def _write_pages(env, common: dict, res: Results, names: dict[str, str], real: d
         div_by_pair[(r["method"], r["subject"])].append(r)
     for method, subject in tqdm(sorted(by_pair), desc="report pages", disable=not progress):
         recs = by_pair[(method, subject)]
-        rows = grid_rows(recs, div_by_pair.get((method, subject)), images_prefix)
+        rows = grid_rows(recs, div_by_pair.get((method, subject)), images_prefix, attach(judged, recs))
         gen = [r for r in recs if r["prompt_index"] != CLASS_PROMPT_INDEX]
         summary = {m.display: f"{mean_of(page_values(gen, m)):.3f}" for m in map(get_metric, table_metrics(1))}
         class_noun = str(gen[0].get("class_noun", "")) if gen else ""
@@ -305,6 +334,7 @@ def _write_pages(env, common: dict, res: Results, names: dict[str, str], real: d
             method=names.get(method, method),
             subject=subject,
             class_noun=class_noun,
+            kind=subjects.get(subject, ""),
             info_json=json.dumps(res.infos[method], indent=1) if method in res.infos else None,
             real=real[subject],
             data_dir=str(data_dir),

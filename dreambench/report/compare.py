@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ..protocol import CLASS_PROMPT_INDEX
 from .grid import url_of
+from .judged import JudgedImage
 
 
 def _f(x) -> str:
@@ -33,10 +34,12 @@ class CompareRow:
     cells: list[list[tuple[str, str, str]]] = field(default_factory=list)
 
 
-def compare_rows(records: list[dict], methods: list[str], images_prefix: str) -> list[CompareRow]:
+def compare_rows(records: list[dict], methods: list[str], images_prefix: str,
+                 judged: dict[str, dict[int, JudgedImage]] | None = None) -> list[CompareRow]:
     """The rows of one subject's comparison page from its per-image records (all methods): protocol
     prompts in order, then the class prompt (PRES samples) when any method made them. The prompt shown
-    is the identifier-free text (``prompt_plain``) so rows read the same for every method."""
+    is the identifier-free text (``prompt_plain``) so rows read the same for every method. ``judged``:
+    method -> prompt index -> the judge's view of its first image, whose caption adds the judge's scores."""
     by_prompt: dict[int, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         by_prompt[int(r["prompt_index"])][r["method"]].append(r)
@@ -48,10 +51,12 @@ def compare_rows(records: list[dict], methods: list[str], images_prefix: str) ->
         row = CompareRow(idx, prompt, category)
         for m in methods:
             imgs = sorted(by_prompt[idx].get(m, []), key=lambda r: r.get("seed", 0))
+            mine = (judged or {}).get(m, {}).get(idx)
             row.cells.append([
                 (url_of(images_prefix, r["path"]), f"{m}: {r.get('prompt', prompt)} (seed {r.get('seed', '?')})",
-                 f"DINO {_f(r.get('dino'))} / CLIP-T {_f(r.get('clip_t'))}")
-                for r in imgs if str(r.get("path", ""))
+                 f"DINO {_f(r.get('dino'))} / CLIP-T {_f(r.get('clip_t'))}"
+                 + (f" · {mine.summary()}" if mine is not None and i == 0 else ""))
+                for i, r in enumerate(imgs) if str(r.get("path", ""))
             ])
         rows.append(row)
     return rows

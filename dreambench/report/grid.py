@@ -9,18 +9,21 @@ from urllib.parse import quote
 
 from ..metrics.registry import CLASS_ROWS, DIV_ROWS, PROMPT_ROWS, Metric, list_metrics
 from ..protocol import CLASS_PROMPT_INDEX
+from .judged import JudgedImage
 
 
 @dataclass
 class GridRow:
     """One prompt of a page: ``images`` are (relative URL, alt text) pairs in seed order; ``scores`` maps a
-    metric label to its mean over the row's images (``DIV`` from div.csv), already formatted."""
+    metric label to its mean over the row's images (``DIV`` from div.csv), already formatted; ``judged``: the
+    judge's calls of the row's first image (the one it judges), when the folder was judged."""
 
     index: int
     prompt: str
     category: str
     images: list[tuple[str, str]] = field(default_factory=list)
     scores: dict[str, str] = field(default_factory=dict)
+    judged: JudgedImage | None = None
 
 
 def _f(x: float) -> str:
@@ -47,10 +50,12 @@ def page_values(records: list[dict], metric: Metric) -> list:
     return list(metric.per_image(pd.DataFrame(records))) if records else []
 
 
-def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix: str) -> list[GridRow]:
+def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix: str,
+              judged: dict[int, JudgedImage] | None = None) -> list[GridRow]:
     """The rows of one (method, subject) page from that pair's per-image records (and div.csv records):
     prompts in protocol order, then the class prompt (``prompt_index == -1``, whose ``dino`` is PRES).
-    Image URLs are ``images_prefix`` + the manifest path. Plain Python: a report has hundreds of pages."""
+    Image URLs are ``images_prefix`` + the manifest path; ``judged``: prompt index -> the judge's view of its
+    first image (:func:`.judged.attach`). Plain Python: a report has hundreds of pages."""
     by_prompt: dict[int, list[dict]] = defaultdict(list)
     for r in records:
         by_prompt[int(r["prompt_index"])].append(r)
@@ -77,5 +82,5 @@ def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix
             for r in g
             if str(r.get("path", ""))
         ]
-        rows.append(GridRow(idx, prompt, category, images, scores))
+        rows.append(GridRow(idx, prompt, category, images, scores, (judged or {}).get(idx)))
     return rows
