@@ -84,6 +84,9 @@ class RunRequest:
     score: bool = True
     names: dict[str, str] = field(default_factory=dict)
     argv: list[str] = field(default_factory=list)
+    #: Judge the folder with the VLM judge after the run (``run --judge``): the judge's options
+    #: (:class:`dreambench.judge.evaluate.JudgeOptions`; its protocol and data default to the run's).
+    judge: Any = None
 
 
 @dataclass
@@ -109,12 +112,14 @@ class PlannedRun:
 @dataclass
 class Evaluation:
     """What :func:`evaluate` did: the run summary (counts, failures, ``path`` of summary.json), the
-    planned (label, subject) pairs left without scores, the plan and the results folder."""
+    planned (label, subject) pairs left without scores, the plan and the results folder; ``judge``: the
+    judge's :class:`~dreambench.judge.evaluate.JudgeResult` when asked for and the run finished."""
 
     summary: Any
     unscored: list
     plan: Any
     results_dir: Path
+    judge: Any = None
 
     @property
     def ok(self) -> bool:
@@ -134,6 +139,10 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     _check_counts(jobs_per_gpu=(r.jobs_per_gpu, 1), retries=(r.retries, 0), threads=(r.threads, 1),
                   class_samples=(r.class_samples, 0))
     gpu_list = _gpus(r.gpus)
+    if r.judge is not None:
+        from .judge.evaluate import check_judge
+
+        check_judge(r.judge)
     # 2. The protocol, the labels with their overrides, the spec.
     proto = load_protocol(r.protocol)
     runs = method_runs(tuple(r.methods), r.tables, tuple(r.sets), r.recipe, r.class_samples)
@@ -158,9 +167,11 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     return PlannedRun(r, plan, proto, inputs, est, replacing, replace, gpu_list, data)
 
 
-def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options: Any) -> Evaluation:
+def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, judge_progress: Callable | None = None,
+             **options: Any) -> Evaluation:
     """Plan, check and run a benchmark (``dreambench run``); resumes an interrupted run in the same
-    folder. Returns the :class:`Evaluation`; raises :class:`DreambenchError` for invalid options or data."""
+    folder. Returns the :class:`Evaluation`; raises :class:`DreambenchError` for invalid options or data.
+    ``judge_progress(progress, total)``: called after each judge call (``request.judge``)."""
     # 1. Check the options and the data, and plan (nothing is written before this passes).
     planned = plan_run(request, say=say, **options)
     r, plan, results_dir = planned.request, planned.plan, Path(planned.request.results_dir)
@@ -181,7 +192,29 @@ def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options
     record_names(results_dir, r.names)  # before the run: its tables job reads them
     summary = run_plan(plan, opts)
     # 4. Check that every planned (label, subject) was scored.
-    return Evaluation(summary, unscored(plan, results_dir), plan, results_dir)
+    result = Evaluation(summary, unscored(plan, results_dir), plan, results_dir)
+    # 5. Judge the folder, once the run has made everything it planned (a failed run is resumed first).
+    if r.judge is not None:
+        if result.ok:
+            result.judge = _judge(r, planned.data_dir, judge_progress)
+        else:
+            say("judge not run: the run did not finish; re-run the same command to resume and judge")
+    return result
+
+
+def _judge(r: RunRequest, data_dir: Path, progress: Callable | None) -> Any:
+    """The judge on the run's folder, with the run's protocol and data folder unless the options name others;
+    then the tables again, with the judge's columns."""
+    from .judge.evaluate import judge_results
+
+    opts = dataclasses.replace(r.judge, protocol=r.judge.protocol or r.protocol,
+                               data_dir=r.judge.data_dir or data_dir)
+    result = judge_results(r.results_dir, opts, on_progress=progress)
+    if r.score and tables_available():  # the run's tables job ran before the judge: add its CP and PF
+        from .tables import write_tables
+
+        write_tables(r.results_dir)
+    return result
 
 
 def _split(value: str | None) -> list[str] | None:

@@ -68,11 +68,20 @@ def judge_cmd(ctx: click.Context, results_dir: Path | None, quiet: bool, labels:
     finally:
         if bar is not None:
             bar.close()
-    for p in res.problems:
-        click.echo(f"warning: {p}", err=True)
     if kw["dry_run"]:
+        for p in res.problems:
+            click.echo(f"warning: {p}", err=True)
         _print_plan(res, opts)
         return
+    if print_judged(res):
+        sys.exit(1)
+
+
+def print_judged(res) -> int:
+    """Print what a judge invocation found (problems, scores, errors) and return the calls it left to make
+    (a message says so): ``judge``, ``run --judge`` and ``score --judge`` then exit with status 1."""
+    for p in res.problems:
+        click.echo(f"warning: {p}", err=True)
     _print_scores(res)
     left = res.pending - (res.progress.finished if res.progress else 0)
     if res.progress is not None:
@@ -81,7 +90,12 @@ def judge_cmd(ctx: click.Context, results_dir: Path | None, quiet: bool, labels:
     if left > 0:
         why = "the request budget ran out" if res.progress and res.progress.budget_hit else "requests failed"
         click.echo(f"{left} call(s) not made ({why}); re-run the same command to continue", err=True)
-        sys.exit(1)
+    return max(left, 0)
+
+
+def judge_bar(quiet: bool):
+    """A progress bar of judge calls (``update(progress, total)``, ``close()``), or None when quiet."""
+    return None if quiet else _Bar()
 
 
 def _print_plan(res, opts) -> None:

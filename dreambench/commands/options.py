@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -42,3 +43,51 @@ def metric_weights_spec(dino: Path | None, clip: Path | None, lpips: Path | None
     """``{"dino"|"clip"|"lpips": absolute path}`` of the weights files given (JSON-ready, for job specs)."""
     given = {"dino": dino, "clip": clip, "lpips": lpips}
     return {k: str(Path(v).expanduser().resolve()) for k, v in given.items() if v is not None}
+
+
+#: ``--judge`` and the judge options it passes on (``dreambench judge``'s, prefixed): name -> (click kwargs).
+JUDGE_OPTIONS = {
+    "base_url": {"default": None, "metavar": "URL",
+                 "help": "The judge's OpenAI-compatible endpoint (default: $OPENAI_BASE_URL, else OpenAI)."},
+    "model": {"default": None, "help": "The judge's model (default: the profile's, gpt-4o-2024-05-13)."},
+    "runs": {"type": click.IntRange(min=1, max=100), "default": None,
+             "help": "The judge's runs per call (default: the profile's, 3)."},
+    "api_key_env": {"default": None, "metavar": "VAR", "help": "Variable holding the judge's API key "
+                                                               "(default: OPENAI_API_KEY)."},
+    "concurrency": {"type": click.IntRange(min=1, max=512), "default": None,
+                    "help": "The judge's requests in flight at once (default: 8)."},
+    "rubrics": {"type": click.Path(file_okay=False, path_type=Path), "default": None,
+                "help": "Folder with the judge's rubric files (default: $DREAMBENCH_JUDGE_RUBRICS, else fetched)."},
+}
+
+
+def judge_options(f):
+    """``--judge`` and ``--judge-<option>`` for each of :data:`JUDGE_OPTIONS` (read by :func:`judge_request`)."""
+    for name, kw in reversed(JUDGE_OPTIONS.items()):
+        f = click.option(f"--judge-{name.replace('_', '-')}", f"judge_{name}", **kw)(f)
+    return click.option(
+        "--judge", "judge", is_flag=True,
+        help="After scoring, judge the folder with DreamBench++'s CP and PF (`dreambench judge` with its "
+             "defaults; --judge-* change them). Its options are checked before any work.")(f)
+
+
+def judge_request(judge: bool, quiet: bool = False, **given):
+    """The :class:`~dreambench.judge.evaluate.JudgeOptions` of ``--judge`` and its ``judge_*`` options,
+    checked (:func:`~dreambench.judge.evaluate.check_judge`: a bad one exits 2 before any work), or None
+    without ``--judge`` (a ``--judge-*`` option given then is a usage error, exit status 2)."""
+    values = {k.removeprefix("judge_"): v for k, v in given.items() if v is not None}
+    if not judge:
+        if values:
+            names = ", ".join(f"--judge-{k.replace('_', '-')}" for k in values)
+            raise click.UsageError(f"{names} given without --judge")
+        return None
+    from ..errors import DreambenchError
+    from ..judge.evaluate import JudgeOptions, check_judge
+
+    opts = JudgeOptions(**values)
+    try:
+        check_judge(opts)
+    except DreambenchError as e:  # the judge names its own options; here they are --judge-*
+        raise DreambenchError(re.sub(r"^--", "--judge-", str(e))) from None
+    return opts
+

@@ -15,7 +15,14 @@ from ..errors import DreambenchError
 from ..evaluation import RunRequest, evaluate, plan_run
 from ..layout import ResultsLayout
 from ..tables.names import parse_names
-from .options import metric_weights_spec, resolve_results, results_option, weights_options
+from .options import (
+    judge_options,
+    judge_request,
+    metric_weights_spec,
+    resolve_results,
+    results_option,
+    weights_options,
+)
 
 
 @click.command("run")
@@ -68,12 +75,14 @@ from .options import metric_weights_spec, resolve_results, results_option, weigh
 @click.option("--name", "names", multiple=True, metavar="LABEL=TEXT",
               help="Display name of a label in the tables (repeatable); recorded in <results>/names.json.")
 @results_option
+@judge_options
 @click.pass_context
 def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
             backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
             class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
-            protocol, score, names, results) -> None:
-    """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder."""
+            protocol, score, names, results, **judge) -> None:
+    """Plan and run train + generate + score + tables jobs; resumes an interrupted run in the same folder.
+    With --judge, the VLM judge then scores the folder's images (CP, PF) as `dreambench judge` does."""
     try:
         display_names = parse_names(names)
     except DreambenchError as e:
@@ -86,20 +95,28 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
         images_per_prompt=images_per_prompt, seed=seed, prompts=prompts, class_samples=class_samples,
         metric_profile=metric_profile, metric_weights=metric_weights_spec(dino_weights, clip_weights, lpips_weights),
         data_dir=data_dir, keep_artifacts=keep_artifacts == "yes", protocol=protocol, score=score,
-        names=display_names, argv=sys.argv[1:])
+        names=display_names, argv=sys.argv[1:], judge=judge_request(**judge))
     say = lambda line: click.echo(line, err=True)
     if dry_run:
         click.echo(plan_run(request, say=say).describe())
         return
-    result = evaluate(request, say=say)
+    from .judge import judge_bar, print_judged
+
+    bar = judge_bar(request.judge is None)
+    try:
+        result = evaluate(request, say=say, judge_progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
     summary = result.summary
     click.echo(format_summary(summary))
+    left = print_judged(result.judge) if result.judge is not None else 0
     for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
         failed = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
         click.echo(f"error: {len(summary.failed)} job(s) failed: {failed}", err=True)
-    if result.unscored or not summary.ok:
+    if result.unscored or not summary.ok or left:
         sys.exit(1)
 
 

@@ -15,7 +15,7 @@ from ..metrics.profiles import list_metric_profiles
 from ..metrics.registry import metric_names
 from ..models import list_profiles
 from ..paths import default_data_dir
-from .options import resolve_results, weights_options
+from .options import judge_options, judge_request, resolve_results, weights_options
 from .options import results_option as _results_option
 
 
@@ -69,20 +69,28 @@ def _metric_profile(new: str | None, old: str | None) -> str:
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--list-profiles", is_flag=True, is_eager=True, expose_value=False, callback=_list_profiles,
               help="List the metric profiles and exit.")
+@judge_options
+@click.option("--judge-protocol", default=None,
+              help="Protocol whose subject kinds pick the judge's rubric (default: the one the folder was run "
+                   "with; give dreambench-plus for an imported samples folder).")
 @click.pass_context
 def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, out: Path | None, results: Path | None,
               metric_profile: str | None, old_profile: str | None, model_profile: str, dino_weights: Path | None, clip_weights: Path | None,
               lpips_weights: Path | None,
               device: str | None, batch_size: int, workers: int | None, cache_dir: Path | None, identifier: str,
-              quiet: bool) -> None:
+              quiet: bool, judge_protocol: str | None, **judge) -> None:
     """Score every image of an images folder against the real subject photos.
 
     Writes per_image.csv, div.csv, real.csv, per_subject.csv, aggregates.csv (mean over subjects with 95%
     bootstrap CIs), per_category.csv, paired.csv, errors.csv and score_meta.json into --out. Re-running
     continues: rows already scored with the same profile and weights are kept. Bad rows (missing or
     unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
-    exit status is then 1. Definitions: docs/metrics.md."""
+    exit status is then 1. Definitions: docs/metrics.md.
+
+    With --judge, the VLM judge then scores the results folder's images (CP, PF) as `dreambench judge`
+    does, against the photos of --subjects."""
     metric_profile = _metric_profile(metric_profile, old_profile)
+    judging = _judge_options(ctx, results, images, subjects, judge_protocol, quiet, judge)
     if images is None or out is None:
         root = resolve_results(ctx, results)
         images = images or ResultsLayout(root).images
@@ -96,6 +104,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
                        "built)", err=True)
         _print_summary(_read_csv(out / "aggregates.csv"), metric_profile, model_profile, meta["stats"]["scored"], 0,
                        meta["stats"]["scored"], None, out)
+        _judge(ctx, results, judging, quiet)
         return
     from ..metrics.scoring import score_folder  # heavy: torch, pandas (this module is imported by --help)
 
@@ -112,6 +121,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         raise ModelLoadError(str(e).replace("use --profile ", "use --model-profile ")) from e
     _print_summary(res.aggregates, metric_profile, model_profile, res.stats["scored"], res.stats["scored_now"],
                    res.stats["reused"], res.images_per_s, res.out_dir)
+    _judge(ctx, results, judging, quiet)
     if res.errors:
         for e in res.errors[:20]:
             click.echo(f"error: {e}", err=True)
@@ -119,6 +129,39 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         click.echo(f"{len(res.errors)} bad input(s) skipped{more}; see {res.out_dir / 'errors.csv'}", err=True)
         sys.exit(1)
 
+
+def _judge_options(ctx: click.Context, results: Path | None, images: Path | None, subjects: Path | None,
+                   protocol: str | None, quiet: bool, judge: dict):
+    """The judge's options of ``--judge`` (checked now, before any scoring), or None. The judge reads a
+    results folder, so ``--images`` elsewhere is refused with it."""
+    opts = judge_request(**judge)
+    if opts is None:
+        if protocol is not None:
+            raise click.UsageError("--judge-protocol given without --judge")
+        return None
+    root = resolve_results(ctx, results)
+    if images is not None and Path(images).resolve() != ResultsLayout(root).images.resolve():
+        raise click.UsageError(f"--judge judges a results folder's images/; --images {images} is not "
+                               f"{ResultsLayout(root).images} (give --results instead)")
+    opts.protocol, opts.data_dir = protocol, subjects
+    return opts
+
+
+def _judge(ctx: click.Context, results: Path | None, opts, quiet: bool) -> None:
+    """Run the judge of ``--judge`` on the results folder; calls left to make exit with status 1."""
+    if opts is None:
+        return
+    from ..judge.evaluate import judge_results
+    from .judge import judge_bar, print_judged
+
+    bar = judge_bar(quiet)
+    try:
+        res = judge_results(resolve_results(ctx, results), opts, on_progress=bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    if print_judged(res):
+        sys.exit(1)
 
 
 def _already_current(images: Path, subjects: Path, out: Path, cache_dir: Path | None, **kw) -> dict | None:
