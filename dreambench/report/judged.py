@@ -52,7 +52,7 @@ class JudgedImage:
     def summary(self) -> str:
         """``CP 3, 2 · PF 4, 4`` (one score per run, ``–`` for a call without a score), or why none."""
         if self.stale:
-            return "judge: image changed since it was judged (run dreambench judge again)"
+            return "image changed since it was judged (run `dreambench judge` again)"
         parts = []
         for metric, name in SHOWN.items():
             vals = self.scores(metric)
