@@ -14,7 +14,7 @@ Layout (all links relative, so the results folder can be moved or zipped)::
 Generated images are linked from ``../images`` (the results folder's images). All text is escaped by
 Jinja2's autoescape. Random-init runs carry a banner on every page. When the folder was judged
 (``dreambench judge``), each judged image shows its CP and PF per run and the judge's raw answers
-(:mod:`.judged`).
+(:mod:`dreambench.judge.judged`).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from tqdm import tqdm
 from ..errors import DreambenchError
 from ..io import write_text_atomic, writes_under
 from ..judge.items import protocol_data_dir, recorded_protocol
+from ..judge.judged import JudgedImage, attach, load_judged
 from ..layout import REPORT as LAYOUT_REPORT
 from ..layout import TABLES, ResultsLayout
 from ..metrics.registry import (
@@ -53,7 +54,6 @@ from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
 from .compare import compare_name, compare_rows
 from .grid import grid_rows, mean_of, page_values, url_of
-from .judged import JudgedImage, attach, load_judged
 from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
@@ -314,7 +314,7 @@ def _write_pages(env, common: dict, res: Results, names: dict[str, str], real: d
                  judged: dict[tuple[str, str, int], JudgedImage]) -> dict:
     """Write ``pages/<method>__<subject>.html`` for every (method, subject) scored, remove pages of pairs
     no longer scored; returns (method, subject) -> its per-image records. ``subjects``: subject -> its kind
-    in the protocol (:func:`_protocol_subjects`); ``judged``: the judge's calls (:func:`.judged.load_judged`)."""
+    in the protocol (:func:`_protocol_subjects`); ``judged``: the judge's calls (:func:`dreambench.judge.judged.load_judged`)."""
     page_tpl = env.get_template("page.html")
     by_pair: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in res.per_image.to_dict("records"):

@@ -11,9 +11,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..judge.judged import JudgedImage
 from ..protocol import CLASS_PROMPT_INDEX
 from .grid import url_of
-from .judged import JudgedImage
 
 
 def _f(x) -> str:

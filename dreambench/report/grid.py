@@ -7,9 +7,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from ..judge.judged import JudgedImage
 from ..metrics.registry import CLASS_ROWS, DIV_ROWS, PROMPT_ROWS, Metric, list_metrics
 from ..protocol import CLASS_PROMPT_INDEX
-from .judged import JudgedImage
 
 
 @dataclass
@@ -55,7 +55,7 @@ def grid_rows(records: list[dict], div_records: list[dict] | None, images_prefix
     """The rows of one (method, subject) page from that pair's per-image records (and div.csv records):
     prompts in protocol order, then the class prompt (``prompt_index == -1``, whose ``dino`` is PRES).
     Image URLs are ``images_prefix`` + the manifest path; ``judged``: prompt index -> the judge's view of its
-    first image (:func:`.judged.attach`). Plain Python: a report has hundreds of pages."""
+    first image (:func:`dreambench.judge.judged.attach`). Plain Python: a report has hundreds of pages."""
     by_prompt: dict[int, list[dict]] = defaultdict(list)
     for r in records:
         by_prompt[int(r["prompt_index"])].append(r)

@@ -1,6 +1,6 @@
-"""What the report shows of the VLM judge (``dreambench judge``): each judged image's CP and PF scores per
-run and the judge's raw answers, read from ``<results>/judge/judge_items.csv`` (one row per call) and
-``calls.jsonl`` (the store: every attempt's answer and the sha256 of the image judged).
+"""The judge's records per judged image (``dreambench judge``), for the report and the human study: its CP
+and PF scores per run and the judge's raw answers, read from ``<results>/judge/judge_items.csv`` (one row
+per call) and ``calls.jsonl`` (the store: every attempt's answer and the sha256 of the image judged).
 
 The judge judges *image 0* of each (label, subject, prompt): the image of the lowest seed
 (:mod:`dreambench.judge.items`). A call's scores are shown against that image only when the store's
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..judge.store import CallStore
 from ..layout import ResultsLayout
+from .store import CallStore
 
 #: Metric -> how the report names it (DreamBench++'s Concept Preservation and Prompt Following).
 SHOWN = {"cp": "CP", "pf": "PF"}
