@@ -14,12 +14,15 @@ from html import unescape
 import pandas as pd
 import pytest
 import realrun
+import test_dreambench_plus_run as plus_run
 from PIL import Image
-from test_dreambench_plus_run import METHODS, RUN_ARGS, plus, run  # noqa: F401  (module fixtures)
 
 from dreambench.data.dreambench_plus.layout import read_layout
 
 RUNS = 2
+METHODS, RUN_ARGS = plus_run.METHODS, plus_run.RUN_ARGS
+#: The DreamBench++ folder and its tiny run (module fixtures of tests/test_dreambench_plus_run.py, made again here).
+plus, run = plus_run.plus, plus_run.run
 
 
 @pytest.fixture(scope="module")

@@ -81,6 +81,37 @@ def create(ctx: click.Context, results: Path | None, method_a: str, method_b: st
         _print_links(_make_raters(db_path, n_raters, ()), base_url)
 
 
+@study.command("create-ratings")
+@results_option
+@_db_option
+@click.option("--labels", default=None, metavar="A,B", help="Labels whose images are rated (default: all).")
+@click.option("--prompts", "n_prompts", type=click.IntRange(min=1), default=50, show_default=True,
+              help="(subject, prompt) pairs sampled; each label's image of each is rated for CP and for PF.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder of the subjects' reference photos (default: the folder's protocol's, as the judge).")
+@click.option("--protocol", default=None, help="Protocol of the subjects' kinds (default: the one recorded).")
+@click.option("--max-answers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Ratings per item (the reference's two groups of raters; 0: every rater rates every item).")
+@click.option("--raters", "n_raters", type=int, default=0, help="Also create N raters and print their links.")
+@click.option("--base-url", default=DEFAULT_BASE_URL, show_default=True, help="Prefix of printed links.")
+@click.pass_context
+def create_ratings_cmd(ctx: click.Context, results: Path | None, db_path: Path, labels: str | None, n_prompts: int,
+                       seed: int, data_dir: Path | None, protocol: str | None, max_answers: int, n_raters: int,
+                       base_url: str) -> None:
+    """Add DreamBench++-style rating items (one image, 0-4, CP against the reference photo and PF against
+    the prompt) of the images the judge judges (image 0 of each prompt) to a study database."""
+    from ..study.ratings import create_ratings  # heavy: pandas
+
+    results_dir = resolve_results(ctx, results)
+    chosen = [x.strip() for x in labels.split(",") if x.strip()] if labels else None
+    n = create_ratings(db_path, results_dir, chosen, n_prompts, seed, data_dir, protocol, max_answers)
+    click.echo(f"{db_path}: stored {n} rating items ({n // 2} CP, {n // 2} PF)")
+    if n_raters:
+        click.echo("rater links (printed once; tokens are stored hashed):")
+        _print_links(_make_raters(db_path, n_raters, ()), base_url)
+
+
 @study.command("serve")
 @_db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
@@ -180,15 +211,23 @@ def export(db_path: Path, out_csv: Path) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True)
 @click.option("--n-resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
-def analyze(db_path: Path, per_image_csv: Path | None, out_dir: Path, n_resamples: int, seed: int) -> None:
-    """Majority votes, Table 2 (preference.csv/.md) and, with --scores, correlation.csv/.md."""
+@click.option("--judged", "judged_results", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Results folder judged by `dreambench judge`: its judge's scores join the ratings' agreement.")
+def analyze(db_path: Path, per_image_csv: Path | None, out_dir: Path, n_resamples: int, seed: int,
+            judged_results: Path | None) -> None:
+    """Majority votes, Table 2 (preference.csv/.md) and, with --scores, correlation.csv/.md; for 0-4 ratings
+    (`study create-ratings`), ratings.csv and agreement.csv/.md: Krippendorff's alpha human-human and
+    judge-human (with --judged), Pearson r of the judge, DINO, CLIP-I and CLIP-T (with --scores) against people."""
+    if judged_results is not None and not (judged_results / "judge" / "judge_items.csv").is_file():
+        raise click.BadParameter(f"{judged_results}: no judge/judge_items.csv (run `dreambench judge` on it)",
+                                 param_hint="--judged")
     import warnings
 
     from ..study.analysis import IncompleteStudyWarning, write_analysis
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", IncompleteStudyWarning)
-        paths = write_analysis(db_path, out_dir, per_image_csv, n_resamples, seed)
+        paths = write_analysis(db_path, out_dir, per_image_csv, n_resamples, seed, judged_results)
     for p in paths:
         click.echo(str(p))
     for w in dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, IncompleteStudyWarning)):

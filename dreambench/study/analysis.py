@@ -380,14 +380,35 @@ def correlation_markdown(df: pd.DataFrame) -> str:
 
 @writes_under("out_dir")
 def write_analysis(db_path: str | Path, out_dir: str | Path, per_image_csv: str | Path | None = None,
-                   n_resamples: int = 1000, seed: int = 0) -> list[Path]:
-    """Write ``majority.csv``, ``preference.csv``/``.md`` and, with scores, ``correlation.csv``/``.md``
-    (both units) into ``out_dir``; returns the paths written."""
+                   n_resamples: int = 1000, seed: int = 0, judged_results: str | Path | None = None) -> list[Path]:
+    """Write, for the pairwise answers, ``majority.csv``, ``preference.csv``/``.md`` and, with scores,
+    ``correlation.csv``/``.md`` (both units); for the 0-4 ratings, ``ratings.csv`` and ``agreement.csv``/
+    ``.md`` (:mod:`.rating_agreement`; judge rows with ``judged_results``) into ``out_dir``; returns the
+    paths written."""
+    from .rating_agreement import agreement_markdown, rating_agreement
+    from .ratings import load_ratings
+
     out = Path(out_dir)
     written = []
     mv = majority_votes(db_path)
-    if mv.empty:
+    ratings = load_ratings(db_path)
+    if mv.empty and ratings.empty:
         raise DreambenchError(f"{db_path}: no answers yet; nothing to analyze")
+    if not mv.empty:
+        written += _write_pairwise(db_path, out, mv, per_image_csv, n_resamples, seed)
+    if not ratings.empty:
+        agreement = rating_agreement(db_path, per_image_csv, judged_results)
+        for name, df in (("ratings.csv", ratings), ("agreement.csv", agreement)):
+            with atomic_path(out / name) as tmp:
+                df.to_csv(tmp, index=False)
+            written.append(out / name)
+        written.append(write_text_atomic(out / "agreement.md", agreement_markdown(agreement)))
+    return written
+
+
+def _write_pairwise(db_path: str | Path, out: Path, mv: pd.DataFrame, per_image_csv: str | Path | None,
+                    n_resamples: int, seed: int) -> list[Path]:
+    written = []
     with atomic_path(out / "majority.csv") as tmp:
         mv.to_csv(tmp, index=False)
     written.append(out / "majority.csv")

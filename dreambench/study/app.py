@@ -3,10 +3,12 @@
 Routes (every page but ``/`` needs a token in its path; unknown tokens get 403)::
 
     GET  /                          a landing page that says to open one's personal link
-    GET  /r/{token}                 the rater's next unanswered question, or a "done" page
+    GET  /r/{token}                 the rater's next unanswered question, then the next unrated
+                                    DreamBench++-style rating item (:mod:`.ratings`), or a "done" page
     POST /r/{token}/answer          form fields question_id, answer = left | right | undecided, form_token;
                                     303 back. Only a question served to that rater, with the token of
                                     its form, is accepted (403/409 otherwise; 400 for a bad id)
+    POST /r/{token}/rate            form fields item_id, score = 0..4, form_token; as /answer
     GET  /r/{token}/image/{key}     an image of the study, by its random key (JPEG, long side <= 768 px)
     GET  /admin/{token}             progress: answers per rater and per question type
     GET  /static/study.css          the only asset; pages use no JavaScript and nothing off this server
@@ -41,6 +43,7 @@ from starlette.routing import Route
 
 from ..images import load_rgb
 from . import db as sdb
+from . import ratings as rt
 from .questions import ANSWER_LABELS, INSTRUCTIONS
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -113,6 +116,7 @@ def _open_study(db_path: Path) -> str:
     conn = sdb.connect(db_path)
     try:
         sdb.ensure_served_table(conn)  # databases made before answers were tied to served questions
+        rt.ensure_tables(conn)  # and before rating items existed
         return sdb.form_secret(conn)
     finally:
         conn.close()
@@ -133,6 +137,7 @@ class _StudyApp:
             Route("/", self.home),
             Route("/r/{token}", self.rater_page),
             Route("/r/{token}/answer", self.answer, methods=["POST"]),
+            Route("/r/{token}/rate", self.rate, methods=["POST"]),
             Route("/r/{token}/image/{key}", self.image),
             Route("/admin/{token}", self.admin),
             Route("/static/study.css", self.css),
@@ -165,10 +170,10 @@ class _StudyApp:
             rater = sdb.rater_by_token(conn, token)
             if rater is None:
                 return self.forbidden()
-            done = sdb.rater_answer_count(conn, rater["id"])
+            done = sdb.rater_answer_count(conn, rater["id"]) + rt.rating_count(conn, rater["id"])
             qid = sdb.next_question_id(conn, rater["id"])
             if qid is None:
-                return self.page("done.html", title="Thank you", answered=done)
+                return self._rating_page(conn, rater, token, done)
             sdb.mark_served(conn, rater["id"], qid)  # only served questions may be answered
             q = conn.execute("SELECT * FROM questions WHERE id = ?", (qid,)).fetchone()
             keys = {r["id"]: r["key"] for r in conn.execute(
@@ -185,6 +190,56 @@ class _StudyApp:
             )
         finally:
             conn.close()
+
+    def _rating_page(self, conn: sqlite3.Connection, rater: sqlite3.Row, token: str, done: int) -> HTMLResponse:
+        """The rater's next rating item (one image, 0-4), or the "done" page."""
+        item_id = rt.next_item_id(conn, rater["id"])
+        if item_id is None:
+            return self.page("done.html", title="Thank you", answered=done)
+        rt.mark_served(conn, rater["id"], item_id)
+        it = conn.execute("SELECT * FROM rating_items WHERE id = ?", (item_id,)).fetchone()
+        keys = {r["id"]: r["key"] for r in conn.execute(
+            "SELECT id, key FROM images WHERE id IN (?, ?)", (it["image_id"], it["reference_id"]))}
+        return self.page(
+            "rating.html", title="Image rating", token=token, item_id=item_id, metric=it["metric"],
+            instruction=rt.instruction(it["metric"], it["kind"]), prompt=it["prompt"],
+            reference=keys[it["reference_id"]], image=keys[it["image_id"]], labels=rt.SCORE_LABELS,
+            answered=done, form_token=rt.form_token(self.secret, rater["id"], item_id))
+
+    async def rate(self, request: Request) -> Response:
+        if not _same_origin(request):
+            return self.message(403, "Cross-site request refused",
+                                "Answers are accepted only from this study's pages.")
+        form = await request.form()
+        return await run_in_threadpool(self._rate, request.path_params["token"], str(form.get("item_id", "")),
+                                       str(form.get("score", "")), str(form.get("form_token", "")))
+
+    def _rate(self, token: str, item_id: str, score: str, form_tok: str) -> Response:
+        bad = self.message(400, "Bad answer",
+                           "That answer could not be recorded. Go back to your link and try again.")
+        if not _ID_RE.match(item_id) or score not in {str(s) for s in rt.SCORES}:
+            return bad
+        conn = self.db()
+        try:
+            rater = sdb.rater_by_token(conn, token)
+            if rater is None:
+                return self.forbidden()
+            if not secrets.compare_digest(form_tok, rt.form_token(self.secret, rater["id"], int(item_id))):
+                return self.message(403, "Form not valid",
+                                    "This answer did not come from your question page. "
+                                    "Go back to your link and answer there.")
+            try:
+                rt.record_rating(conn, rater["id"], int(item_id), int(score))
+            except sdb.NotServed:
+                return self.message(409, "Question not shown", "That image was not shown to you. "
+                                                               "Go back to your link for your next question.")
+            except sdb.QuestionFull:
+                pass  # others rated it meanwhile: nothing stored, on to the next one
+            except ValueError:
+                return bad
+        finally:
+            conn.close()
+        return RedirectResponse(f"/r/{token}", status_code=303, headers=_SECURITY_HEADERS)
 
     async def answer(self, request: Request) -> Response:
         if not _same_origin(request):
