@@ -321,9 +321,13 @@ class _StudyApp:
                 " FROM raters r LEFT JOIN answers a ON a.rater_id = r.id"
                 " LEFT JOIN questions q ON q.id = a.question_id GROUP BY r.id ORDER BY r.id"
             ).fetchall()
+            rated = {r["name"]: r["n"] for r in conn.execute(
+                "SELECT t.name, COUNT(g.id) AS n FROM raters t JOIN ratings g ON g.rater_id = t.id GROUP BY t.id")}
+            ratings = rt.progress(conn)
         finally:
             conn.close()
-        return self.page("admin.html", title="Study progress", by_type=by_type, raters=raters)
+        return self.page("admin.html", title="Study progress", by_type=by_type, raters=raters, ratings=ratings,
+                         rated=rated)
 
     async def css(self, request: Request) -> Response:
         return FileResponse(TEMPLATES_DIR / "study.css", media_type="text/css",

@@ -210,6 +210,17 @@ def rating_count(conn: sqlite3.Connection, rater_id: int) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM ratings WHERE rater_id = ?", (rater_id,)).fetchone()[0])
 
 
+def progress(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Per label and metric: items, items rated at least once, items holding their ``max_answers`` ratings,
+    ratings (the admin page's table)."""
+    return conn.execute(
+        "SELECT label, metric, COUNT(*) AS items, SUM(n > 0) AS rated, MAX(max_answers) AS max_answers,"
+        " SUM(max_answers > 0 AND n >= max_answers) AS complete, SUM(n) AS ratings"
+        " FROM (SELECT i.id, i.label, i.metric, i.max_answers, COUNT(r.id) AS n FROM rating_items i"
+        "       LEFT JOIN ratings r ON r.item_id = i.id GROUP BY i.id)"
+        " GROUP BY label, metric ORDER BY label, metric").fetchall()
+
+
 def load_ratings(db_path: str | Path) -> pd.DataFrame:
     """One row per rating (:data:`RATING_COLUMNS`), in the order stored; empty when there are none."""
     conn = sdb.connect(db_path)

@@ -144,6 +144,14 @@ def test_analyze_reports_alpha_and_pearson_as_the_reference_computes_them(study,
     finally:
         conn.close()
     assert len(counts) == 16 and set(counts) == {2}  # every item rated twice (--max-answers 2)
+    conn = sdb.connect(study["db"])
+    try:
+        admin = sdb.new_admin_token(conn)
+    finally:
+        conn.close()
+    page = TestClient(create_app(study["db"])).get(f"/admin/{admin}").text
+    for label in LABELS:  # 4 items of each label and metric, each holding its 2 ratings
+        assert f"<tr><td>{label}</td><td>CP</td><td>4</td><td>4</td>\n<td>4</td><td>8</td></tr>" in page
     out = tmp_path / "analysis"
     realrun.run_cli(["study", "analyze", "--db", study["db"], "--out", out, "--scores",
                      judged / "scores" / "per_image.csv", "--judged", judged], cli_env)
