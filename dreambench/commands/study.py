@@ -40,8 +40,8 @@ def _make_raters(db_path: Path, count: int, names: tuple[str, ...]) -> list[tupl
 
 @click.group("study")
 def study() -> None:
-    """Human study (the paper's user study): pairwise questions, a web app for raters, Table 2 and the
-    metric-vs-human correlation."""
+    """Human study (the paper's user study): pairwise questions and DreamBench++-style 0-4 ratings, a web app
+    for raters, Table 2, the metric-vs-human correlation and the ratings' agreement with the judge."""
 
 
 @study.command("create")
