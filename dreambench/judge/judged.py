@@ -94,6 +94,8 @@ def attach(judged: dict[tuple[str, str, int], JudgedImage], records: list[dict])
     """Prompt index -> the judged image among one (label, subject)'s per-image ``records``, marked stale when
     the lowest-seed image of that prompt is not the one judged (by sha256)."""
     out: dict[int, JudgedImage] = {}
+    if not judged:
+        return out
     firsts: dict[int, dict] = {}
     for r in sorted(records, key=lambda r: (int(r["prompt_index"]), int(r.get("seed", 0) or 0))):
         firsts.setdefault(int(r["prompt_index"]), r)

@@ -46,6 +46,7 @@ from ..metrics.registry import (
     list_metrics,
     table_metrics,
 )
+from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX, load_protocol
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..tables.compute import per_subject
@@ -238,7 +239,7 @@ def write_report(
     prepared subjects, else the DreamBooth dataset); subjects missing there get a note instead of images.
     ``names`` / ``reference``: as for :func:`dreambench.tables.build_tables`."""
     results_dir = Path(results_dir)
-    data_dir = Path(data_dir) if data_dir else protocol_data_dir(results_dir)
+    data_dir = Path(data_dir) if data_dir else _default_data(results_dir)
     subjects = _protocol_subjects(results_dir)
     judged = load_judged(results_dir)
     # 1. The tables from the scores, written to tables/ (beside the report when out_dir is given).
@@ -275,6 +276,15 @@ def write_report(
         ci=ci,
     )
     return write_text_atomic(out / "index.html", index)
+
+
+def _default_data(results_dir: Path) -> Path:
+    """The recorded protocol's own data folder (:func:`dreambench.judge.items.protocol_data_dir`), else the
+    DreamBooth dataset's default (a folder run with several protocols has no one protocol to ask)."""
+    try:
+        return protocol_data_dir(results_dir)
+    except DreambenchError:
+        return default_data_dir()
 
 
 def _protocol_subjects(results_dir: Path) -> dict:
