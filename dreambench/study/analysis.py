@@ -402,8 +402,17 @@ def write_analysis(db_path: str | Path, out_dir: str | Path, per_image_csv: str 
             with atomic_path(out / name) as tmp:
                 df.to_csv(tmp, index=False)
             written.append(out / name)
-        written.append(write_text_atomic(out / "agreement.md", agreement_markdown(agreement)))
+        written.append(write_text_atomic(out / "agreement.md",
+                                         agreement_markdown(agreement, _random_init(per_image_csv))))
     return written
+
+
+def _random_init(per_image_csv: str | Path | None) -> bool:
+    """Whether any score of ``per_image_csv`` comes from weights other than pretrained ones."""
+    if per_image_csv is None:
+        return False
+    weights = pd.read_csv(per_image_csv, usecols=lambda c: c == "weights", keep_default_na=False)
+    return "weights" in weights.columns and bool((weights["weights"].astype(str) != "pretrained").any())
 
 
 def _write_pairwise(db_path: str | Path, out: Path, mv: pd.DataFrame, per_image_csv: str | Path | None,

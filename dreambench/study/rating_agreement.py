@@ -112,7 +112,7 @@ def _rows(label: str, metric: str, ratings: pd.DataFrame, judged: dict, per_imag
                      "n_runs": len(runs), "n_stale": stale})
     rows.append({**base, "measure": "pearson", "pair": "human-human", "n_runs": 0, "n_stale": 0, "spread": nan,
                  "mean": _pearson(groups[0], groups[1]) if len(groups) > 1 else nan})
-    sides = [("judge", runs[0] if runs else None, stale, len(runs))]
+    sides = [("judge", runs[0] if runs else None, stale, 1)]  # the first run, as pearson.py reads ``full``
     for column in study_metrics().get(QUESTION_TYPE[metric], ()):
         values, st = _metric_values(ratings, per_image, get_metric(column).column)
         sides.append((column, values if per_image is not None else None, st, 0))
@@ -158,15 +158,18 @@ def rating_agreement(db_path: str | Path, per_image_csv: str | Path | None = Non
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def agreement_markdown(df: pd.DataFrame) -> str:
-    """The agreement table as Markdown, one row per (label, metric, measure, pair)."""
+def agreement_markdown(df: pd.DataFrame, random_init: bool = False) -> str:
+    """The agreement table as Markdown, one row per (label, metric, measure, pair); ``random_init``: the
+    metric values come from random-init weights (said on top)."""
     def f(v, d=3):
         return "N/A" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{d}f}"
 
     lines = ["# Agreement of the 0-4 ratings (DreamBench++ style)", "",
+             *(["**random-init weights: the metric rows are not quality results**", ""] if random_init else []),
              ("alpha: Krippendorff's alpha (interval); judge-human alpha: mean over judge runs +- sample std "
              "of (mean over rating groups of alpha(group, run)); pearson X-human: mean over rating groups "
-             "+- half their range. Definitions: dreambench/study/rating_agreement.py."), "",
+             "+- half their range; judge runs: the runs behind the row (Pearson reads the first). "
+              "Definitions: dreambench/study/rating_agreement.py."), "",
              "| Label | Metric | Measure | Pair | Value | ± | Items | Groups | Judge runs | Stale |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in df.to_dict("records"):

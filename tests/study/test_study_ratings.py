@@ -165,6 +165,8 @@ def test_analyze_reports_alpha_and_pearson_as_the_reference_computes_them(study,
         assert got["mean"] == pytest.approx(v, abs=1e-9) or (math.isnan(v) and math.isnan(got["mean"])), k
         assert got["n_items"] == 8 and got["n_stale"] == 0
     assert pooled.loc[("cp", "alpha", "judge-human"), "n_runs"] == JUDGE_RUNS
+    assert pooled.loc[("pf", "pearson", "judge-human"), "n_runs"] == 1  # pearson.py reads the first run
+    assert "random-init weights" in (out / "agreement.md").read_text()  # the tiny run's metric values
     assert set(df["label"]) == {*LABELS, "all"}
 
 
