@@ -157,3 +157,19 @@ def test_the_judge_adds_cp_and_pf_to_its_table(run, plus):
     assert all(pd.notna(pf[g]) for g in ("photorealistic", "style_transfer", "imaginative"))
     product = round(cp["overall"], 3) * round(pf["overall"], 3)  # printed to 3 decimals, as the reference does
     assert df.loc[("dreambooth", "CP·PF"), "overall"] == pytest.approx(round(product, 3))
+
+
+def test_a_plug_in_runs_on_it_unchanged(run, plus, plugin_site):
+    """The example plug-in (written for the DreamBooth protocol) added later to the same folder: it gets the
+    one reference image and the per-subject prompts, and joins the table."""
+    results = plus["tmp"] / "with-plugin"
+    realrun.copy_run(run["results"], results)
+    env = realrun.cli_env(plugin_site, DREAMBENCH_PLUS_DATA=str(plus["data"]))
+    realrun.run_cli(["--results", str(results), "run", "--protocol", "dreambench-plus", "--method",
+                     realrun.PLUGIN_METHOD, "--subjects", ",".join(plus["subjects"]), "--profile", "tiny",
+                     "--sample-steps", "2"], env)
+    manifest = pd.read_csv(results / "images" / "manifest.csv", keep_default_na=False)
+    mine = manifest[manifest["method"] == realrun.PLUGIN_METHOD]
+    assert len(mine) == 9 * len(plus["subjects"]) and (mine["prompt"] == mine["prompt_plain"]).all()
+    df = pd.read_csv(results / "tables" / "table7_dreambench_plus.csv", comment="#")
+    assert set(df["method"]) == {*METHODS, realrun.PLUGIN_METHOD}
