@@ -31,6 +31,7 @@ from .backend import Backend
 from .jobs import Job, Plan
 from .kinds import get_kind
 from .local import LocalBackend, log_line, plan_slots
+from .lock import run_lock
 from .ray_backend import RayBackend
 from .replace import check_replacements, find_replacements
 from .state import StateDB
@@ -119,7 +120,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend: Backend | None = None) -> Ru
     check_replacements(find_replacements(plan, results), opts.replace)  # before anything is written
     results.mkdir(parents=True, exist_ok=True)
     device = opts.device or NO_DEVICE  # resolved below only when there is work (probing CUDA loads torch)
-    lock = _lock(results)
+    lock = run_lock(results)
     remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
     layout = ResultsLayout(results)
     db = StateDB(confined(results, layout.state))  # a state.sqlite symlinked elsewhere is refused
@@ -216,28 +217,6 @@ def _release_running(db: StateDB, ids: list[str]) -> int:
                                        ids).fetchone()[0])
         except sqlite3.Error:
             return len(ids)
-
-
-def _lock(results: Path):
-    """An exclusive lock on ``<results>/.run.lock`` for this driver (released by the OS if it dies), so two
-    drivers never share one state database."""
-    import fcntl
-    import os
-
-    # confined: the lock is truncated and rewritten, so a .run.lock symlinked out of the folder is refused
-    f = open(confined(results, ResultsLayout(results).lock), "a+")  # noqa: SIM115  (held for the whole run)
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "?"
-        f.close()
-        raise DreambenchError(f"{results}: another dreambench run (pid {holder}) is using this results folder") from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
 
 
 def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backend, results: Path,

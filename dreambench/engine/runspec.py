@@ -5,7 +5,6 @@ command's options. Messages name the CLI option that set the bad value.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
