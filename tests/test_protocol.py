@@ -101,7 +101,7 @@ def test_show_json(proto):
     assert dog["prompts"][10] == "a zwx dog wearing a red hat"
     assert [r["name"] for r in doc] == [s.name for s in proto.subjects]
     text = CliRunner().invoke(main, ["protocol", "show"])
-    assert text.exit_code == 0 and "30 subjects (21 objects, 9 live)" in text.stdout
+    assert text.exit_code == 0 and "30 subjects (21 object, 9 live), 750 prompts" in text.stdout
     assert "a sks teapot on top of a white rug" in text.stdout
 
 
