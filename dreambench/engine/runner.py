@@ -261,7 +261,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                 bad = [d for d in j.deps if status.get(d) == "failed"]
                 if bad and not _after_failed_deps(j):
                     pending.remove(j)
-                    msg = f"not run: dependency job(s) failed: {', '.join(bad)}"
+                    msg = NOT_RUN + ", ".join(dict.fromkeys(r for d in bad for r in root_causes(d, failed)))
                     db.mark_failed(j.id, msg)
                     status[j.id] = "failed"
                     failed[j.id] = msg
@@ -316,6 +316,47 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
     finally:
         bar.close()
     return done, failed
+
+
+#: The error of a job not run because a job it needs failed for good; the failed jobs' ids follow.
+NOT_RUN = "not run: dependency job(s) failed: "
+
+
+def root_causes(job_id: str, errors: dict[str, str]) -> list[str]:
+    """The jobs whose own failure kept ``job_id`` from running (itself when it failed on its own), read
+    from the failed jobs' ``errors`` (id -> error): a dependant names the root causes, not its direct input."""
+    error = errors.get(job_id) or ""
+    if not error.startswith(NOT_RUN):
+        return [job_id]
+    return [x.strip() for x in error.removeprefix(NOT_RUN).split(",") if x.strip()]
+
+
+def failure_lines(failed: list[dict]) -> list[str]:
+    """One ``FAILED`` line per job that failed on its own (kind, label/subject, error, log), each followed
+    on the same line by the jobs not run because of it, instead of one cascading line per dependant.
+    ``failed``: rows with ``id``, ``kind``, ``label``, ``subject``, ``error`` and optionally ``log``."""
+    errors = {f["id"]: f.get("error") or "" for f in failed}
+    dependants: dict[str, list[str]] = {}
+    for f in failed:
+        for root in root_causes(f["id"], errors):
+            if root != f["id"]:
+                dependants.setdefault(root, []).append(_row_what(f))
+    lines = []
+    for f in failed:
+        if root_causes(f["id"], errors) != [f["id"]]:
+            continue
+        where = f" (see {f['log']})" if f.get("log") else ""
+        after = dependants.get(f["id"], [])
+        then = f"; not run because of it: {len(after)} job(s) ({', '.join(after)})" if after else ""
+        lines.append(f"FAILED {f['id']} {_row_what(f)}: {f['error']}{where}{then}")
+    orphans = [f for f in failed if all(r not in errors for r in root_causes(f["id"], errors))
+               and root_causes(f["id"], errors) != [f["id"]]]
+    lines += [f"FAILED {f['id']} {_row_what(f)}: {f['error']}" for f in orphans]  # its cause is not listed
+    return lines
+
+
+def _row_what(row: dict) -> str:
+    return f"{row['kind']} {row['label'] or ''}/{row['subject'] or ''}".rstrip("/ ")
 
 
 def _deps_met(job: Job, status: dict[str, str]) -> bool:
@@ -473,7 +514,5 @@ def format_summary(summary: RunSummary) -> str:
         lines.append(f"{'label'.ljust(width)}  device-seconds")
         for k, v in summary.device_seconds.items():
             lines.append(f"{k.ljust(width)}  {v:12.1f}")
-    for f in summary.failed:
-        where = f" (see {f['log']})" if f.get("log") else ""
-        lines.append(f"FAILED {f['id']} {f['kind']} {f['label']}/{f['subject']}: {f['error']}{where}")
+    lines += failure_lines(summary.failed)
     return "\n".join(lines)
