@@ -27,6 +27,7 @@ from .data import subject_images
 from .data.check import check_photos
 from .engine import cost
 from .engine.coverage import unscored
+from .engine.devices import check_device
 from .engine.describe import format_plan, format_replacements
 from .engine.expand import InputDigests, build_plan
 from .engine.labels import method_runs
@@ -134,6 +135,9 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     _check_counts(jobs_per_gpu=(r.jobs_per_gpu, 1), retries=(r.retries, 0), threads=(r.threads, 1),
                   class_samples=(r.class_samples, 0))
     gpu_list = _gpus(r.gpus)
+    _check_images_per_prompt(r.images_per_prompt, r.tables)
+    if r.backend == "local":  # a Ray cluster's devices are the cluster's, not this machine's
+        check_device(r.device, gpu_list)
     # 2. The protocol, the labels with their overrides, the spec.
     proto = load_protocol(r.protocol)
     runs = method_runs(tuple(r.methods), r.tables, tuple(r.sets), r.recipe, r.class_samples)
@@ -152,8 +156,10 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     replacing = find_replacements(plan, Path(r.results_dir))
     est = cost.estimate(plan, cost.load_rates(Path(r.results_dir), r.profile),
                         r.sample_steps or get_profile(r.profile).sample_steps_default)
-    # 5. Check the data, before anything is written (and in a dry run too).
+    # 5. Check the data and the model options (what the preflight checks without loading a model), before
+    # anything is written: a dry run applies every check a run does.
     _check_data(data, plan, say)
+    preflight.check_plan_options(plan, None if r.device == "auto" else r.device)
     return PlannedRun(r, plan, proto, inputs, est, replacing, replace, gpu_list, data)
 
 
@@ -206,6 +212,16 @@ def _check_counts(**options: tuple[int | None, int]) -> None:
     for name, (value, low) in options.items():
         if value is not None and value < low:
             raise DreambenchError(f"--{name.replace('_', '-')} {value}: must be an integer >= {low}")
+
+
+#: Images per prompt Table 3's DIV needs: it compares images of one prompt, pairwise.
+DIV_MIN_IMAGES = 2
+
+
+def _check_images_per_prompt(images: int, tables: str | None) -> None:
+    if tables == "paper" and images < DIV_MIN_IMAGES:
+        raise DreambenchError(f"--images-per-prompt {images}: --tables paper needs >= {DIV_MIN_IMAGES} images per "
+                              "prompt (Table 3's DIV compares the images of one prompt pairwise; the paper uses 4)")
 
 
 def _check_data(data: Path, plan: Any, say: Say) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..engine.labels import parse_sets
+from ..engine.replace import check_replacements
 from ..engine.runner import failure_lines, format_summary, root_causes
 from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
@@ -84,7 +85,9 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
         names=display_names, argv=sys.argv[1:])
     say = lambda line: click.echo(line, err=True)
     if dry_run:
-        click.echo(plan_run(request, say=say).describe())
+        planned = plan_run(request, say=say)
+        click.echo(planned.describe())
+        check_replacements(planned.replacements, planned.replace)  # refused as `run` refuses it (exit 2)
         return
     result = evaluate(request, say=say)
     summary = result.summary
