@@ -36,7 +36,7 @@ from .engine.runner import RunOptions, run_plan
 from .engine.runspec import RunSpec, tables_available
 from .errors import DataError, DreambenchError
 from .models import get_profile, preflight
-from .paths import default_data_dir
+from .paths import data_dir_searched, default_data_dir
 from .protocol import load_protocol
 from .provenance import sd_provenance
 from .tables.names import record_names
@@ -158,7 +158,7 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
                         r.sample_steps or get_profile(r.profile).sample_steps_default)
     # 5. Check the data and the model options (what the preflight checks without loading a model), before
     # anything is written: a dry run applies every check a run does.
-    _check_data(data, plan, say)
+    _check_data(data, plan, say, given=r.data_dir is not None)
     preflight.check_plan_options(plan, None if r.device == "auto" else r.device)
     return PlannedRun(r, plan, proto, inputs, est, replacing, replace, gpu_list, data)
 
@@ -224,14 +224,16 @@ def _check_images_per_prompt(images: int, tables: str | None) -> None:
                               "prompt (Table 3's DIV compares the images of one prompt pairwise; the paper uses 4)")
 
 
-def _check_data(data: Path, plan: Any, say: Say) -> None:
+def _check_data(data: Path, plan: Any, say: Say, given: bool = True) -> None:
     """The dataset folder holds an image folder for every subject of the plan, and every photo there passes
     the checks of ``dreambench data check`` (:func:`dreambench.data.check.check_photos`: decodes, still,
     not a decompression bomb, short side >= 256 px). Runs before any job or class image, and before
     ``--dry-run`` prints: a bad photo is refused, each named on its own line (exit status 2), and the
     results folder is left as it was, instead of a job failing on it or a real-photo set dropping it."""
     if not data.is_dir():
-        raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")
+        where = f"--data {data}" if given else f"dataset folder not found (looked in {data_dir_searched()})"
+        raise DreambenchError(f"{where}{': dataset folder not found' if given else ''}; get it with `dreambench "
+                              "data fetch` (the official archive, verified), or pass --data DIR or set $DREAMBENCH_DATA")
     photos = []
     for name in dict.fromkeys(j.subject for j in plan.by_kind("subject")):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import click
 from ..data.check import check_dataset
 from ..data.fetch import DEFAULT_URL, fetch_dataset
 from ..images import MIN_SHORT_SIDE
-from ..paths import DATA_ENV, default_data_dir
+from ..paths import DATA_ENV, DATA_URL_ENV, data_dir_searched, default_data_dir
 
 
 @click.group("data")
@@ -22,14 +23,26 @@ def data_group() -> None:
 @data_group.command("fetch")
 @click.option("--dest", type=click.Path(file_okay=False, path_type=Path), default=Path("dreambooth-dataset"),
               show_default=True, help="Dataset folder to create.")
-@click.option("--url", default=DEFAULT_URL, show_default=True,
+@click.option("--url", default=None,
               help="Archive to read: https:// or file:// URL, or a local path (GitHub archive of google/dreambooth "
-                   "or a zip of the dataset folder).")
+                   f"or a zip of the dataset folder). Default: ${DATA_URL_ENV}, else {DEFAULT_URL}")
 @click.option("--force", is_flag=True, help="Replace an existing DEST (after the new copy is verified).")
 @click.option("--no-verify-hashes", "no_verify_hashes", is_flag=True,
               help="Skip the sha256 check of each image (folder, image and text-file counts are still checked).")
-def fetch_cmd(dest: Path, url: str, force: bool, no_verify_hashes: bool) -> None:
+@click.option("--if-missing", is_flag=True,
+              help="Fetch only when commands find no dataset ($DREAMBENCH_DATA, ../shared/dreambooth-dataset, "
+                   "./dreambooth-dataset); say which one they use (what `make demo` runs first).")
+def fetch_cmd(dest: Path, url: str | None, force: bool, no_verify_hashes: bool, if_missing: bool) -> None:
     """Download the official DreamBooth dataset (30 subjects, 158 images) and verify it into DEST."""
+    url = url or os.environ.get(DATA_URL_ENV) or DEFAULT_URL
+    if if_missing:
+        found = default_data_dir()
+        if found.is_dir() and any(found.iterdir()):
+            click.echo(f"dataset: using {found.absolute()} (found; `dreambench data check {found}` checks it)")
+            return
+        dest = found  # where commands will look: $DREAMBENCH_DATA when set, else ./dreambooth-dataset
+        click.echo(f"dataset: none found (looked in {data_dir_searched()}); fetching {url} into {dest} and "
+                   "verifying every image's sha256", err=True)
     counts = fetch_dataset(dest, url, force=force, verify_hashes=not no_verify_hashes)
     hashes = "sha256 verified" if counts.hashes_verified else "sha256 NOT verified"
     click.echo(f"{counts.path}: {counts.subjects} subjects, {counts.images} images ({hashes})")
