@@ -69,6 +69,9 @@ def test_make_demo_on_a_fresh_clone_fetches_the_dataset(tmp_path, dataset_dir):
     assert "dataset: none found" in out and f"fetching {archive}" in out, out[-4000:]
     assert "30 subjects, 158 images (sha256 verified)" in out, out[-4000:]
     assert (clone / "dreambooth-dataset" / "dog").is_dir()
+    # The run ends with where Table 1 is; its cost table says it is cumulative over runs.
+    assert "Table 1: results/demo/tables/table1_fidelity.md" in proc.stdout, proc.stdout[-3000:]
+    assert "device-seconds (cumulative" in proc.stdout, proc.stdout[-3000:]
     assert (clone / "results" / "demo" / "report" / "index.html").is_file()
     assert (clone / "results" / "demo" / "tables" / "table1_fidelity.md").is_file()
 

@@ -92,6 +92,9 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
     result = evaluate(request, say=say)
     summary = result.summary
     click.echo(format_summary(summary))
+    table1 = ResultsLayout(result.results_dir).tables / "table1_fidelity.md"
+    if table1.is_file():  # where the run's main result is, last, where the eye lands
+        click.echo(f"Table 1: {table1} (all tables: {table1.parent}/README.md)")
     for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:

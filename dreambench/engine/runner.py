@@ -511,7 +511,8 @@ def format_summary(summary: RunSummary) -> str:
               f"({summary.backend}, {summary.device})")]
     if summary.device_seconds:
         width = max(len(k) for k in summary.device_seconds)
-        lines.append(f"{'label'.ljust(width)}  device-seconds")
+        lines.append(f"{'label'.ljust(width)}  device-seconds (cumulative: every run that made this plan's "
+                     "done jobs, this one and earlier)")
         for k, v in summary.device_seconds.items():
             lines.append(f"{k.ljust(width)}  {v:12.1f}")
     lines += failure_lines(summary.failed)
