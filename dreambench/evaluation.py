@@ -154,7 +154,7 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     replace = tuple(x.strip() for item in r.replace for x in item.split(",") if x.strip())
     check_replace_names(replace, plan.labels())
     replacing = find_replacements(plan, Path(r.results_dir))
-    est = cost.estimate(plan, cost.load_rates(Path(r.results_dir), r.profile),
+    est = cost.estimate(plan, cost.load_rates(Path(r.results_dir), r.profile, r.device),
                         r.sample_steps or get_profile(r.profile).sample_steps_default)
     # 5. Check the data and the model options (what the preflight checks without loading a model), before
     # anything is written: a dry run applies every check a run does.
@@ -181,8 +181,13 @@ def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options
     opts = RunOptions(results_dir, planned.data_dir, r.backend, device, planned.gpus, r.jobs_per_gpu, r.retries,
                       r.address, threads=r.threads, progress=True, argv=list(r.argv), replace=planned.replace)
     est = planned.estimate
-    say(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
-        f"({est['basis'].split(';')[0]}); results in {results_dir}")
+    # The ETA weighs jobs by their estimated cost; without rates for this device, by their relative cost
+    # on the packaged calibration's device (the ratios between jobs, not their seconds).
+    opts.job_weights = cost.relative_job_seconds(plan, cost.load_rates(results_dir, r.profile, r.device),
+                                                 r.sample_steps or get_profile(r.profile).sample_steps_default)
+    hours = (f"~{est['device_hours']} device-hours ({est['basis'].split(';')[0]})" if est["device_hours"] is not None
+             else "no estimate (no calibration for this device: `dreambench bench` measures one)")
+    say(f"plan: {len(plan.jobs)} jobs, {est['images']} images, {hours}; results in {results_dir}")
     record_names(results_dir, r.names)  # before the run: its tables job reads them
     summary = run_plan(plan, opts)
     # 4. Check that every planned (label, subject) was scored.

@@ -54,6 +54,9 @@ class RunOptions:
     argv: list[str] = field(default_factory=list)
     #: Labels whose outputs made with other settings may be replaced (``"all"``: any); see engine.replace.
     replace: tuple[str, ...] = ()
+    #: Estimated cost of each job (any unit; cost.job_seconds): the progress bar and its ETA advance by
+    #: it, so a long training job counts for more than a table. Empty: every job counts the same.
+    job_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -253,7 +256,17 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
     running: set[str] = set()
     done = 0
     backend.start()
-    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not opts.progress, file=sys.stderr)
+    weight = job_weights(todo, opts.job_weights)
+    bar = tqdm(total=round(sum(weight.values()), 3), desc="jobs", disable=not opts.progress, file=sys.stderr,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+    finished = [0]
+
+    def advance(jid: str) -> None:
+        finished[0] += 1
+        bar.set_postfix_str(f"{finished[0]}/{len(todo)} jobs", refresh=False)
+        bar.update(weight[jid])
+
+    bar.set_postfix_str(f"0/{len(todo)} jobs", refresh=False)
     try:
         while pending or running:
             # Fail jobs whose dependencies failed for good: they cannot run.
@@ -265,7 +278,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                     db.mark_failed(j.id, msg)
                     status[j.id] = "failed"
                     failed[j.id] = msg
-                    bar.update(1)
+                    advance(j.id)
             for slot in backend.free_slots():
                 ready = next((j for j in pending if _deps_met(j, status)), None)
                 if ready is None:
@@ -291,7 +304,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                     _say_remade(res)
                     status[jid] = "done"
                     done += 1
-                    bar.update(1)
+                    advance(jid)
                     if _writes_label(by_id[jid].kind):
                         _drop_superseded_if_replaced(results, by_id[jid].label, label_jobs, status)
                     continue
@@ -305,7 +318,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                 if final:
                     status[jid] = "failed"
                     failed[jid] = res.get("error") or "unknown error"
-                    bar.update(1)
+                    advance(jid)
                     why = " (not retried: the same inputs fail the same way)" if res.get("deterministic") else ""
                     tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed{why}: {failed[jid]}", file=sys.stderr)
                 else:
@@ -357,6 +370,16 @@ def failure_lines(failed: list[dict]) -> list[str]:
 
 def _row_what(row: dict) -> str:
     return f"{row['kind']} {row['label'] or ''}/{row['subject'] or ''}".rstrip("/ ")
+
+
+def job_weights(jobs: list[Job], estimated: dict[str, float]) -> dict[str, float]:
+    """Each job's share of the progress bar: its estimated cost, at least 1% of the mean estimate (a table
+    job still moves the bar); 1 each without estimates."""
+    if not estimated:
+        return {j.id: 1.0 for j in jobs}
+    known = [estimated.get(j.id, 0.0) for j in jobs]
+    floor = max(0.01 * sum(known) / max(1, len(known)), 1e-3)
+    return {j.id: max(estimated.get(j.id, 0.0), floor) for j in jobs}
 
 
 def _deps_met(job: Job, status: dict[str, str]) -> bool:
