@@ -74,13 +74,13 @@ def test_prompts_are_escaped_and_in_order(report: Path):
     html = (report / "report" / "pages" / page_name("dreambooth", "dog")).read_text()
     assert "<script>" not in html
     assert "a sks dog &lt;script&gt;alert(1)&lt;/script&gt; &amp; a red hat" in html
-    # Real images first, then prompts 0 and 1, then the class prompt.
+    # Real images first, then prompts 1 and 2 (numbered from 1, issue 25), then the class prompt.
     positions = [
         html.index(s)
         for s in (
             "Real images",
-            "0. a sks dog in the jungle",
-            "1. a sks dog &lt;script&gt;",
+            "1. a sks dog in the jungle",
+            "2. a sks dog &lt;script&gt;",
             "class prompt (PRES)",
         )
     ]
