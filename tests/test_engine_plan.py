@@ -261,3 +261,13 @@ def test_cpu_dry_run_is_not_estimated_from_another_device(tmp_path, dataset_dir)
     assert r.exit_code == 0, r.output
     assert "estimated device-hours: none" in r.output and "no calibration for this device (cpu, profile tiny)" in r.output
     assert "bench --profile tiny --device cpu" in r.output
+
+
+def test_calibration_basis_names_no_path_of_the_build_machine(tmp_path):
+    """Issue 25: what `--dry-run` prints of the packaged calibration names no absolute path."""
+    import re
+
+    from dreambench.engine import cost
+
+    basis = cost.load_rates(tmp_path, "sd15", "cuda")["basis"]
+    assert "H100" in basis and not re.search(r"(^|[\s(])/\w", basis), basis
