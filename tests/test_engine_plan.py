@@ -142,7 +142,7 @@ def test_dry_run_cli(tmp_path):
     res = CliRunner().invoke(main, ["--results", str(tmp_path), "run", "--method", "dreambooth", "--profile", "tiny",
                                     "--subjects", "dog,backpack", "--steps", "20", "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert "dreambooth" in res.output and "jobs: " in res.output and "estimated GPU-hours" in res.output
+    assert "dreambooth" in res.output and "jobs: " in res.output and "estimated device-hours" in res.output
     assert "class images 'dog'" in res.output
     assert not (tmp_path / "state.sqlite").exists()  # a dry run writes nothing
     res = CliRunner().invoke(main, ["--results", str(tmp_path), "run", "--tables", "paper", "--profile", "tiny",
