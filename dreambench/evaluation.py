@@ -27,8 +27,8 @@ from .data import subject_images
 from .data.check import check_photos
 from .engine import cost
 from .engine.coverage import unscored
-from .engine.devices import check_device
 from .engine.describe import format_plan, format_replacements
+from .engine.devices import check_device
 from .engine.expand import InputDigests, build_plan
 from .engine.labels import method_runs
 from .engine.replace import check_replace_names, check_replacements, find_replacements

@@ -214,9 +214,9 @@ def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
     score = jobs[("score", "backpack")]
     assert score["error"] == f"not run: dependency job(s) failed: {bad['id']}"
     failed_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")]
-    assert failed_lines == [f"FAILED {bad['id']} subject fails-on-backpack/backpack: {bad['error']} "
-                            f"(see logs/{bad['id']}.log); not run because of it: 1 job(s) "
-                            "(score fails-on-backpack/backpack)"], proc.stdout
+    expected = (f"FAILED {bad['id']} subject fails-on-backpack/backpack: {bad['error']} "
+                f"(see logs/{bad['id']}.log); not run because of it: 1 job(s) (score fails-on-backpack/backpack)")
+    assert failed_lines == [expected], proc.stdout
     assert (f"error: 1 job(s) failed: {bad['id']} (subject fails-on-backpack/backpack); 1 job(s) that need "
             "them were not run") in proc.stderr, proc.stderr[-2000:]
     status = subprocess.run([*cmd[:3], "--results", str(tmp_path / "r"), "status"], env=env, capture_output=True,

@@ -31,7 +31,7 @@ from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta
 from .merge import load_many, parse_relabels
 from .names import display
 from .preference import load_preference
-from .render import LatexStyle, Table, write_table
+from .render import DEFAULT_LATEX, LatexStyle, Table, write_table
 
 TABLES = layout.TABLES
 KEYS = {
@@ -359,7 +359,7 @@ def _readme(ts: TableSet, written: list[Path]) -> str:
 
 
 @writes_under("out_dir")
-def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True, latex: LatexStyle = LatexStyle()
+def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True, latex: LatexStyle = DEFAULT_LATEX
                     ) -> dict[str, Path]:
     """Write every table of ``ts`` (+ plots, README.md) into ``out_dir``; stale files of skipped tables are
     removed so the folder never mixes runs. ``latex``: the float and bolding of the .tex files. Returns

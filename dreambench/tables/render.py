@@ -42,6 +42,10 @@ class LatexStyle:
     bold_best: bool = False
 
 
+#: The default: ``table*``, no bold.
+DEFAULT_LATEX = LatexStyle()
+
+
 @dataclass
 class Table:
     """One paper table: tidy ``data`` plus how to show it.
@@ -171,7 +175,7 @@ def _tex_cell(text: str) -> str:
     return latex_escape(text).replace("±", r"$\pm$")
 
 
-def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1, *, style: LatexStyle = LatexStyle(),
+def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1, *, style: LatexStyle = DEFAULT_LATEX,
              bold: set[tuple[int, str]] = frozenset(), rule_before: int | None = None) -> str:
     """A booktabs table in a ``style.float`` float: cells and headers LaTeX-escaped, ± as ``$\\pm$``, the
     first ``n_left`` (identifying) columns left-aligned, figures right-aligned; ``bold``: (row, header)
@@ -184,7 +188,7 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1, *, sty
     for i, row in enumerate(df.itertuples(index=False)):
         if rule_before is not None and i == rule_before and i > 0:
             rows.append(r"\midrule")
-        cells = [(r"\textbf{%s}" % _tex_cell(v)) if (i, c) in bold else _tex_cell(v) for c, v in zip(cols, row)]
+        cells = [rf"\textbf{{{_tex_cell(v)}}}" if (i, c) in bold else _tex_cell(v) for c, v in zip(cols, row)]
         rows.append(" & ".join(cells) + r" \\")
     spec = "l" * n_left + "r" * (len(cols) - n_left)
     return "\n".join([
@@ -266,7 +270,7 @@ def _first_reported(table: Table) -> int | None:
 
 
 def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True,
-                latex: LatexStyle = LatexStyle()) -> list[Path]:
+                latex: LatexStyle = DEFAULT_LATEX) -> list[Path]:
     """Write ``<key>.csv``, ``<key>.tex`` and ``<key>.md`` into ``out_dir``; returns their paths. A table
     of reported rows only carries no random-init line (nothing in it was measured here)."""
     out_dir.mkdir(parents=True, exist_ok=True)
