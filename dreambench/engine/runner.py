@@ -257,16 +257,15 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
     done = 0
     backend.start()
     weight = job_weights(todo, opts.job_weights)
-    bar = tqdm(total=round(sum(weight.values()), 3), desc="jobs", disable=not opts.progress, file=sys.stderr,
-               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+    # The bar's share of a job is its estimated cost; its text counts jobs ("jobs 3/16").
+    bar = tqdm(total=round(sum(weight.values()), 3), desc=f"jobs 0/{len(todo)}", disable=not opts.progress,
+               file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
     finished = [0]
 
     def advance(jid: str) -> None:
         finished[0] += 1
-        bar.set_postfix_str(f"{finished[0]}/{len(todo)} jobs", refresh=False)
+        bar.set_description_str(f"jobs {finished[0]}/{len(todo)}", refresh=False)
         bar.update(weight[jid])
-
-    bar.set_postfix_str(f"0/{len(todo)} jobs", refresh=False)
     try:
         while pending or running:
             # Fail jobs whose dependencies failed for good: they cannot run.
