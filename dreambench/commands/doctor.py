@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..engine.devices import check_device
 from ..models import preflight  # module, not names: read at call time (tests wrap run_checks)
 from .options import metric_weights_spec, weights_options
 
@@ -38,6 +39,7 @@ def doctor_cmd(profile: str, model: str | None, metric_profile: str, dino_weight
     One row per model (SD UNet, VAE, text encoder; DINO; CLIP; LPIPS trunk and linear layers): where its
     weights come from (folder, hub cache, file, config), dtype, short weights digest, pretrained or
     random-init, seconds. Exit status 2 with one line per problem."""
+    check_device(device)  # one line, not a traceback from the first tensor moved there
     weights = metric_weights_spec(dino_weights, clip_weights, lpips_weights)
     rows, bad = preflight_lines(profile, model, metric_profile, weights, None if device == "auto" else device)
     if rows:

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..engine.labels import parse_sets
-from ..engine.runner import format_summary
+from ..engine.replace import check_replacements
+from ..engine.runner import failure_lines, format_summary, root_causes
 from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
 from ..evaluation import RunRequest, evaluate, plan_run
@@ -89,18 +90,31 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
         names=display_names, argv=sys.argv[1:])
     say = lambda line: click.echo(line, err=True)
     if dry_run:
-        click.echo(plan_run(request, say=say).describe())
+        planned = plan_run(request, say=say)
+        click.echo(planned.describe())
+        check_replacements(planned.replacements, planned.replace)  # refused as `run` refuses it (exit 2)
         return
     result = evaluate(request, say=say)
     summary = result.summary
     click.echo(format_summary(summary))
+    table1 = ResultsLayout(result.results_dir).tables / "table1_fidelity.md"
+    if table1.is_file():  # where the run's main result is, last, where the eye lands
+        click.echo(f"Table 1: {table1} (all tables: {table1.parent}/README.md)")
     for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
-        failed = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
-        click.echo(f"error: {len(summary.failed)} job(s) failed: {failed}", err=True)
+        click.echo(f"error: {failed_line(summary.failed)}", err=True)
     if result.unscored or not summary.ok:
         sys.exit(1)
+
+
+def failed_line(failed: list[dict]) -> str:
+    """The run's closing error: the jobs that failed on their own, then how many were not run because of them."""
+    errors = {f["id"]: f.get("error") or "" for f in failed}
+    roots = [f for f in failed if root_causes(f["id"], errors) == [f["id"]]]
+    named = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})".replace(" /)", ")") for f in roots)
+    rest = len(failed) - len(roots)
+    return f"{len(roots)} job(s) failed: {named}" + (f"; {rest} job(s) that need them were not run" if rest else "")
 
 
 def runs_of_jobs(runs: list[dict], rows: list[dict]) -> list[tuple[dict | None, list[dict]]]:
@@ -176,11 +190,10 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     click.echo(f"{done}/{total} jobs done; labels: {', '.join(labels) or '-'}"
                + (f"; last run {runs[-1]['status']}" if runs else "")
                + (" (re-run its command to resume)" if runs and runs[-1]["status"] == "interrupted" else ""))
-    for r in rows:
-        if r["status"] == "failed":
-            log = ResultsLayout(results_dir).job_log(r["id"])
-            click.echo(f"FAILED {r['id']} {r['kind']} {r['label']}/{r['subject']}: {r['error']}"
-                       + (f" (log: {log})" if log.is_file() else ""))
+    failed = [{**r, "log": log if (log := ResultsLayout(results_dir).job_log(r["id"])).is_file() else None}
+              for r in rows if r["status"] == "failed"]
+    for line in failure_lines(failed):
+        click.echo(line)
 
 
 @click.command("bench")

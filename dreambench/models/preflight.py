@@ -341,22 +341,33 @@ def problem_lines(profile: str, model: str | None, metric_profile: str, weights:
     return rows, problems(rows)
 
 
+def _plan_needs(plan) -> Needs:
+    subject_jobs = plan.by_kind("subject")
+    return Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
+                 scoring=bool(plan.by_kind("score")))
+
+
+def check_plan_options(plan, device: str | None) -> str | None:
+    """The part of :func:`check_plan` that loads no model: the model options of the plan (profile, --model,
+    weights files) are valid and their digests known, or :class:`PreflightError`. ``run --dry-run`` applies
+    it, so it refuses what ``run`` refuses. Returns the check key (None when the plan needs no model)."""
+    spec, needs = plan.spec, _plan_needs(plan)
+    if not (needs.sd or needs.scoring):
+        return None
+    try:
+        return check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
+    except DreambenchError as e:
+        raise PreflightError([str(e)]) from None
+
+
 def check_plan(plan, device: str | None) -> None:
     """The doctor's checks for a planned run, in the driver before any job: :class:`PreflightError` with
     one line per problem. Passing checks are remembered (``$DREAMBENCH_CACHE/preflight.json``) by a key of
     every digest and setting that decides them, so a resumed run loads nothing here."""
-    spec = plan.spec
-    subject_jobs = plan.by_kind("subject")
-    needs = Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
-                  scoring=bool(plan.by_kind("score")))
-    if not (needs.sd or needs.scoring):
-        return
+    spec, needs = plan.spec, _plan_needs(plan)
+    key = check_plan_options(plan, device)
     cache = cache_file()
-    try:
-        key = check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
-    except DreambenchError as e:
-        raise PreflightError([str(e)]) from None
-    if cached_ok(cache, key):
+    if key is None or cached_ok(cache, key):
         return
     # Through the module's own name: tests wrap run_checks on the module.
     rows, bad = problem_lines(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
