@@ -135,7 +135,6 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     _check_counts(jobs_per_gpu=(r.jobs_per_gpu, 1), retries=(r.retries, 0), threads=(r.threads, 1),
                   class_samples=(r.class_samples, 0))
     gpu_list = _gpus(r.gpus)
-    _check_images_per_prompt(r.images_per_prompt, r.tables)
     if r.backend == "local":  # a Ray cluster's devices are the cluster's, not this machine's
         check_device(r.device, gpu_list)
     # 2. The protocol, the labels with their overrides, the spec.
@@ -143,6 +142,7 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     runs = method_runs(tuple(r.methods), r.tables, tuple(r.sets), r.recipe, r.class_samples)
     subjects = _split(r.subjects) if isinstance(r.subjects, str) else r.subjects
     per_prompt = r.images_per_prompt if r.images_per_prompt is not None else proto.images_per_prompt
+    _check_images_per_prompt(per_prompt, r.tables)
     spec = RunSpec(runs, subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, per_prompt,
                    r.prompts, protocol=str(Path(r.protocol).resolve()) if Path(r.protocol).is_dir() else r.protocol,
                    metric_profile=r.metric_profile or proto.metric_profile, keep_artifacts=r.keep_artifacts,

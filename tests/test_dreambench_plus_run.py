@@ -112,7 +112,7 @@ def test_the_dry_run_estimates_the_protocols_work(plus):
     text = out.stdout + out.stderr
     n = len(plus["subjects"])
     assert f"{n} subject, " in text and f"images: {n * 9}; training steps: {n * 3}" in text, text
-    assert "estimated GPU-hours" in text and not (plus["tmp"] / "dry").exists()
+    assert "estimated device-hours" in text and not (plus["tmp"] / "dry").exists()
 
 
 def test_export_then_import_scores_identically(run, plus):
