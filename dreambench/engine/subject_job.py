@@ -317,7 +317,7 @@ def sample_batches(plan: list, batch_size: int) -> list[list]:
 def build_job_config(job: SubjectJob, method_cls: type[Method]) -> tuple[Any, str | None]:
     """The job's config (recipe < config overrides < steps) with the sampler steps resolved from
     ``job.sample_steps`` or the model profile's default."""
-    config, recipe = resolve_config(method_cls, job.recipe, job.config, job.steps)
+    config, recipe = resolve_config(method_cls, job.recipe, job.config, job.steps, get_profile(job.profile).family)
     if hasattr(config, "sample_steps"):
         if job.sample_steps:
             config.sample_steps = int(job.sample_steps)

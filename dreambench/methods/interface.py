@@ -148,6 +148,11 @@ class Method(ABC):
     #: then part of its jobs' ids, so a changed photo re-runs them. True unless a method says otherwise
     #: (``pretrained`` does): one that may read them must not reuse outputs made from other photos.
     uses_photos: ClassVar[bool] = True
+    #: The model families (:data:`dreambench.models.profiles.FAMILIES`) the method runs on; None = every
+    #: family (it conditions the UNet through :mod:`dreambench.methods.conditioning`, or needs no model).
+    #: A run on another family is refused before any job, with ``family_refusals[family]`` as the reason.
+    families: ClassVar[tuple[str, ...] | None] = None
+    family_refusals: ClassVar[dict[str, str]] = {}
 
     #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
     #: methods that do not train or do not report.

@@ -17,8 +17,15 @@ import torch
 from ..errors import ModelLoadError
 from .digest import memo, tensor_digest
 from .profiles import ModelProfile
-from .sd_configs import CONFIG_DIR, random_sd_key, read_config
-from .sd_source import HUB_PATTERNS, SDSource, hub_reachable, resolve_folder, resolve_sd_source, sd_digest
+from .sd_configs import CONFIG_DIR, config_family, random_sd_key, read_config
+from .sd_source import (
+    FAMILY_HUB_PATTERNS,
+    SDSource,
+    hub_reachable,
+    resolve_folder,
+    resolve_sd_source,
+    sd_digest,
+)
 from .single_file import load_single_file
 from .tokenizer import clip_tokenizer
 
@@ -47,6 +54,15 @@ class SDComponents:
     pretrained_weights: bool
     where: str = "config"
     digest: str | None = None
+    #: ``{"vae_source", "vae_digest"}`` when ``--vae`` replaced the model's VAE, else None.
+    vae_override: dict | None = None
+
+    #: The model family (:data:`dreambench.models.profiles.FAMILIES`); :class:`~.sdxl.SDXLComponents` is ``sdxl``.
+    family = "sd15"
+
+    def modules(self) -> tuple:
+        """Every part that holds weights."""
+        return (self.unet, self.vae, self.text_encoder)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -57,7 +73,7 @@ class SDComponents:
         return self.resolution // self.vae_scale_factor
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> SDComponents:
-        for m in (self.unet, self.vae, self.text_encoder):
+        for m in self.modules():
             m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
         return self
 
@@ -72,7 +88,11 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
     """Random-init SD parts from the configs ``configs/<config_name>_{unet,vae,text_encoder}.json``.
 
     Seeded, so two builds with the same seed are identical (the engine relies on it to restore
-    pristine weights)."""
+    pristine weights). A set with a second text encoder builds SDXL parts (:func:`.sdxl.build_random_sdxl`)."""
+    if config_family(config_name) == "sdxl":
+        from .sdxl import build_random_sdxl
+
+        return build_random_sdxl(config_name, resolution, seed)
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -136,47 +156,72 @@ def _quiet_loading():
             dlog.enable_progress_bar()
 
 
-def _download(src: SDSource, flag: str) -> SDSource:
+def _download(src: SDSource, flag: str, family: str = "sd15") -> SDSource:
     """Fetch the files a ``hub-download`` source needs (plain fp32 safetensors), then read it from the cache."""
     from huggingface_hub import snapshot_download
 
-    snap = Path(snapshot_download(src.source, allow_patterns=HUB_PATTERNS))
-    return resolve_folder(snap, "hub", src.source, flag)
+    snap = Path(snapshot_download(src.source, allow_patterns=FAMILY_HUB_PATTERNS[family]))
+    return resolve_folder(snap, "hub", src.source, flag, family)
 
 
-def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", flag: str = "--model"
-                       ) -> SDComponents:
-    """SD parts from a diffusers folder (fp32 or fp16, plain or variant files), a hub id (the local hub
-    cache) or a single-file ``.safetensors`` checkpoint, every part in fp32 (:data:`LOAD_DTYPE`).
+def _load_parts(src: SDSource, flag: str, family: str) -> tuple:
+    """The parts of a resolved source: (unet, vae, text_encoder, tokenizer, scheduler config[, text_encoder_2,
+    tokenizer_2])."""
+    if family == "sdxl":
+        from .sdxl import load_folder_xl, load_single_file_xl
+
+        return load_single_file_xl(src.root, flag, LOAD_DTYPE) if src.kind == "single-file" else load_folder_xl(src)
+    return load_single_file(src.root, flag, LOAD_DTYPE) if src.kind == "single-file" else _load_folder(src)
+
+
+def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", flag: str = "--model",
+                       family: str = "sd15") -> SDComponents:
+    """SD parts of model family ``family`` from a diffusers folder (fp32 or fp16, plain or variant files), a
+    hub id (the local hub cache) or a single-file ``.safetensors`` checkpoint, every part in fp32
+    (:data:`LOAD_DTYPE`).
 
     Raises :class:`ModelLoadError` with one line naming ``flag``, the path or id and what to do."""
-    src = resolve_sd_source(model, flag)
+    src = resolve_sd_source(model, flag, family)
     try:
         if src.kind == "hub-download":
-            src = _download(src, flag)
+            src = _download(src, flag, family)
         with _quiet_loading():
-            if src.kind == "single-file":
-                parts = load_single_file(src.root, flag, LOAD_DTYPE)
-            else:
-                parts = _load_folder(src)
+            parts = _load_parts(src, flag, family)
     except ModelLoadError:
         raise
     except Exception as e:  # library errors come in many types; the user needs one line
         first = (str(e).strip().splitlines() or [""])[0][:300]
         raise ModelLoadError(f"profile {profile_name}: cannot load Stable Diffusion from {src.source} "
                              f"({type(e).__name__}: {first})") from e
-    comps = SDComponents(*parts[:4], parts[4], resolution, src.source, True)
+    if family == "sdxl":
+        from .sdxl import SDXLComponents
+
+        comps = SDXLComponents(*parts[:5], resolution, src.source, True, text_encoder_2=parts[5],
+                               tokenizer_2=parts[6])
+    else:
+        comps = SDComponents(*parts[:4], parts[4], resolution, src.source, True)
     comps.where, comps.digest = src.where, sd_digest(src)
     return comps
 
 
-def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0) -> SDComponents:
-    """The SD parts of ``profile`` on the CPU in fp32; ``model`` overrides the profile's hub id/folder."""
+def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0, vae: str | None = None) -> SDComponents:
+    """The SD parts of ``profile`` on the CPU in fp32; ``model`` overrides the profile's hub id/folder and
+    ``vae`` its VAE (:mod:`.vae_source`: a folder, hub id or file, e.g. SDXL's fp16-fix VAE)."""
     if profile.pretrained_weights:
-        return load_pretrained_sd(model or profile.sd_model, profile.resolution, profile.name)
-    if model:
+        comps = load_pretrained_sd(model or profile.sd_model, profile.resolution, profile.name,
+                                   family=profile.family)
+    elif model:
+        from .profiles import list_profiles
+
+        pretrained = [p.name for p in list_profiles() if p.pretrained_weights]
         raise ModelLoadError(
             f"--model {model}: profile {profile.name} builds random-init models from configs; --model applies "
-            "to --profile sd15"
+            f"to the pretrained profiles ({', '.join(pretrained)})"
         )
-    return build_random_sd(profile.sd_model, profile.resolution, seed)
+    else:
+        comps = build_random_sd(profile.sd_model, profile.resolution, seed)
+    if vae:
+        from .vae_source import replace_vae
+
+        replace_vae(comps, vae)
+    return comps
