@@ -11,8 +11,8 @@ layers, leaving the UNet exactly as it was.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import ModelLoadError
 from ..lazy import LazyModule

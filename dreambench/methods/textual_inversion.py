@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import ClassVar
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import DreambenchError, ModelLoadError
 from ..lazy import LazyModule
