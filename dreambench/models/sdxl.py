@@ -15,6 +15,7 @@ suite's own config set (no hub).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -147,15 +148,18 @@ def pick_xl_config_set(path: Path, flag: str) -> str:
 def xl_config_folder(name: str) -> Path:
     """A diffusers SDXL config folder for config set ``name`` (written once under ``$DREAMBENCH_CACHE``)."""
     root = Path(os.environ.get("DREAMBENCH_CACHE", Path.home() / ".cache" / "dreambench")).expanduser()
-    dest = root / "sd-configs" / name
+    configs = {part: read_config(name, part) for part in (*XL_PARTS, "scheduler")}
+    # Named by the configs' content: a folder written from an older config set is never read.
+    digest = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:12]
+    dest = root / "sd-configs" / f"{name}-{digest}"
     if (dest / "model_index.json").is_file():
         return dest
     tmp = dest.with_name(f".{name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for part in (*XL_PARTS, "scheduler"):
+    for part, config in configs.items():
         (tmp / part).mkdir(parents=True)
         fname = "scheduler_config.json" if part == "scheduler" else "config.json"
-        (tmp / part / fname).write_text(json.dumps(read_config(name, part), indent=1))
+        (tmp / part / fname).write_text(json.dumps(config, indent=1))
     for tok in ("tokenizer", "tokenizer_2"):
         shutil.copytree(_tokenizer_dir(), tmp / tok)
     (tmp / "model_index.json").write_text(json.dumps(_XL_INDEX, indent=1))
