@@ -490,3 +490,40 @@ def test_methods_without_sdxl_are_refused_before_any_job():
     plan = build_plan(spec, proto)
     recipes = {j.spec["job"]["method"]: j.spec["recipe"] for j in plan.by_kind("subject")}
     assert recipes == {"dreambooth-lora": "tiny", "pretrained": None}
+
+
+# ------------------------------------------------------------------------------------------- the CLI
+def test_cli_run_of_dreambooth_lora_on_tiny_sdxl(tmp_path):
+    """``dreambench run`` of dreambooth-lora and pretrained on tiny-sdxl (DreamBooth protocol, one subject):
+    images, the SDXL LoRA file, and the SD source, digest and family recorded; methods without SDXL are
+    refused before any job (exit 2, one line)."""
+    import json
+
+    from realrun import cli_env, run_cli
+
+    env = cli_env(DREAMBENCH_CACHE=str(tmp_path / "cache"))
+    data = Path("/work/shared/dreambooth-dataset")
+    if not (data / "dog").is_dir():
+        import os
+
+        data = Path(os.environ.get("DREAMBENCH_DATA", ""))
+    if not (data / "dog").is_dir():
+        pytest.skip("the DreamBooth dataset is not available")
+    res = tmp_path / "results"
+    run_cli(["--results", res, "run", "--method", "dreambooth-lora", "--method", "pretrained", "--profile",
+             "tiny-sdxl", "--subjects", "dog", "--prompts", "1", "--images-per-prompt", "1", "--steps", "2",
+             "--set", "dreambooth-lora.num_class_images=1", "--no-score", "--data", data], env)
+    art = list((res / "artifacts").rglob("pytorch_lora_weights.safetensors"))
+    assert len(art) == 1
+    prov = sd_provenance("tiny-sdxl")
+    for label in ("dreambooth-lora", "pretrained"):
+        info = json.loads((res / "images" / label / "method.json").read_text())
+        assert info["profile"] == "tiny-sdxl" and info["weights"] == "random-init"
+        assert (info["sd_source"], info["sd_digest"], info["sd_family"]) == ("config:tiny-sdxl", prov["sd_digest"], "sdxl")
+        pngs = list((res / "images" / label / "dog").glob("*.png"))
+        assert pngs and all(Image.open(p).size == (64, 64) for p in pngs)
+    lora = json.loads((res / "images" / "dreambooth-lora" / "method.json").read_text())
+    assert lora["recipe"] == "tiny" and lora["config"]["time_ids"] == "crop"
+    bad = run_cli(["--results", tmp_path / "r2", "run", "--method", "dreambooth", "--profile", "tiny-sdxl",
+                   "--subjects", "dog", "--dry-run", "--data", data], env, check=False)
+    assert bad.returncode == 2 and "more than 80 GB" in bad.stderr and "Traceback" not in bad.stderr
