@@ -177,7 +177,8 @@ def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, **options
     opts = RunOptions(results_dir, planned.data_dir, r.backend, device, planned.gpus, r.jobs_per_gpu, r.retries,
                       r.address, threads=r.threads, progress=True, argv=list(r.argv), replace=planned.replace)
     est = planned.estimate
-    say(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
+    hours = "device-hours not estimated" if est["device_hours"] is None else f"~{est['device_hours']} device-hours"
+    say(f"plan: {len(plan.jobs)} jobs, {est['images']} images, {hours} "
         f"({est['basis'].split(';')[0]}); results in {results_dir}")
     record_names(results_dir, r.names)  # before the run: its tables job reads them
     summary = run_plan(plan, opts)

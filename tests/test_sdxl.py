@@ -527,3 +527,33 @@ def test_cli_run_of_dreambooth_lora_on_tiny_sdxl(tmp_path):
     bad = run_cli(["--results", tmp_path / "r2", "run", "--method", "dreambooth", "--profile", "tiny-sdxl",
                    "--subjects", "dog", "--dry-run", "--data", data], env, check=False)
     assert bad.returncode == 2 and "more than 80 GB" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_dry_run_estimates_sdxl_only_from_an_sdxl_bench(tmp_path):
+    """No SDXL figure exists: the estimate gives the plan's size and no hours (never the SD 1.5 calibration);
+    a bench.json of a profile of the same family and resolution is used once it exists."""
+    import json
+
+    from dreambench.engine import cost
+    from dreambench.engine.describe import format_plan
+    from dreambench.engine.plan import build_plan
+    from dreambench.engine.runspec import MethodRun, RunSpec
+    from dreambench.protocol import load_protocol
+
+    spec = RunSpec([MethodRun("dreambooth-lora", "dreambooth-lora")], ["dog", "cat"], profile="sdxl",
+                   prompts=1, images_per_prompt=2)
+    plan = build_plan(spec, load_protocol("dreambooth"))
+    rates = cost.load_rates(tmp_path, "sdxl")
+    assert rates.get("unmeasured") and "gpu_bench.sh sdxl" in rates["basis"]
+    est = cost.estimate(plan, rates, 50)
+    assert est["device_hours"] is None and est["train_steps"] == 2 * 500 and est["images"] == 2 * 2 * 2
+    assert "not estimated" in format_plan(plan, est, tmp_path)
+    bench = {"profile": "sdxl-random", "device": "cuda", "device_name": "a test GPU",
+             "reference": {"train_steps_per_s": 2.0}, "methods": {"dreambooth-lora": {"train_steps_per_s": 4.0}},
+             "sampling": {"images_per_s": 0.5, "sample_steps": 50}, "scoring": {"images_per_s": 100.0}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "sdxl"), 50)
+    assert "a test GPU" in est["basis"]
+    # 2 subjects x (500 steps / 4 steps/s + 2 images / 0.5 images/s)
+    assert est["device_seconds"]["subject"] == pytest.approx(2 * (500 / 4.0 + 2 / 0.5))
+    assert cost.load_rates(tmp_path, "tiny-sdxl").get("unmeasured")  # another resolution: not this bench

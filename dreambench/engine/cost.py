@@ -5,6 +5,9 @@ plan's model profile (a method's training at its packed rate when packing beat o
 packaged calibration (``calibration.json``: SD1.5-shaped models on one H100, copied from a measured file
 whose source it names: loops with the suite's CUDA defaults, and the plain reference loop for comparison).
 Estimates are sums of work divided by rates on one device; they assume no other overlap between workers.
+A bench result applies to every profile of the same model family at the same resolution (random-init and
+pretrained weights cost the same FLOPs). A family with neither (SDXL until a device measures it) is not
+estimated: the plan's size is given, its hours are not, and the basis says which command measures them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ def load_rates(results_dir: Path | None, profile: str) -> dict:
     bench = Path(results_dir) / BENCH_FILE if results_dir else None
     if bench is not None and bench.is_file():
         b = json.loads(bench.read_text())
-        if b.get("profile") == profile:
+        if b.get("profile") == profile or _same_shapes(b.get("profile"), profile):
             per_method = {m: v["train_steps_per_s"] for m, v in b.get("methods", {}).items()
                           if v.get("train_steps_per_s")}
             pk = b.get("packing") or {}
@@ -40,6 +43,11 @@ def load_rates(results_dir: Path | None, profile: str) -> dict:
                     "reference": {"train_steps_per_s": b["reference"]["train_steps_per_s"], "train_per_method": {},
                                   **sampling, "basis": f"{bench}: reference loop"}}
     c = json.loads(CALIBRATION_FILE.read_text())
+    family = _family(profile)
+    if family is not None and family != _family(c["profile"]):
+        return {"unmeasured": True,
+                "basis": f"no measured rate for model family {family} (profile {profile}): run `bash "
+                         f"benchmarks/gpu_bench.sh {family}` on a GPU and copy its bench.json into the results folder"}
     note = "" if profile == c["profile"] else f"; measured for profile {c['profile']}, not {profile}"
 
     def rates(d: dict, what: str) -> dict:
@@ -53,8 +61,32 @@ def load_rates(results_dir: Path | None, profile: str) -> dict:
     return out
 
 
+def _family(profile: str | None) -> str | None:
+    from ..models.profiles import PROFILES
+
+    return PROFILES.get(profile).family if profile in PROFILES else None
+
+
+def _same_shapes(measured: str | None, profile: str) -> bool:
+    """Whether a bench of profile ``measured`` times ``profile``'s work: same family and resolution."""
+    from ..models.profiles import PROFILES
+
+    if measured not in PROFILES or profile not in PROFILES:
+        return False
+    a, b = PROFILES.get(measured), PROFILES.get(profile)
+    return (a.family, a.resolution) == (b.family, b.resolution)
+
+
 def estimate(plan: Plan, rates: dict, sample_steps: int) -> dict:
-    """Jobs, images, training steps and estimated device-seconds per kind and per label."""
+    """Jobs, images, training steps and estimated device-seconds per kind and per label (None when the
+    rates are ``unmeasured``: no figure is made up)."""
+    if rates.get("unmeasured"):
+        subject_jobs = plan.by_kind("subject")
+        return {"jobs": {k: len(plan.by_kind(k)) for k in ("class_images", "subject", "score", "score_merge", "tables")},
+                "images": sum(j.images for j in plan.jobs if j.kind in ("subject", "class_images")),
+                "train_steps": sum(j.train_steps for j in subject_jobs), "device_seconds": None,
+                "device_seconds_per_label": None, "device_hours": None, "reference_device_hours": None,
+                "basis": rates["basis"]}
     per_label: dict[str, float] = {}
     kinds: dict[str, float] = {"class_images": 0.0, "subject": 0.0, "score": 0.0, "score_merge": 0.0,
                                "tables": 0.0}
