@@ -546,7 +546,7 @@ def test_dry_run_estimates_sdxl_only_from_an_sdxl_bench(tmp_path):
     rates = cost.load_rates(tmp_path, "sdxl")
     assert rates.get("unmeasured") and "gpu_bench.sh sdxl" in rates["basis"]
     est = cost.estimate(plan, rates, 50)
-    assert est["device_hours"] is None and est["train_steps"] == 2 * 500 and est["images"] == 2 * 2 * 2
+    assert est["device_hours"] is None and est["train_steps"] == 2 * 500 and est["images"] == 2 * 1 * 2  # subjects x prompts x images
     assert "not estimated" in format_plan(plan, est, tmp_path)
     bench = {"profile": "sdxl-random", "device": "cuda", "device_name": "a test GPU",
              "reference": {"train_steps_per_s": 2.0}, "methods": {"dreambooth-lora": {"train_steps_per_s": 4.0}},

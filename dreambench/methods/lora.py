@@ -155,7 +155,8 @@ register_recipe("dreambooth-lora", Recipe(
     "dreambench-plus", "DreamBench++ DreamBooth-LoRA SDXL row (diffusers v0.24 script): rank 4, lr 5e-5 "
     "constant, 500 steps, batch 1, constant time ids (1024, 1024, 0, 0, 1024, 1024), seed 42, no prior "
     "preservation, text encoders frozen; sampling Euler 100 steps, CFG 7.5 at the profile's 1024 px "
-    "(their fp16 run: pass --vae madebyollin/sdxl-vae-fp16-fix; training here is bf16 autocast on CUDA)",
+    "(their fp16 run: pass --vae madebyollin/sdxl-vae-fp16-fix; here training is bf16 autocast on CUDA and on "
+    "the photo's centre square, not their random crops: docs/sdxl.md)",
     {"lr": 5e-5, "steps": 500, "rank": 4, "batch_size": 1, "lr_warmup_steps": 0, "adam_weight_decay": 1e-4,
      "with_prior_preservation": False, "num_class_images": 0, "time_ids": "constant", "seed": 42,
      "sampler": "euler", "sample_steps": 100, "guidance_scale": 7.5},
