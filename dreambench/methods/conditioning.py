@@ -62,6 +62,14 @@ class Conditioning:
         return Conditioning(hidden, {k: torch.cat([p.added[k] for p in parts]) for k in parts[0].added})
 
 
+@torch.no_grad()
+def encode_prompts(text_encoder, tokenizer, prompts: list[str], device: torch.device | str) -> torch.Tensor:
+    """CLIP text-encoder hidden states (batch, 77, width) for ``prompts`` (padded to the full context)."""
+    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                    return_tensors="pt").input_ids.to(device)
+    return text_encoder(ids)[0]
+
+
 def as_conditioning(x: Conditioning | torch.Tensor) -> Conditioning:
     """A :class:`Conditioning` from a plain SD 1.5 hidden-states tensor (or itself)."""
     return x if isinstance(x, Conditioning) else Conditioning(x)
@@ -112,8 +120,6 @@ def prompt_conditioning(components, prompts: list[str], device, time_ids: torch.
     :func:`constant_time_ids` at the components' resolution. ``text_encoder``/``tokenizer`` replace the
     (first) encoder's (textual inversion's extended ones)."""
     if not is_sdxl(components):
-        from .sampling import encode_prompts  # here: sampling imports this module
-
         return Conditioning(encode_prompts(text_encoder or components.text_encoder,
                                            tokenizer or components.tokenizer, prompts, device))
     encoders = (text_encoder or components.text_encoder, components.text_encoder_2)

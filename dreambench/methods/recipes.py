@@ -65,7 +65,7 @@ def register_recipe(method: str, recipe: Recipe, default: bool = False) -> Recip
 def _recipe_table(method_cls: type, family: str | None = None) -> Registry[Recipe]:
     """The recipes of a method class for ``family``: its ``recipes`` attribute, then the registered
     family-neutral ones, then those of ``family`` (later ones win)."""
-    table: Registry[Recipe] = Registry(_what(method_cls.name, family))
+    table: Registry[Recipe] = Registry(_what(method_cls.name))  # its messages list the valid names
     for name, recipe in (getattr(method_cls, "recipes", {}) or {}).items():
         if recipe.family in (None, family):
             table.register(name, recipe, replace=True)

@@ -18,7 +18,13 @@ import torch
 from PIL import Image
 
 from ..errors import DreambenchError
-from .conditioning import Conditioning, is_sdxl, negative_conditioning, prompt_conditioning
+from .conditioning import (
+    Conditioning,
+    encode_prompts,  # noqa: F401  (re-exported: its home before conditioning.py)
+    is_sdxl,
+    negative_conditioning,
+    prompt_conditioning,
+)
 from .configs import SAMPLERS, SamplingConfig  # re-exported: their home before configs.py
 from .interface import GenerationRequest
 
@@ -86,14 +92,6 @@ def _autocast(device: torch.device, precision: str):
     if dtype is None:
         raise DreambenchError(f"sample_precision {precision!r}: use auto, fp32, fp16 or bf16")
     return torch.autocast(device.type, dtype=dtype)
-
-
-@torch.no_grad()
-def encode_prompts(text_encoder, tokenizer, prompts: list[str], device: torch.device | str) -> torch.Tensor:
-    """CLIP text-encoder hidden states (batch, 77, width) for ``prompts`` (padded to the full context)."""
-    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids.to(device)
-    return text_encoder(ids)[0]
 
 
 def initial_latents(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:

@@ -8,16 +8,14 @@ runs the same code whatever the weights.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..errors import ModelLoadError
-from .digest import memo, tensor_digest
+from .components import LOAD_DTYPE, SDComponents, _random_digest
 from .profiles import ModelProfile
-from .sd_configs import CONFIG_DIR, config_family, random_sd_key, read_config
+from .sd_configs import CONFIG_DIR, config_family, read_config
 from .sd_source import (
     FAMILY_HUB_PATTERNS,
     SDSource,
@@ -26,6 +24,7 @@ from .sd_source import (
     resolve_sd_source,
     sd_digest,
 )
+from .sdxl import SDXLComponents, build_random_sdxl, load_folder_xl, load_single_file_xl
 from .single_file import load_single_file
 from .tokenizer import clip_tokenizer
 
@@ -34,64 +33,12 @@ __all__ = ["CONFIG_DIR", "LOAD_DTYPE", "SDComponents", "build_random_sd", "hub_r
            "load_sd", "read_config"]
 
 
-@dataclass
-class SDComponents:
-    """The parts of a Stable Diffusion pipeline that methods train and sample with.
-
-    ``source`` names where the weights came from (hub id, absolute folder or file, or ``config:<name>``),
-    ``pretrained_weights`` whether they are trained weights, ``where`` how they were found (``folder``,
-    ``hub cache``, ``file``, ``config``) and ``digest`` the short digest of the weight files (random-init:
-    of the tensors); all are recorded with results (:func:`dreambench.provenance.sd_provenance`).
-    """
-
-    unet: Any
-    vae: Any
-    text_encoder: Any
-    tokenizer: Any
-    scheduler_config: dict
-    resolution: int
-    source: str
-    pretrained_weights: bool
-    where: str = "config"
-    digest: str | None = None
-    #: ``{"vae_source", "vae_digest"}`` when ``--vae`` replaced the model's VAE, else None.
-    vae_override: dict | None = None
-
-    #: The model family (:data:`dreambench.models.profiles.FAMILIES`); :class:`~.sdxl.SDXLComponents` is ``sdxl``.
-    family = "sd15"
-
-    def modules(self) -> tuple:
-        """Every part that holds weights."""
-        return (self.unet, self.vae, self.text_encoder)
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
-    def latent_size(self) -> int:
-        return self.resolution // self.vae_scale_factor
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> SDComponents:
-        for m in self.modules():
-            m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
-        return self
-
-    def noise_scheduler(self):
-        """The DDPM training schedule (1000 steps, scaled-linear betas, epsilon prediction)."""
-        from diffusers import DDPMScheduler
-
-        return DDPMScheduler.from_config(self.scheduler_config)
-
-
 def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDComponents:
     """Random-init SD parts from the configs ``configs/<config_name>_{unet,vae,text_encoder}.json``.
 
     Seeded, so two builds with the same seed are identical (the engine relies on it to restore
     pristine weights). A set with a second text encoder builds SDXL parts (:func:`.sdxl.build_random_sdxl`)."""
     if config_family(config_name) == "sdxl":
-        from .sdxl import build_random_sdxl
-
         return build_random_sdxl(config_name, resolution, seed)
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -106,17 +53,6 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
         unet, vae, text_encoder, clip_tokenizer(), read_config(config_name, "scheduler"), resolution,
         f"config:{config_name}", False, "config", _random_digest(config_name, seed, (unet, vae, text_encoder)),
     )
-
-
-def _random_digest(config_name: str, seed: int, modules: tuple) -> str:
-    """The tensor digest of seeded random-init parts, remembered per (configs, seed, library versions):
-    the same inputs always build the same tensors, so each combination is hashed once per machine."""
-    return memo(random_sd_key(config_name, seed), lambda: tensor_digest(*modules))
-
-
-#: The dtype every part is loaded in, whatever the dtype of the files: fp32 master weights (training
-#: needs them; on CUDA, sampling runs under fp16 autocast and training under bf16 autocast).
-LOAD_DTYPE = torch.float32
 
 
 def _load_folder(src: SDSource) -> tuple:
@@ -168,8 +104,6 @@ def _load_parts(src: SDSource, flag: str, family: str) -> tuple:
     """The parts of a resolved source: (unet, vae, text_encoder, tokenizer, scheduler config[, text_encoder_2,
     tokenizer_2])."""
     if family == "sdxl":
-        from .sdxl import load_folder_xl, load_single_file_xl
-
         return load_single_file_xl(src.root, flag, LOAD_DTYPE) if src.kind == "single-file" else load_folder_xl(src)
     return load_single_file(src.root, flag, LOAD_DTYPE) if src.kind == "single-file" else _load_folder(src)
 
@@ -194,8 +128,6 @@ def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", 
         raise ModelLoadError(f"profile {profile_name}: cannot load Stable Diffusion from {src.source} "
                              f"({type(e).__name__}: {first})") from e
     if family == "sdxl":
-        from .sdxl import SDXLComponents
-
         comps = SDXLComponents(*parts[:5], resolution, src.source, True, text_encoder_2=parts[5],
                                tokenizer_2=parts[6])
     else:

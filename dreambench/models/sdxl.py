@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
-from .sd import LOAD_DTYPE, SDComponents, _random_digest
+from .components import LOAD_DTYPE, SDComponents, _random_digest
 from .sd_configs import read_config
 from .sd_source import SDSource
 from .tokenizer import _tokenizer_dir, clip_tokenizer
