@@ -557,3 +557,22 @@ def test_dry_run_estimates_sdxl_only_from_an_sdxl_bench(tmp_path):
     # 2 subjects x (500 steps / 4 steps/s + 2 images / 0.5 images/s)
     assert est["device_seconds"]["subject"] == pytest.approx(2 * (500 / 4.0 + 2 / 0.5))
     assert cost.load_rates(tmp_path, "tiny-sdxl").get("unmeasured")  # another resolution: not this bench
+
+
+def test_vae_is_part_of_the_job_ids_only_when_given():
+    from dreambench.engine.plan import build_plan
+    from dreambench.engine.runspec import MethodRun, RunSpec
+    from dreambench.protocol import load_protocol
+
+    proto = load_protocol("dreambooth")
+
+    def ids(**kw):
+        spec = RunSpec([MethodRun("pretrained", "pretrained")], ["dog"], profile="tiny-sdxl", prompts=1, **kw)
+        plan = build_plan(spec, proto)
+        return {j.id for j in plan.by_kind("subject")}, plan
+
+    plain, plan = ids()
+    with_vae, plan_vae = ids(vae="madebyollin/sdxl-vae-fp16-fix")
+    assert plain.isdisjoint(with_vae)
+    assert all(j.spec["vae"] == "madebyollin/sdxl-vae-fp16-fix" for j in plan_vae.by_kind("subject"))
+    assert all(j.spec["vae"] is None for j in plan.by_kind("subject"))
