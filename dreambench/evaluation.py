@@ -61,6 +61,7 @@ class RunRequest:
     tables: str | None = None
     profile: str = "sd15"
     model: str | None = None
+    vae: str | None = None
     subjects: str | list[str] | None = None
     steps: int | None = None
     sample_steps: int | None = None
@@ -146,7 +147,8 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     spec = RunSpec(runs, subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, per_prompt,
                    r.prompts, protocol=str(Path(r.protocol).resolve()) if Path(r.protocol).is_dir() else r.protocol,
                    metric_profile=r.metric_profile or proto.metric_profile, keep_artifacts=r.keep_artifacts,
-                   score=r.score, tables=r.score and tables_available(), metric_weights=dict(r.metric_weights))
+                   score=r.score, tables=r.score and tables_available(), metric_weights=dict(r.metric_weights),
+                   vae=r.vae)
     # 3. Plan; the photos of --data are part of the ids (a dry run without the folder plans without them).
     data = Path(r.data_dir) if r.data_dir is not None else (proto.data_dir or default_data_dir())
     inputs = InputDigests(data if data.is_dir() else None)
@@ -262,5 +264,5 @@ def _with_weights_digest(plan: Any, protocol: Any, inputs: Any) -> Any:
     if not (plan.by_kind("class_images") or any(j.spec.get("needs_model") for j in plan.by_kind("subject"))):
         return plan
 
-    inputs.sd_digest = sd_provenance(spec.profile, spec.model)["sd_digest"]
+    inputs.sd_digest = sd_provenance(spec.profile, spec.model, vae=spec.vae)["sd_digest"]
     return build_plan(spec, protocol, inputs)

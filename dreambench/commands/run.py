@@ -28,9 +28,12 @@ from .options import metric_weights_spec, resolve_results, results_option, weigh
                    "label). Without it such a run is refused and nothing is touched.")
 @click.option("--tables", "tables", type=click.Choice(["paper"]), default=None,
               help="Plan exactly the runs the paper's Tables 1, 3, 4, 5 and 6 need.")
-@click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny).")
-@click.option("--model", default=None, help="SD weights (profile sd15): diffusers folder (fp32, fp16 or fp16 variant files), hub id or "
+@click.option("--profile", default="sd15", show_default=True,
+              help="Model profile (sd15 | sd15-random | tiny | sdxl | sdxl-random | tiny-sdxl).")
+@click.option("--model", default=None, help="SD weights (profiles sd15, sdxl): diffusers folder (fp32, fp16 or fp16 variant files), hub id or "
                    "single-file .safetensors; see docs/weights.md.")
+@click.option("--vae", default=None, help="A VAE replacing the model's (e.g. madebyollin/sdxl-vae-fp16-fix for SDXL "
+                                          "in fp16): AutoencoderKL folder or hub id; see docs/sdxl.md.")
 @click.option("--subjects", default=None, help="Comma-separated subjects (default: all 30).")
 @click.option("--steps", type=int, default=None, help="Training-steps override (default: the recipe's).")
 @click.option("--sample-steps", type=int, default=None, help="Sampler-steps override (default: the profile's).")
@@ -70,7 +73,7 @@ from .options import metric_weights_spec, resolve_results, results_option, weigh
               help="Display name of a label in the tables (repeatable); recorded in <results>/names.json.")
 @results_option
 @click.pass_context
-def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
+def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, vae, subjects, steps, sample_steps, recipe, sets,
             backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
             class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
             protocol, score, names, results) -> None:
@@ -81,7 +84,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
         raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
 
     request = RunRequest(
-        resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model,
+        resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model, vae=vae,
         subjects=subjects, steps=steps, sample_steps=sample_steps, recipe=recipe, sets=sets, backend=backend,
         address=address, device=device, gpus=gpus, jobs_per_gpu=jobs_per_gpu, retries=retries, threads=threads,
         images_per_prompt=images_per_prompt, seed=seed, prompts=prompts, class_samples=class_samples,

@@ -9,6 +9,8 @@ has no calibration: the plan says so instead of showing another device's figures
 only from an end-to-end rate (``dreambench score`` on a folder of PNGs, bench.json's ``score_folder``):
 the embedding throughput alone leaves out decoding, I/O and DIV, and is not used. Estimates are sums of
 work divided by rates on one device; they assume no other overlap between workers.
+A bench result applies to every profile of the same model family at the same resolution (random-init
+and pretrained weights cost the same FLOPs); SDXL has no packaged calibration until a device measures it.
 """
 
 from __future__ import annotations
@@ -44,13 +46,16 @@ def load_rates(results_dir: Path | None, profile: str, device: str | None = None
     bench = Path(results_dir) / BENCH_FILE if results_dir else None
     if bench is not None and bench.is_file():
         b = json.loads(bench.read_text())
-        if b.get("profile") == profile and str(b.get("device", kind)).split(":")[0] == kind:
+        if (b.get("profile") == profile or _same_shapes(b.get("profile"), profile)) and str(b.get("device", kind)).split(":")[0] == kind:
             return _bench_rates(b, bench)
     c = json.loads(CALIBRATION_FILE.read_text())
     if kind != "cuda" or profile not in CALIBRATED_PROFILES:
+        family = _family(profile)
+        how = (f"`bash benchmarks/gpu_bench.sh {family}` on a GPU, its bench.json copied into the results folder,"
+               if kind == "cuda" and family not in (None, _family(c["profile"])) else
+               f"`dreambench --results {results_dir or 'DIR'} bench --profile {profile} --device {kind}`")
         return {"basis": f"no calibration for this device ({kind}, profile {profile}): the packaged one is "
-                         f"{c['profile']} on {c['device']}; `dreambench --results {results_dir or 'DIR'} bench "
-                         f"--profile {profile} --device {kind}` measures this one and later plans use it"}
+                         f"{c['profile']} on {c['device']}; {how} measures this one and later plans use it"}
     note = "" if profile == c["profile"] else f"; measured for profile {c['profile']}, not {profile}"
 
     def rates(d: dict, what: str) -> dict:
@@ -63,6 +68,22 @@ def load_rates(results_dir: Path | None, profile: str, device: str | None = None
     out = rates(c, "loops with the suite's CUDA defaults")
     out["reference"] = rates(c["reference"], "reference loop")
     return out
+
+
+def _family(profile: str | None) -> str | None:
+    from ..models.profiles import PROFILES
+
+    return PROFILES.get(profile).family if profile in PROFILES else None
+
+
+def _same_shapes(measured: str | None, profile: str) -> bool:
+    """Whether a bench of profile ``measured`` times ``profile``'s work: same family and resolution."""
+    from ..models.profiles import PROFILES
+
+    if measured not in PROFILES or profile not in PROFILES:
+        return False
+    a, b = PROFILES.get(measured), PROFILES.get(profile)
+    return (a.family, a.resolution) == (b.family, b.resolution)
 
 
 def _bench_rates(b: dict, bench: Path) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from .sd_configs import CONFIG_DIR, read_config
+from .sd_configs import CONFIG_DIR, config_family, read_config
 from .tokenizer import _tokenizer_dir
 
 #: The checkpoint tensors whose shapes pick the config set: UNet conv_in, text token embedding.
@@ -32,8 +32,10 @@ _MODEL_INDEX = {"_class_name": "StableDiffusionPipeline", "feature_extractor": [
 
 
 def config_sets() -> list[str]:
-    """Names of the shipped config sets (``sd15``, ``tiny``, ...), ``sd15`` first."""
-    names = sorted({p.name[: -len("_unet.json")] for p in CONFIG_DIR.glob("*_unet.json")})
+    """Names of the shipped SD 1.x config sets (``sd15``, ``tiny``, ...), ``sd15`` first (SDXL sets:
+    :func:`dreambench.models.sdxl.xl_config_sets`)."""
+    names = sorted({p.name[: -len("_unet.json")] for p in CONFIG_DIR.glob("*_unet.json")
+                    if config_family(p.name[: -len("_unet.json")]) == "sd15"})
     return sorted(names, key=lambda n: n != "sd15")
 
 
