@@ -173,3 +173,19 @@ def test_a_plug_in_runs_on_it_unchanged(run, plus, plugin_site):
     assert len(mine) == 9 * len(plus["subjects"]) and (mine["prompt"] == mine["prompt_plain"]).all()
     df = pd.read_csv(results / "tables" / "table7_dreambench_plus.csv", comment="#")
     assert set(df["method"]) == {*METHODS, realrun.PLUGIN_METHOD}
+
+
+def test_dreambooth_lora_on_sdxl_runs_its_recipe(plus):
+    """Issue 24 on this protocol: the `dreambench-plus` recipe of dreambooth-lora resolves to its SDXL setting
+    on an SDXL profile (lr 5e-5, Euler, constant time ids, no prior preservation) and the run makes the table."""
+    results = plus["tmp"] / "sdxl"
+    realrun.run_cli(["--results", str(results), "run", "--protocol", "dreambench-plus", "--method", "dreambooth-lora",
+                     "--recipe", "dreambench-plus", "--profile", "tiny-sdxl", "--steps", "2", "--sample-steps", "2",
+                     "--subjects", ",".join(plus["subjects"][:2])], plus["env"])
+    info = json.loads((results / "images" / "dreambooth-lora" / "method.json").read_text())
+    config = info["config"]
+    assert (info["recipe"], info["sd_family"]) == ("dreambench-plus", "sdxl")
+    assert (config["lr"], config["sampler"], config["time_ids"], config["with_prior_preservation"]) == (
+        5e-5, "euler", "constant", False)
+    df = pd.read_csv(results / "tables" / "table7_dreambench_plus.csv", comment="#")
+    assert set(df["method"]) == {"dreambooth-lora"} and (df["n_subjects"] == 2).all()
