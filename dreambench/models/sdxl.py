@@ -15,10 +15,6 @@ suite's own config set (no hub).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +25,7 @@ from ..errors import ModelLoadError
 from .components import LOAD_DTYPE, SDComponents, _random_digest
 from .sd_configs import read_config
 from .sd_source import SDSource
-from .tokenizer import _tokenizer_dir, clip_tokenizer
+from .tokenizer import clip_tokenizer
 
 #: Parts of an SDXL pipeline that hold weights.
 XL_PARTS = ("unet", "vae", "text_encoder", "text_encoder_2")
@@ -147,28 +143,9 @@ def pick_xl_config_set(path: Path, flag: str) -> str:
 
 def xl_config_folder(name: str) -> Path:
     """A diffusers SDXL config folder for config set ``name`` (written once under ``$DREAMBENCH_CACHE``)."""
-    root = Path(os.environ.get("DREAMBENCH_CACHE", Path.home() / ".cache" / "dreambench")).expanduser()
-    configs = {part: read_config(name, part) for part in (*XL_PARTS, "scheduler")}
-    # Named by the configs' content: a folder written from an older config set is never read.
-    digest = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:12]
-    dest = root / "sd-configs" / f"{name}-{digest}"
-    if (dest / "model_index.json").is_file():
-        return dest
-    tmp = dest.with_name(f".{name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for part, config in configs.items():
-        (tmp / part).mkdir(parents=True)
-        fname = "scheduler_config.json" if part == "scheduler" else "config.json"
-        (tmp / part / fname).write_text(json.dumps(config, indent=1))
-    for tok in ("tokenizer", "tokenizer_2"):
-        shutil.copytree(_tokenizer_dir(), tmp / tok)
-    (tmp / "model_index.json").write_text(json.dumps(_XL_INDEX, indent=1))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.replace(tmp, dest)
-    except OSError:  # another process won the race
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
+    from .single_file import config_folder
+
+    return config_folder(name, (*XL_PARTS, "scheduler"), ("tokenizer", "tokenizer_2"), _XL_INDEX)
 
 
 def load_single_file_xl(path: Path, flag: str, dtype: torch.dtype) -> tuple:
