@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU target of issues 3-5 and 15 in ONE device call, from the repository root:
-#   bash benchmarks/gpu_bench.sh [all|dreambooth|others|variants]      (results in $OUT, default benchmarks/out)
+#   bash benchmarks/gpu_bench.sh [all|sdxl|dreambooth|others|variants]      (results in $OUT, default benchmarks/out)
+# `sdxl` is the SECOND prepared call (issue 24): SDXL rows at 1024 px on sdxl-random, budgeted like `all`.
 # `all` (the default) is one `dreambench bench` process: the reference loop, dreambooth with the CUDA defaults,
 # dreambooth-lora, textual-inversion, packed dreambooth training, sampling at batch 25 and `dreambench score`
 # on 3,000 PNGs. It writes $OUT/bench.json and the one-page $OUT/summary.md, and is budgeted to end within
@@ -32,6 +33,37 @@ bench() {  # bench NAME ARGS...: one `dreambench bench` into $OUT/NAME, its log 
   "$PY" -m dreambench --results "$OUT/$name" bench --profile "$PROFILE" --device "$DEVICE" "$@" 2>&1 | tee "$OUT/$name.log"
 }
 what="${1:-all}"
+summarize() {  # summarize NAME RC: $OUT/NAME/bench.json -> $OUT/bench[-NAME].json and $OUT/summary[-NAME].md
+  local suffix=""; [ "$1" = all ] || suffix="-$1"
+  [ -f "$OUT/$1/bench.json" ] && cp "$OUT/$1/bench.json" "$OUT/bench$suffix.json"
+  "$PY" - "$OUT" "$2" "$(( $(date +%s) - t0 ))" "$suffix" <<'PYEOF'
+import json, sys
+from pathlib import Path
+out, rc, wall, suffix = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+lines = [f"# dreambench GPU bench{suffix}: one call, {wall} s in the script (exit {rc})", ""]
+if (out / f"bench{suffix}.json").is_file():
+    from dreambench.bench import format_bench
+    lines += ["```", format_bench(json.loads((out / f"bench{suffix}.json").read_text())), "```"]
+else:
+    lines += [f"bench{suffix}.json was not written (see the log): the run failed or overran BUDGET_S."]
+(out / f"summary{suffix}.md").write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PYEOF
+}
+if [ "$what" = sdxl ]; then
+  # SDXL at 1024 px (sdxl-random: the base model's shapes, random init): the diffusers SDXL LoRA script's
+  # step (the reference loop) beside dreambooth-lora's own loop, and sampling at batch 4 (50 Euler steps).
+  # No packing (one SDXL LoRA job already fills the GPU far more than an SD 1.5 one) and no score folder
+  # (scoring does not depend on the model; `all` measures it).
+  set +e
+  timeout "${BUDGET_S:-450}" "$PY" -m dreambench --results "$OUT/sdxl" bench --profile "${PROFILE_SDXL:-sdxl-random}" \
+    --device "$DEVICE" --steps "${STEPS:-20}" --method dreambooth-lora --batch "${BATCH_SDXL:-4}" --pack 0 \
+    --score-images 0 2>&1 | tee "$OUT/sdxl.log"
+  rc=${PIPESTATUS[0]}
+  set -e
+  summarize sdxl "$rc"
+  exit "$rc"
+fi
 if [ "$what" = all ]; then
   # 20 timed steps (after the warm-up at the timed shapes) keep steps/s within a few percent; BUDGET_S bounds
   # the whole process so that the call returns with its log even if a phase overruns.

@@ -37,6 +37,10 @@ class _Group(click.Group):
         except DreambenchError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except BrokenPipeError:
+            # The reader left (`dreambench run --dry-run | head`): not a failure of the machine. Click's own
+            # handler stops quietly, its flushes at exit pacified (exit status 1, no traceback, no line).
+            raise
         except (OSError, sqlite3.Error) as e:
             click.echo(f"error: {describe_os_error(e)}", err=True)
             sys.exit(1)

@@ -28,6 +28,7 @@ from .data.check import check_photos
 from .engine import cost
 from .engine.coverage import unscored
 from .engine.describe import format_plan, format_replacements
+from .engine.devices import check_device
 from .engine.expand import InputDigests, build_plan
 from .engine.labels import method_runs
 from .engine.replace import check_replace_names, check_replacements, find_replacements
@@ -35,7 +36,7 @@ from .engine.runner import RunOptions, run_plan
 from .engine.runspec import RunSpec, tables_available
 from .errors import DataError, DreambenchError
 from .models import get_profile, preflight
-from .paths import default_data_dir
+from .paths import data_dir_searched, default_data_dir
 from .protocol import load_protocol
 from .provenance import sd_provenance
 from .tables.names import record_names
@@ -60,6 +61,7 @@ class RunRequest:
     tables: str | None = None
     profile: str = "sd15"
     model: str | None = None
+    vae: str | None = None
     subjects: str | list[str] | None = None
     steps: int | None = None
     sample_steps: int | None = None
@@ -139,6 +141,8 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     _check_counts(jobs_per_gpu=(r.jobs_per_gpu, 1), retries=(r.retries, 0), threads=(r.threads, 1),
                   class_samples=(r.class_samples, 0))
     gpu_list = _gpus(r.gpus)
+    if r.backend == "local":  # a Ray cluster's devices are the cluster's, not this machine's
+        check_device(r.device, gpu_list)
     if r.judge is not None:
         from .judge.evaluate import check_judge
 
@@ -148,10 +152,12 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     runs = method_runs(tuple(r.methods), r.tables, tuple(r.sets), r.recipe, r.class_samples)
     subjects = _split(r.subjects) if isinstance(r.subjects, str) else r.subjects
     per_prompt = r.images_per_prompt if r.images_per_prompt is not None else proto.images_per_prompt
+    _check_images_per_prompt(per_prompt, r.tables)
     spec = RunSpec(runs, subjects, r.profile, r.model, r.seed, r.steps, r.sample_steps, per_prompt,
                    r.prompts, protocol=str(Path(r.protocol).resolve()) if Path(r.protocol).is_dir() else r.protocol,
                    metric_profile=r.metric_profile or proto.metric_profile, keep_artifacts=r.keep_artifacts,
-                   score=r.score, tables=r.score and tables_available(), metric_weights=dict(r.metric_weights))
+                   score=r.score, tables=r.score and tables_available(), metric_weights=dict(r.metric_weights),
+                   vae=r.vae)
     # 3. Plan; the photos of --data are part of the ids (a dry run without the folder plans without them).
     data = Path(r.data_dir) if r.data_dir is not None else (proto.data_dir or default_data_dir())
     inputs = InputDigests(data if data.is_dir() else None)
@@ -160,10 +166,12 @@ def plan_run(request: RunRequest | None = None, *, say: Say = _stderr, **options
     replace = tuple(x.strip() for item in r.replace for x in item.split(",") if x.strip())
     check_replace_names(replace, plan.labels())
     replacing = find_replacements(plan, Path(r.results_dir))
-    est = cost.estimate(plan, cost.load_rates(Path(r.results_dir), r.profile),
+    est = cost.estimate(plan, cost.load_rates(Path(r.results_dir), r.profile, r.device),
                         r.sample_steps or get_profile(r.profile).sample_steps_default)
-    # 5. Check the data, before anything is written (and in a dry run too).
-    _check_data(data, plan, say)
+    # 5. Check the data and the model options (what the preflight checks without loading a model), before
+    # anything is written: a dry run applies every check a run does.
+    _check_data(data, plan, say, given=r.data_dir is not None)
+    preflight.check_plan_options(plan, None if r.device == "auto" else r.device)
     return PlannedRun(r, plan, proto, inputs, est, replacing, replace, gpu_list, data)
 
 
@@ -187,8 +195,13 @@ def evaluate(request: RunRequest | None = None, *, say: Say = _stderr, judge_pro
     opts = RunOptions(results_dir, planned.data_dir, r.backend, device, planned.gpus, r.jobs_per_gpu, r.retries,
                       r.address, threads=r.threads, progress=True, argv=list(r.argv), replace=planned.replace)
     est = planned.estimate
-    say(f"plan: {len(plan.jobs)} jobs, {est['images']} images, ~{est['device_hours']} device-hours "
-        f"({est['basis'].split(';')[0]}); results in {results_dir}")
+    # The ETA weighs jobs by their estimated cost; without rates for this device, by their relative cost
+    # on the packaged calibration's device (the ratios between jobs, not their seconds).
+    opts.job_weights = cost.relative_job_seconds(plan, cost.load_rates(results_dir, r.profile, r.device),
+                                                 r.sample_steps or get_profile(r.profile).sample_steps_default)
+    hours = (f"~{est['device_hours']} device-hours ({est['basis'].split(';')[0]})" if est["device_hours"] is not None
+             else "no estimate (no calibration for this device: `dreambench bench` measures one)")
+    say(f"plan: {len(plan.jobs)} jobs, {est['images']} images, {hours}; results in {results_dir}")
     record_names(results_dir, r.names)  # before the run: its tables job reads them
     summary = run_plan(plan, opts)
     # 4. Check that every planned (label, subject) was scored.
@@ -242,14 +255,26 @@ def _check_counts(**options: tuple[int | None, int]) -> None:
             raise DreambenchError(f"--{name.replace('_', '-')} {value}: must be an integer >= {low}")
 
 
-def _check_data(data: Path, plan: Any, say: Say) -> None:
+#: Images per prompt Table 3's DIV needs: it compares images of one prompt, pairwise.
+DIV_MIN_IMAGES = 2
+
+
+def _check_images_per_prompt(images: int, tables: str | None) -> None:
+    if tables == "paper" and images < DIV_MIN_IMAGES:
+        raise DreambenchError(f"--images-per-prompt {images}: --tables paper needs >= {DIV_MIN_IMAGES} images per "
+                              "prompt (Table 3's DIV compares the images of one prompt pairwise; the paper uses 4)")
+
+
+def _check_data(data: Path, plan: Any, say: Say, given: bool = True) -> None:
     """The dataset folder holds an image folder for every subject of the plan, and every photo there passes
     the checks of ``dreambench data check`` (:func:`dreambench.data.check.check_photos`: decodes, still,
     not a decompression bomb, short side >= 256 px). Runs before any job or class image, and before
     ``--dry-run`` prints: a bad photo is refused, each named on its own line (exit status 2), and the
     results folder is left as it was, instead of a job failing on it or a real-photo set dropping it."""
     if not data.is_dir():
-        raise DreambenchError(f"--data {data}: dataset folder not found; pass --data DIR or set $DREAMBENCH_DATA")
+        where = f"--data {data}" if given else f"dataset folder not found (looked in {data_dir_searched()})"
+        raise DreambenchError(f"{where}{': dataset folder not found' if given else ''}; get it with `dreambench "
+                              "data fetch` (the official archive, verified), or pass --data DIR or set $DREAMBENCH_DATA")
     photos = []
     for name in dict.fromkeys(j.subject for j in plan.by_kind("subject")):
         try:
@@ -272,5 +297,5 @@ def _with_weights_digest(plan: Any, protocol: Any, inputs: Any) -> Any:
     if not (plan.by_kind("class_images") or any(j.spec.get("needs_model") for j in plan.by_kind("subject"))):
         return plan
 
-    inputs.sd_digest = sd_provenance(spec.profile, spec.model)["sd_digest"]
+    inputs.sd_digest = sd_provenance(spec.profile, spec.model, vae=spec.vae)["sd_digest"]
     return build_plan(spec, protocol, inputs)

@@ -219,3 +219,19 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def move_into_place(staged: Path, dest: Path, work: Path) -> None:
+    """Rename the finished folder ``staged`` to ``dest``; an existing ``dest`` is first renamed into ``work``
+    (a scratch folder on the same filesystem, removed by the caller) and put back if the rename fails, so
+    ``dest`` is always either the old folder or the new one."""
+    if not dest.exists():
+        os.rename(staged, dest)
+        return
+    old = work / "previous"
+    os.rename(dest, old)
+    try:
+        os.rename(staged, dest)
+    except BaseException:
+        os.rename(old, dest)
+        raise

@@ -18,6 +18,13 @@ PLUS_DATA_NAME = "dreambench-plus-dataset"
 RESULTS_ENV = "DREAMBENCH_RESULTS"
 
 
+#: Environment variable naming the archive ``dreambench data fetch`` reads (URL or local zip; default: the
+#: official GitHub archive), e.g. a copy on a machine without the internet.
+DATA_URL_ENV = "DREAMBENCH_DATA_URL"
+#: Where ``dreambench data fetch`` puts the dataset by default, and the last place commands look.
+FETCH_DEST = Path("dreambooth-dataset")
+
+
 def default_data_dir() -> Path:
     """The dataset folder: ``$DREAMBENCH_DATA``, else ``../shared/dreambooth-dataset`` beside the checkout,
     else ``./dreambooth-dataset`` (where ``dreambench data fetch`` puts it by default)."""
@@ -27,7 +34,17 @@ def default_data_dir() -> Path:
     shared = REPO_DIR.parent / "shared" / "dreambooth-dataset"
     if shared.is_dir():
         return shared
-    return Path("dreambooth-dataset")
+    return FETCH_DEST
+
+
+def data_dir_searched() -> str:
+    """Where :func:`default_data_dir` looked, for an error line: ``$DREAMBENCH_DATA (unset), <shared>,
+    <cwd>/dreambooth-dataset``."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return f"${DATA_ENV}={env}"
+    shared = REPO_DIR.parent / "shared" / "dreambooth-dataset"
+    return f"${DATA_ENV} (unset), {shared}, {FETCH_DEST.absolute()}"
 
 
 def default_plus_data_dir() -> Path:

@@ -24,10 +24,12 @@ from .models.random_digest import random_sd_digest
 from .models.sd_source import resolve_sd_source, sd_digest
 
 
-def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model") -> dict:
-    """``{"sd_source", "sd_digest", "sd_where", "weights"}`` for a model profile (name or
-    :class:`~dreambench.models.profiles.ModelProfile`) and an optional ``--model`` override, without
-    loading weights (random-init: from the digest cache, building the parts once when it is cold).
+def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model", vae: str | None = None) -> dict:
+    """``{"sd_source", "sd_digest", "sd_where", "weights", "sd_family"}`` for a model profile (name or
+    :class:`~dreambench.models.profiles.ModelProfile`) and optional ``--model`` / ``--vae`` overrides,
+    without loading weights (random-init: from the digest cache, building the parts once when it is cold).
+    With ``--vae``, ``vae_source`` and ``vae_digest`` are added and ``sd_digest`` covers both
+    (:func:`dreambench.models.vae_source.combined_digest`).
 
     Raises :class:`~dreambench.errors.ModelLoadError` (one line naming ``flag``) for a bad ``--model``."""
     prof = profile if isinstance(profile, ModelProfile) else get_profile(str(profile))
@@ -36,18 +38,30 @@ def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model")
             from .models.sd import load_sd  # heavy: torch (only when the weights are not cached)
 
             load_sd(prof, model)  # raises the one-line error naming --model
-        return {"sd_source": f"config:{prof.sd_model}", "sd_digest": random_sd_digest(prof.sd_model),
-                "sd_where": "config", "weights": "random-init"}
+        out = {"sd_source": f"config:{prof.sd_model}", "sd_digest": random_sd_digest(prof.sd_model),
+               "sd_where": "config", "weights": "random-init"}
+    else:
+        src = resolve_sd_source(model or prof.sd_model, flag, prof.family)
+        out = {"sd_source": src.source, "sd_digest": sd_digest(src), "sd_where": src.where, "weights": "pretrained"}
+    if prof.family != "sd15":  # SD 1.5 records keep their old keys (and so their hashes)
+        out["sd_family"] = prof.family
+    if vae:
+        from .models.vae_source import combined_digest, resolve_vae
 
-    src = resolve_sd_source(model or prof.sd_model, flag)
-    return {"sd_source": src.source, "sd_digest": sd_digest(src), "sd_where": src.where, "weights": "pretrained"}
+        rec = resolve_vae(vae).record()
+        out.update(rec, sd_digest=combined_digest(out["sd_digest"], rec["vae_digest"]))
+    return out
 
 
 def components_provenance(components: Any) -> dict:
     """The same record for already loaded :class:`~dreambench.models.sd.SDComponents`."""
-    return {"sd_source": components.source, "sd_digest": components.digest,
-            "sd_where": getattr(components, "where", ""),
-            "weights": "pretrained" if components.pretrained_weights else "random-init"}
+    out = {"sd_source": components.source, "sd_digest": components.digest,
+           "sd_where": getattr(components, "where", ""),
+           "weights": "pretrained" if components.pretrained_weights else "random-init"}
+    if getattr(components, "family", "sd15") != "sd15":
+        out["sd_family"] = components.family
+    out.update(getattr(components, "vae_override", None) or {})
+    return out
 
 
 def backbone_provenance(backbone: Any) -> dict:

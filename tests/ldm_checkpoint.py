@@ -25,7 +25,7 @@ def _sub(rest: str, pairs) -> str:
 def unet_to_ldm(sd: dict, config) -> dict:
     from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 
-    fixed = DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"]
+    fixed = {**DIFFUSERS_TO_LDM_MAPPING["unet"]["layers"], **DIFFUSERS_TO_LDM_MAPPING["unet"]["addition_embed_type"]}
     per = config["layers_per_block"] + 1
     up_attn = {i for i, t in enumerate(config["up_block_types"]) if "CrossAttn" in t}
     out = {}
@@ -101,4 +101,42 @@ def write_ldm_checkpoint(components, path) -> None:
     save_file({k: t.detach().contiguous().clone() for k, t in sd.items()}, str(path))
 
 
-__all__ = ["text_to_ldm", "unet_to_ldm", "vae_to_ldm", "write_ldm_checkpoint"]
+def open_clip_text(sd: dict) -> dict:
+    """A transformers ``CLIPTextModelWithProjection`` state dict in OpenCLIP's text-tower keys (SDXL's
+    ``conditioner.embedders.1.model.*``): the inverse of diffusers' ``convert_open_clip_checkpoint``."""
+    import torch
+
+    sd = {("text_model." + k if not k.startswith(("text_model.", "text_projection")) else k): v for k, v in sd.items()}
+    out = {"token_embedding.weight": sd["text_model.embeddings.token_embedding.weight"],
+           "positional_embedding": sd["text_model.embeddings.position_embedding.weight"],
+           "ln_final.weight": sd["text_model.final_layer_norm.weight"],
+           "ln_final.bias": sd["text_model.final_layer_norm.bias"],
+           "text_projection": sd["text_projection.weight"].T.contiguous()}
+    layers = {int(k.split(".")[3]) for k in sd if k.startswith("text_model.encoder.layers.")}
+    for i in sorted(layers):
+        a, b = f"text_model.encoder.layers.{i}.", f"transformer.resblocks.{i}."
+        for t in ("weight", "bias"):
+            out[b + f"attn.in_proj_{t}"] = torch.cat([sd[a + f"self_attn.{q}_proj.{t}"] for q in "qkv"])
+            for src, dst in (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"),
+                             ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
+                out[b + f"{dst}.{t}"] = sd[a + f"{src}.{t}"]
+    return out
+
+
+def write_sgm_checkpoint(components, path) -> None:
+    """Save SDXL ``components`` (SDXLComponents) as one SGM-layout ``.safetensors`` file, as the SDXL 1.0
+    release ``sd_xl_base_1.0.safetensors``: UNet and VAE as in SD 1.x, ``conditioner.embedders.0.transformer``
+    (CLIP ViT-L, transformers keys) and ``conditioner.embedders.1.model`` (OpenCLIP bigG keys)."""
+    from safetensors.torch import save_file
+
+    te = {k if k.startswith("text_model.") else "text_model." + k: v
+          for k, v in components.text_encoder.state_dict().items()}
+    sd = {**unet_to_ldm(components.unet.state_dict(), components.unet.config),
+          **vae_to_ldm(components.vae.state_dict(), components.vae.config),
+          **{"conditioner.embedders.0.transformer." + k: v for k, v in te.items()},
+          **{"conditioner.embedders.1.model." + k: v
+             for k, v in open_clip_text(components.text_encoder_2.state_dict()).items()}}
+    save_file({k: t.detach().contiguous().clone() for k, t in sd.items()}, str(path))
+
+
+__all__ = ["open_clip_text", "text_to_ldm", "unet_to_ldm", "vae_to_ldm", "write_ldm_checkpoint", "write_sgm_checkpoint"]

@@ -112,7 +112,7 @@ def test_the_dry_run_estimates_the_protocols_work(plus):
     text = out.stdout + out.stderr
     n = len(plus["subjects"])
     assert f"{n} subject, " in text and f"images: {n * 9}; training steps: {n * 3}" in text, text
-    assert "estimated GPU-hours" in text and not (plus["tmp"] / "dry").exists()
+    assert "estimated device-hours" in text and not (plus["tmp"] / "dry").exists()
 
 
 def test_export_then_import_scores_identically(run, plus):
@@ -157,3 +157,35 @@ def test_the_judge_adds_cp_and_pf_to_its_table(run, plus):
     assert all(pd.notna(pf[g]) for g in ("photorealistic", "style_transfer", "imaginative"))
     product = round(cp["overall"], 3) * round(pf["overall"], 3)  # printed to 3 decimals, as the reference does
     assert df.loc[("dreambooth", "CP·PF"), "overall"] == pytest.approx(round(product, 3))
+
+
+def test_a_plug_in_runs_on_it_unchanged(run, plus, plugin_site):
+    """The example plug-in (written for the DreamBooth protocol) added later to the same folder: it gets the
+    one reference image and the per-subject prompts, and joins the table."""
+    results = plus["tmp"] / "with-plugin"
+    realrun.copy_run(run["results"], results)
+    env = realrun.cli_env(plugin_site, DREAMBENCH_PLUS_DATA=str(plus["data"]))
+    realrun.run_cli(["--results", str(results), "run", "--protocol", "dreambench-plus", "--method",
+                     realrun.PLUGIN_METHOD, "--subjects", ",".join(plus["subjects"]), "--profile", "tiny",
+                     "--sample-steps", "2"], env)
+    manifest = pd.read_csv(results / "images" / "manifest.csv", keep_default_na=False)
+    mine = manifest[manifest["method"] == realrun.PLUGIN_METHOD]
+    assert len(mine) == 9 * len(plus["subjects"]) and (mine["prompt"] == mine["prompt_plain"]).all()
+    df = pd.read_csv(results / "tables" / "table7_dreambench_plus.csv", comment="#")
+    assert set(df["method"]) == {*METHODS, realrun.PLUGIN_METHOD}
+
+
+def test_dreambooth_lora_on_sdxl_runs_its_recipe(plus):
+    """Issue 24 on this protocol: the `dreambench-plus` recipe of dreambooth-lora resolves to its SDXL setting
+    on an SDXL profile (lr 5e-5, Euler, constant time ids, no prior preservation) and the run makes the table."""
+    results = plus["tmp"] / "sdxl"
+    realrun.run_cli(["--results", str(results), "run", "--protocol", "dreambench-plus", "--method", "dreambooth-lora",
+                     "--recipe", "dreambench-plus", "--profile", "tiny-sdxl", "--steps", "2", "--sample-steps", "2",
+                     "--subjects", ",".join(plus["subjects"][:2])], plus["env"])
+    info = json.loads((results / "images" / "dreambooth-lora" / "method.json").read_text())
+    config = info["config"]
+    assert (info["recipe"], info["sd_family"]) == ("dreambench-plus", "sdxl")
+    assert (config["lr"], config["sampler"], config["time_ids"], config["with_prior_preservation"]) == (
+        5e-5, "euler", "constant", False)
+    df = pd.read_csv(results / "tables" / "table7_dreambench_plus.csv", comment="#")
+    assert set(df["method"]) == {"dreambooth-lora"} and (df["n_subjects"] == 2).all()

@@ -142,7 +142,7 @@ def test_dry_run_cli(tmp_path):
     res = CliRunner().invoke(main, ["--results", str(tmp_path), "run", "--method", "dreambooth", "--profile", "tiny",
                                     "--subjects", "dog,backpack", "--steps", "20", "--dry-run"])
     assert res.exit_code == 0, res.output
-    assert "dreambooth" in res.output and "jobs: " in res.output and "estimated GPU-hours" in res.output
+    assert "dreambooth" in res.output and "jobs: " in res.output and "estimated device-hours" in res.output
     assert "class images 'dog'" in res.output
     assert not (tmp_path / "state.sqlite").exists()  # a dry run writes nothing
     res = CliRunner().invoke(main, ["--results", str(tmp_path), "run", "--tables", "paper", "--profile", "tiny",
@@ -155,14 +155,19 @@ def test_dry_run_uses_bench_file(tmp_path, protocol):
     from dreambench.engine import cost
 
     plan = build_plan(_spec(), protocol)
-    default = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
-    assert "calibration" in default["basis"]
+    default = cost.estimate(plan, cost.load_rates(tmp_path, "tiny", "cuda"), 4)
+    assert default["device_hours"] is None and "no calibration for this device" in default["basis"]
+    default = cost.estimate(plan, cost.load_rates(tmp_path, "sd15", "cuda"), 4)
+    assert "calibration" in default["basis"] and "scoring not estimated" in default["basis"]
     bench = {"profile": "tiny", "device": "cpu", "device_name": "test-cpu",
              "reference": {"train_steps_per_s": 2.0}, "methods": {"dreambooth": {"train_steps_per_s": 1.0}},
              "sampling": {"images_per_s": 0.5, "sample_steps": 4}, "scoring": {"images_per_s": 100.0}}
     (tmp_path / "bench.json").write_text(json.dumps(bench))
-    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny", "cpu"), 4)
     assert "test-cpu" in est["basis"]
+    # Issue 25: a bench of another device is not used; no end-to-end scoring rate: scoring not estimated.
+    assert cost.estimate(plan, cost.load_rates(tmp_path, "tiny", "cuda"), 4)["device_hours"] is None
+    assert not est["scoring_estimated"] and est["device_seconds"]["score"] == 0
     # 2 subjects x (20 steps / 1 step/s + 4 images / 0.5 images/s) = 56 s for the subject jobs.
     assert est["device_seconds"]["subject"] == pytest.approx(56.0)
     assert est["device_seconds"]["class_images"] == pytest.approx(2 * 4 / 0.5)
@@ -172,7 +177,7 @@ def test_estimate_uses_packed_training_and_end_to_end_scoring(tmp_path, protocol
     from dreambench.engine import cost
 
     plan = build_plan(_spec(), protocol)
-    default = cost.load_rates(tmp_path, "tiny")
+    default = cost.load_rates(tmp_path, "sd15-random", "cuda")
     # The packaged calibration gives the suite-defaults rates and, for comparison, the reference loop's.
     assert default["train_steps_per_s"] > default["reference"]["train_steps_per_s"]
     est = cost.estimate(plan, default, 4)
@@ -183,13 +188,13 @@ def test_estimate_uses_packed_training_and_end_to_end_scoring(tmp_path, protocol
              "sampling": {"images_per_s": 0.5, "sample_steps": 4}, "scoring": {"images_per_s": 1e9},
              "score_folder": {"images_per_s": 8.0}}
     (tmp_path / "bench.json").write_text(json.dumps(bench))
-    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny", "cpu"), 4)
     # 2 subjects x (20 steps / 4 packed steps/s + 4 images / 0.5 images/s) = 26 s.
     assert est["device_seconds"]["subject"] == pytest.approx(26.0)
     assert est["device_seconds"]["score"] == pytest.approx(8 / 8.0)  # 8 images (two parts) at the end-to-end rate
     bench["packing"]["aggregate_steps_per_s"] = 0.5  # packing that loses to one job is not used
     (tmp_path / "bench.json").write_text(json.dumps(bench))
-    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny"), 4)
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "tiny", "cpu"), 4)
     assert est["device_seconds"]["subject"] == pytest.approx(56.0)
 
 
@@ -229,3 +234,40 @@ def test_ids_hold_the_photos_and_weights_jobs_read(protocol, dataset_dir, tmp_pa
     fewer_steps = ids(data, sample_steps=3)  # the images' sampler (and the class images', so training too)
     assert fewer_steps[db].spec["keys"]["images"] != added[db].spec["keys"]["images"]
     assert "train" not in added[("subject", "pretrained", "dog")].spec["keys"]
+
+
+def test_progress_weights_follow_estimated_cost(tmp_path, protocol):
+    """Issue 25: the run's progress bar (and its ETA) advances by each job's estimated cost: a training
+    job counts for far more than the tables job, also on a device without calibration."""
+    from dreambench.engine import cost
+    from dreambench.engine.runner import job_weights
+
+    plan = build_plan(_spec(), protocol)
+    for device in ("cpu", "cuda"):
+        weights = job_weights(plan.jobs, cost.relative_job_seconds(plan, cost.load_rates(tmp_path, "tiny", device), 4))
+        subject, tables = plan.by_kind("subject")[0].id, plan.by_kind("tables")[0].id
+        assert weights[subject] > 50 * weights[tables] > 0, weights
+    assert set(job_weights(plan.jobs, {}).values()) == {1.0}
+
+
+def test_cpu_dry_run_is_not_estimated_from_another_device(tmp_path, dataset_dir):
+    """Issue 25: a CPU tiny run shows no H100 figures: no calibration for this device, and how to measure one."""
+    from click.testing import CliRunner
+
+    from dreambench.cli import main
+
+    r = CliRunner().invoke(main, ["--results", str(tmp_path / "r"), "run", "--dry-run", "--method", "dreambooth",
+                                  "--profile", "tiny", "--subjects", "dog", "--device", "cpu", "--data", str(dataset_dir)])
+    assert r.exit_code == 0, r.output
+    assert "estimated device-hours: none" in r.output and "no calibration for this device (cpu, profile tiny)" in r.output
+    assert "bench --profile tiny --device cpu" in r.output
+
+
+def test_calibration_basis_names_no_path_of_the_build_machine(tmp_path):
+    """Issue 25: what `--dry-run` prints of the packaged calibration names no absolute path."""
+    import re
+
+    from dreambench.engine import cost
+
+    basis = cost.load_rates(tmp_path, "sd15", "cuda")["basis"]
+    assert "H100" in basis and not re.search(r"(^|[\s(])/\w", basis), basis

@@ -209,3 +209,17 @@ def test_failing_job_is_named_and_others_go_on(tmp_path, dataset_dir):
     # The run names the planned subject that has no scores, with the cause (issue 20.3).
     assert "error: fails-on-backpack/backpack: no scores" in proc.stderr, proc.stderr[-2000:]
     assert "DataError" in (tmp_path / "r" / "logs" / f"{bad['id']}.log").read_text()
+    # Issue 25: the failed job is one root-cause line naming what was not run because of it (no cascading
+    # FAILED line per dependant), in the run's summary, its closing error and `status`.
+    score = jobs[("score", "backpack")]
+    assert score["error"] == f"not run: dependency job(s) failed: {bad['id']}"
+    failed_lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("FAILED")]
+    expected = (f"FAILED {bad['id']} subject fails-on-backpack/backpack: {bad['error']} "
+                f"(see logs/{bad['id']}.log); not run because of it: 1 job(s) (score fails-on-backpack/backpack)")
+    assert failed_lines == [expected], proc.stdout
+    assert (f"error: 1 job(s) failed: {bad['id']} (subject fails-on-backpack/backpack); 1 job(s) that need "
+            "them were not run") in proc.stderr, proc.stderr[-2000:]
+    status = subprocess.run([*cmd[:3], "--results", str(tmp_path / "r"), "status"], env=env, capture_output=True,
+                            text=True, timeout=300, check=True)
+    assert [ln.split(":")[0] for ln in status.stdout.splitlines() if ln.startswith("FAILED")] == \
+        [f"FAILED {bad['id']} subject fails-on-backpack/backpack"], status.stdout

@@ -197,10 +197,10 @@ def tiny_components():
 
 
 def test_second_driver_on_same_folder_is_refused(tmp_path):
-    from dreambench.engine.runner import _lock
+    from dreambench.engine.lock import run_lock
     from dreambench.errors import DreambenchError
 
-    held = _lock(tmp_path)
+    held = run_lock(tmp_path)
     try:
         with pytest.raises(DreambenchError, match="another dreambench run"):
             run_plan(_plan(), _opts(tmp_path), ScriptedBackend())

@@ -149,7 +149,11 @@ def _bad_photos(folder: Path, dataset_dir: Path) -> dict[Path, str]:
     _png_header_only(folder / "92_bomb.png", 16384, 16384)
     (folder / "93_text.jpg").write_text("not a photo\n")
     _photo(folder / "94_small.png", 10)
-    return {folder / "90_cut.jpg": "truncated", folder / "91_animated.png": "animated image (3 frames)",
+    Image.new("RGB", (12, 9)).save(folder / "95_12x9.jpg")  # issue 25: a 12x9 JPEG
+    broken = bytearray(real)
+    broken[2:200] = bytes(198)  # issue 25: a JPEG whose header is overwritten
+    (folder / "96_header.jpg").write_bytes(bytes(broken))
+    return {folder / "95_12x9.jpg": "12x9 px, short side below 256 px", folder / "96_header.jpg": "unreadable",folder / "90_cut.jpg": "truncated", folder / "91_animated.png": "animated image (3 frames)",
             folder / "92_bomb.png": "decompression bomb", folder / "93_text.jpg": "not an image file",
             folder / "94_small.png": "10x10 px, short side below 256 px"}
 

@@ -108,11 +108,11 @@ def test_build_sd15_missing_model_is_one_line(tmp_path):
 
 
 def test_unknown_profile_lists_valid_ones():
-    with pytest.raises(UnknownNameError, match="sd15, sd15-random, tiny"):
+    with pytest.raises(UnknownNameError, match="sd15, sd15-random, sdxl, sdxl-random, tiny, tiny-sdxl"):
         get_profile("sd99")
     res = CliRunner().invoke(main, ["profiles", "build", "sd99"])
     assert res.exit_code == 2 and res.stderr.count("\n") == 1
-    assert "sd99" in res.stderr and "sd15, sd15-random, tiny" in res.stderr
+    assert "sd99" in res.stderr and "sd15, sd15-random, sdxl, sdxl-random, tiny, tiny-sdxl" in res.stderr
 
 
 def _perturb(model: torch.nn.Module, seed: int) -> None:

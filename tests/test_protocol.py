@@ -101,7 +101,7 @@ def test_show_json(proto):
     assert dog["prompts"][10] == "a zwx dog wearing a red hat"
     assert [r["name"] for r in doc] == [s.name for s in proto.subjects]
     text = CliRunner().invoke(main, ["protocol", "show"])
-    assert text.exit_code == 0 and "30 subjects (21 objects, 9 live)" in text.stdout
+    assert text.exit_code == 0 and "30 subjects (21 object, 9 live), 750 prompts" in text.stdout
     assert "a sks teapot on top of a white rug" in text.stdout
 
 
@@ -170,3 +170,56 @@ def test_missing_protocol_files(tmp_path):
         load_protocol(tmp_path / "half")
     with pytest.raises(DataError, match="no-such-protocol"):
         load_protocol("no-such-protocol")
+
+
+OWN_SUBJECTS = "name,class,kind\nkitten_00,kitten,animal\nlamp_01,desk lamp,object\n"
+OWN_PROMPTS = """\
+kinds: [animal, object]
+categories: [photo, art]
+identifier: false
+instance_prompt: "a photo of {class}"
+images_per_prompt: 1
+metric_profile: dreambench-plus
+data_dir: ../photos
+subject_prompts:
+  kitten_00:
+    - {template: "a {class}  asleep on a sofa", category: photo}
+    - {template: "an oil painting", category: art}
+  lamp_01:
+    - {template: "a {class} on a desk", category: photo}
+"""
+
+
+def test_a_protocol_with_its_own_prompts_per_subject(tmp_path):
+    """Per-subject prompts, declared kinds and categories, no identifier, run defaults and a data folder:
+    the conventions DreamBench++ needs, as data."""
+    proto = load_protocol(_write_protocol(tmp_path / "own" / "p", OWN_SUBJECTS, OWN_PROMPTS))
+    kitten, lamp = proto.subjects
+    assert (proto.kinds, proto.categories, proto.identifier) == (("animal", "object"), ("photo", "art"), False)
+    assert (proto.images_per_prompt, proto.metric_profile) == (1, "dreambench-plus")
+    assert proto.data_dir == (tmp_path / "own" / "photos").resolve()
+    assert [p.category for p in proto.prompts_for(kitten)] == ["photo", "art"] and len(proto.prompts_for(lamp)) == 1
+    # as written (the double space stays), the noun where {class} is; a learnt token takes the noun's place
+    assert proto.prompts_for(kitten)[0].render(*proto.wording("sks", False, "kitten")) == "a kitten  asleep on a sofa"
+    assert proto.prompts_for(lamp)[0].render(*proto.wording("<sks>", True, "desk lamp")) == "a <sks> on a desk"
+    assert proto.instance_prompt_for(*proto.wording("sks", False, "desk lamp")) == "a photo of desk lamp"
+    assert proto.instance_prompt_for(*proto.wording("<sks>", True, "desk lamp")) == "a photo of <sks>"
+    assert [len(proto.truncated(1).prompts_for(s)) for s in proto.subjects] == [1, 1]
+    # the DreamBooth protocol's conventions are the defaults: identifier first, the noun after it
+    db = load_protocol("dreambooth")
+    assert (db.identifier, db.images_per_prompt, db.metric_profile, db.data_dir) == (True, 4, "paper", None)
+    assert db.instance_prompt_for(*db.wording("<sks>", True, "dog")) == "a <sks> dog"
+
+
+@pytest.mark.parametrize("change, message", [
+    (("kind\nkitten_00,kitten,animal", "kind\nkitten_00,kitten,live"), "kind 'live' is not one of animal, object"),
+    (("category: art", "category: style"), "category 'style'"),
+    (("identifier: false", "identifier: maybe"), "'identifier' must be true or false"),
+    (("images_per_prompt: 1", "images_per_prompt: 0"), "'images_per_prompt' must be an integer >= 1"),
+    (("  lamp_01:", "  lamp_02:"), "prompts for unknown subject"),
+])
+def test_a_bad_protocol_key_is_one_line_naming_it(tmp_path, change, message):
+    old, new = change
+    subjects, prompts = OWN_SUBJECTS.replace(old, new), OWN_PROMPTS.replace(old, new)
+    with pytest.raises(DataError, match=message):
+        load_protocol(_write_protocol(tmp_path / "bad", subjects, prompts))

@@ -74,13 +74,13 @@ def test_prompts_are_escaped_and_in_order(report: Path):
     html = (report / "report" / "pages" / page_name("dreambooth", "dog")).read_text()
     assert "<script>" not in html
     assert "a sks dog &lt;script&gt;alert(1)&lt;/script&gt; &amp; a red hat" in html
-    # Real images first, then prompts 0 and 1, then the class prompt.
+    # Real images first, then prompts 1 and 2 (numbered from 1, issue 25), then the class prompt.
     positions = [
         html.index(s)
         for s in (
             "Real images",
-            "0. a sks dog in the jungle",
-            "1. a sks dog &lt;script&gt;",
+            "1. a sks dog in the jungle",
+            "2. a sks dog &lt;script&gt;",
             "class prompt (PRES)",
         )
     ]
@@ -103,7 +103,7 @@ def test_banner_tables_and_categories(report: Path):
     assert f"run: {RUN}" in html
     for n in (1, 3, 4, 5, 6):
         assert f'id="table{n}"' in html
-    assert '<td class="id">Real Images</td><td>0.750 ± n/a</td>' in html
+    assert '<td class="id">Real Images</td><td>0.750</td>' in html
     assert "Table 2: no study database" in html
     assert "Per prompt category" in html and "accessorization" in html and "recontextualization" in html
     assert (report / "tables" / "table1_fidelity.csv").is_file()  # the report refreshes the tables too

@@ -99,7 +99,7 @@ def test_comparison_page_real_photos_then_methods_side_by_side(report, tiny_resu
     pi = res.per_image
     dog = pi[(pi["subject"] == "dog") & (pi["prompt_index"] >= 0)]
     for idx, g in dog.groupby("prompt_index"):
-        row = html[html.index(f'id="prompt-{idx}"'):]
+        row = html[html.index(f'id="prompt-{idx + 1}"'):]
         row = row[:row.index("</tr>")]
         assert g["prompt_plain"].iloc[0] in row and g["category"].iloc[0] in row
         cells = row.split("<td>")[1:]
@@ -167,3 +167,60 @@ def test_every_image_loads_in_headless_chromium(report, browser):
                 box = browser.execute_script(
                     f"const r = document.getElementById('{pid}').getBoundingClientRect(); return [r.width, r.height];")
                 assert box[0] > 100 and box[1] > 100, (pid, box)
+
+
+def test_prompts_are_numbered_from_1_everywhere(report, tiny_results):
+    """Issue 25: the index's thumbnails, the method pages and the comparison pages number a prompt alike
+    (prompt_index + 1)."""
+    res = __import__("dreambench.tables.load", fromlist=["load_results"]).load_results(tiny_results)
+    dog = res.per_image[(res.per_image["subject"] == "dog") & (res.per_image["prompt_index"] >= 0)]
+    first = dog.sort_values("prompt_index").iloc[0]
+    for page in (report / "compare" / "dog.html", *sorted((report / "pages").glob("*__dog.html"))):
+        html = page.read_text()
+        if 'class="prompt"' not in html:
+            continue
+        labels = re.findall(r'<div class="prompt">(\d+)\. ', html)
+        assert labels and labels[0] == "1" and "0" not in labels, (page.name, labels)
+        assert 'id="prompt-0"' not in html and 'id="prompt-1"' in html, page.name
+    alts = [a["alt"] for tag, a in tags(report / "index.html") if tag == "img" and "/ dog, prompt" in a.get("alt", "")]
+    numbers = {int(a.rsplit(" ", 1)[1]) for a in alts}
+    assert alts and min(numbers) == int(first["prompt_index"]) + 1 == 1, alts
+
+
+def test_category_plot_draws_no_error_bar_without_an_interval(tiny_results, tmp_path, monkeypatch):
+    """Issue 25: the tiny run has 2 subjects, so no interval: no error bar is drawn (not zero-length ones)."""
+    import matplotlib.axes
+
+    from dreambench.metrics.registry import display_names
+    from dreambench.tables import build_tables
+    from dreambench.tables.plots import plot_categories
+
+    calls = []
+    real_errorbar = matplotlib.axes.Axes.errorbar
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", lambda self, *a, **k: calls.append(a) or real_errorbar(self, *a, **k))
+    ts = build_tables(tiny_results)
+    cat = ts.per_category
+    assert len(cat) and cat["n_subjects"].max() < 3
+    plot_categories(cat, sorted(set(cat["method"])), {}, tmp_path / "c.png", metric_names=display_names())
+    assert calls == []
+    # With three subjects' intervals, each bar gets its own error bar.
+    cat3 = cat.assign(n_subjects=3, lo=cat["mean"] - 0.01, hi=cat["mean"] + 0.01)
+    plot_categories(cat3, sorted(set(cat["method"])), {}, tmp_path / "c3.png", metric_names=display_names())
+    assert calls
+
+
+def test_category_plot_is_readable_in_headless_chromium(report, browser, tmp_path):
+    """Issue 25: the per-category plot is shown at a readable size (not squeezed into ~390 px): screenshot
+    of the element in a 1280 px window."""
+    from PIL import Image
+
+    browser.get((report / "index.html").resolve().as_uri())
+    el = browser.find_element("id", "plot-categories")
+    browser.execute_script("arguments[0].scrollIntoView();", el)
+    natural, shown = browser.execute_script(
+        "const i = arguments[0]; return [i.naturalWidth, i.getBoundingClientRect().width];", el)
+    shot = tmp_path / "categories.png"
+    assert el.screenshot(str(shot))
+    width, height = Image.open(shot).size
+    assert natural >= 1200, natural  # three panels of about 470 px
+    assert shown >= 1000 and width >= 1000 and height >= 300, (natural, shown, width, height)

@@ -48,6 +48,26 @@ INVALID = [
 ]
 
 
+#: Issue 25: model options, devices and table needs, each refused by `run` and `run --dry-run` alike.
+REFUSED_BY_BOTH = [
+    (["--model", "/nonexistent"], "--model /nonexistent: profile tiny builds random-init models"),
+    (["--gpus", "0", "--device", "cpu"], "--gpus 0: GPU indices with --device cpu"),
+    (["--tables", "paper", "--images-per-prompt", "1"],
+     "--images-per-prompt 1: --tables paper needs >= 2 images per prompt"),
+]
+#: Refused on a machine without a CUDA GPU (as these tests run: CPU only).
+REFUSED_WITHOUT_GPU = [
+    (["--device", "cuda"], "--device cuda: no CUDA GPU on this machine"),
+    (["--gpus", "0"], "--gpus 0: no CUDA GPU on this machine"),
+]
+
+
+def _no_gpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
 def _digest(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(root.rglob("*")) if p.is_file()}
@@ -85,6 +105,42 @@ def test_every_invalid_option_exits_2_and_touches_nothing(tiny_results, tmp_path
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (extra, r.output)
         assert seconds < 10, (extra, seconds)  # planning only: no model, no job
         assert _digest(res) == before, extra
+
+
+def test_dry_run_refuses_what_run_refuses(tiny_results, tmp_path, dataset_dir, plugin_registered):
+    """Issue 25: `--dry-run` applies every check `run` applies: each invalid option of INVALID and
+    REFUSED_BY_BOTH (and, without a GPU, REFUSED_WITHOUT_GPU) exits 2 with the same error line, run or dry
+    run, and the folder is byte-identical."""
+    from dreambench.cli import main
+
+    res = realrun.copy_run(tiny_results, tmp_path / "r")
+    before = _digest(res)
+    cases = INVALID + REFUSED_BY_BOTH + (REFUSED_WITHOUT_GPU if _no_gpu() else [])
+    for extra, expected in cases:
+        errors = []
+        for dry in ([], ["--dry-run"]):
+            r = CliRunner().invoke(main, [*_run_args(res, dataset_dir), *extra, *dry])
+            assert r.exit_code == 2, (extra, dry, r.output)
+            errors.append([x for x in r.output.splitlines() if x.startswith("error: ")])
+            assert errors[-1] and expected in errors[-1][0], (extra, dry, r.output)
+        assert errors[0] == errors[1], extra
+        assert _digest(res) == before, extra
+
+
+@pytest.mark.skipif(not _no_gpu(), reason="a CUDA GPU is visible: these are the refusals of a CPU machine")
+def test_device_errors_are_one_line_without_a_gpu(tmp_path, dataset_dir, cli_env):
+    """Issue 25: `run --device cuda`, `run --gpus 0` and `doctor --device cuda` on a machine without a GPU
+    print one error line (no traceback), exit 2, and write nothing; `--gpus 0` never runs on CPU instead."""
+    args = ["--results", tmp_path / "r", "run", "--method", "dreambooth", "--subjects", "dog", "--data",
+            dataset_dir, *realrun.TINY_ARGS]
+    for cmd, expected in [([*args, "--device", "cuda"], "error: --device cuda: no CUDA GPU on this machine"),
+                          ([*args, "--gpus", "0"], "error: --gpus 0: no CUDA GPU on this machine"),
+                          (["doctor", "--profile", "tiny", "--device", "cuda"],
+                           "error: --device cuda: no CUDA GPU on this machine")]:
+        proc = realrun.run_cli(cmd, cli_env, check=False)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith(expected), proc.stderr[-3000:]
+        assert not (tmp_path / "r").exists()
 
 
 def test_invalid_option_through_the_cli_in_seconds(tiny_results, tmp_path, dataset_dir, cli_env):
@@ -177,3 +233,18 @@ def test_deterministic_errors_are_not_retried_others_are(tmp_path):
     assert backend.submitted.count("a" * 16) == 1
     assert backend.submitted.count("b" * 16) == 3
     assert {f["id"] for f in summary.failed} == {"a" * 16, "b" * 16}
+
+
+def test_dry_run_into_a_closed_pipe_ends_quietly(tmp_path, dataset_dir, cli_env):
+    """Issue 25: `run --dry-run | head` whose reader has left: no BrokenPipeError, no traceback, no line."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "dreambench", "--results", str(tmp_path / "r"), "run", "--dry-run", "--tables",
+           "paper", "--profile", "tiny", "--data", str(dataset_dir)]
+    proc = subprocess.Popen(cmd, env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the plan is printed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) in (0, 1), err
+    assert "BrokenPipe" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+    assert not (tmp_path / "r").exists()

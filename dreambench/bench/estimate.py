@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from ..methods.base import get_method
 from ..methods.recipes import resolve_config
+from ..models.profiles import PROFILES, get_profile
 from ..protocol import load_protocol
 
 
 def estimate_protocol(result: dict, subjects: int, prompts: int = 25, per_prompt: int = 4) -> dict:
     """Wall time of the full protocol per method on one device, from the measured rates."""
     proto = load_protocol("dreambooth")
+    family = get_profile(result["profile"]).family if result.get("profile") in PROFILES else None
     classes = len({s.class_noun for s in proto.subjects[:subjects]})
     sample_rate = result["sampling"]["images_per_s"]
     images = subjects * prompts * per_prompt
@@ -20,7 +22,7 @@ def estimate_protocol(result: dict, subjects: int, prompts: int = 25, per_prompt
         packed = packing.get("method") == name and packing["aggregate_steps_per_s"] > m["train_steps_per_s"]
         rate = packing["aggregate_steps_per_s"] if packed else m.get("train_steps_per_s")
         train_s = subjects * steps / rate if m.get("trains") else 0.0
-        cfg, _ = resolve_config(get_method(name), None, {})
+        cfg, _ = resolve_config(get_method(name), None, {}, family=family)
         class_images = classes * int(getattr(cfg, "num_class_images", 0) or 0) \
             if getattr(cfg, "with_prior_preservation", False) else 0
         class_steps = getattr(cfg, "class_sample_steps", 0) or result["sampling"]["sample_steps"]

@@ -11,15 +11,21 @@ from typing import Any
 import torch
 
 from ..engine.local import cpu_threads, usable_cores
+from ..engine.runspec import profile_recipe
 from ..methods.base import get_method
+from ..methods.conditioning import is_sdxl
 from ..methods.recipes import recipes_for, resolve_config
 from ..models import get_profile, load_sd
 from .fixtures import bench_subject
 from .measure import count_flops, peak_gb, reset_peak, sync
+from .sdxl_reference import sdxl_lora_reference_step_fn
 
 
 def reference_step_fn(components: Any, device: torch.device, seed: int = 0):
-    """One step of the plain reference loop, as a closure; its optimizer lives in the closure."""
+    """One step of the plain reference loop, as a closure; its optimizer lives in the closure. On SDXL:
+    the diffusers SDXL LoRA script's step (:mod:`.sdxl_reference`)."""
+    if is_sdxl(components):
+        return sdxl_lora_reference_step_fn(components, device, seed)
     c = components
     gen = torch.Generator("cpu").manual_seed(seed)
     res = c.resolution
@@ -63,17 +69,22 @@ def bench_reference(components: Any, device: torch.device, steps: int) -> dict:
         step()
     sync(device)
     s = time.perf_counter() - t0
+    getattr(step, "close", lambda: None)()
+    kind = "diffusers train_dreambooth_lora_sdxl.py step (LoRA rank 4)" if is_sdxl(components) else \
+        "full UNet fine-tune, VAE and text encoder every step"
     return {"steps": steps, "s_per_step": s / steps, "train_steps_per_s": steps / s, "peak_mem_GB": peak_gb(device),
-            "flops_per_step": flops, "autocast": "bf16" if device.type == "cuda" else "none (fp32 on CPU)"}
+            "flops_per_step": flops, "autocast": "bf16" if device.type == "cuda" else "none (fp32 on CPU)",
+            "loop": kind}
 
 
 def _train_once(name: str, profile: str, components: Any, device: torch.device, data: Any, n_steps: int,
                 workdir: Path, overrides: dict[str, str] | None = None) -> tuple[float, Any]:
     """Seconds of one ``Method.train`` call of ``n_steps`` steps, and the method (for its stats)."""
     cls = get_method(name)
-    recipe = profile if profile in recipes_for(cls) else None
+    recipe = profile_recipe(cls, profile)
     few = {"num_class_images": 2} if _has_field(cls, "num_class_images") else {}
-    cfg, _ = resolve_config(cls, recipe, {**few, **(overrides or {})}, steps=n_steps)
+    cfg, _ = resolve_config(cls, recipe, {**few, **(overrides or {})}, steps=n_steps,
+                            family=get_profile(profile).family)
     method = cls(cfg, components, device)
     method.progress = False
     sync(device)
@@ -114,7 +125,7 @@ def bench_method(name: str, components: Any, pristine: Any, device: torch.device
     peak = peak_gb(device)
     flops = f2 - f1
     pristine.restore(components, str(device))
-    return {"trains": True, "recipe": profile if profile in recipes_for(cls) else None, "steps": steps,
+    return {"trains": True, "recipe": profile_recipe(cls, profile), "steps": steps,
             "train_steps_per_s": rate, "rate_basis": basis, "train_seconds_total": seconds, "peak_mem_GB": peak,
             "flops_per_step": flops, "default_steps": _default_steps(cls), "overrides": overrides or {},
             "config": _config_dict(method)}

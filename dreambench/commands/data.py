@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from ..data.check import check_dataset
 from ..data.fetch import DEFAULT_URL, fetch_dataset
 from ..errors import ConfigError
 from ..images import MIN_SHORT_SIDE
-from ..paths import DATA_ENV, PLUS_DATA_ENV, PLUS_DATA_NAME, default_data_dir, default_plus_data_dir
+from ..paths import (
+    DATA_ENV,
+    DATA_URL_ENV,
+    PLUS_DATA_ENV,
+    PLUS_DATA_NAME,
+    data_dir_searched,
+    default_data_dir,
+    default_plus_data_dir,
+)
 
 #: The protocol whose data ``--protocol`` selects in ``data fetch`` (``data check`` also takes any
 #: DreamBooth-style protocol name or folder).
@@ -33,29 +42,42 @@ def data_group() -> None:
               help=f"Dataset folder to create (default: ./dreambooth-dataset; ./{PLUS_DATA_NAME} for "
                    "dreambench-plus).")
 @click.option("--url", default=None,
-              help=f"DreamBooth only: archive to read: https:// or file:// URL, or a local path (GitHub archive of "
-                   f"google/dreambooth or a zip of the dataset folder). Default: {DEFAULT_URL}")
+              help="DreamBooth only: archive to read: https:// or file:// URL, or a local path (GitHub archive of "
+                   f"google/dreambooth or a zip of the dataset folder). Default: ${DATA_URL_ENV}, else {DEFAULT_URL}")
 @click.option("--from-zip", "from_zip", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="dreambench-plus only: a copy of data.zip you already have (verified like a download).")
 @click.option("--force", is_flag=True, help="Replace an existing DEST (after the new copy is verified).")
 @click.option("--no-verify-hashes", "no_verify_hashes", is_flag=True,
               help="DreamBooth only: skip the sha256 check of each image (folder, image and text-file counts are "
                    "still checked).")
+@click.option("--if-missing", is_flag=True,
+              help="DreamBooth only: fetch only when commands find no dataset ($DREAMBENCH_DATA, "
+                   "../shared/dreambooth-dataset, ./dreambooth-dataset); say which one they use (what `make demo` "
+                   "runs first).")
 def fetch_cmd(protocol: str, dest: Path | None, url: str | None, from_zip: Path | None, force: bool,
-              no_verify_hashes: bool) -> None:
+              no_verify_hashes: bool, if_missing: bool) -> None:
     """Download and verify a dataset into DEST: the official DreamBooth dataset (30 subjects, 158 images), or
     the DreamBench++ data (150 subjects, 1,350 prompts; its zip's size and sha256 are checked before anything
     is extracted)."""
     if protocol == PLUS:
-        if url is not None or no_verify_hashes:
-            raise ConfigError("--url and --no-verify-hashes are for the DreamBooth dataset; DreamBench++ data "
-                              "comes only from its pinned data.zip (use --from-zip for a local copy)")
+        if url is not None or no_verify_hashes or if_missing:
+            raise ConfigError("--url, --no-verify-hashes and --if-missing are for the DreamBooth dataset; "
+                              "DreamBench++ data comes only from its pinned data.zip (use --from-zip for a local copy)")
         _fetch_plus(dest or Path(PLUS_DATA_NAME), from_zip, force)
         return
     if from_zip is not None:
         raise ConfigError("--from-zip is for --protocol dreambench-plus; the DreamBooth dataset takes --url")
-    counts = fetch_dataset(dest or Path("dreambooth-dataset"), url or DEFAULT_URL, force=force,
-                           verify_hashes=not no_verify_hashes)
+    url = url or os.environ.get(DATA_URL_ENV) or DEFAULT_URL
+    dest = dest or Path("dreambooth-dataset")
+    if if_missing:
+        found = default_data_dir()
+        if found.is_dir() and any(found.iterdir()):
+            click.echo(f"dataset: using {found.absolute()} (found; `dreambench data check {found}` checks it)")
+            return
+        dest = found  # where commands will look: $DREAMBENCH_DATA when set, else ./dreambooth-dataset
+        click.echo(f"dataset: none found (looked in {data_dir_searched()}); fetching {url} into {dest} and "
+                   "verifying every image's sha256", err=True)
+    counts = fetch_dataset(dest, url, force=force, verify_hashes=not no_verify_hashes)
     hashes = "sha256 verified" if counts.hashes_verified else "sha256 NOT verified"
     click.echo(f"{counts.path}: {counts.subjects} subjects, {counts.images} images ({hashes})")
     click.echo(f"use it with: export {DATA_ENV}={counts.path}")

@@ -6,14 +6,15 @@ import sys
 
 import click
 
+from ..engine.devices import check_device
 from ..models import preflight  # module, not names: read at call time (tests wrap run_checks)
 from .options import metric_weights_spec, weights_options
 
 
 def preflight_lines(profile: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
-                    needs=None) -> tuple[list, list[str]]:
+                    needs=None, vae: str | None = None) -> tuple[list, list[str]]:
     """(rows, one line per problem) of the run's models (:func:`dreambench.models.preflight.problem_lines`)."""
-    return preflight.problem_lines(profile, model, metric_profile, weights, device, needs)
+    return preflight.problem_lines(profile, model, metric_profile, weights, device, needs, vae)
 
 
 def run_preflight(plan, results_dir, device: str | None) -> None:
@@ -24,22 +25,27 @@ def run_preflight(plan, results_dir, device: str | None) -> None:
 
 
 @click.command("doctor")
-@click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny).")
+@click.option("--profile", default="sd15", show_default=True,
+              help="Model profile (sd15 | sd15-random | tiny | sdxl | sdxl-random | tiny-sdxl).")
 @click.option("--model", default=None,
-              help="SD weights (profile sd15): diffusers folder (fp32, fp16 or fp16 variant files), hub id, or "
+              help="SD weights (profiles sd15, sdxl): diffusers folder (fp32, fp16 or fp16 variant files), hub id, or "
                    "single-file .safetensors checkpoint.")
+@click.option("--vae", default=None,
+              help="A VAE replacing the model's (e.g. madebyollin/sdxl-vae-fp16-fix): AutoencoderKL folder or hub id.")
 @click.option("--metric-profile", default="paper", show_default=True)
 @weights_options
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu", "mps"]), default="auto", show_default=True)
-def doctor_cmd(profile: str, model: str | None, metric_profile: str, dino_weights, clip_weights, lpips_weights,
-               device: str) -> None:
+def doctor_cmd(profile: str, model: str | None, vae: str | None, metric_profile: str, dino_weights, clip_weights,
+               lpips_weights, device: str) -> None:
     """Check that every model a run with these options needs loads and runs on the device.
 
     One row per model (SD UNet, VAE, text encoder; DINO; CLIP; LPIPS trunk and linear layers): where its
     weights come from (folder, hub cache, file, config), dtype, short weights digest, pretrained or
     random-init, seconds. Exit status 2 with one line per problem."""
+    check_device(device)  # one line, not a traceback from the first tensor moved there
     weights = metric_weights_spec(dino_weights, clip_weights, lpips_weights)
-    rows, bad = preflight_lines(profile, model, metric_profile, weights, None if device == "auto" else device)
+    rows, bad = preflight_lines(profile, model, metric_profile, weights, None if device == "auto" else device,
+                                vae=vae)
     if rows:
         click.echo(preflight.format_rows(rows))
     for line in bad:

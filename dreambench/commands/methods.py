@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from ..engine.local import cpu_threads_choice
+from ..engine.runspec import method_family_problem, profile_recipe
 from ..engine.subject_job import SubjectJob, run_subject_job, train_subject
 from ..errors import DreambenchError
 from ..layout import ResultsLayout
 from ..methods.base import config_fields, get_method, list_methods, method_provider
 from ..methods.identity import method_identity
-from ..methods.recipes import default_recipe, recipes_for
+from ..methods.recipes import default_recipe, family_recipes, recipes_for
 from ..paths import default_data_dir
 from ..protocol import Protocol, load_protocol
 from .options import resolve_results as _resolve_results
@@ -33,6 +34,13 @@ def describe_methods() -> list[dict]:
             "default_recipe": default_recipe(cls),
             "recipes": [{"name": r.name, "description": r.description, "overrides": r.overrides, "source": r.source}
                         for r in recipes.values()],
+            # Recipes of one model family only (docs/sdxl.md), with the family's default.
+            "family_recipes": {
+                family: {"default": default_recipe(cls, family),
+                         "recipes": [{"name": r.name, "description": r.description, "overrides": r.overrides,
+                                      "source": r.source} for r in table.values()]}
+                for family, table in family_recipes(cls).items()},
+            "families": list(cls.families) if getattr(cls, "families", None) else None,
         })
     return out
 
@@ -56,6 +64,12 @@ def list_cmd(as_json: bool) -> None:
         for r in m["recipes"]:
             mark = " (default)" if r["name"] == m["default_recipe"] else ""
             click.echo(f"  recipe {r['name']}{mark}: {r['description']}")
+        for family, fam in m["family_recipes"].items():
+            for r in fam["recipes"]:
+                mark = " (default)" if r["name"] == fam["default"] else ""
+                click.echo(f"  recipe {r['name']} [family {family}]{mark}: {r['description']}")
+        if m["families"]:
+            click.echo(f"  runs on model families: {', '.join(m['families'])}")
         for o in m["options"]:
             setting = f"{o['name']}={o['default']}"
             click.echo(f"    {setting:<32} [{o['type']}] {o['help']}")
@@ -110,7 +124,7 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
 
     cls = get_method(kw["method"])  # unknown names list the valid ones
     profile = get_profile(kw["profile"])
-    recipe = kw["recipe"] or (profile.name if profile.name in recipes_for(cls) else None)
+    recipe = kw["recipe"] or profile_recipe(cls, profile.name)
     protocol = load_protocol(kw["protocol"])
     protocol.subject(kw["subject"])
     job = SubjectJob(method=cls.name, label=kw["label"] or cls.name, config=_parse_sets(kw["sets"]), recipe=recipe,
@@ -125,6 +139,9 @@ def _setup(kw: dict, images_per_prompt: int = 4, class_samples: int = 0):
         threads, line = cpu_threads_choice(1, kw["threads"])
         torch.set_num_threads(threads)
         click.echo(line, err=True)
+    problem = method_family_problem(cls, profile.name)
+    if problem:
+        raise DreambenchError(problem)
     components = load_sd(profile, kw["model"]) if cls.needs_model else None
     return job, protocol, components, kw["data_dir"] or default_data_dir(), device
 

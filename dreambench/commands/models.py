@@ -48,8 +48,10 @@ def build_cmd(profile: str, model: str | None, metric_profile: str, dino_weights
     _, lpips_label = build_lpips(mp.div, prof.pretrained_weights, lpips_weights)
     n = lambda m: sum(p.numel() for p in m.parameters()) / 1e6
     click.echo(f"profile {prof.name} ({prof.weights_label}) built in {time.perf_counter() - t:.1f} s")
+    te2 = getattr(sd, "text_encoder_2", None)
     click.echo(f"  unet {n(sd.unet):.2f}M  vae {n(sd.vae):.2f}M  text encoder {n(sd.text_encoder):.2f}M  "
-               f"from {sd.source} (digest {sd.digest})")
+               + (f"text encoder 2 {n(te2):.2f}M  " if te2 is not None else "")
+               + f"from {sd.source} (digest {sd.digest})")
     click.echo(f"  dino {dino.name} {n(dino.model):.2f}M ({dino.where}, digest {dino.digest})  "
                f"clip {clip.name} {n(clip.model):.2f}M ({clip.where}, digest {clip.digest}, "
                f"activation {_activation(clip.model)})  lpips trunk {lpips_label}")

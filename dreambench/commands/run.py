@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from ..engine.labels import parse_sets
-from ..engine.runner import format_summary
+from ..engine.replace import check_replacements
+from ..engine.runner import failure_lines, format_summary, root_causes
 from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
 from ..evaluation import RunRequest, evaluate, plan_run
@@ -34,9 +35,12 @@ from .options import (
                    "label). Without it such a run is refused and nothing is touched.")
 @click.option("--tables", "tables", type=click.Choice(["paper"]), default=None,
               help="Plan exactly the runs the paper's Tables 1, 3, 4, 5 and 6 need.")
-@click.option("--profile", default="sd15", show_default=True, help="Model profile (sd15 | sd15-random | tiny).")
-@click.option("--model", default=None, help="SD weights (profile sd15): diffusers folder (fp32, fp16 or fp16 variant files), hub id or "
+@click.option("--profile", default="sd15", show_default=True,
+              help="Model profile (sd15 | sd15-random | tiny | sdxl | sdxl-random | tiny-sdxl).")
+@click.option("--model", default=None, help="SD weights (profiles sd15, sdxl): diffusers folder (fp32, fp16 or fp16 variant files), hub id or "
                    "single-file .safetensors; see docs/weights.md.")
+@click.option("--vae", default=None, help="A VAE replacing the model's (e.g. madebyollin/sdxl-vae-fp16-fix for SDXL "
+                                          "in fp16): AutoencoderKL folder or hub id; see docs/sdxl.md.")
 @click.option("--subjects", default=None, help="Comma-separated subjects (default: all 30).")
 @click.option("--steps", type=int, default=None, help="Training-steps override (default: the recipe's).")
 @click.option("--sample-steps", type=int, default=None, help="Sampler-steps override (default: the profile's).")
@@ -77,7 +81,7 @@ from .options import (
 @results_option
 @judge_options
 @click.pass_context
-def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjects, steps, sample_steps, recipe, sets,
+def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, vae, subjects, steps, sample_steps, recipe, sets,
             backend, address, device, gpus, jobs_per_gpu, retries, threads, dry_run, images_per_prompt, seed, prompts,
             class_samples, metric_profile, dino_weights, clip_weights, lpips_weights, data_dir, keep_artifacts,
             protocol, score, names, results, **judge) -> None:
@@ -89,7 +93,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
         raise click.BadParameter(str(e).removeprefix("--name "), param_hint="--name") from None
 
     request = RunRequest(
-        resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model,
+        resolve_results(ctx, results), methods=methods, replace=replace, tables=tables, profile=profile, model=model, vae=vae,
         subjects=subjects, steps=steps, sample_steps=sample_steps, recipe=recipe, sets=sets, backend=backend,
         address=address, device=device, gpus=gpus, jobs_per_gpu=jobs_per_gpu, retries=retries, threads=threads,
         images_per_prompt=images_per_prompt, seed=seed, prompts=prompts, class_samples=class_samples,
@@ -98,7 +102,9 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
         names=display_names, argv=sys.argv[1:], judge=judge_request(**judge))
     say = lambda line: click.echo(line, err=True)
     if dry_run:
-        click.echo(plan_run(request, say=say).describe())
+        planned = plan_run(request, say=say)
+        click.echo(planned.describe())
+        check_replacements(planned.replacements, planned.replace)  # refused as `run` refuses it (exit 2)
         return
     from .judge import judge_bar, print_judged
 
@@ -111,13 +117,24 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, subjec
     summary = result.summary
     click.echo(format_summary(summary))
     left = print_judged(result.judge) if result.judge is not None else 0
+    table1 = ResultsLayout(result.results_dir).tables / "table1_fidelity.md"
+    if table1.is_file():  # where the run's main result is, last, where the eye lands
+        click.echo(f"Table 1: {table1} (all tables: {table1.parent}/README.md)")
     for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
-        failed = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})" for f in summary.failed)
-        click.echo(f"error: {len(summary.failed)} job(s) failed: {failed}", err=True)
+        click.echo(f"error: {failed_line(summary.failed)}", err=True)
     if result.unscored or not summary.ok or left:
         sys.exit(1)
+
+
+def failed_line(failed: list[dict]) -> str:
+    """The run's closing error: the jobs that failed on their own, then how many were not run because of them."""
+    errors = {f["id"]: f.get("error") or "" for f in failed}
+    roots = [f for f in failed if root_causes(f["id"], errors) == [f["id"]]]
+    named = ", ".join(f"{f['id']} ({f['kind']} {f['label']}/{f['subject']})".replace(" /)", ")") for f in roots)
+    rest = len(failed) - len(roots)
+    return f"{len(roots)} job(s) failed: {named}" + (f"; {rest} job(s) that need them were not run" if rest else "")
 
 
 def runs_of_jobs(runs: list[dict], rows: list[dict]) -> list[tuple[dict | None, list[dict]]]:
@@ -193,11 +210,10 @@ def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     click.echo(f"{done}/{total} jobs done; labels: {', '.join(labels) or '-'}"
                + (f"; last run {runs[-1]['status']}" if runs else "")
                + (" (re-run its command to resume)" if runs and runs[-1]["status"] == "interrupted" else ""))
-    for r in rows:
-        if r["status"] == "failed":
-            log = ResultsLayout(results_dir).job_log(r["id"])
-            click.echo(f"FAILED {r['id']} {r['kind']} {r['label']}/{r['subject']}: {r['error']}"
-                       + (f" (log: {log})" if log.is_file() else ""))
+    failed = [{**r, "log": log if (log := ResultsLayout(results_dir).job_log(r["id"])).is_file() else None}
+              for r in rows if r["status"] == "failed"]
+    for line in failure_lines(failed):
+        click.echo(line)
 
 
 @click.command("bench")

@@ -86,6 +86,12 @@ def _parse_names(names: tuple[str, ...]) -> dict[str, str]:
 )
 @_reference
 @_no_ci
+@click.option("--latex-float", type=click.Choice(["table*", "table"]), default="table*", show_default=True,
+              help="LaTeX float of the .tex files: table* spans both columns of a two-column paper, table sits "
+                   "in one column; a table wider than its line is scaled down to it either way.")
+@click.option("--bold-best", is_flag=True,
+              help="Bold the best measured value of each metric column in the .tex files (not Real Images, "
+                   "not reported rows).")
 @_study
 @_subjects
 @click.pass_context
@@ -97,6 +103,8 @@ def tables_cmd(
     relabels: tuple[str, ...],
     reference: str | None,
     no_ci: bool,
+    latex_float: str,
+    bold_best: bool,
     study_db: Path | None,
     inputs_subjects: str | None,
 ) -> None:
@@ -112,7 +120,9 @@ def tables_cmd(
     ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
                       reference=reference, relabels=relabels)
     out = out_dir or ResultsLayout(dirs[0]).tables
-    written = write_table_set(ts, out, ci=not no_ci)
+    from ..tables.render import LatexStyle
+
+    written = write_table_set(ts, out, ci=not no_ci, latex=LatexStyle(latex_float, bold_best))
     if ts.meta.random_init:
         click.echo("random-init weights: not quality results", err=True)
     numbers = ", ".join(str(t.number) for t in ts.tables)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import os
 import posixpath
 import shutil
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ..images import list_images
+from ..io import move_into_place
 
 #: The public archive of github.com/google/dreambooth; the dataset is its ``dataset/`` folder.
 DEFAULT_URL = "https://github.com/google/dreambooth/archive/refs/heads/main.zip"
@@ -252,16 +252,7 @@ def fetch_dataset(
         archive = local if local is not None else download(url, work / "archive.zip", progress)
         staged = extract_dataset(archive, work / "dataset", progress)
         counts = verify_dataset(staged, expected, verify_hashes)
-        if dest.exists():
-            old = work / "previous"
-            os.rename(dest, old)
-            try:
-                os.rename(staged, dest)
-            except BaseException:
-                os.rename(old, dest)
-                raise
-        else:
-            os.rename(staged, dest)
+        move_into_place(staged, dest, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return DatasetCounts(dest, counts.subjects, counts.images, counts.hashes_verified, counts.subject_names)

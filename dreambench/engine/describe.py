@@ -17,7 +17,9 @@ def format_plan(plan, est: dict, results_dir: Path) -> str:
         spec = jobs[0].spec["job"]
         mr = next(m for m in plan.spec.methods if m.label == label)
         rows.append((label, spec["method"], mr.table or "-", str(len(jobs)), str(sum(j.images for j in jobs)),
-                     str(sum(j.train_steps for j in jobs)), f"{est['device_seconds_per_label'].get(label, 0) / 3600:.2f}"))
+                     str(sum(j.train_steps for j in jobs)),
+                     f"{est['device_seconds_per_label'][label] / 3600:.2f}" if label in est['device_seconds_per_label']
+                     else "-"))
     header = ("label", "method", "table", "subjects", "images", "train steps", "device-h")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines.append("  ".join(h.ljust(w) for h, w in zip(header, widths)))
@@ -28,13 +30,21 @@ def format_plan(plan, est: dict, results_dir: Path) -> str:
     lines.append(f"jobs: {sum(n.values())} ({n['class_images']} class-image, {n['subject']} subject, "
                  f"{n['score']} score, {n['tables']} tables); images: {est['images']}; "
                  f"training steps: {est['train_steps']}")
-    lines.append(f"estimated GPU-hours: {est['device_hours']} on one device "
-                 f"(class images {est['device_seconds']['class_images']:.0f} s, subjects "
-                 f"{est['device_seconds']['subject']:.0f} s, scoring {est['device_seconds']['score']:.0f} s)")
+    lines.append(estimate_line(est))
     if est.get("reference_device_hours") is not None:
         lines.append(f"(the plain reference loop at batch 4 would take {est['reference_device_hours']} GPU-hours)")
     lines.append(f"rates: {est['basis']}")
     return "\n".join(lines)
+
+
+def estimate_line(est: dict) -> str:
+    """The estimate in one line: device-hours and their parts, or why there is none."""
+    if est["device_hours"] is None:
+        return "estimated device-hours: none (no calibration for this device; see rates below)"
+    sec = est["device_seconds"]
+    scoring = f"{sec['score']:.0f} s" if est.get("scoring_estimated") else "not estimated"
+    return (f"estimated device-hours: {est['device_hours']} on one device (class images {sec['class_images']:.0f} s, "
+            f"subjects {sec['subject']:.0f} s, scoring {scoring})")
 
 
 def format_replacements(found: list, replace: tuple[str, ...]) -> str:

@@ -63,6 +63,8 @@ def build_plan(spec: RunSpec, protocol: Protocol, inputs: InputDigests | None = 
             "seed": spec.seed}
     if protocol.digest:  # the protocol files' content, not only their name, decides the jobs
         base["protocol_digest"] = protocol.digest
+    if spec.vae:  # only when given: runs without --vae keep their ids
+        base["vae"] = spec.vae
     # 2. The subject jobs of every label, and the class-image sets they read.
     class_needs: dict[str, dict] = {}
     subject_jobs: list[Job] = []

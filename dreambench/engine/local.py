@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-from multiprocessing.connection import Connection, wait as wait_any
 import os
 import signal
 import sys
@@ -24,6 +23,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.connection import wait as wait_any
 
 from tqdm import tqdm
 

@@ -31,6 +31,7 @@ from .backend import Backend
 from .jobs import Job, Plan
 from .kinds import get_kind
 from .local import LocalBackend, log_line, plan_slots
+from .lock import run_lock
 from .ray_backend import RayBackend
 from .replace import check_replacements, find_replacements
 from .state import StateDB
@@ -54,6 +55,9 @@ class RunOptions:
     argv: list[str] = field(default_factory=list)
     #: Labels whose outputs made with other settings may be replaced (``"all"``: any); see engine.replace.
     replace: tuple[str, ...] = ()
+    #: Estimated cost of each job (any unit; cost.job_seconds): the progress bar and its ETA advance by
+    #: it, so a long training job counts for more than a table. Empty: every job counts the same.
+    job_weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,7 +123,7 @@ def run_plan(plan: Plan, opts: RunOptions, backend: Backend | None = None) -> Ru
     check_replacements(find_replacements(plan, results), opts.replace)  # before anything is written
     results.mkdir(parents=True, exist_ok=True)
     device = opts.device or NO_DEVICE  # resolved below only when there is work (probing CUDA loads torch)
-    lock = _lock(results)
+    lock = run_lock(results)
     remove_stale_temps(results)  # left by a killed run; no one else writes here while we hold the lock
     layout = ResultsLayout(results)
     db = StateDB(confined(results, layout.state))  # a state.sqlite symlinked elsewhere is refused
@@ -218,28 +222,6 @@ def _release_running(db: StateDB, ids: list[str]) -> int:
             return len(ids)
 
 
-def _lock(results: Path):
-    """An exclusive lock on ``<results>/.run.lock`` for this driver (released by the OS if it dies), so two
-    drivers never share one state database."""
-    import fcntl
-    import os
-
-    # confined: the lock is truncated and rewritten, so a .run.lock symlinked out of the folder is refused
-    f = open(confined(results, ResultsLayout(results).lock), "a+")  # noqa: SIM115  (held for the whole run)
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.seek(0)
-        holder = f.read().strip() or "?"
-        f.close()
-        raise DreambenchError(f"{results}: another dreambench run (pid {holder}) is using this results folder") from None
-    f.seek(0)
-    f.truncate()
-    f.write(str(os.getpid()))
-    f.flush()
-    return f
-
-
 def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backend, results: Path,
            opts: RunOptions, plan_ids: list[str], label_jobs: dict[str, list[str]] | None = None
            ) -> tuple[int, dict[str, str]]:
@@ -253,7 +235,16 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
     running: set[str] = set()
     done = 0
     backend.start()
-    bar = tqdm(total=len(todo), desc="jobs", unit="job", disable=not opts.progress, file=sys.stderr)
+    weight = job_weights(todo, opts.job_weights)
+    # The bar's share of a job is its estimated cost; its text counts jobs ("jobs 3/16").
+    bar = tqdm(total=round(sum(weight.values()), 3), desc=f"jobs 0/{len(todo)}", disable=not opts.progress,
+               file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+    finished = [0]
+
+    def advance(jid: str) -> None:
+        finished[0] += 1
+        bar.set_description_str(f"jobs {finished[0]}/{len(todo)}", refresh=False)
+        bar.update(weight[jid])
     try:
         while pending or running:
             # Fail jobs whose dependencies failed for good: they cannot run.
@@ -261,11 +252,11 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                 bad = [d for d in j.deps if status.get(d) == "failed"]
                 if bad and not _after_failed_deps(j):
                     pending.remove(j)
-                    msg = f"not run: dependency job(s) failed: {', '.join(bad)}"
+                    msg = NOT_RUN + ", ".join(dict.fromkeys(r for d in bad for r in root_causes(d, failed)))
                     db.mark_failed(j.id, msg)
                     status[j.id] = "failed"
                     failed[j.id] = msg
-                    bar.update(1)
+                    advance(j.id)
             for slot in backend.free_slots():
                 ready = next((j for j in pending if _deps_met(j, status)), None)
                 if ready is None:
@@ -291,7 +282,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                     _say_remade(res)
                     status[jid] = "done"
                     done += 1
-                    bar.update(1)
+                    advance(jid)
                     if _writes_label(by_id[jid].kind):
                         _drop_superseded_if_replaced(results, by_id[jid].label, label_jobs, status)
                     continue
@@ -305,7 +296,7 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                 if final:
                     status[jid] = "failed"
                     failed[jid] = res.get("error") or "unknown error"
-                    bar.update(1)
+                    advance(jid)
                     why = " (not retried: the same inputs fail the same way)" if res.get("deterministic") else ""
                     tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed{why}: {failed[jid]}", file=sys.stderr)
                 else:
@@ -316,6 +307,57 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
     finally:
         bar.close()
     return done, failed
+
+
+#: The error of a job not run because a job it needs failed for good; the failed jobs' ids follow.
+NOT_RUN = "not run: dependency job(s) failed: "
+
+
+def root_causes(job_id: str, errors: dict[str, str]) -> list[str]:
+    """The jobs whose own failure kept ``job_id`` from running (itself when it failed on its own), read
+    from the failed jobs' ``errors`` (id -> error): a dependant names the root causes, not its direct input."""
+    error = errors.get(job_id) or ""
+    if not error.startswith(NOT_RUN):
+        return [job_id]
+    return [x.strip() for x in error.removeprefix(NOT_RUN).split(",") if x.strip()]
+
+
+def failure_lines(failed: list[dict]) -> list[str]:
+    """One ``FAILED`` line per job that failed on its own (kind, label/subject, error, log), each followed
+    on the same line by the jobs not run because of it, instead of one cascading line per dependant.
+    ``failed``: rows with ``id``, ``kind``, ``label``, ``subject``, ``error`` and optionally ``log``."""
+    errors = {f["id"]: f.get("error") or "" for f in failed}
+    dependants: dict[str, list[str]] = {}
+    for f in failed:
+        for root in root_causes(f["id"], errors):
+            if root != f["id"]:
+                dependants.setdefault(root, []).append(_row_what(f))
+    lines = []
+    for f in failed:
+        if root_causes(f["id"], errors) != [f["id"]]:
+            continue
+        where = f" (see {f['log']})" if f.get("log") else ""
+        after = dependants.get(f["id"], [])
+        then = f"; not run because of it: {len(after)} job(s) ({', '.join(after)})" if after else ""
+        lines.append(f"FAILED {f['id']} {_row_what(f)}: {f['error']}{where}{then}")
+    orphans = [f for f in failed if all(r not in errors for r in root_causes(f["id"], errors))
+               and root_causes(f["id"], errors) != [f["id"]]]
+    lines += [f"FAILED {f['id']} {_row_what(f)}: {f['error']}" for f in orphans]  # its cause is not listed
+    return lines
+
+
+def _row_what(row: dict) -> str:
+    return f"{row['kind']} {row['label'] or ''}/{row['subject'] or ''}".rstrip("/ ")
+
+
+def job_weights(jobs: list[Job], estimated: dict[str, float]) -> dict[str, float]:
+    """Each job's share of the progress bar: its estimated cost, at least 1% of the mean estimate (a table
+    job still moves the bar); 1 each without estimates."""
+    if not estimated:
+        return {j.id: 1.0 for j in jobs}
+    known = [estimated.get(j.id, 0.0) for j in jobs]
+    floor = max(0.01 * sum(known) / max(1, len(known)), 1e-3)
+    return {j.id: max(estimated.get(j.id, 0.0), floor) for j in jobs}
 
 
 def _deps_met(job: Job, status: dict[str, str]) -> bool:
@@ -470,10 +512,9 @@ def format_summary(summary: RunSummary) -> str:
               f"({summary.backend}, {summary.device})")]
     if summary.device_seconds:
         width = max(len(k) for k in summary.device_seconds)
-        lines.append(f"{'label'.ljust(width)}  device-seconds")
+        lines.append(f"{'label'.ljust(width)}  device-seconds (cumulative: every run that made this plan's "
+                     "done jobs, this one and earlier)")
         for k, v in summary.device_seconds.items():
             lines.append(f"{k.ljust(width)}  {v:12.1f}")
-    for f in summary.failed:
-        where = f" (see {f['log']})" if f.get("log") else ""
-        lines.append(f"FAILED {f['id']} {f['kind']} {f['label']}/{f['subject']}: {f['error']}{where}")
+    lines += failure_lines(summary.failed)
     return "\n".join(lines)

@@ -5,7 +5,6 @@ command's options. Messages name the CLI option that set the bad value.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,12 +77,15 @@ class RunSpec:
     tables: bool = True
     #: Metric weights files (``{"dino"|"clip"|"lpips": absolute path}``) the score job passes to scoring.
     metric_weights: dict = field(default_factory=dict)
+    #: ``--vae``: a VAE replacing the model's (:mod:`dreambench.models.vae_source`), None = the model's own.
+    vae: str | None = None
 
-def resolved_config(method: str, recipe: str | None, overrides: dict, steps: int | None = None
-                    ) -> tuple[dict, str | None]:
-    """(full config, recipe name) as the method will see them: class defaults < recipe < overrides <
-    steps, typed, so ``"20"`` and ``20`` hash alike and a changed recipe default makes a new job."""
-    cfg, name = resolve_config(get_method(method), recipe, overrides, steps)
+def resolved_config(method: str, recipe: str | None, overrides: dict, steps: int | None = None,
+                    family: str | None = None) -> tuple[dict, str | None]:
+    """(full config, recipe name) as the method will see them: class defaults < recipe (for the model
+    ``family``) < overrides < steps, typed, so ``"20"`` and ``20`` hash alike and a changed recipe default
+    makes a new job."""
+    cfg, name = resolve_config(get_method(method), recipe, overrides, steps, family)
     return cfg.to_dict(), name
 
 def _at_least(option: str, value: int | None, low: int) -> None:
@@ -114,9 +116,12 @@ def validate_spec(spec: RunSpec, protocol: Protocol) -> None:
             raise DreambenchError(f"{option}: {e}") from None
     for mr in spec.methods:
         try:
-            get_method(mr.method)
+            method_cls = get_method(mr.method)
         except DreambenchError as e:
             raise DreambenchError(f"--method: {e}") from None
+        problem = method_family_problem(method_cls, spec.profile)
+        if problem:
+            raise DreambenchError(f"--method {mr.method}: {problem}")
         _at_least(f"--class-samples (label {mr.label})", mr.class_prompt_samples, 0)
         if mr.num_inputs is not None:
             _at_least(f"num_inputs (label {mr.label})", mr.num_inputs, 1)
@@ -126,11 +131,12 @@ def validate_spec(spec: RunSpec, protocol: Protocol) -> None:
         if mr.role is not None:
             role(mr.role.get("table", ""), mr.role.get("axis"), mr.role.get("value"))
 
-def checked_config(mr: MethodRun, recipe: str | None, steps: int | None) -> tuple[dict, str | None]:
+def checked_config(mr: MethodRun, recipe: str | None, steps: int | None, family: str | None = None
+                   ) -> tuple[dict, str | None]:
     """:func:`resolved_config` for one label, its errors naming the option that set the bad value
     (``--steps``, ``--set KEY=V``, ``--recipe``) and what the field allows."""
     try:
-        return resolved_config(mr.method, recipe, mr.config, steps)
+        return resolved_config(mr.method, recipe, mr.config, steps, family)
     except ConfigError as e:
         f = e.field
         if f == "steps" and steps is not None:
@@ -156,9 +162,24 @@ def model_source(profile_name: str, model: str | None) -> str:
     return model or profile.sd_model
 
 def profile_recipe(method_cls: type, profile: str) -> str | None:
-    """A recipe named after the model profile (``tiny``) when the method has one: the paper's 1000 class
-    images at 50 steps make no sense for a CPU demo. Otherwise None (the method's default recipe)."""
-    return profile if profile in recipes_for(method_cls) else None
+    """The model profile's recipe (:attr:`~dreambench.models.profiles.ModelProfile.recipe`, else one named
+    after the profile, e.g. ``tiny``) when the method has it: the paper's 1000 class images at 50 steps
+    make no sense for a CPU demo. Otherwise None (the method's default recipe for the profile's family)."""
+    prof = get_profile(profile)
+    name = prof.recipe or profile
+    return name if name in recipes_for(method_cls, prof.family) else None
+
+
+def method_family_problem(method_cls: type, profile: str) -> str | None:
+    """Why ``method_cls`` cannot run on model profile ``profile`` (its family is not among the method's
+    ``families``), or None."""
+    family = get_profile(profile).family
+    families = getattr(method_cls, "families", None)
+    if families is None or family in families:
+        return None
+    why = (getattr(method_cls, "family_refusals", {}) or {}).get(family, "")
+    return (f"method {method_cls.name} does not run on model family {family} (profile {profile}; it runs on "
+            f"{', '.join(families)})" + (f": {why}" if why else ""))
 
 def tables_available() -> bool:
     """Whether the tables job can run: :mod:`dreambench.tables` and the libraries it loads are installed.

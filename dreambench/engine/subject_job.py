@@ -243,6 +243,15 @@ def _sd_record(components: Any) -> dict:
     return {"sd_source": prov["sd_source"], "sd_digest": prov["sd_digest"]}
 
 
+def _sd_details(components: Any) -> dict:
+    """For ``method.json``: the model family (SDXL) and a ``--vae`` VAE's source and digest, when any (SD 1.5
+    without ``--vae`` records nothing more, so its files are unchanged)."""
+    if components is None:
+        return {}
+    prov = components_provenance(components)
+    return {k: prov[k] for k in ("sd_family", "vae_source", "vae_digest") if k in prov}
+
+
 def _method_info(job: SubjectJob, method_cls: type[Method], config: Any, recipe: str | None, ppl: bool | None,
                  weights: str) -> dict:
     return {
@@ -317,7 +326,7 @@ def sample_batches(plan: list, batch_size: int) -> list[list]:
 def build_job_config(job: SubjectJob, method_cls: type[Method]) -> tuple[Any, str | None]:
     """The job's config (recipe < config overrides < steps) with the sampler steps resolved from
     ``job.sample_steps`` or the model profile's default."""
-    config, recipe = resolve_config(method_cls, job.recipe, job.config, job.steps)
+    config, recipe = resolve_config(method_cls, job.recipe, job.config, job.steps, get_profile(job.profile).family)
     if hasattr(config, "sample_steps"):
         if job.sample_steps:
             config.sample_steps = int(job.sample_steps)
@@ -461,7 +470,8 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     # 3. Record how the label is made (method.json; refused when the label was made otherwise).
     weights = _weights_label(method_cls, job, components)
     sd_record = _sd_record(components if method_cls.needs_model else None)
-    info = {**_method_info(job, method_cls, config, recipe, ppl_setting(method_cls, config), weights), **sd_record}
+    info = {**_method_info(job, method_cls, config, recipe, ppl_setting(method_cls, config), weights), **sd_record,
+            **_sd_details(components if method_cls.needs_model else None)}
     _write_method_info(layout.label_images(job.label) / METHOD_INFO, info)
     # 4. Plan the job's images, in sampling batches.
     method = method_cls(config, components, device)

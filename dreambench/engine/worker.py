@@ -114,14 +114,14 @@ class Worker:
             return f"cuda[{visible or 0}] ({torch.cuda.get_device_name(0)})"
         return self.ctx.device
 
-    def components(self, profile: str, model: str | None) -> Any:
+    def components(self, profile: str, model: str | None, vae: str | None = None) -> Any:
         """The SD parts of ``profile`` (built once per worker), pristine, on the worker's device."""
         from ..models import get_profile, load_sd  # heavy: torch (only when a job needs the SD model)
 
-        key = (profile, model)
+        key = (profile, model, vae)
         if self._model_key != key:
             self._components = self._pristine = None
-            comps = load_sd(get_profile(profile), model)
+            comps = load_sd(get_profile(profile), model, vae=vae)
             self._pristine = PristineCopy(comps)
             self._components = comps.to(self.ctx.device)
             self._model_key = key

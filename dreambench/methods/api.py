@@ -21,11 +21,14 @@ from .registry import register_method
 _HOMES = {
     **dict.fromkeys(("load_tensors", "save_tensors"), "artifacts"),
     **dict.fromkeys(("encode_prompts", "sample_images", "sample_requests"), "sampling"),
+    **dict.fromkeys(("Conditioning", "constant_time_ids", "crop_time_ids", "is_sdxl", "negative_conditioning",
+                     "prompt_conditioning"), "conditioning"),
     **dict.fromkeys(("DreamBoothData", "TrainStats", "dreambooth_loss", "finish_unet", "freeze", "load_pixels",
                      "make_optimizer", "run_steps", "training_unet"), "training"),
 }
 
 __all__ = [
+    "Conditioning",
     "DreamBoothData",
     "GenerationRequest",
     "LazyModule",
@@ -36,16 +39,21 @@ __all__ = [
     "TrainConfig",
     "TrainStats",
     "class_prompt",
+    "constant_time_ids",
+    "crop_time_ids",
     "dreambooth_loss",
     "encode_prompts",
     "ensure_class_images",
     "field",
     "finish_unet",
     "freeze",
+    "is_sdxl",
     "load_pixels",
     "load_rgb",
     "load_tensors",
     "make_optimizer",
+    "negative_conditioning",
+    "prompt_conditioning",
     "register_method",
     "run_steps",
     "sample_images",
@@ -56,6 +64,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .artifacts import load_tensors, save_tensors
+    from .conditioning import (
+        Conditioning,
+        constant_time_ids,
+        crop_time_ids,
+        is_sdxl,
+        negative_conditioning,
+        prompt_conditioning,
+    )
     from .sampling import encode_prompts, sample_images, sample_requests
     from .training import (
         DreamBoothData,

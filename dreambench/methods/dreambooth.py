@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
-from ..errors import ModelLoadError
+from ..errors import DreambenchError, ModelLoadError
 from ..lazy import LazyModule
 from .configs import TrainConfig
 from .interface import GenerationRequest, Method, SubjectData
@@ -43,6 +43,15 @@ TEXT_ENCODER_FILE = "text_encoder.safetensors"
 class DreamBoothConfig(TrainConfig):
     train_text_encoder: bool = field(default=False, metadata={
         "help": "also fine-tune the text encoder (same lr); default frozen as in the paper's SD setting"})
+
+
+def refuse_family(method: Method, components) -> None:
+    """Raise the method's one-line refusal when ``components`` are of a family it does not run on (the
+    run's planning refuses first; this guards library callers)."""
+    family = getattr(components, "family", "sd15")
+    if method.families is not None and family not in method.families:
+        raise DreambenchError(f"method {method.name} does not run on model family {family}: "
+                              + method.family_refusals.get(family, f"it runs on {', '.join(method.families)}"))
 
 
 def save_fp16(module: torch.nn.Module, path: Path) -> Path:
@@ -111,10 +120,16 @@ class DreamBooth(Method):
     description = "DreamBooth: full UNet fine-tune with rare-token identifier and prior-preservation loss"
     Config = DreamBoothConfig
     trains = True
+    families = ("sd15",)
+    family_refusals: ClassVar[dict[str, str]] = {"sdxl": (
+        "full DreamBooth on SDXL fine-tunes the 2.6B-parameter UNet, which with fp32 AdamW needs more than "
+        "80 GB of GPU memory (weights, gradients and the two AdamW moments alone are 4 x 10.3 GB = 41 GB, "
+        "before the activations at 1024 px); use dreambooth-lora (the DreamBench++ SDXL row)")}
 
     def train(self, data: SubjectData, workdir: Path) -> Path:
         cfg: DreamBoothConfig = self.config
         c = self.components
+        refuse_family(self, c)
 
         def trainable() -> list[torch.nn.Parameter]:
             c.unet.requires_grad_(True)

@@ -163,6 +163,11 @@ class Method(ABC):
     #: Whether :meth:`prompt_identifier` is a token the method learns (textual inversion). In a protocol
     #: whose prompts carry no identifier (DreamBench++) such a token takes the subject noun's place.
     learns_token: ClassVar[bool] = False
+    #: The model families (:data:`dreambench.models.profiles.FAMILIES`) the method runs on; None = every
+    #: family (it conditions the UNet through :mod:`dreambench.methods.conditioning`, or needs no model).
+    #: A run on another family is refused before any job, with ``family_refusals[family]`` as the reason.
+    families: ClassVar[tuple[str, ...] | None] = None
+    family_refusals: ClassVar[dict[str, str]] = {}
 
     #: The :class:`~dreambench.methods.training.TrainStats` of the last :meth:`train` call; None for
     #: methods that do not train or do not report.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import ModelLoadError
 from ..lazy import LazyModule
@@ -23,6 +24,7 @@ from .recipes import TINY_RECIPE, Recipe, register_recipe
 torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
 artifacts = LazyModule("dreambench.methods.artifacts")
 sampling = LazyModule("dreambench.methods.sampling")
+lora_sdxl = LazyModule("dreambench.methods.lora_sdxl")
 
 LORA_FILE = "lora.safetensors"
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
@@ -43,6 +45,17 @@ class LoRAConfig(TrainConfig):
                 "| auto (on CUDA) | yes"})
 
 
+# ---------------------------------------------------------------------------------------------- SDXL
+@dataclass
+class SDXLLoRAConfig(LoRAConfig):
+    """The config of dreambooth-lora on a model of family ``sdxl`` (:attr:`DreamBoothLoRA.family_configs`)."""
+
+    time_ids: str = field(default="crop", metadata={"choices": ("crop", "constant"), "help":
+        "SDXL time ids of the instance images: crop (the photo's size and crop corner, as the current "
+        "train_dreambooth_lora_sdxl.py) | constant ((res, res, 0, 0, res, res), as diffusers v0.24 and DreamBench++)"})
+
+
+# ------------------------------------------------------------------------------------------- (all)
 def _lora_config(cfg: LoRAConfig):
     from peft import LoraConfig
 
@@ -54,6 +67,7 @@ class DreamBoothLoRA(Method):
     name = "dreambooth-lora"
     description = "DreamBooth objective training LoRA adapters on the UNet attention projections (peft)"
     Config = LoRAConfig
+    family_configs: ClassVar[dict[str, type]] = {"sdxl": SDXLLoRAConfig}
     trains = True
 
     _added = False
@@ -86,6 +100,8 @@ class DreamBoothLoRA(Method):
 
         self.stats = train_dreambooth_objective(self, data, workdir, trainable, f"lora {data.subject.name}")
         workdir.mkdir(parents=True, exist_ok=True)
+        if lora_sdxl.is_sdxl(c):  # the diffusers SDXL file (StableDiffusionXLPipeline.load_lora_weights)
+            return lora_sdxl.save_sdxl_lora(workdir, self.lora_state_dict(), c.unet.peft_config[ADAPTER])
         path = workdir / LORA_FILE
         return artifacts.save_tensors(path, self.lora_state_dict(), torch.float32,
                                       {"rank": str(cfg.rank), "target_modules": ",".join(TARGET_MODULES)})
@@ -94,7 +110,8 @@ class DreamBoothLoRA(Method):
         from peft import set_peft_model_state_dict
 
         path = Path(path)
-        state = artifacts.load_tensors(path)
+        state = (lora_sdxl.load_sdxl_lora(path) if lora_sdxl.is_sdxl(self.components)
+                 else artifacts.load_tensors(path))
         self._add_adapter()
         expected = set(self.lora_state_dict())
         if set(state) != expected:
@@ -130,4 +147,29 @@ register_recipe("dreambooth-lora", Recipe(
 ))
 register_recipe("dreambooth-lora", Recipe(
     "tiny", TINY_RECIPE, {"lr": 1e-2, "steps": 50, "rank": 4, "num_class_images": 4, "batch_size": 1}, "dreambench tests",
+))
+
+
+# SDXL recipes (family ``sdxl``: used on the sdxl, sdxl-random and tiny-sdxl profiles; docs/sdxl.md).
+register_recipe("dreambooth-lora", Recipe(
+    "diffusers-sdxl", "diffusers train_dreambooth_lora_sdxl.py README example: rank 4, lr 1e-4 constant, 500 "
+    "steps, batch 1, AdamW weight decay 1e-4, no prior preservation, time ids from the photo's size and crop "
+    "(the README's gradient accumulation of 4 is not applied: one image per step)",
+    {"lr": 1e-4, "steps": 500, "rank": 4, "batch_size": 1, "lr_warmup_steps": 0, "adam_weight_decay": 1e-4,
+     "with_prior_preservation": False, "num_class_images": 0, "time_ids": "crop"},
+    "huggingface/diffusers examples/dreambooth/README_sdxl.md and train_dreambooth_lora_sdxl.py defaults",
+    family="sdxl",
+), default=True)
+register_recipe("dreambooth-lora", Recipe(
+    "dreambench-plus", "DreamBench++ DreamBooth-LoRA SDXL row (diffusers v0.24 script): rank 4, lr 5e-5 "
+    "constant, 500 steps, batch 1, constant time ids (1024, 1024, 0, 0, 1024, 1024), seed 42, no prior "
+    "preservation, text encoders frozen; sampling Euler 100 steps, CFG 7.5 at the profile's 1024 px "
+    "(their fp16 run: pass --vae madebyollin/sdxl-vae-fp16-fix; here training is bf16 autocast on CUDA and on "
+    "the photo's centre square, not their random crops: docs/sdxl.md)",
+    {"lr": 5e-5, "steps": 500, "rank": 4, "batch_size": 1, "lr_warmup_steps": 0, "adam_weight_decay": 1e-4,
+     "with_prior_preservation": False, "num_class_images": 0, "time_ids": "constant", "seed": 42,
+     "sampler": "euler", "sample_steps": 100, "guidance_scale": 7.5},
+    "DreamBench++ (Peng et al., ICLR 2025) appendix: DreamBooth-LoRA SDXL settings; "
+    "yuangpeng/dreambench_plus",
+    family="sdxl",
 ))

@@ -18,6 +18,13 @@ import torch
 from PIL import Image
 
 from ..errors import DreambenchError
+from .conditioning import (
+    Conditioning,
+    encode_prompts,  # noqa: F401  (re-exported: its home before conditioning.py)
+    is_sdxl,
+    negative_conditioning,
+    prompt_conditioning,
+)
 from .configs import SAMPLERS, SamplingConfig  # re-exported: their home before configs.py
 from .interface import GenerationRequest
 
@@ -89,14 +96,6 @@ def _autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=dtype)
 
 
-@torch.no_grad()
-def encode_prompts(text_encoder, tokenizer, prompts: list[str], device: torch.device | str) -> torch.Tensor:
-    """CLIP text-encoder hidden states (batch, 77, width) for ``prompts`` (padded to the full context)."""
-    ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                    return_tensors="pt").input_ids.to(device)
-    return text_encoder(ids)[0]
-
-
 def initial_latents(seeds: list[int], shape: tuple[int, ...]) -> torch.Tensor:
     """Standard-normal latents, one per seed, each from its own CPU generator (batch-independent)."""
     return torch.stack([torch.randn(shape, generator=torch.Generator("cpu").manual_seed(int(s))) for s in seeds])
@@ -112,7 +111,9 @@ def latents_to_images(latents: torch.Tensor) -> list[Image.Image]:
 def sample_latents(components: Any, prompts: list[str], seeds: list[int], cfg: SamplingConfig, steps: int,
                    device: torch.device | str = "cpu", text_encoder=None, tokenizer=None, unet=None) -> torch.Tensor:
     """Final denoised latents of one batch (the UNet's scaled latent space), before VAE decoding.
-    ``unet``: the module to call (a compiled wrapper of ``components.unet``), default the UNet itself."""
+    ``unet``: the module to call (a compiled wrapper of ``components.unet``), default the UNet itself.
+    The conditioning is the family's (:mod:`.conditioning`; SDXL: constant time ids at the profile's
+    resolution, as ``StableDiffusionXLPipeline``'s default call)."""
     device = torch.device(device)
     text_encoder = text_encoder or components.text_encoder
     tokenizer = tokenizer or components.tokenizer
@@ -122,12 +123,12 @@ def sample_latents(components: Any, prompts: list[str], seeds: list[int], cfg: S
     shape = (components.unet.config.in_channels, components.latent_size, components.latent_size)
     latents = initial_latents(seeds, shape).to(device) * sched.init_noise_sigma
     with _autocast(device, cfg.sample_precision):
-        cond = encode_prompts(text_encoder, tokenizer, prompts, device)
-        uncond = encode_prompts(text_encoder, tokenizer, [cfg.negative_prompt] * len(prompts), device)
-        context = torch.cat([uncond, cond])
+        cond = prompt_conditioning(components, prompts, device, text_encoder=text_encoder, tokenizer=tokenizer)
+        uncond = negative_conditioning(components, cfg.negative_prompt, len(prompts), device, text_encoder, tokenizer)
+        context = Conditioning.cat([uncond, cond]).unet_kwargs()
         for t in sched.timesteps:
             model_in = sched.scale_model_input(torch.cat([latents, latents]), t)
-            eps_u, eps_c = unet(model_in, t, encoder_hidden_states=context).sample.chunk(2)
+            eps_u, eps_c = unet(model_in, t, **context).sample.chunk(2)
             eps = eps_u.float() + cfg.guidance_scale * (eps_c.float() - eps_u.float())
             latents = sched.step(eps, t, latents).prev_sample
     return latents
@@ -138,8 +139,12 @@ def _sample_batch(components: Any, prompts: list[str], seeds: list[int], cfg: Sa
                   device: torch.device, text_encoder=None, tokenizer=None, unet=None) -> list[Image.Image]:
     latents = sample_latents(components, prompts, seeds, cfg, steps, device, text_encoder, tokenizer, unet)
     vae = components.vae
-    with _autocast(device, cfg.sample_precision):
-        decoded = vae.decode(latents / vae.config.scaling_factor).sample
+    # SDXL's own VAE overflows in fp16 (force_upcast): decoded in fp32 as the SDXL pipeline does; the
+    # fp16-fix VAE (--vae) clears the flag and decodes under the sampling precision.
+    upcast = is_sdxl(components) and getattr(vae.config, "force_upcast", False)
+    with contextlib.nullcontext() if upcast else _autocast(device, cfg.sample_precision):
+        decoded = vae.decode(latents.float() / vae.config.scaling_factor if upcast else
+                             latents / vae.config.scaling_factor).sample
     return latents_to_images(decoded)
 
 

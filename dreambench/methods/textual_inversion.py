@@ -18,11 +18,12 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import DreambenchError, ModelLoadError
 from ..lazy import LazyModule
 from .configs import TrainConfig
-from .dreambooth import prior_class_images
+from .dreambooth import prior_class_images, refuse_family
 from .interface import GenerationRequest, Method, SubjectData
 from .priors import class_prompt
 from .recipes import TINY_RECIPE, Recipe, register_recipe
@@ -55,6 +56,10 @@ class TextualInversion(Method):
     Config = TextualInversionConfig
     trains = True
     learns_token = True
+    families = ("sd15",)
+    family_refusals: ClassVar[dict[str, str]] = {"sdxl": (
+        "textual inversion on SDXL would learn one embedding per text encoder (768 + 1280 wide); dreambench "
+        "implements the SD 1.5 method only")}
 
     def __init__(self, config, components, device="cpu"):
         super().__init__(config, components, device)
@@ -88,6 +93,7 @@ class TextualInversion(Method):
         cfg: TextualInversionConfig = self.config
         training.check_steps(cfg)
         c = self.components
+        refuse_family(self, c)
         c.to(self.device)
         token = self.prompt_identifier(data.identifier)
         tid = self._add_token(token)

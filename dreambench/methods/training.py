@@ -33,9 +33,17 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DreambenchError
+from .conditioning import (
+    Conditioning,
+    as_conditioning,
+    constant_time_ids,
+    crop_time_ids,
+    is_sdxl,
+    prompt_conditioning,
+)
 from .configs import TrainConfig  # re-exported: its home before configs.py
 from .photos import square_pixels, take
-from .sampling import auto_flag, compile_module, encode_prompts
+from .sampling import auto_flag, compile_module
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -43,15 +51,22 @@ def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
     """Images as training squares (:func:`dreambench.methods.photos.square_pixels`: the centre square,
     bicubic, antialiased), a float tensor (N, 3, resolution, resolution) in [-1, 1]. Photos the job's data
     check already decoded are taken from it (:func:`dreambench.methods.photos.take`), not decoded again."""
+    return load_photos(paths, resolution)[0]
+
+
+def load_photos(paths: list[Path], resolution: int) -> tuple[torch.Tensor, list[tuple[int, int]]]:
+    """(:func:`load_pixels`, each photo's full (width, height) after its EXIF orientation)."""
     import numpy as np
 
-    out = []
+    out, sizes = [], []
     for p in paths:
         with warnings.catch_warnings():  # the data check reported conversions already
             warnings.simplefilter("ignore")
-            im = square_pixels(take(p, resolution).image, resolution)
+            photo = take(p, resolution)
+            im = square_pixels(photo.image, resolution)
         out.append(torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1))
-    return torch.stack(out).float() / 127.5 - 1
+        sizes.append(tuple(photo.size))
+    return torch.stack(out).float() / 127.5 - 1, sizes
 
 
 @torch.no_grad()
@@ -121,25 +136,28 @@ def diffusion_target(noise_scheduler, latents: torch.Tensor, noise: torch.Tensor
     raise DreambenchError(f"unsupported prediction type {pred_type!r}")
 
 
-def dreambooth_loss(unet, noise_scheduler, instance_latents: torch.Tensor, instance_embeds: torch.Tensor,
-                    class_latents: torch.Tensor | None, class_embeds: torch.Tensor | None,
-                    prior_loss_weight: float, generator: torch.Generator
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+def dreambooth_loss(unet, noise_scheduler, instance_latents: torch.Tensor,
+                    instance_embeds: torch.Tensor | Conditioning, class_latents: torch.Tensor | None,
+                    class_embeds: torch.Tensor | Conditioning | None, prior_loss_weight: float,
+                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The DreamBooth loss of one step: ``(loss, instance_loss, prior_loss)``.
 
     Instance and class examples are concatenated into one UNet batch; noise and timesteps are drawn
-    from ``generator`` (CPU) in a fixed order. Without class examples the loss is the instance term."""
+    from ``generator`` (CPU) in a fixed order. Without class examples the loss is the instance term.
+    The embeddings are hidden states (SD 1.5) or a :class:`~.conditioning.Conditioning` (any family).
+    Each term is the mean over its own examples, with no SNR weighting (so none of the SDXL script's
+    min-SNR weights over the doubled batch, diffusers PR #6356)."""
     n = len(instance_latents)
-    latents, embeds = instance_latents, instance_embeds
+    latents, cond = instance_latents, as_conditioning(instance_embeds)
     if class_latents is not None:
         latents = torch.cat([instance_latents, class_latents])
-        embeds = torch.cat([instance_embeds, class_embeds])
+        cond = Conditioning.cat([cond, as_conditioning(class_embeds)])
     device = latents.device
     noise = host_to_device(torch.randn(latents.shape, generator=generator), device)
     timesteps = host_to_device(torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(latents),),
                                              generator=generator), device)
     noisy = noise_scheduler.add_noise(latents, noise, timesteps)
-    pred = unet(noisy, timesteps, encoder_hidden_states=embeds).sample.float()
+    pred = unet(noisy, timesteps, **cond.unet_kwargs()).sample.float()
     target = diffusion_target(noise_scheduler, latents, noise, timesteps).float()
     instance_loss = F.mse_loss(pred[:n], target[:n], reduction="mean")
     if class_latents is None:
@@ -299,37 +317,61 @@ class DreamBoothData:
         self.text_encoder = text_encoder or components.text_encoder
         self.tokenizer = tokenizer or components.tokenizer
         res = components.resolution
-        self.instance = LatentSource(components.vae, load_pixels(instance_images, res), device, cfg.cache_latents)
+        pixels, sizes = load_photos(instance_images, res)
+        self.instance = LatentSource(components.vae, pixels, device, cfg.cache_latents)
         self.cls = (LatentSource(components.vae, load_pixels(class_images, res), device, cfg.cache_latents)
                     if class_images else None)
+        self.time_ids = self._time_ids(sizes, len(class_images))
         self.instance_prompt, self.class_prompt = instance_prompt, class_prompt
         self.ids = self.tokenizer([instance_prompt, class_prompt], padding="max_length", truncation=True,
                                   max_length=self.tokenizer.model_max_length, return_tensors="pt").input_ids.to(device)
-        self.cached = None
+        self.cached: Conditioning | None = None
         if cache_embeddings:
-            self.cached = encode_prompts(self.text_encoder, self.tokenizer, [instance_prompt, class_prompt], device)
+            self.cached = prompt_conditioning(components, [instance_prompt, class_prompt], device,
+                                              text_encoder=self.text_encoder, tokenizer=self.tokenizer)
+        elif is_sdxl(components):
+            raise DreambenchError("training a text encoder on SDXL is not supported (prompt embeddings are cached)")
         self.gen = torch.Generator("cpu").manual_seed(cfg.seed)
         self.inst_idx = IndexStream(self.instance.n, self.gen)
         self.cls_idx = IndexStream(self.cls.n, self.gen) if self.cls is not None else None
         self.noise_scheduler = components.noise_scheduler()
 
-    def embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """(instance, class) prompt embeddings, each (1, 77, width); with gradients when not cached."""
+    def _time_ids(self, sizes: list[tuple[int, int]], n_class: int) -> dict[str, torch.Tensor] | None:
+        """SDXL: per instance and class image, its time ids (``cfg.time_ids``: ``constant`` or ``crop``,
+        :mod:`.conditioning`); class images are sampled at the training resolution, so theirs are the
+        constant ones either way. None for SD 1.5."""
+        if not is_sdxl(self.components):
+            return None
+        res = self.components.resolution
+        mode = getattr(self.cfg, "time_ids", "constant")
+        inst = crop_time_ids(sizes, res) if mode == "crop" else constant_time_ids(res, len(sizes))
+        return {"instance": inst, "class": constant_time_ids(res, max(1, n_class))}
+
+    def embeddings(self) -> tuple[Conditioning, Conditioning]:
+        """(instance, class) prompt conditioning, one row each (hidden (1, 77, width); SDXL: with pooled
+        text and time ids); with gradients when not cached (SD 1.5 only)."""
         if self.cached is not None:
-            return self.cached[0:1], self.cached[1:2]
+            return self.cached.rows(slice(0, 1)), self.cached.rows(slice(1, 2))
         hidden = self.text_encoder(self.ids)[0]
-        return hidden[0:1], hidden[1:2]
+        return Conditioning(hidden[0:1]), Conditioning(hidden[1:2])
+
+    def _batch(self, cond: Conditioning, kind: str, idx: list[int]) -> Conditioning:
+        """``cond`` for the examples ``idx`` of ``kind`` (their own time ids on SDXL)."""
+        out = cond.expand(len(idx))
+        return out if self.time_ids is None else out.with_time_ids(self.time_ids[kind][idx])
 
     def step_loss(self, unet, prior_loss_weight: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         b = self.cfg.batch_size
-        inst = self.instance.sample(self.inst_idx.take(b), self.gen)
+        idx = self.inst_idx.take(b)
+        inst = self.instance.sample(idx, self.gen)
         inst_emb, cls_emb = self.embeddings()
         cls_lat = cls_e = None
         if self.cls is not None:
-            cls_lat = self.cls.sample(self.cls_idx.take(b), self.gen)
-            cls_e = cls_emb.expand(b, -1, -1)
-        return dreambooth_loss(unet, self.noise_scheduler, inst, inst_emb.expand(b, -1, -1), cls_lat, cls_e,
-                               prior_loss_weight, self.gen)
+            cidx = self.cls_idx.take(b)
+            cls_lat = self.cls.sample(cidx, self.gen)
+            cls_e = self._batch(cls_emb, "class", cidx)
+        return dreambooth_loss(unet, self.noise_scheduler, inst, self._batch(inst_emb, "instance", idx), cls_lat,
+                               cls_e, prior_loss_weight, self.gen)
 
 
 def training_unet(unet, cfg: TrainConfig, device: torch.device | None = None):

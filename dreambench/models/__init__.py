@@ -20,7 +20,7 @@ _HOMES = {
     "get_profile": "profiles",
     "list_profiles": "profiles",
     "register_profile": "profiles",
-    "SDComponents": "sd",
+    "SDComponents": "components",
     "build_random_sd": "sd",
     "load_sd": "sd",
 }
@@ -41,8 +41,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .backbones import Backbone, build_clip, build_dino, load_state_dict_file
+    from .components import SDComponents
     from .profiles import ModelProfile, get_profile, list_profiles, register_profile
-    from .sd import SDComponents, build_random_sd, load_sd
+    from .sd import build_random_sd, load_sd
 
 
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -83,47 +83,59 @@ def _dtype(module: torch.nn.Module) -> str:
     return "/".join(dts)
 
 
-def check_sd(profile, model: str | None, device: torch.device) -> list[Check]:
-    """Rows for the UNet, VAE and text encoder (loaded with :func:`load_sd`, one forward pass each)."""
+def check_sd(profile, model: str | None, device: torch.device, vae: str | None = None) -> list[Check]:
+    """Rows for the UNet, VAE and text encoder(s) (loaded with :func:`load_sd`, one forward pass each; the
+    UNet with its family's conditioning, :mod:`dreambench.methods.conditioning`)."""
+    from ..methods.conditioning import prompt_conditioning  # here: imports torch
     from .sd import load_sd  # here: sd imports torch
 
-    rows = [Check("sd unet"), Check("sd vae"), Check("sd text encoder")]
+    encoders = ["sd text encoder"] + (["sd text encoder 2"] if profile.family == "sdxl" else [])
+    rows = [Check("sd unet"), Check("sd vae"), *map(Check, encoders)]
     state: dict = {}
 
     def load(c: Check) -> None:
-        state["sd"] = load_sd(profile, model)
+        state["sd"] = load_sd(profile, model, vae=vae)
 
     _timed(rows[0], load)
     sd = state.get("sd")
     if sd is None:
         for r in rows[1:]:
             r.problem = rows[0].problem
-        rows[0].what = "sd (unet, vae, text encoder)"
+        rows[0].what = f"sd (unet, vae, {', '.join(e[3:] for e in encoders)})"
         return rows[:1]
     try:
-        ids = sd.tokenizer(["a dog"], padding="max_length", max_length=sd.tokenizer.model_max_length,
-                           truncation=True, return_tensors="pt").input_ids.to(device)
         size = 8  # latent pixels: the smallest input every UNet level accepts
+        parts = {"sd unet": sd.unet, "sd vae": sd.vae, "sd text encoder": sd.text_encoder,
+                 "sd text encoder 2": getattr(sd, "text_encoder_2", None)}
+
+        def text() -> None:
+            for name in encoders:
+                parts[name].to(device)
+            state["cond"] = prompt_conditioning(sd, ["a dog"], device)
+
         fwd = {
-            "sd text encoder": lambda: state.__setitem__("text", sd.text_encoder.to(device)(ids)[0]),
+            "sd text encoder": text,
+            "sd text encoder 2": lambda: None,  # run with the first: the conditioning needs both
             "sd unet": lambda: sd.unet.to(device)(torch.zeros(1, sd.unet.config.in_channels, size, size, device=device),
                                                   torch.tensor([10], device=device),
-                                                  encoder_hidden_states=state["text"]).sample,
+                                                  **state["cond"].unet_kwargs()).sample,
             "sd vae": lambda: sd.vae.to(device).decode(torch.zeros(1, sd.vae.config.latent_channels, size, size,
                                                                    device=device)).sample,
         }
-        parts = {"sd unet": sd.unet, "sd vae": sd.vae, "sd text encoder": sd.text_encoder}
-        order = [rows[2], rows[0], rows[1]]  # the text encoder's output feeds the UNet
+        order = [*rows[2:], rows[0], rows[1]]  # the text encoders' output feeds the UNet
         for r in order:
             r.where, r.source, r.digest = sd.where, sd.source, sd.digest
             r.weights = "pretrained" if sd.pretrained_weights else "random-init"
             r.dtype = _dtype(parts[r.what])
+            if r.what == "sd vae" and getattr(sd, "vae_override", None):
+                r.where, r.source = "--vae", sd.vae_override["vae_source"]
+                r.digest = sd.vae_override["vae_digest"]
             load_s = r.seconds
             with torch.no_grad():
                 _timed(r, lambda c, f=fwd[r.what]: f())
             r.seconds = round(r.seconds + load_s, 2)
     finally:
-        for m in (sd.unet, sd.vae, sd.text_encoder):
+        for m in sd.modules():
             m.to("cpu")
         del state["sd"]
     return rows
@@ -217,13 +229,13 @@ def _trunk_cache_digest(net: str, weights: str) -> str | None:
 
 
 def run_checks(profile_name: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
-               needs: Needs = Needs()) -> list[Check]:
+               needs: Needs = Needs(), vae: str | None = None) -> list[Check]:
     """Every row of the run's models on ``device`` (default: CUDA when available)."""
     profile = get_profile(profile_name)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     rows = []
     if needs.sd:
-        rows += check_sd(profile, model, dev)
+        rows += check_sd(profile, model, dev, vae)
     if needs.scoring:
         rows += check_backbones(profile, metric_profile, weights, dev)
     gc.collect()
@@ -233,7 +245,7 @@ def run_checks(profile_name: str, model: str | None, metric_profile: str, weight
 
 
 def check_key(profile_name: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
-              needs: Needs) -> str:
+              needs: Needs, vae: str | None = None) -> str:
     """Everything that decides the checks' outcome, hashed. Cheap, so that a resume pays nothing: file
     digests are cached, and library versions come from the installed metadata, not from importing
     torch, diffusers, open_clip, timm and transformers (seconds of imports on every resume)."""
@@ -243,7 +255,7 @@ def check_key(profile_name: str, model: str | None, metric_profile: str, weights
              "hub_cache": os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "",
              "torch_hub": torch_hub_dir(), "hub_files": _hub_files(profile_name, metric_profile, weights)}
     if needs.sd:
-        parts["sd"] = sd_provenance(profile_name, model)
+        parts["sd"] = sd_provenance(profile_name, model, vae=vae)
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -332,34 +344,47 @@ class PreflightError(DreambenchError):
 
 
 def problem_lines(profile: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
-                  needs: Needs | None = None) -> tuple[list, list[str]]:
+                  needs: Needs | None = None, vae: str | None = None) -> tuple[list, list[str]]:
     """(rows, one line per problem) of the run's models; validation errors of the options are problems."""
     try:
-        rows = run_checks(profile, model, metric_profile, weights, device, needs or Needs())
+        rows = run_checks(profile, model, metric_profile, weights, device, needs or Needs(), vae)
     except DreambenchError as e:
         return [], [str(e)]
     return rows, problems(rows)
+
+
+def _plan_needs(plan) -> Needs:
+    subject_jobs = plan.by_kind("subject")
+    return Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
+                 scoring=bool(plan.by_kind("score")))
+
+
+def check_plan_options(plan, device: str | None) -> str | None:
+    """The part of :func:`check_plan` that loads no model: the model options of the plan (profile, --model,
+    weights files) are valid and their digests known, or :class:`PreflightError`. ``run --dry-run`` applies
+    it, so it refuses what ``run`` refuses. Returns the check key (None when the plan needs no model)."""
+    spec, needs = plan.spec, _plan_needs(plan)
+    if not (needs.sd or needs.scoring):
+        return None
+    try:
+        return check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs,
+                         getattr(spec, "vae", None))
+    except DreambenchError as e:
+        raise PreflightError([str(e)]) from None
 
 
 def check_plan(plan, device: str | None) -> None:
     """The doctor's checks for a planned run, in the driver before any job: :class:`PreflightError` with
     one line per problem. Passing checks are remembered (``$DREAMBENCH_CACHE/preflight.json``) by a key of
     every digest and setting that decides them, so a resumed run loads nothing here."""
-    spec = plan.spec
-    subject_jobs = plan.by_kind("subject")
-    needs = Needs(sd=bool(plan.by_kind("class_images")) or any(j.spec.get("needs_model") for j in subject_jobs),
-                  scoring=bool(plan.by_kind("score")))
-    if not (needs.sd or needs.scoring):
-        return
+    spec, needs = plan.spec, _plan_needs(plan)
+    key = check_plan_options(plan, device)
     cache = cache_file()
-    try:
-        key = check_key(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
-    except DreambenchError as e:
-        raise PreflightError([str(e)]) from None
-    if cached_ok(cache, key):
+    if key is None or cached_ok(cache, key):
         return
     # Through the module's own name: tests wrap run_checks on the module.
-    rows, bad = problem_lines(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs)
+    rows, bad = problem_lines(spec.profile, spec.model, spec.metric_profile, spec.metric_weights, device, needs,
+                              getattr(spec, "vae", None))
     if bad:
         raise PreflightError(bad)
     remember_ok(cache, key, rows)

@@ -9,6 +9,8 @@ A profile is data (like timm's registry: a name maps to a builder's arguments):
   with random init: real FLOPs and memory for throughput work, meaningless images.
 - ``tiny``: tiny random-init UNet/VAE/text encoder and tiny DINO/CLIP towers that run on a CPU in
   seconds, for tests and the demo. Tokenization is CLIP's real BPE in every profile.
+- ``sdxl``, ``sdxl-random``, ``tiny-sdxl``: the same three for Stable Diffusion XL 1.0 base (family
+  ``sdxl``: two text encoders, added text/time conditioning; :mod:`dreambench.models.sdxl`).
 
 Numbers computed with random weights (``pretrained_weights=False``) are labelled as such wherever they
 are written; they are never quality results.
@@ -21,6 +23,10 @@ from dataclasses import dataclass, field
 from ..registry import Registry
 
 DEFAULT_SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+DEFAULT_SDXL = "stabilityai/stable-diffusion-xl-base-1.0"
+#: The model families: what a profile's parts look like (``sd15``: one text encoder; ``sdxl``: two, plus
+#: pooled-text and time-id conditioning). Methods and recipes resolve per family.
+FAMILIES = ("sd15", "sdxl")
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,10 @@ class ModelProfile:
         backbone_overrides: per metric backbone (``"dino"``, ``"clip"``), architecture arguments that
             replace the metric profile's (tiny towers); empty for full-size models.
         sample_steps_default: default sampler steps (50 for SD; fewer for tiny so CPU runs stay fast).
+        family: the model family (:data:`FAMILIES`): which parts are built and which conditioning the
+            UNet takes.
+        recipe: the training recipe a method uses on this profile when it has one and none is named
+            (``tiny`` for the CPU profiles); "" = the method's default for the family.
     """
 
     name: str
@@ -46,6 +56,8 @@ class ModelProfile:
     resolution: int
     backbone_overrides: dict = field(default_factory=dict)
     sample_steps_default: int = 50
+    family: str = "sd15"
+    recipe: str = ""
 
     @property
     def weights_label(self) -> str:
@@ -99,6 +111,41 @@ register_profile(
         64,
         {"dino": TINY_DINO, "clip": TINY_CLIP},
         sample_steps_default=4,
+        recipe="tiny",
+    )
+)
+register_profile(
+    ModelProfile(
+        "sdxl",
+        "Stable Diffusion XL 1.0 base + DINO ViT-S/16 + CLIP, pretrained weights (hub id, local folder or "
+        "single .safetensors; --vae for the fp16-fix VAE)",
+        DEFAULT_SDXL,
+        True,
+        1024,
+        family="sdxl",
+    )
+)
+register_profile(
+    ModelProfile(
+        "sdxl-random",
+        "SDXL-base-shaped UNet/VAE/two text encoders + full-size DINO/CLIP, random init (throughput work only)",
+        "sdxl",
+        False,
+        1024,
+        family="sdxl",
+    )
+)
+register_profile(
+    ModelProfile(
+        "tiny-sdxl",
+        "tiny random-init SDXL parts (diffusers' test components) for CPU tests (seconds; images are noise)",
+        "tiny-sdxl",
+        False,
+        64,
+        {"dino": TINY_DINO, "clip": TINY_CLIP},
+        sample_steps_default=4,
+        family="sdxl",
+        recipe="tiny",
     )
 )
 

@@ -8,17 +8,23 @@ runs the same code whatever the weights.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from ..errors import ModelLoadError
-from .digest import memo, tensor_digest
+from .components import LOAD_DTYPE, SDComponents, _random_digest
 from .profiles import ModelProfile
-from .sd_configs import CONFIG_DIR, random_sd_key, read_config
-from .sd_source import HUB_PATTERNS, SDSource, hub_reachable, resolve_folder, resolve_sd_source, sd_digest
+from .sd_configs import CONFIG_DIR, config_family, read_config
+from .sd_source import (
+    FAMILY_HUB_PATTERNS,
+    SDSource,
+    hub_reachable,
+    resolve_folder,
+    resolve_sd_source,
+    sd_digest,
+)
+from .sdxl import SDXLComponents, build_random_sdxl, load_folder_xl, load_single_file_xl
 from .single_file import load_single_file
 from .tokenizer import clip_tokenizer
 
@@ -27,52 +33,13 @@ __all__ = ["CONFIG_DIR", "LOAD_DTYPE", "SDComponents", "build_random_sd", "hub_r
            "load_sd", "read_config"]
 
 
-@dataclass
-class SDComponents:
-    """The parts of a Stable Diffusion pipeline that methods train and sample with.
-
-    ``source`` names where the weights came from (hub id, absolute folder or file, or ``config:<name>``),
-    ``pretrained_weights`` whether they are trained weights, ``where`` how they were found (``folder``,
-    ``hub cache``, ``file``, ``config``) and ``digest`` the short digest of the weight files (random-init:
-    of the tensors); all are recorded with results (:func:`dreambench.provenance.sd_provenance`).
-    """
-
-    unet: Any
-    vae: Any
-    text_encoder: Any
-    tokenizer: Any
-    scheduler_config: dict
-    resolution: int
-    source: str
-    pretrained_weights: bool
-    where: str = "config"
-    digest: str | None = None
-
-    @property
-    def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
-
-    @property
-    def latent_size(self) -> int:
-        return self.resolution // self.vae_scale_factor
-
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> SDComponents:
-        for m in (self.unet, self.vae, self.text_encoder):
-            m.to(device=device, dtype=dtype) if dtype is not None else m.to(device)
-        return self
-
-    def noise_scheduler(self):
-        """The DDPM training schedule (1000 steps, scaled-linear betas, epsilon prediction)."""
-        from diffusers import DDPMScheduler
-
-        return DDPMScheduler.from_config(self.scheduler_config)
-
-
 def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDComponents:
     """Random-init SD parts from the configs ``configs/<config_name>_{unet,vae,text_encoder}.json``.
 
     Seeded, so two builds with the same seed are identical (the engine relies on it to restore
-    pristine weights)."""
+    pristine weights). A set with a second text encoder builds SDXL parts (:func:`.sdxl.build_random_sdxl`)."""
+    if config_family(config_name) == "sdxl":
+        return build_random_sdxl(config_name, resolution, seed)
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -86,17 +53,6 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
         unet, vae, text_encoder, clip_tokenizer(), read_config(config_name, "scheduler"), resolution,
         f"config:{config_name}", False, "config", _random_digest(config_name, seed, (unet, vae, text_encoder)),
     )
-
-
-def _random_digest(config_name: str, seed: int, modules: tuple) -> str:
-    """The tensor digest of seeded random-init parts, remembered per (configs, seed, library versions):
-    the same inputs always build the same tensors, so each combination is hashed once per machine."""
-    return memo(random_sd_key(config_name, seed), lambda: tensor_digest(*modules))
-
-
-#: The dtype every part is loaded in, whatever the dtype of the files: fp32 master weights (training
-#: needs them; on CUDA, sampling runs under fp16 autocast and training under bf16 autocast).
-LOAD_DTYPE = torch.float32
 
 
 def _load_folder(src: SDSource) -> tuple:
@@ -136,47 +92,68 @@ def _quiet_loading():
             dlog.enable_progress_bar()
 
 
-def _download(src: SDSource, flag: str) -> SDSource:
+def _download(src: SDSource, flag: str, family: str = "sd15") -> SDSource:
     """Fetch the files a ``hub-download`` source needs (plain fp32 safetensors), then read it from the cache."""
     from huggingface_hub import snapshot_download
 
-    snap = Path(snapshot_download(src.source, allow_patterns=HUB_PATTERNS))
-    return resolve_folder(snap, "hub", src.source, flag)
+    snap = Path(snapshot_download(src.source, allow_patterns=FAMILY_HUB_PATTERNS[family]))
+    return resolve_folder(snap, "hub", src.source, flag, family)
 
 
-def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", flag: str = "--model"
-                       ) -> SDComponents:
-    """SD parts from a diffusers folder (fp32 or fp16, plain or variant files), a hub id (the local hub
-    cache) or a single-file ``.safetensors`` checkpoint, every part in fp32 (:data:`LOAD_DTYPE`).
+def _load_parts(src: SDSource, flag: str, family: str) -> tuple:
+    """The parts of a resolved source: (unet, vae, text_encoder, tokenizer, scheduler config[, text_encoder_2,
+    tokenizer_2])."""
+    if family == "sdxl":
+        return load_single_file_xl(src.root, flag, LOAD_DTYPE) if src.kind == "single-file" else load_folder_xl(src)
+    return load_single_file(src.root, flag, LOAD_DTYPE) if src.kind == "single-file" else _load_folder(src)
+
+
+def load_pretrained_sd(model: str, resolution: int, profile_name: str = "sd15", flag: str = "--model",
+                       family: str = "sd15") -> SDComponents:
+    """SD parts of model family ``family`` from a diffusers folder (fp32 or fp16, plain or variant files), a
+    hub id (the local hub cache) or a single-file ``.safetensors`` checkpoint, every part in fp32
+    (:data:`LOAD_DTYPE`).
 
     Raises :class:`ModelLoadError` with one line naming ``flag``, the path or id and what to do."""
-    src = resolve_sd_source(model, flag)
+    src = resolve_sd_source(model, flag, family)
     try:
         if src.kind == "hub-download":
-            src = _download(src, flag)
+            src = _download(src, flag, family)
         with _quiet_loading():
-            if src.kind == "single-file":
-                parts = load_single_file(src.root, flag, LOAD_DTYPE)
-            else:
-                parts = _load_folder(src)
+            parts = _load_parts(src, flag, family)
     except ModelLoadError:
         raise
     except Exception as e:  # library errors come in many types; the user needs one line
         first = (str(e).strip().splitlines() or [""])[0][:300]
         raise ModelLoadError(f"profile {profile_name}: cannot load Stable Diffusion from {src.source} "
                              f"({type(e).__name__}: {first})") from e
-    comps = SDComponents(*parts[:4], parts[4], resolution, src.source, True)
+    if family == "sdxl":
+        comps = SDXLComponents(*parts[:5], resolution, src.source, True, text_encoder_2=parts[5],
+                               tokenizer_2=parts[6])
+    else:
+        comps = SDComponents(*parts[:4], parts[4], resolution, src.source, True)
     comps.where, comps.digest = src.where, sd_digest(src)
     return comps
 
 
-def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0) -> SDComponents:
-    """The SD parts of ``profile`` on the CPU in fp32; ``model`` overrides the profile's hub id/folder."""
+def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0, vae: str | None = None) -> SDComponents:
+    """The SD parts of ``profile`` on the CPU in fp32; ``model`` overrides the profile's hub id/folder and
+    ``vae`` its VAE (:mod:`.vae_source`: a folder, hub id or file, e.g. SDXL's fp16-fix VAE)."""
     if profile.pretrained_weights:
-        return load_pretrained_sd(model or profile.sd_model, profile.resolution, profile.name)
-    if model:
+        comps = load_pretrained_sd(model or profile.sd_model, profile.resolution, profile.name,
+                                   family=profile.family)
+    elif model:
+        from .profiles import list_profiles
+
+        pretrained = [p.name for p in list_profiles() if p.pretrained_weights]
         raise ModelLoadError(
             f"--model {model}: profile {profile.name} builds random-init models from configs; --model applies "
-            "to --profile sd15"
+            f"to the pretrained profiles ({', '.join(pretrained)})"
         )
-    return build_random_sd(profile.sd_model, profile.resolution, seed)
+    else:
+        comps = build_random_sd(profile.sd_model, profile.resolution, seed)
+    if vae:
+        from .vae_source import replace_vae
+
+        replace_vae(comps, vae)
+    return comps

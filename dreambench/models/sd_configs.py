@@ -17,11 +17,20 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def read_config(name: str, part: str) -> dict:
-    """The config ``configs/<name>_<part>.json`` (``part``: unet, vae, text_encoder, scheduler)."""
+    """The config ``configs/<name>_<part>.json`` (``part``: unet, vae, text_encoder, text_encoder_2, scheduler)."""
     path = CONFIG_DIR / f"{name}_{part}.json"
     if not path.is_file():
         raise ModelLoadError(f"no model config {path.name} in {CONFIG_DIR}")
     return json.loads(path.read_text())
+
+
+#: The parts of a config set per model family (a set with ``text_encoder_2`` is SDXL-shaped).
+FAMILY_PARTS = {"sd15": ("unet", "vae", "text_encoder"), "sdxl": ("unet", "vae", "text_encoder", "text_encoder_2")}
+
+
+def config_family(name: str) -> str:
+    """``"sdxl"`` for a config set with a second text encoder (``<name>_text_encoder_2.json``), else ``"sd15"``."""
+    return "sdxl" if (CONFIG_DIR / f"{name}_text_encoder_2.json").is_file() else "sd15"
 
 
 def random_sd_key(config_name: str, seed: int) -> str:
@@ -29,7 +38,7 @@ def random_sd_key(config_name: str, seed: int) -> str:
     # Versions from the installed metadata: importing diffusers and transformers for them cost seconds
     # on every resume.
     versions = "|".join(metadata.version(d) for d in ("torch", "diffusers", "transformers"))
-    texts = "".join(_config_text(config_name, part) for part in ("unet", "vae", "text_encoder"))
+    texts = "".join(_config_text(config_name, part) for part in FAMILY_PARTS[config_family(config_name)])
     return "random-sd|" + hashlib.sha256(f"{texts}|{seed}|{versions}".encode()).hexdigest()
 
 

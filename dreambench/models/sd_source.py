@@ -31,6 +31,12 @@ from .weights_formats import safetensors_keys
 
 #: The parts loaded from a folder, and the stem of their weight files (diffusers, transformers).
 PARTS = ("unet", "vae", "text_encoder")
+#: The weighted parts and the other folders of each model family's diffusers folder.
+FAMILY_PARTS = {"sd15": PARTS, "sdxl": (*PARTS, "text_encoder_2")}
+FAMILY_FOLDERS = {"sd15": ("tokenizer", "scheduler"), "sdxl": ("tokenizer", "tokenizer_2", "scheduler")}
+#: Per family, a key of its single-file (LDM / SGM) layout that the other family's files lack.
+FAMILY_FILE_KEYS = {"sd15": "cond_stage_model.", "sdxl": "conditioner.embedders.1.model."}
+_FAMILY_WORDS = {"sd15": "Stable Diffusion", "sdxl": "Stable Diffusion XL"}
 _STEMS = ("diffusion_pytorch_model", "model", "pytorch_model")
 _WEIGHT = re.compile(r"^(?P<stem>diffusion_pytorch_model|model|pytorch_model)(?P<rest>[^/]*)\.(?P<ext>safetensors|bin)$")
 _SHARD = re.compile(r"-\d{5}-of-\d{5}")
@@ -39,6 +45,8 @@ PICKLE_SUFFIXES = (".ckpt", ".pt", ".pth", ".bin", ".pkl")
 HUB_PATTERNS = ["model_index.json", "*/config.json", "scheduler/*", "tokenizer/*",
                 "unet/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors",
                 "text_encoder/model.safetensors"]
+FAMILY_HUB_PATTERNS = {"sd15": HUB_PATTERNS,
+                       "sdxl": [*HUB_PATTERNS, "tokenizer_2/*", "text_encoder_2/model.safetensors"]}
 CONVERT_CKPT = ("convert it once to a diffusers folder with diffusers' own script: python "
                 "scripts/convert_original_stable_diffusion_to_diffusers.py --checkpoint_path {path} "
                 "--dump_path {stem}-diffusers (from github.com/huggingface/diffusers), then pass --model {stem}-diffusers")
@@ -90,21 +98,24 @@ def _part_files(folder: Path) -> tuple[str | None, list[Path]]:
     return None, []
 
 
-def resolve_folder(path: Path, kind: str = "folder", source: str | None = None, flag: str = "--model") -> SDSource:
-    """A diffusers folder: every part's weight files and variant; one-line errors naming what is missing."""
+def resolve_folder(path: Path, kind: str = "folder", source: str | None = None, flag: str = "--model",
+                   family: str = "sd15") -> SDSource:
+    """A diffusers folder of ``family``: every part's weight files and variant; one-line errors naming
+    what is missing (an SD 1.5 folder given to an SDXL profile lacks ``text_encoder_2/``)."""
     if not (path / "model_index.json").is_file():
-        raise ModelLoadError(f"{flag} {path}: not a diffusers Stable Diffusion folder (expected model_index.json "
-                             f"and unet/ vae/ text_encoder/ tokenizer/ scheduler/, found "
+        want = " ".join(f"{p}/" for p in (*FAMILY_PARTS[family], *FAMILY_FOLDERS[family]))
+        raise ModelLoadError(f"{flag} {path}: not a diffusers {_FAMILY_WORDS[family]} folder (expected "
+                             f"model_index.json and {want}, found "
                              f"{_listing(path)}); pass a diffusers folder, a hub id or a .safetensors checkpoint")
     variants, files = {}, []
-    for part in PARTS:
+    for part in FAMILY_PARTS[family]:
         variant, part_files = _part_files(path / part)
         if not part_files:
             raise ModelLoadError(f"{flag} {path}: {part}/ holds no weights (expected {_expected(part)} or a "
                                  f".fp16 variant, found {_listing(path / part)})")
         variants[part] = variant
         files += part_files
-    for part in ("tokenizer", "scheduler"):
+    for part in FAMILY_FOLDERS[family]:
         if not (path / part).is_dir():
             raise ModelLoadError(f"{flag} {path}: no {part}/ folder (found {_listing(path)})")
     return SDSource(kind, source or str(path.resolve()), path, variants, tuple(files))
@@ -121,8 +132,9 @@ def _listing(path: Path, n: int = 6) -> str:
     return ", ".join(names[:n]) + (" ..." if len(names) > n else "") if names else "an empty folder"
 
 
-def resolve_single_file(path: Path, flag: str = "--model") -> SDSource:
-    """A single-file checkpoint: ``.safetensors`` in the LDM layout; pickles are refused unopened."""
+def resolve_single_file(path: Path, flag: str = "--model", family: str = "sd15") -> SDSource:
+    """A single-file checkpoint: ``.safetensors`` in the LDM layout (SDXL: the SGM layout, with
+    ``conditioner.embedders.*``); pickles are refused unopened."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ModelLoadError(f"{flag} {path}: a {path.suffix} file is a Python pickle, which dreambench never "
                              f"unpickles (loading it runs arbitrary code); " + CONVERT_CKPT.format(
@@ -135,6 +147,12 @@ def resolve_single_file(path: Path, flag: str = "--model") -> SDSource:
         sample = ", ".join(sorted(keys)[:3]) or "no tensors"
         raise ModelLoadError(f"{flag} {path}: not a Stable Diffusion checkpoint (expected keys "
                              f"model.diffusion_model.*, first_stage_model.*, cond_stage_model.*; found {sample} ...)")
+    marker = FAMILY_FILE_KEYS[family]
+    if not any(k.startswith(marker) for k in keys):
+        found = next((f for f, m in FAMILY_FILE_KEYS.items() if any(k.startswith(m) for k in keys)), None)
+        what = f"a checkpoint of model family {found}" if found else "a checkpoint of no known family"
+        raise ModelLoadError(f"{flag} {path}: {what}, and this profile is of family {family} (expected keys "
+                             f"{marker}*); use a profile of the checkpoint's family (dreambench profiles)")
     return SDSource("single-file", str(path.resolve()), path, {}, (path,))
 
 
@@ -158,7 +176,7 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
-def resolve_hub(repo_id: str, flag: str = "--model", allow_download: bool = True) -> SDSource:
+def resolve_hub(repo_id: str, flag: str = "--model", allow_download: bool = True, family: str = "sd15") -> SDSource:
     """A hub id: its snapshot in the local hub cache (read like a folder), else ``hub-download`` when the
     hub can be reached; else one line saying where the cache was looked for."""
     from huggingface_hub import snapshot_download
@@ -168,7 +186,7 @@ def resolve_hub(repo_id: str, flag: str = "--model", allow_download: bool = True
     except Exception:  # noqa: BLE001  (any failure means: not in the local cache)
         snap = None
     if snap is not None and (snap / "model_index.json").is_file():
-        return resolve_folder(snap, "hub", repo_id, flag)
+        return resolve_folder(snap, "hub", repo_id, flag, family)
     if allow_download and not offline() and hub_reachable():
         return SDSource("hub-download", repo_id, None)
     why = "HF_HUB_OFFLINE is set" if offline() else "the hub cannot be reached"
@@ -177,16 +195,16 @@ def resolve_hub(repo_id: str, flag: str = "--model", allow_download: bool = True
                          f"machine with access (huggingface-cli download {repo_id})")
 
 
-def resolve_sd_source(model: str, flag: str = "--model") -> SDSource:
-    """Resolve ``model`` (folder, file or hub id) without loading any weights. Raises one-line
-    :class:`ModelLoadError`s naming ``flag``, the path and what was expected and found."""
+def resolve_sd_source(model: str, flag: str = "--model", family: str = "sd15") -> SDSource:
+    """Resolve ``model`` (folder, file or hub id) of model family ``family`` without loading any weights.
+    Raises one-line :class:`ModelLoadError`s naming ``flag``, the path and what was expected and found."""
     path = Path(model).expanduser()
     if path.is_dir():
-        return resolve_folder(path.resolve(), flag=flag)
+        return resolve_folder(path.resolve(), flag=flag, family=family)
     if path.is_file():
-        return resolve_single_file(path.resolve(), flag)
+        return resolve_single_file(path.resolve(), flag, family)
     if looks_like_hub_id(model):
-        return resolve_hub(model, flag)
+        return resolve_hub(model, flag, family=family)
     raise ModelLoadError(f"{flag} {model}: no such folder or file, and not a hub id (owner/name)")
 
 

@@ -9,6 +9,7 @@ input width, text width), so a checkpoint of another architecture is refused in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from .sd_configs import CONFIG_DIR, read_config
+from .sd_configs import CONFIG_DIR, config_family, read_config
 from .tokenizer import _tokenizer_dir
 
 #: The checkpoint tensors whose shapes pick the config set: UNet conv_in, text token embedding.
@@ -32,8 +33,10 @@ _MODEL_INDEX = {"_class_name": "StableDiffusionPipeline", "feature_extractor": [
 
 
 def config_sets() -> list[str]:
-    """Names of the shipped config sets (``sd15``, ``tiny``, ...), ``sd15`` first."""
-    names = sorted({p.name[: -len("_unet.json")] for p in CONFIG_DIR.glob("*_unet.json")})
+    """Names of the shipped SD 1.x config sets (``sd15``, ``tiny``, ...), ``sd15`` first (SDXL sets:
+    :func:`dreambench.models.sdxl.xl_config_sets`)."""
+    names = sorted({p.name[: -len("_unet.json")] for p in CONFIG_DIR.glob("*_unet.json")
+                    if config_family(p.name[: -len("_unet.json")]) == "sd15"})
     return sorted(names, key=lambda n: n != "sd15")
 
 
@@ -62,20 +65,27 @@ def pick_config_set(path: Path, flag: str) -> str:
                          f"embedding shapes {found.get('unet')} / {found.get('text')}; expected {want})")
 
 
-def config_folder(name: str) -> Path:
-    """A diffusers config folder for config set ``name`` (written once under ``$DREAMBENCH_CACHE``)."""
+def config_folder(name: str, parts: tuple[str, ...] = ("unet", "vae", "text_encoder", "scheduler"),
+                  tokenizers: tuple[str, ...] = ("tokenizer",), index: dict | None = None) -> Path:
+    """A diffusers config folder for config set ``name`` (written once under ``$DREAMBENCH_CACHE``): each of
+    ``parts``' config, the offline CLIP tokenizer under each of ``tokenizers``, ``model_index.json``
+    (``index``, default SD 1.x's). Named by the configs' content, so a folder written from an older config
+    set is never read."""
     root = Path(os.environ.get("DREAMBENCH_CACHE", Path.home() / ".cache" / "dreambench")).expanduser()
-    dest = root / "sd-configs" / name
+    configs = {part: read_config(name, part) for part in parts}
+    digest = hashlib.sha256(json.dumps(configs, sort_keys=True).encode()).hexdigest()[:12]
+    dest = root / "sd-configs" / f"{name}-{digest}"
     if (dest / "model_index.json").is_file():
         return dest
     tmp = dest.with_name(f".{name}.{os.getpid()}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    for part, fname in (("unet", "config.json"), ("vae", "config.json"), ("text_encoder", "config.json"),
-                        ("scheduler", "scheduler_config.json")):
+    for part, config in configs.items():
         (tmp / part).mkdir(parents=True)
-        (tmp / part / fname).write_text(json.dumps(read_config(name, part), indent=1))
-    shutil.copytree(_tokenizer_dir(), tmp / "tokenizer")
-    (tmp / "model_index.json").write_text(json.dumps(_MODEL_INDEX, indent=1))
+        fname = "scheduler_config.json" if part == "scheduler" else "config.json"
+        (tmp / part / fname).write_text(json.dumps(config, indent=1))
+    for tok in tokenizers:
+        shutil.copytree(_tokenizer_dir(), tmp / tok)
+    (tmp / "model_index.json").write_text(json.dumps(index or _MODEL_INDEX, indent=1))
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(tmp, dest)

@@ -134,8 +134,9 @@ def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str],
     return blocks
 
 
-def _strip(recs: list[dict], images_dir: Path, out: Path, method: str, subject: str) -> list[str]:
-    """Index thumbnails of one (method, subject): the first image of each of the first prompts."""
+def _strip(recs: list[dict], images_dir: Path, out: Path, method: str, subject: str) -> list[tuple[str, int]]:
+    """Index thumbnails of one (method, subject): (url, prompt number) of the first image of each of the
+    first prompts. Prompts are numbered from 1 everywhere in the report (``prompt_index + 1``)."""
     firsts: dict[int, dict] = {}
     for r in sorted(recs, key=lambda r: (int(r["prompt_index"]), r.get("seed", 0))):
         if int(r["prompt_index"]) != CLASS_PROMPT_INDEX and str(r.get("path", "")):
@@ -144,7 +145,7 @@ def _strip(recs: list[dict], images_dir: Path, out: Path, method: str, subject: 
     for r in list(firsts.values())[:STRIP_IMAGES]:
         rel = Path(slug(method)) / slug(subject) / f"{Path(str(r['path'])).stem}.jpg"
         if thumbnail(images_dir / str(r["path"]), out / "thumbs" / rel, STRIP_SIZE) is not None:
-            urls.append(url_of("thumbs/", rel.as_posix()))
+            urls.append((url_of("thumbs/", rel.as_posix()), int(r["prompt_index"]) + 1))
     return urls
 
 
@@ -181,7 +182,7 @@ def _plots_ctx(ts: TableSet, methods: list[str], names: dict[str, str], out: Pat
                                title=f"Per prompt category ({meta.run})", random_init=meta.random_init)
         plots.append({"src": "plots/categories.png", "id": "plot-categories",
                       "caption": "Mean over subjects per prompt category; error bars: 95% interval "
-                                 "(none below 3 subjects)"})
+                                 f"(none below {MIN_SUBJECTS} subjects)", "wide": True})
     path = plot_tradeoff(per_subject(pi, DINO.name), per_subject(pi, CLIP_T.name), methods, names,
                          out / "plots" / "tradeoff.png", title=f"Subject vs prompt fidelity ({meta.run})",
                          random_init=meta.random_init)

@@ -27,6 +27,7 @@ images folder's ``manifest.csv`` is merged again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from collections import defaultdict
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.dreambench_plus.layout import DbpSubject, prompt_group
+from ..engine.lock import run_lock
 from ..errors import DataError
 from ..images import load_rgb
 from ..layout import ResultsLayout
@@ -172,7 +174,9 @@ def import_samples(samples_dir: str | Path, results_dir: str | Path, label: str,
     check_against_data(samples, {s.collection_id: s for s in subjects}, data_dir)  # 3.
     check_images([s.tgt for s in samples] + [s.src for s in samples])  # 4.
     dest = layout.label_images(label)
-    with staged_folder(dest, replace=force) as staged:  # 5.
-        _write_label(staged, label, samples, samples_dir, progress)
-    merge_manifest(layout.images)  # 6.
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with contextlib.closing(run_lock(layout.root)):  # a run writing the folder now would race the manifest
+        with staged_folder(dest, replace=force) as staged:  # 5.
+            _write_label(staged, label, samples, samples_dir, progress)
+        merge_manifest(layout.images)  # 6.
     return ImportResult(label, dest, len(samples), len({s.collection_id for s in samples}))

@@ -32,7 +32,7 @@ from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta
 from .merge import load_many, parse_relabels
 from .names import display
 from .preference import load_preference
-from .render import Table, write_table
+from .render import DEFAULT_LATEX, LatexStyle, Table, write_table
 
 TABLES = layout.TABLES
 KEYS = {
@@ -187,6 +187,7 @@ def _table1(res: Results, names: dict[str, str], ref: str | None) -> Table:
     )
     if real_photo_labels(res.per_image):
         t.notes.append(_REAL_NOTE)
+        t.bounds = set(real_photo_labels(res.per_image))
     return _with_reference(t, ref)
 
 
@@ -363,22 +364,28 @@ def _readme(ts: TableSet, written: list[Path]) -> str:
     lines += [f"- {line}" for line in ts.meta.lines()]
     lines += ["", "## Written", ""]
     lines += [f"- [{p.name}]({p.name})" for p in written]
-    if ts.skipped:
+    made = {t.number for t in ts.tables}
+    only_reported = {n: why for n, why in ts.skipped.items() if n in made}
+    lines += [f"- Table {n}: the paper's reported rows only; {why.removesuffix(' (reported rows only)')}"
+              for n, why in sorted(only_reported.items())]
+    if set(ts.skipped) - made:
         lines += ["", "## Not written", ""]
-        lines += [f"- Table {n}: {why}" for n, why in sorted(ts.skipped.items())]
+        lines += [f"- Table {n}: {why}" for n, why in sorted(ts.skipped.items()) if n not in made]
     if ts.problems:
         lines += ["", "## Disagreements with aggregates.csv", ""] + [f"- {p}" for p in ts.problems]
     return "\n".join(lines) + "\n"
 
 
 @writes_under("out_dir")
-def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True) -> dict[str, Path]:
+def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True, latex: LatexStyle = DEFAULT_LATEX
+                    ) -> dict[str, Path]:
     """Write every table of ``ts`` (+ plots, README.md) into ``out_dir``; stale files of skipped tables are
-    removed so the folder never mixes runs. Returns ``file name -> path``."""
+    removed so the folder never mixes runs. ``latex``: the float and bolding of the .tex files. Returns
+    ``file name -> path``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for t in ts.tables:
-        written += write_table(t, out_dir, ts.meta, ci)
+        written += write_table(t, out_dir, ts.meta, ci, latex)
         if t.pivot is not None:
             from .plots import plot_inputs  # matplotlib only when Table 5/6 has data
 

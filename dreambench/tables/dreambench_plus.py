@@ -126,8 +126,8 @@ def build(per_image: pd.DataFrame, labels: list[str], names: dict[str, str], ref
     data = table_rows(per_image, labels)
     if extra is not None and len(extra):
         data = pd.concat([data, extra], ignore_index=True)
-    notes = ["DINO, CLIP-I, CLIP-T cell: mean over subjects of each subject's mean in the breakdown; 95% interval "
-             "over subjects; n: subjects behind the overall cell"]
+    notes = [("DINO, CLIP-I, CLIP-T cell: mean over subjects of each subject's mean in the breakdown; 95% interval "
+              "over subjects; n: subjects behind the overall cell")]
     if extra is not None and len(extra):
         notes.append("CP, PF (VLM judge, docs/judge.md): mean over runs of each run's mean score / 4, rounded to 3 "
                      "decimals; interval over subjects; CP·PF: product of the rounded means; judged: items judged / "

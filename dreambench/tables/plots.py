@@ -78,12 +78,14 @@ def plot_categories(
         metrics = tuple(m.name for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS)
     categories = sorted(cat["category"].unique()) if len(cat) else []
     labels = [lab for lab in labels if lab in set(cat["method"])] if len(cat) else []
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.4 * len(metrics), 3.4), dpi=110, squeeze=False)
+    # One panel per metric at a size read without zooming (about 470 px a panel at 110 dpi); the report
+    # shows it at its natural width.
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.3 * len(metrics), 4.0), dpi=110, squeeze=False)
     width = 0.8 / max(1, len(labels))
     for ax, metric in zip(axes[0], metrics):
         d = cat[cat["metric"] == metric].set_index(["method", "category"]) if len(cat) else cat
         for i, lab in enumerate(labels):
-            xs, ys, errs = [], [], [[], []]
+            xs, ys, errs, with_ci = [], [], [[], []], []
             for j, c in enumerate(categories):
                 if (lab, c) not in d.index:
                     continue
@@ -93,16 +95,20 @@ def plot_categories(
                 ys.append(mean)
                 n = float(r["n_subjects"]) if "n_subjects" in r else float("nan")
                 # NaN interval, or fewer subjects than intervals need (as in the tables): no error bar.
-                ok = not (math.isnan(lo) or math.isnan(hi)) and not n < min_subjects
-                errs[0].append(mean - lo if ok else 0.0)
-                errs[1].append(hi - mean if ok else 0.0)
-            ax.bar(xs, ys, width=width, yerr=errs, capsize=2, label=names.get(lab, lab))
+                if not (math.isnan(lo) or math.isnan(hi)) and not n < min_subjects:
+                    with_ci.append(len(xs) - 1)
+                    errs[0].append(mean - lo)
+                    errs[1].append(hi - mean)
+            bars = ax.bar(xs, ys, width=width, label=names.get(lab, lab))
+            if with_ci:  # only bars with an interval get an error bar (no zero-length caps on the others)
+                ax.errorbar([xs[k] for k in with_ci], [ys[k] for k in with_ci], yerr=errs, fmt="none",
+                            ecolor="#222", elinewidth=1, capsize=3, zorder=bars[0].zorder + 1)
         ax.set_xticks(range(len(categories)))
-        ax.set_xticklabels(categories, fontsize=7, rotation=12)
-        ax.set_ylabel((metric_names or {}).get(metric, metric))
+        ax.set_xticklabels(categories, fontsize=9, rotation=20, ha="right")
+        ax.set_ylabel((metric_names or {}).get(metric, metric), fontsize=10)
         ax.grid(alpha=0.3, axis="y")
     if labels:
-        axes[0][-1].legend(fontsize=6)
+        axes[0][-1].legend(fontsize=8)
     return _finish(fig, axes[0][0], path, title, random_init)
 
 

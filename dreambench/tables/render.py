@@ -21,8 +21,29 @@ from .load import RunMeta
 NA = "N/A"
 #: An interval that is not shown: fewer than MIN_SUBJECTS subjects, or NaN bounds (stats gives NaN then).
 NA_INTERVAL = "n/a"
-#: The LaTeX packages every .tex needs (stated in its first comment line).
-LATEX_PACKAGES = ("booktabs",)
+#: The LaTeX packages every .tex needs (stated in its first comment line): rules, and \resizebox for a
+#: table wider than the line.
+LATEX_PACKAGES = ("booktabs", "graphicx")
+#: What a reported row's first cell ends with when the table has no name column (Table 2).
+REPORTED_MARK = " (reported)"
+#: LaTeX floats: ``table*`` spans both columns of a two-column paper (in one column it is a plain table).
+LATEX_FLOATS = ("table*", "table")
+
+
+@dataclass(frozen=True)
+class LatexStyle:
+    """How the .tex files are set. ``float``: ``table*`` (default; two-column safe) or ``table`` (one
+    column). Either way a tabular wider than the line is scaled down to it (never up), so no box is
+    overfull. ``bold_best``: bold the best measured value of each metric column (its direction from the
+    metric registry; the Real Images row and the table's ``bounds`` (the real photos as a method) and
+    reported rows are not candidates)."""
+
+    float: str = "table*"
+    bold_best: bool = False
+
+
+#: The default: ``table*``, no bold.
+DEFAULT_LATEX = LatexStyle()
 
 
 @dataclass
@@ -48,16 +69,19 @@ class Table:
     notes: list[str] = field(default_factory=list)
     plot: Path | None = None
     footnotes: list[str] = field(default_factory=list)
+    #: Labels (``method`` column) that are upper or lower bounds rather than methods: never "best".
+    bounds: set[str] = field(default_factory=set)
 
 
 def fmt(mean: float, lo: float, hi: float, digits: int = 3, ci: bool = True, unit: str = "") -> str:
-    """``"0.668 ± 0.012"`` (± is the half-width of [lo, hi]); ``"0.668"`` without ci; a NaN mean is
-    ``N/A``; a NaN (or half-NaN) interval is ``"0.668 ± n/a"``."""
+    """``"0.668 ± 0.012"`` (± is the half-width of [lo, hi]); ``"0.668"`` without ci, and when there is no
+    interval (NaN or half-NaN bounds: below MIN_SUBJECTS subjects; the table's note says so); a NaN mean
+    is ``N/A``."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return NA
     s = f"{mean:.{digits}f}{unit}"
-    if ci:
-        s += f" ± {NA_INTERVAL}" if (math.isnan(lo) or math.isnan(hi)) else f" ± {(hi - lo) / 2:.{digits}f}"
+    if ci and not (math.isnan(lo) or math.isnan(hi)):
+        s += f" ± {(hi - lo) / 2:.{digits}f}"
     return s
 
 
@@ -105,6 +129,9 @@ def display_frame(table: Table, ci: bool = True) -> pd.DataFrame:
         return out
     records = df.to_dict("records")
     out = pd.DataFrame({header: [_plain(r.get(col)) for r in records] for col, header in table.ids})
+    if records and "name" not in dict(table.ids):  # e.g. Table 2: no name column carries "(reported)"
+        first = table.ids[0][1]
+        out[first] = [v + REPORTED_MARK if r.get("source") == "reported" else v for v, r in zip(out[first], records)]
     for col, header in table.metrics:
         out[header] = [_cell(r, col, table, ci) for r in records]
     for col, header in table.trailing:
@@ -144,33 +171,112 @@ def latex_escape(text: str) -> str:
     return re.sub(r"[&%$#_{}~^\\]", lambda m: _LATEX_SPECIAL[m.group()], str(text))
 
 
-def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1) -> str:
-    """A booktabs table via pandas' Styler, cells and headers LaTeX-escaped, ± as ``$\\pm$``; the first
-    ``n_left`` (identifying) columns left-aligned, figures right-aligned."""
-    styler = df.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
-    body = styler.to_latex(
-        hrules=True,
-        caption=latex_escape(caption),
-        label=label,
-        position_float="centering",
-        column_format="l" * n_left + "r" * (len(df.columns) - n_left),
-    )
-    return body.replace("±", r"$\pm$").rstrip("\n") + "\n"
+def _tex_cell(text: str) -> str:
+    return latex_escape(text).replace("±", r"$\pm$")
+
+
+def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1, *, style: LatexStyle = DEFAULT_LATEX,
+             bold: set[tuple[int, str]] = frozenset(), rule_before: int | None = None) -> str:
+    """A booktabs table in a ``style.float`` float: cells and headers LaTeX-escaped, ± as ``$\\pm$``, the
+    first ``n_left`` (identifying) columns left-aligned, figures right-aligned; ``bold``: (row, header)
+    cells set in bold; ``rule_before``: a ``\\midrule`` above that row (the first reported one). The
+    tabular is measured in a box and scaled down to ``\\linewidth`` only when wider."""
+    if style.float not in LATEX_FLOATS:
+        raise ValueError(f"LaTeX float {style.float!r}; valid: {', '.join(LATEX_FLOATS)}")
+    cols = [str(c) for c in df.columns]
+    rows = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        if rule_before is not None and i == rule_before and i > 0:
+            rows.append(r"\midrule")
+        cells = [rf"\textbf{{{_tex_cell(v)}}}" if (i, c) in bold else _tex_cell(v) for c, v in zip(cols, row)]
+        rows.append(" & ".join(cells) + r" \\")
+    spec = "l" * n_left + "r" * (len(cols) - n_left)
+    return "\n".join([
+        rf"\begin{{{style.float}}}", r"\centering", rf"\caption{{{latex_escape(caption)}}}", rf"\label{{{label}}}",
+        r"\sbox0{%", rf"\begin{{tabular}}{{{spec}}}", r"\toprule", " & ".join(map(_tex_cell, cols)) + r" \\",
+        r"\midrule", *rows, r"\bottomrule", r"\end{tabular}}%",
+        r"\ifdim\wd0>\linewidth\resizebox{\linewidth}{!}{\usebox0}\else\usebox0\fi",
+        rf"\end{{{style.float}}}"]) + "\n"
+
+
+def best_cells(table: Table, disp: pd.DataFrame) -> set[tuple[int, str]]:
+    """(row, header) of the best measured value of each metric column whose direction the metric registry
+    knows (pivot tables: of each subject column); ties all bold. Real Images and reported rows are left out."""
+    from ..metrics.registry import get_metric  # here: the registry loads plug-ins' entry points
+    from .compute import REAL_LABEL
+
+    def direction(metric: str) -> bool | None:
+        try:
+            return get_metric(metric).higher_is_better
+        except Exception:  # noqa: BLE001  (not a registered metric, e.g. Table 2's percentages: no bold)
+            return None
+
+    out: set[tuple[int, str]] = set()
+    if table.pivot is not None:
+        ((metric, _h),) = table.metrics
+        up = direction(metric)
+        if up is None:
+            return out
+        for header in disp.columns[1:-1]:
+            vals = {i: _number(v) for i, v in enumerate(disp[header])}
+            out |= _best(vals, up, header)
+        return out
+    records = table.data.to_dict("records")
+    candidates = [i for i, r in enumerate(records)
+                  if r.get("source", "measured") != "reported" and r.get("method") != REAL_LABEL
+                  and r.get("method") not in table.bounds]
+    for col, header in table.metrics:
+        up = direction(col)
+        if up is not None:
+            out |= _best({i: records[i].get(col) for i in candidates}, up, header)
+    return out
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(str(text).split(" ")[0])
+    except ValueError:
+        return None
+
+
+def _best(values: dict[int, float | None], higher: bool, header: str) -> set[tuple[int, str]]:
+    vals = {i: float(v) for i, v in values.items() if v is not None and not math.isnan(float(v))}
+    if len(vals) < 2:  # one row is not "the best" of anything
+        return set()
+    top = max(vals.values()) if higher else min(vals.values())
+    return {(i, header) for i, v in vals.items() if v == top}
+
+
+def measured(table: Table) -> bool:
+    """Whether the table holds a measured row (a table of the paper's reported rows only holds none)."""
+    data = table.data
+    return len(data) > 0 and ("source" not in data.columns or bool((data["source"] != "reported").any()))
 
 
 def caption_of(table: Table, meta: RunMeta) -> str:
-    cap = f"Table {table.number}: {table.title}. Run {meta.run}, {meta.profile} ({meta.weights} weights)."
-    cap += "".join(f" {f.rstrip('.')}." for f in table.footnotes)
-    if meta.random_init:
-        cap = "random-init weights: not quality results. " + cap
+    """The LaTeX caption: the title and footnotes, as a paper shows it (LaTeX numbers the table; the run
+    and its provenance are the file's ``%`` lines). Measured random-init figures say so first."""
+    cap = f"{table.title}." + "".join(f" {f.rstrip('.')}." for f in table.footnotes)
+    if meta.random_init and measured(table):
+        cap = "Random-init weights: not quality results. " + cap
     return cap
 
 
-def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True) -> list[Path]:
-    """Write ``<key>.csv``, ``<key>.tex`` and ``<key>.md`` into ``out_dir``; returns their paths."""
+def _first_reported(table: Table) -> int | None:
+    if table.pivot is not None or "source" not in table.data.columns:
+        return None
+    rows = [i for i, s in enumerate(table.data["source"]) if s == "reported"]
+    return rows[0] if rows else None
+
+
+def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True,
+                latex: LatexStyle = DEFAULT_LATEX) -> list[Path]:
+    """Write ``<key>.csv``, ``<key>.tex`` and ``<key>.md`` into ``out_dir``; returns their paths. A table
+    of reported rows only carries no random-init line (nothing in it was measured here)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     notes = table.notes + (["± : half-width of the 95% interval"] if ci else [])
-    header = [f"Table {table.number}: {table.title}", *meta.lines(), *notes, *table.footnotes]
+    lines = meta.lines() if measured(table) else [x for x in meta.lines() if not x.startswith("random-init")]
+    header = [f"Table {table.number}: {table.title}", *lines, *notes, *table.footnotes]
     disp = display_frame(table, ci)
 
     csv_path = out_dir / f"{table.key}.csv"
@@ -179,16 +285,16 @@ def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True) -> 
         table.data.to_csv(f, index=False, float_format="%.10g")
 
     packages = ", ".join(LATEX_PACKAGES)
-    tex = f"% LaTeX packages needed: {packages} (\\usepackage{{{packages}}})\n"
+    tex = f"% LaTeX packages needed: {packages} (\\usepackage{{{','.join(LATEX_PACKAGES)}}})\n"
     tex += "".join(f"% {line}\n" for line in header) + to_latex(
-        disp, caption_of(table, meta), f"tab:{table.key}", 1 if table.pivot else len(table.ids)
-    )
+        disp, caption_of(table, meta), f"tab:{table.key}", 1 if table.pivot else len(table.ids), style=latex,
+        bold=best_cells(table, disp) if latex.bold_best else set(), rule_before=_first_reported(table))
     tex_path = write_text_atomic(out_dir / f"{table.key}.tex", tex)
 
     md = [f"### Table {table.number}: {table.title}", ""]
-    if meta.random_init:
+    if meta.random_init and measured(table):
         md += ["> **random-init weights: not quality results**", ""]
-    md += [f"- {line}" for line in meta.lines() if not line.startswith("random-init")]
+    md += [f"- {line}" for line in lines if not line.startswith("random-init")]
     md += [f"- {n}" for n in notes]
     md += ["", to_markdown(disp)]
     if table.footnotes:

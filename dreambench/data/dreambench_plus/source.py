@@ -11,7 +11,6 @@ or interrupted fetch leaves the destination as it was.
 
 from __future__ import annotations
 
-import os
 import shutil
 import stat
 import tempfile
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import DataError
-from ...io import sha256_file
+from ...io import move_into_place, sha256_file
 from .check import DbpCheck, check_folder
 from .layout import CAPTIONS, IMAGES
 
@@ -140,19 +139,6 @@ def _check_dest(dest: Path, force: bool) -> None:
         raise DataError(f"{dest}: already exists and is not empty; pass --force to replace it")
 
 
-def _move_into_place(staged: Path, dest: Path, work: Path) -> None:
-    if dest.exists():
-        old = work / "previous"
-        os.rename(dest, old)
-        try:
-            os.rename(staged, dest)
-        except BaseException:
-            os.rename(old, dest)
-            raise
-    else:
-        os.rename(staged, dest)
-
-
 def fetch(dest: str | Path, from_zip: str | Path | None = None, *, source: PinnedZip | None = None,
           force: bool = False) -> DbpCheck:
     """Get the DreamBench++ data into ``dest`` and return its check (:class:`.check.DbpCheck`).
@@ -186,7 +172,7 @@ def fetch(dest: str | Path, from_zip: str | Path | None = None, *, source: Pinne
         if not report.ok:
             more = f" (and {len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
             raise DataError(f"{archive}: the extracted data is not valid: {'; '.join(report.problems[:3])}{more}")
-        _move_into_place(staged, dest, work)  # 5.
+        move_into_place(staged, dest, work)  # 5.
     finally:
         shutil.rmtree(work, ignore_errors=True)
     report.folder = dest

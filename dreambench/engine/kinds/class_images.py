@@ -33,6 +33,7 @@ class ClassImagesSpec:
     need: dict = field(default_factory=dict)
     model: str | None = None
     profile: str = "tiny"
+    vae: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -44,13 +45,13 @@ def plan_job(need: dict, base: dict, spec: RunSpec, inputs: InputDigests | None 
     if inputs is not None and inputs.sd_digest is not None:  # the images are the weights' samples
         payload["sd_digest"] = inputs.sd_digest
     return Job(content_hash(payload), "class_images", "", str(need.get("class_noun", "")),
-               ClassImagesSpec(need, spec.model, spec.profile).to_dict(), images=int(need.get("count", 0)))
+               ClassImagesSpec(need, spec.model, spec.profile, spec.vae).to_dict(), images=int(need.get("count", 0)))
 
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
     spec = spec_of(ClassImagesSpec, job["spec"])
     need = dict(spec.need)
-    comps = worker.components(spec.profile, spec.model)
+    comps = worker.components(spec.profile, spec.model, spec.vae)
     log(f"class images {need}")
     remade: list = []
     paths = ensure_class_images(comps, cache_root=ResultsLayout(worker.results_dir).class_images,

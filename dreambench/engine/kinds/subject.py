@@ -23,6 +23,7 @@ from ...methods import photos  # module: PHOTO_DECODE read at call time
 from ...methods.base import get_method
 from ...methods.identity import identity_payload, method_identity
 from ...methods.priors import class_image_need
+from ...models.profiles import get_profile
 from ...protocol import load_protocol, protocol_from_content
 from ...schema import MANIFEST
 from ...verify import manifest_paths, png_problem
@@ -74,6 +75,7 @@ class SubjectSpec:
     label_settings: dict = field(default_factory=dict)
     protocol_content: list | None = None
     keys: dict | None = None
+    vae: str | None = None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -148,7 +150,7 @@ def plan_jobs(mr: MethodRun, spec: RunSpec, protocol: Protocol, proto: Protocol,
     truncated to the run's prompts; ``source`` the model source."""
     method_cls = get_method(mr.method)
     recipe = mr.recipe or profile_recipe(method_cls, spec.profile)
-    full_config, recipe_name = checked_config(mr, recipe, spec.steps)
+    full_config, recipe_name = checked_config(mr, recipe, spec.steps, get_profile(spec.profile).family)
     # Provider, version and code of the method: changed code re-runs its jobs, and only them. Not a
     # label setting: the runner re-makes a label whose method.json names another identity.
     identity = identity_payload(method_identity(method_cls))
@@ -177,6 +179,7 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
     subject = protocol.subject(sj.subject)
     prompts = proto.prompts_for(subject)
     label_payload = {"model": source, "profile": spec.profile, "protocol": protocol.name,
+                     **({"vae": spec.vae} if spec.vae else {}),
                      **({"protocol_digest": protocol.digest} if protocol.digest else {}),
                      "resolved_config": {k: v for k, v in full_config.items() if k not in RUNTIME_KEYS},
                      "resolved_recipe": recipe_name,
@@ -194,7 +197,7 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
     payload["inputs"] = subject_inputs(method_cls, sj.subject, deps, inputs)
     subject_spec = SubjectSpec(
         job=job_fields, prompts=spec.prompts, model=spec.model, protocol=protocol.name,
-        keep_artifacts=spec.keep_artifacts, needs_model=bool(method_cls.needs_model), recipe=recipe_name,
+        keep_artifacts=spec.keep_artifacts, needs_model=bool(method_cls.needs_model), recipe=recipe_name, vae=spec.vae,
         label_key=content_hash(label_payload), label_settings=label_payload,
         protocol_content=list(protocol.content) if protocol.digest else None,
         keys=reuse_keys(payload, bool(method_cls.trains)))
@@ -212,7 +215,7 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
     content = spec.protocol_content
     base = protocol_from_content(spec.protocol, *content) if content else load_protocol(spec.protocol)
     protocol = truncated_protocol(base, spec.prompts)
-    comps = worker.components(sj.profile, spec.model) if spec.needs_model else None
+    comps = worker.components(sj.profile, spec.model, spec.vae) if spec.needs_model else None
     if comps is not None:
         worker.mark_dirty()
     remade: list = []
