@@ -63,9 +63,9 @@ def test_run_judge_judges_every_label_after_the_run(judged, plus):
 
 
 def _rows(page: str) -> dict[int, str]:
-    """Prompt index -> the HTML of that prompt's row on a method page."""
-    parts = re.split(r'<div class="grid-row" id="prompt-(-?\d+)">', page)
-    return {int(parts[i]): parts[i + 1] for i in range(1, len(parts), 2)}
+    """Prompt index (0-based) -> the HTML of that prompt's row on a method page (ids and numbers shown 1-based)."""
+    parts = re.split(r'<div class="grid-row" id="prompt-(\d+)">', page)
+    return {int(parts[i]) - 1: parts[i + 1] for i in range(1, len(parts), 2)}
 
 
 def test_report_shows_references_prompts_images_and_the_judges_answers(judged, plus):
@@ -89,7 +89,7 @@ def test_report_shows_references_prompts_images_and_the_judges_answers(judged, p
             for i, row in rows.items():
                 assert unescape(row).count("<img ") == 1  # one image per prompt
                 prompt = s.prompts[i] if label == "dreambooth" else s.prompts[i].replace(s.subject, "<sks>")
-                assert f"{i}. {prompt}</div>" in unescape(row)
+                assert f"{i + 1}. {prompt}</div>" in unescape(row)
                 calls = mine[mine["prompt_index"] == i].sort_values("run")
                 cp = ", ".join(str(int(x)) for x in calls[calls["metric"] == "cp"]["score"])
                 pf = ", ".join(str(int(x)) for x in calls[calls["metric"] == "pf"]["score"])
