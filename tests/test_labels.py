@@ -81,9 +81,10 @@ def test_changed_config_is_refused_without_replace(two_labels, tmp_path, dataset
     assert "--replace db-fast" in lines[0]
     assert _digest(res) == before  # refused before anything was written
 
-    dry = _run(res, dataset_dir, cli_env, *changed, "--dry-run", score=True)
+    dry = _run(res, dataset_dir, cli_env, *changed, "--dry-run", check=False, score=True)
+    assert dry.returncode == 2 and "--replace db-fast" in dry.stderr  # refused as run refuses it (issue 25)...
     assert "would replace label 'db-fast' (2 images)" in dry.stdout and "refused without --replace" in dry.stdout
-    assert "dreambooth' (" not in dry.stdout  # the unchanged label is not listed
+    assert "dreambooth' (" not in dry.stdout  # ...after listing what it would replace; the unchanged label is not
     assert _digest(res) == before
 
     old_fast = _digest(res / "images" / "db-fast")

@@ -324,7 +324,6 @@ def test_lora_training_loss_equals_the_sdxl_script(xl, tmp_path, mode, prior):
     the script's at every step, given the same latents, noise and timesteps: conditioning (both encoders'
     penultimate states, pooled projection, time ids of the mode), LoRA init, AdamW and clipping."""
     from dreambench.methods.base import get_method
-    from dreambench.methods.dreambooth import instance_prompt
     from dreambench.methods.interface import SubjectData
     from dreambench.methods.priors import class_prompt
     from dreambench.methods.recipes import resolve_config
@@ -348,7 +347,7 @@ def test_lora_training_loss_equals_the_sdxl_script(xl, tmp_path, mode, prior):
     method.close()
     # the reference on the same pristine weights and the same cached posteriors
     c2 = load_pretrained_sd(str(root / "fp32"), 64, "sdxl", family="sdxl")
-    batch = DreamBoothData(c2, photos, classes, instance_prompt("sks", "dog"), class_prompt("dog"), cfg,
+    batch = DreamBoothData(c2, photos, classes, "a sks dog", class_prompt("dog"), cfg,
                            torch.device("cpu"))
     sizes = load_photos(photos, 64)[1]
     ref = _script_losses(c2, batch, mode, prior, 3, 1e-2, 4, 5, sizes)
@@ -543,20 +542,20 @@ def test_dry_run_estimates_sdxl_only_from_an_sdxl_bench(tmp_path):
     spec = RunSpec([MethodRun("dreambooth-lora", "dreambooth-lora")], ["dog", "cat"], profile="sdxl",
                    prompts=1, images_per_prompt=2)
     plan = build_plan(spec, load_protocol("dreambooth"))
-    rates = cost.load_rates(tmp_path, "sdxl")
-    assert rates.get("unmeasured") and "gpu_bench.sh sdxl" in rates["basis"]
+    rates = cost.load_rates(tmp_path, "sdxl", "cuda")
+    assert "train_steps_per_s" not in rates and "gpu_bench.sh sdxl" in rates["basis"]
     est = cost.estimate(plan, rates, 50)
     assert est["device_hours"] is None and est["train_steps"] == 2 * 500 and est["images"] == 2 * 1 * 2  # subjects x prompts x images
-    assert "not estimated" in format_plan(plan, est, tmp_path)
+    assert "estimated device-hours: none" in format_plan(plan, est, tmp_path)
     bench = {"profile": "sdxl-random", "device": "cuda", "device_name": "a test GPU",
              "reference": {"train_steps_per_s": 2.0}, "methods": {"dreambooth-lora": {"train_steps_per_s": 4.0}},
              "sampling": {"images_per_s": 0.5, "sample_steps": 50}, "scoring": {"images_per_s": 100.0}}
     (tmp_path / "bench.json").write_text(json.dumps(bench))
-    est = cost.estimate(plan, cost.load_rates(tmp_path, "sdxl"), 50)
+    est = cost.estimate(plan, cost.load_rates(tmp_path, "sdxl", "cuda"), 50)
     assert "a test GPU" in est["basis"]
     # 2 subjects x (500 steps / 4 steps/s + 2 images / 0.5 images/s)
     assert est["device_seconds"]["subject"] == pytest.approx(2 * (500 / 4.0 + 2 / 0.5))
-    assert cost.load_rates(tmp_path, "tiny-sdxl").get("unmeasured")  # another resolution: not this bench
+    assert "train_steps_per_s" not in cost.load_rates(tmp_path, "tiny-sdxl", "cuda")  # another resolution: not this bench
 
 
 def test_vae_is_part_of_the_job_ids_only_when_given():
