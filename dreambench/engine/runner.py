@@ -222,11 +222,33 @@ def _release_running(db: StateDB, ids: list[str]) -> int:
             return len(ids)
 
 
+class _JobsBar:
+    """The run's progress bar: a job's share is its estimated cost (``opts.job_weights``), so the ETA weighs
+    a long training above a table; its text counts jobs ("jobs 3/16")."""
+
+    def __init__(self, todo: list[Job], opts: RunOptions):
+        from tqdm import tqdm
+
+        self.weight, self.n, self.finished = job_weights(todo, opts.job_weights), len(todo), 0
+        self.bar = tqdm(total=round(sum(self.weight.values()), 3), desc=f"jobs 0/{self.n}", disable=not opts.progress,
+                        file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def advance(self, jid: str) -> None:
+        self.finished += 1
+        self.bar.set_description_str(f"jobs {self.finished}/{self.n}", refresh=False)
+        self.bar.update(self.weight[jid])
+
+    def write(self, line: str, file=None) -> None:
+        """A line above the bar (``tqdm.write``)."""
+        self.bar.write(line, file=file)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backend, results: Path,
            opts: RunOptions, plan_ids: list[str], label_jobs: dict[str, list[str]] | None = None
            ) -> tuple[int, dict[str, str]]:
-    from tqdm import tqdm
-
     label_jobs = label_jobs or {}
     by_id = {j.id: j for j in todo}
     pending = list(todo)
@@ -235,16 +257,8 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
     running: set[str] = set()
     done = 0
     backend.start()
-    weight = job_weights(todo, opts.job_weights)
-    # The bar's share of a job is its estimated cost; its text counts jobs ("jobs 3/16").
-    bar = tqdm(total=round(sum(weight.values()), 3), desc=f"jobs 0/{len(todo)}", disable=not opts.progress,
-               file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
-    finished = [0]
-
-    def advance(jid: str) -> None:
-        finished[0] += 1
-        bar.set_description_str(f"jobs {finished[0]}/{len(todo)}", refresh=False)
-        bar.update(weight[jid])
+    bar = _JobsBar(todo, opts)
+    advance = bar.advance
     try:
         while pending or running:
             # Fail jobs whose dependencies failed for good: they cannot run.
@@ -298,11 +312,11 @@ def _drive(todo: list[Job], status: dict[str, str], db: StateDB, backend: Backen
                     failed[jid] = res.get("error") or "unknown error"
                     advance(jid)
                     why = " (not retried: the same inputs fail the same way)" if res.get("deterministic") else ""
-                    tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed{why}: {failed[jid]}", file=sys.stderr)
+                    bar.write(f"job {jid} ({_what(by_id[jid])}) failed{why}: {failed[jid]}", file=sys.stderr)
                 else:
                     status[jid] = "pending"
                     pending.insert(0, by_id[jid])
-                    tqdm.write(f"job {jid} ({_what(by_id[jid])}) failed, retrying: {res.get('error')}",
+                    bar.write(f"job {jid} ({_what(by_id[jid])}) failed, retrying: {res.get('error')}",
                                file=sys.stderr)
     finally:
         bar.close()

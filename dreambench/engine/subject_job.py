@@ -292,6 +292,18 @@ def _write_method_info(path: Path, info: dict) -> None:
     write_text_atomic(path, json.dumps(info, indent=1, default=str))
 
 
+def _job_info(data: SubjectData, protocol: Protocol, wording: tuple[str, str], n_images: int,
+              keys: dict | None) -> dict[str, Any]:
+    """What job.json records of the job's inputs and wording."""
+    info: dict[str, Any] = {"subject": data.subject.name, "inputs": [p.name for p in data.images],
+                            "class_noun": data.class_noun, "identifier_in_prompts": wording[0], "n_images": n_images}
+    if not protocol.identifier:  # the subject is named by its noun, or by the token of a method that learns one
+        info["noun_in_prompts"] = wording[1]
+    if keys is not None:
+        info["inputs_key"] = keys["images"]
+    return info
+
+
 def _plan(job: SubjectJob, protocol: Protocol, data: SubjectData, wording: tuple[str, str], extra: dict
           ) -> list[tuple[GenerationRequest, dict]]:
     subject = data.subject
@@ -487,13 +499,7 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     todo_batches, stale_artifact = _outputs_to_make(job, method_cls, plan, batches, layout, subject_dir, keys,
                                                     keep_artifacts and train_missing, remade, log)
     todo = [item for b in todo_batches for item in b]
-    job_info: dict[str, Any] = {"subject": data.subject.name, "inputs": [p.name for p in data.images],
-                                "class_noun": data.class_noun, "identifier_in_prompts": wording[0],
-                                "n_images": len(plan)}
-    if not protocol.identifier:  # the subject is named by its noun, or by the token of a method that learns one
-        job_info["noun_in_prompts"] = wording[1]
-    if keys is not None:
-        job_info["inputs_key"] = keys["images"]
+    job_info = _job_info(data, protocol, wording, len(plan), keys)
     # 6. Train (or load) and generate what is missing, then record the job (job.json).
     if todo or stale_artifact:
         if keys is not None:  # first: images written from here on are known to be made under this key
