@@ -33,8 +33,17 @@ from dreambench.judge.rubrics import load_rubrics
 from dreambench.judge.runner import Budget, Progress, judge_call, messages_for, plan_calls, run_calls
 from dreambench.judge.store import CallStore
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "dreambench-plus"
-RUBRICS = Path(os.environ.get("DREAMBENCH_JUDGE_RUBRICS_TEST", SHARED))
+
+def _rubrics() -> Path:
+    """$DREAMBENCH_JUDGE_RUBRICS_TEST, else ``dreambench-plus`` beside the DreamBooth dataset the tests read
+    (``../shared`` holds both; CI points $DREAMBENCH_DATA there)."""
+    from dreambench.paths import default_data_dir
+
+    env = os.environ.get("DREAMBENCH_JUDGE_RUBRICS_TEST")
+    return Path(env) if env else default_data_dir().resolve().parent / "dreambench-plus"
+
+
+RUBRICS = _rubrics()
 
 
 @pytest.fixture(scope="module")
