@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..data.dreambench_plus.layout import CATEGORY_DIRS
+from ..data.dreambench_plus.layout import PROMPT_GROUPS as _GROUP_OF_INDEX
 from ..registry import Registry
 
 #: The two metrics of DreamBench++: concept preservation (reference photo vs generated image) and prompt
 #: following (prompt text vs generated image).
 METRICS = ("cp", "pf")
-#: The subject kinds of DreamBench++, in its table's order.
-KINDS = ("animal", "human", "object", "style")
-#: Prompt groups of DreamBench++'s nine prompts per subject: name -> (first, last) prompt index, inclusive.
-PROMPT_GROUPS = {"photorealistic": (0, 3), "style_transfer": (4, 6), "imaginative": (7, 8)}
+#: The subject kinds of DreamBench++, in its table's order (its data layout's categories).
+KINDS = tuple(CATEGORY_DIRS)
+#: The prompt groups of DreamBench++'s nine prompts per subject, in order (declared with its data layout).
+PROMPT_GROUPS = tuple(dict.fromkeys(_GROUP_OF_INDEX))
 
 
 @dataclass(frozen=True)
@@ -115,8 +117,5 @@ def get_profile(name: str) -> JudgeProfile:
 
 
 def prompt_group(prompt_index: int) -> str:
-    """The DreamBench++ prompt group of a prompt index, or ``""`` outside 0-8."""
-    for name, (lo, hi) in PROMPT_GROUPS.items():
-        if lo <= prompt_index <= hi:
-            return name
-    return ""
+    """The DreamBench++ prompt group of a prompt index, or ``""`` outside 0-8 (another protocol's prompts)."""
+    return _GROUP_OF_INDEX[prompt_index] if 0 <= prompt_index < len(_GROUP_OF_INDEX) else ""
