@@ -24,7 +24,7 @@ from ..lazy import LazyModule
 from .configs import TrainConfig
 from .interface import GenerationRequest, Method, SubjectData
 from .priors import class_image_need, class_prompt, ensure_class_images
-from .recipes import TINY_RECIPE, Recipe, register_recipe
+from .recipes import DREAMBENCH_PLUS_SD15, TINY_RECIPE, Recipe, register_recipe
 
 if TYPE_CHECKING:
     from .training import TrainStats
@@ -184,7 +184,7 @@ register_recipe("dreambooth", Recipe(
     "(the protocol's), lr 2.5e-6 constant x 250 steps, batch 1, no prior preservation, text encoder frozen, "
     "seed 42; sampling with the pipeline's default PNDM scheduler, 100 steps, CFG 7.5",
     {"lr": 2.5e-6, "steps": 250, "batch_size": 1, "with_prior_preservation": False, "train_text_encoder": False,
-     "lr_warmup_steps": 0, "seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5},
+     "lr_warmup_steps": 0, **DREAMBENCH_PLUS_SD15},
     "github yuangpeng/dreambench_plus@66ca27e generate_models.py (DEFAULT_PARAMS dreambooth_sd, train_dreambooth.py "
     "flags) and generate_images.py (guidance 7.5, 100 steps, no negative prompt)",
 ))

@@ -19,7 +19,7 @@ from ..lazy import LazyModule
 from .configs import TrainConfig
 from .dreambooth import train_dreambooth_objective
 from .interface import GenerationRequest, Method, SubjectData
-from .recipes import TINY_RECIPE, Recipe, register_recipe
+from .recipes import DREAMBENCH_PLUS_SD15, TINY_RECIPE, Recipe, register_recipe
 
 torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
 artifacts = LazyModule("dreambench.methods.artifacts")
@@ -141,7 +141,7 @@ register_recipe("dreambooth-lora", Recipe(
     "{subject}', rank 4, lr 1e-4 constant x 100 steps, batch 1, no prior preservation, seed 42; sampling with the "
     "pipeline's default PNDM scheduler, 100 steps, CFG 7.5",
     {"lr": 1e-4, "steps": 100, "rank": 4, "batch_size": 1, "with_prior_preservation": False, "lr_warmup_steps": 0,
-     "seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5},
+     **DREAMBENCH_PLUS_SD15},
     "github yuangpeng/dreambench_plus@66ca27e generate_models.py (DEFAULT_PARAMS dreambooth_lora_sd) and "
     "generate_images.py",
 ))

@@ -38,6 +38,11 @@ class Recipe:
 #: Text of the ``tiny`` recipe every built-in training method declares.
 TINY_RECIPE = "CPU tests and the demo with the tiny profile (random weights): high lr, few class images"
 
+#: What every SD 1.5 ``dreambench-plus`` recipe shares (github yuangpeng/dreambench_plus@66ca27e): training seed
+#: 42, and sampling as its ``generate_images.py`` does: the pipeline's default scheduler (PNDM on SD 1.5),
+#: 100 steps, CFG 7.5.
+DREAMBENCH_PLUS_SD15 = {"seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5}
+
 #: Method name -> its family-neutral recipes.
 _RECIPES: dict[str, Registry[Recipe]] = {}
 #: (method name, family) -> the recipes for that family only (they win over a neutral one of the same name).

@@ -26,7 +26,7 @@ from .configs import TrainConfig
 from .dreambooth import prior_class_images, refuse_family
 from .interface import GenerationRequest, Method, SubjectData
 from .priors import class_prompt
-from .recipes import TINY_RECIPE, Recipe, register_recipe
+from .recipes import DREAMBENCH_PLUS_SD15, TINY_RECIPE, Recipe, register_recipe
 
 torch = LazyModule("torch")  # see dreambooth.py: the class is read without torch, the work loads it
 artifacts = LazyModule("dreambench.methods.artifacts")
@@ -169,7 +169,7 @@ register_recipe("textual-inversion", Recipe(
     "noun in the prompts), lr 5e-4 scaled by the batch (--scale_lr, batch 1) x 3000 steps, constant, "
     "initialized from the subject noun, no prior preservation, seed 42; sampling PNDM 100 steps, CFG 7.5",
     {"lr": 5e-4, "steps": 3000, "batch_size": 1, "with_prior_preservation": False, "lr_warmup_steps": 0,
-     "placeholder_token": "<sks>", "seed": 42, "sampler": "pndm", "sample_steps": 100, "guidance_scale": 7.5},
+     "placeholder_token": "<sks>", **DREAMBENCH_PLUS_SD15},
     "github yuangpeng/dreambench_plus@66ca27e generate_models.py (DEFAULT_PARAMS textual_inversion_sd; "
     "--initializer_token is the subject's first word there, the whole noun's mean embedding here)",
 ))
