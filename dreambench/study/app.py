@@ -30,6 +30,7 @@ import secrets
 import sqlite3
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from threading import Lock
 from urllib.parse import urlsplit
@@ -219,22 +220,34 @@ class _StudyApp:
                            "That answer could not be recorded. Go back to your link and try again.")
         if not _ID_RE.match(item_id) or score not in {str(s) for s in rt.SCORES}:
             return bad
+        item = int(item_id)
+        return self._store(token, form_tok, lambda rater: rt.form_token(self.secret, rater, item),
+                           lambda conn, rater: rt.record_rating(conn, rater, item, int(score)), "That image", bad)
+
+    def _store(self, token: str, form_tok: str, expected: Callable[[int], str],
+               record: Callable[[sqlite3.Connection, int], None], shown: str, bad: Response,
+               exists: Callable[[sqlite3.Connection], bool] = lambda _conn: True) -> Response:
+        """Record one submitted form of rater ``token`` (an answer or a rating) and go on to the next page:
+        unknown rater 403; an unknown target (``exists``) 400; a form token other than ``expected(rater id)``
+        403; a target not shown to the rater (``shown``: what it was) 409; one already full is skipped."""
         conn = self.db()
         try:
             rater = sdb.rater_by_token(conn, token)
             if rater is None:
                 return self.forbidden()
-            if not secrets.compare_digest(form_tok, rt.form_token(self.secret, rater["id"], int(item_id))):
+            if not exists(conn):
+                return bad
+            if not secrets.compare_digest(form_tok, expected(rater["id"])):
                 return self.message(403, "Form not valid",
                                     "This answer did not come from your question page. "
                                     "Go back to your link and answer there.")
             try:
-                rt.record_rating(conn, rater["id"], int(item_id), int(score))
+                record(conn, rater["id"])
             except sdb.NotServed:
-                return self.message(409, "Question not shown", "That image was not shown to you. "
+                return self.message(409, "Question not shown", f"{shown} was not shown to you. "
                                                                "Go back to your link for your next question.")
             except sdb.QuestionFull:
-                pass  # others rated it meanwhile: nothing stored, on to the next one
+                pass  # others answered it meanwhile: nothing stored, on to the next question
             except ValueError:
                 return bad
         finally:
@@ -256,29 +269,10 @@ class _StudyApp:
         if not _ID_RE.match(question_id) or answer not in ANSWER_LABELS:
             return bad  # non-numeric, negative, huge (would overflow SQLite's 64-bit integers), unknown side
         qid = int(question_id)
-        conn = self.db()
-        try:
-            rater = sdb.rater_by_token(conn, token)
-            if rater is None:
-                return self.forbidden()
-            if conn.execute("SELECT 1 FROM questions WHERE id = ?", (qid,)).fetchone() is None:
-                return bad
-            if not secrets.compare_digest(form_tok, sdb.form_token(self.secret, rater["id"], qid)):
-                return self.message(403, "Form not valid",
-                                    "This answer did not come from your question page. "
-                                    "Go back to your link and answer there.")
-            try:
-                sdb.record_answer(conn, rater["id"], qid, answer)
-            except sdb.NotServed:
-                return self.message(409, "Question not shown", "That question was not shown to you. "
-                                                               "Go back to your link for your next question.")
-            except sdb.QuestionFull:
-                pass  # others answered it meanwhile: nothing stored, on to the next question
-            except ValueError:
-                return bad
-        finally:
-            conn.close()
-        return RedirectResponse(f"/r/{token}", status_code=303, headers=_SECURITY_HEADERS)
+        return self._store(token, form_tok, lambda rater: sdb.form_token(self.secret, rater, qid),
+                           lambda conn, rater: sdb.record_answer(conn, rater, qid, answer), "That question", bad,
+                           lambda conn: conn.execute("SELECT 1 FROM questions WHERE id = ?", (qid,)).fetchone()
+                           is not None)
 
     async def image(self, request: Request) -> Response:
         return await run_in_threadpool(self._image, request.path_params["token"], request.path_params["key"])

@@ -309,9 +309,10 @@ def form_secret(conn: sqlite3.Connection) -> str:
     return str(conn.execute("SELECT value FROM meta WHERE key = 'form_secret'").fetchone()["value"])
 
 
-def form_token(secret: str, rater_id: int, question_id: int) -> str:
-    """The token of the answer form of one (rater, question): an HMAC no other site can forge."""
-    return hmac.new(secret.encode(), f"{rater_id}:{question_id}".encode(), hashlib.sha256).hexdigest()[:32]
+def form_token(secret: str, rater_id: int, question_id: int, scope: str = "") -> str:
+    """The token of the answer form of one (rater, question): an HMAC no other site can forge. ``scope``
+    prefixes the message (``"rating:"`` for rating items), so one kind's token never passes for another's."""
+    return hmac.new(secret.encode(), f"{scope}{rater_id}:{question_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def mark_served(conn: sqlite3.Connection, rater_id: int, question_id: int) -> None:

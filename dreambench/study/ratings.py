@@ -20,7 +20,6 @@ Tables (added to the study database; a database made before them gets them on fi
 from __future__ import annotations
 
 import hashlib
-import hmac
 import sqlite3
 from pathlib import Path
 
@@ -86,9 +85,9 @@ def has_tables(conn: sqlite3.Connection) -> bool:
 
 
 def form_token(secret: str, rater_id: int, item_id: int) -> str:
-    """The token of one (rater, item) rating form (an HMAC, as :func:`dreambench.study.db.form_token`; its
-    message differs, so a question's token never passes for an item's)."""
-    return hmac.new(secret.encode(), f"rating:{rater_id}:{item_id}".encode(), hashlib.sha256).hexdigest()[:32]
+    """The token of one (rater, item) rating form: :func:`dreambench.study.db.form_token` in the ``rating:``
+    scope, so a question's token never passes for an item's."""
+    return sdb.form_token(secret, rater_id, item_id, scope="rating:")
 
 
 def instruction(metric: str, kind: str) -> str:
