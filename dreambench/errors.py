@@ -59,3 +59,10 @@ class DataError(DreambenchError):
 
 class ModelLoadError(DreambenchError):
     """A model that cannot be loaded (missing local path, unreachable hub id, bad weights file)."""
+
+
+def first_problems(problems: list[str], limit: int = 3) -> str:
+    """The first ``limit`` of ``problems`` joined by ``"; "``, then ``" (and N more)"`` when some are left out:
+    the tail of a one-line error that lists what is wrong."""
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return "; ".join(problems[:limit]) + more

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from ..errors import DataError
+from ..errors import DataError, first_problems
 from ..images import IMAGE_SUFFIXES, MIN_SHORT_SIDE, list_images
 from ..methods import photos  # module: tests wrap decode_photo, read at call time
 from ..protocol import Protocol, load_protocol
@@ -71,9 +71,8 @@ class CheckReport:
     def raise_for_errors(self, limit: int = 5) -> CheckReport:
         """Raise :class:`DataError` naming the first ``limit`` bad files; return ``self`` when clean."""
         if self.errors:
-            shown = "; ".join(f"{p}: {m}" for p, m in self.errors[:limit])
-            more = f" (and {len(self.errors) - limit} more)" if len(self.errors) > limit else ""
-            raise DataError(f"{self.data_dir}: {len(self.errors)} bad subject file(s): {shown}{more}; "
+            shown = first_problems([f"{p}: {m}" for p, m in self.errors], limit)
+            raise DataError(f"{self.data_dir}: {len(self.errors)} bad subject file(s): {shown}; "
                             f"run `dreambench data check {self.data_dir}` for the full list")
         return self
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.dreambench_plus.layout import DbpSubject
-from ..errors import DataError
+from ..errors import DataError, first_problems
 from ..images import load_rgb
 from ..layout import ResultsLayout
 from ..manifest import read_manifest, row_problem
@@ -102,8 +102,7 @@ def plan_export(results_dir: Path, label: str, subjects: list[DbpSubject], data_
         counts[key] = counts.get(key, -1) + 1  # rows are sorted by seed: k counts up within a prompt
         out.append(ExportRow(subj, key[1], counts[key], images_dir / str(r["path"])))
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"cannot export label {label!r}: {'; '.join(problems[:3])}{more}")
+        raise DataError(f"cannot export label {label!r}: {first_problems(problems)}")
     return out
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..data.dreambench_plus.layout import DbpSubject, prompt_group
 from ..engine.lock import run_lock
-from ..errors import DataError
+from ..errors import DataError, first_problems
 from ..images import load_rgb
 from ..layout import ResultsLayout
 from ..manifest import merge_manifest, write_part
@@ -91,8 +91,7 @@ def check_against_data(samples: list[Sample], subjects: dict[str, DbpSubject], d
             problems.append(f"{s.text}: prompt {s.prompt!r} is not prompt {s.prompt_index} of {s.collection_id} "
                             f"in {data_dir / subj.caption} ({subj.prompts[s.prompt_index]!r})")
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"samples do not match the DreamBench++ data: {'; '.join(problems[:3])}{more}")
+        raise DataError(f"samples do not match the DreamBench++ data: {first_problems(problems)}")
 
 
 def check_images(paths: list[Path]) -> None:
@@ -105,8 +104,7 @@ def check_images(paths: list[Path]) -> None:
         except DataError as e:
             problems.append(str(e))
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"unusable sample images: {'; '.join(problems[:3])}{more}")
+        raise DataError(f"unusable sample images: {first_problems(problems)}")
 
 
 def _method_info(samples_dir: Path) -> dict:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, first_problems
 from ..protocol import name_problem
 
 SRC = "src_image"
@@ -142,8 +142,7 @@ def read_samples(folder: str | Path) -> list[Sample]:
                 continue
             samples.append(Sample(*key, trees[SRC][key], trees[TGT][key], trees[TEXT][key], prompt))
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"{folder}: not a valid samples folder: {'; '.join(problems[:3])}{more}")
+        raise DataError(f"{folder}: not a valid samples folder: {first_problems(problems)}")
     if not samples:
         raise DataError(f"{folder}: no samples (no {TGT}/<collection_id>/<p>_<k>.jpg files)")
     return samples

@@ -26,7 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...errors import DataError
+from ...errors import DataError, first_problems
 from ...protocol import name_problem
 
 IMAGES = "images"
@@ -196,8 +196,7 @@ def read_layout(folder: str | Path, check_image=None) -> list[DbpSubject]:
     accepted (a test folder holds a few): :func:`is_complete` says whether it is the published set."""
     subjects, problems = scan_layout(folder, check_image)
     if problems:
-        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-        raise DataError(f"{folder}: not a valid DreamBench++ data folder: {'; '.join(problems[:3])}{more}")
+        raise DataError(f"{folder}: not a valid DreamBench++ data folder: {first_problems(problems)}")
     if not subjects:
         raise DataError(f"{folder}: no subjects (no images/<category>/NN.jpg with a caption)")
     return subjects

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...errors import DataError
+from ...errors import DataError, first_problems
 from ...io import move_into_place, sha256_file
 from .check import DbpCheck, check_folder
 from .layout import CAPTIONS, IMAGES
@@ -170,8 +170,7 @@ def fetch(dest: str | Path, from_zip: str | Path | None = None, *, source: Pinne
         staged = extract_zip(archive, work / "data")  # 3.
         report = check_folder(staged)  # 4.
         if not report.ok:
-            more = f" (and {len(report.problems) - 3} more)" if len(report.problems) > 3 else ""
-            raise DataError(f"{archive}: the extracted data is not valid: {'; '.join(report.problems[:3])}{more}")
+            raise DataError(f"{archive}: the extracted data is not valid: {first_problems(report.problems)}")
         move_into_place(staged, dest, work)  # 5.
     finally:
         shutil.rmtree(work, ignore_errors=True)
