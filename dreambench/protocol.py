@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ import yaml
 
 from .errors import DataError, UnknownNameError
 from .paths import protocol_files
+from .registry import Registry
 
 #: The DreamBooth protocol's subject kinds and prompt categories: the defaults of a protocol's ``kinds``
 #: and ``categories``.
@@ -279,9 +281,11 @@ def _load_prompts(path: Path | str, text: str) -> _PromptsFile:
     return _PromptsFile(prompts, subject_prompts, settings)
 
 
-#: Protocols made from fetched data: name -> lazy ``"module:function"`` returning the protocol folder (its
-#: ``subjects.csv`` and ``prompts.yaml``), raising :class:`DataError` with the fetch command when absent.
-FETCHED: dict[str, str] = {"dreambench-plus": "dreambench.data.dreambench_plus.protocol:protocol_dir"}
+#: Protocols made from fetched data: name -> a function (lazy ``"module:function"``) returning the protocol
+#: folder (its ``subjects.csv`` and ``prompts.yaml``), raising :class:`DataError` with the fetch command when
+#: absent.
+FETCHED: Registry[Callable[[], Path]] = Registry("fetched protocol")
+FETCHED.register("dreambench-plus", "dreambench.data.dreambench_plus.protocol:protocol_dir")
 
 
 def protocol_names() -> list[str]:
@@ -297,9 +301,7 @@ def load_protocol(name_or_dir: str | Path = "dreambooth") -> Protocol:
     directory)."""
     p, name = Path(name_or_dir), str(name_or_dir)
     if not p.is_dir() and name in FETCHED:
-        from .registry import resolve_target
-
-        p = resolve_target(FETCHED[name])()
+        p = FETCHED.get(name)()
     if p.is_dir():
         p = p.resolve()
         subjects_path, prompts_path = p / "subjects.csv", p / "prompts.yaml"
