@@ -14,10 +14,13 @@ when they run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ...registry import Registry
 
 if TYPE_CHECKING:
     from ..worker import Worker
@@ -51,35 +54,31 @@ class JobKind:
     makes_images: bool = False
 
 
-def _registry() -> dict[str, JobKind]:
-    # lazy: each kind module imports this registry
-    from . import class_images, score, score_merge, subject, tables
-
-    return {k.name: k for k in (class_images.KIND, subject.KIND, score.KIND, score_merge.KIND, tables.KIND)}
-
-
-_KINDS: dict[str, JobKind] = {}
+#: Every job kind, as lazy ``"module:KIND"`` targets (a kind module imports this package for
+#: :class:`JobKind`, so naming them here imports none of them); registration order is scheduling order.
+KINDS: Registry[JobKind] = Registry("job kind")
+KINDS.register("class_images", "dreambench.engine.kinds.class_images:KIND")
+KINDS.register("subject", "dreambench.engine.kinds.subject:KIND")
+KINDS.register("score", "dreambench.engine.kinds.score:KIND")
+KINDS.register("score_merge", "dreambench.engine.kinds.score_merge:KIND")
+KINDS.register("tables", "dreambench.engine.kinds.tables:KIND")
 
 
 def kinds() -> dict[str, JobKind]:
     """Every job kind by name, in scheduling order."""
-    if not _KINDS:
-        _KINDS.update(_registry())
-    return _KINDS
+    return dict(KINDS.items())
 
 
 def get_kind(name: str) -> JobKind | None:
     """The kind named ``name``; None for a name no kind has (a row of a newer release)."""
-    return kinds().get(name)
+    return KINDS.get(name) if name in KINDS else None
 
 
 def spec_of(kind_spec: type, job_spec: dict | None) -> Any:
     """``kind_spec`` from a job's JSON spec, fields it lacks (rows of older releases) at their defaults."""
-    import dataclasses
-
     names = {f.name for f in dataclasses.fields(kind_spec)}
     return kind_spec(**{k: v for k, v in (job_spec or {}).items() if k in names})
 
 
 #: Kind names in scheduling order (the status table sorts by it).
-ORDER = ("class_images", "subject", "score", "score_merge", "tables")
+ORDER = tuple(KINDS.names())
