@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -53,8 +52,9 @@ from ..tables.compute import per_subject
 from ..tables.load import IMAGES, Results
 from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
-from .compare import compare_name, compare_rows
+from .compare import compare_rows
 from .grid import grid_rows, mean_of, page_values, url_of
+from .names import compare_name, page_name, slug
 from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
@@ -72,15 +72,6 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a label or subject name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "_"
-
-
-def page_name(method: str, subject: str) -> str:
-    return f"{slug(method)}__{slug(subject)}.html"
 
 
 def _table_ctx(ts: TableSet, ci: bool, plot_dir: Path) -> list[dict]:
