@@ -224,7 +224,7 @@ def _judge(r: RunRequest, data_dir: Path, progress: Callable | None) -> Any:
                                data_dir=r.judge.data_dir or data_dir)
     result = judge_results(r.results_dir, opts, on_progress=progress)
     if r.score and tables_available():  # the run's tables job ran before the judge: add its CP and PF
-        from .tables import write_tables
+        from .tables import write_tables  # heavy: pandas (the tables package resolves it from tables.build)
 
         write_tables(r.results_dir)
     return result
