@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..layout import BENCH_FILE
+from ..models.profiles import PROFILES
 from .jobs import Plan
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
-BENCH_FILE = "bench.json"
 
 
 #: Model profiles with the calibration's architecture (random-init weights have the same FLOPs).
@@ -71,15 +72,11 @@ def load_rates(results_dir: Path | None, profile: str, device: str | None = None
 
 
 def _family(profile: str | None) -> str | None:
-    from ..models.profiles import PROFILES
-
     return PROFILES.get(profile).family if profile in PROFILES else None
 
 
 def _same_shapes(measured: str | None, profile: str) -> bool:
     """Whether a bench of profile ``measured`` times ``profile``'s work: same family and resolution."""
-    from ..models.profiles import PROFILES
-
     if measured not in PROFILES or profile not in PROFILES:
         return False
     a, b = PROFILES.get(measured), PROFILES.get(profile)

@@ -12,6 +12,8 @@ import pandas as pd
 from .. import layout, stats
 from ..errors import DataError
 from ..io import write_text_atomic, writes_under
+from ..judge.table import judge_rows
+from ..layout import AGGREGATES, PER_CATEGORY, STUDY_DB, TABLES_README
 from ..metrics.aggregate import real_photo_labels
 from ..metrics.registry import display_names, table_metrics
 from . import dreambench_plus as dbp
@@ -28,7 +30,7 @@ from .compute import (
     table4,
     table_inputs,
 )
-from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta
+from .load import Results, RunMeta
 from .merge import load_many, parse_relabels
 from .names import display
 from .preference import load_preference
@@ -289,8 +291,6 @@ def _categories(res: Results) -> pd.DataFrame:
 
 def _dreambench_plus(res: Results, names: dict[str, str], reference: str | None) -> Table:
     """DreamBench++'s table, with the judge's CP and PF where the folder (each merged one) was judged."""
-    from ..judge.table import judge_rows
-
     labels = select.main_labels(res.labels, res.infos)
     judged = []
     for part in res.parts or [res]:
@@ -403,7 +403,7 @@ def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True, latex: Late
     for number in set(ts.skipped) - made:
         for suffix in (".csv", ".tex", ".md", ".png"):
             (out_dir / f"{KEYS[number]}{suffix}").unlink(missing_ok=True)
-    written.append(write_text_atomic(out_dir / "README.md", _readme(ts, written)))
+    written.append(write_text_atomic(out_dir / TABLES_README, _readme(ts, written)))
     return {p.name: p for p in written}
 
 

@@ -14,23 +14,25 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..layout import IMAGES, SCORES, STUDY_DB  # noqa: F401  (the layout declares them; re-exported)
-from ..metrics.aggregate import with_real_rule
+from ..layout import (  # noqa: F401  (the layout declares them; re-exported)
+    AGGREGATES,
+    DIV,
+    IMAGES,
+    PER_CATEGORY,
+    PER_SUBJECT,
+    REAL,
+    SCORE_META,
+    SCORES,
+    STUDY_DB,
+)
+from ..metrics.aggregate import REAL_METHOD, with_real_rule
 from ..metrics.registry import get_metric, real_metrics
 from ..paths import REPO_DIR
 from ..provenance import identity_text
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
 from .names import read_names
 
-DIV = "div.csv"
-REAL = "real.csv"
-PER_CATEGORY = "per_category.csv"
-PER_SUBJECT = "per_subject.csv"
-AGGREGATES = "aggregates.csv"
-SCORE_META = "score_meta.json"
 RANDOM_INIT = "random-init"
-#: The method name of the Real Images rows in the score files (metrics.scoring.REAL_METHOD).
-REAL_METHOD = "real-images"
 
 
 @dataclass

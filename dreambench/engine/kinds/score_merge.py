@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...layout import ResultsLayout
+from ...layout import SCORE_META, ResultsLayout
 from ..jobs import Job, content_hash
 from . import JobKind, Log, spec_of
 
@@ -76,7 +76,7 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     if not merged_current(scores, parts):
         return False
     try:
-        used = json.loads((scores / "score_meta.json").read_text()).get("parts", {})
+        used = json.loads((scores / SCORE_META).read_text()).get("parts", {})
     except (OSError, ValueError):
         return False
     for label, subject in parts[len(planned):]:
