@@ -85,7 +85,7 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
 def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     """Whether the part's numbers are still made from the current inputs (image and real-photo bytes,
     CLIP-T texts, profile, weights), checked from content keys without building any model."""
-    from ...metrics.keys import inputs_current, weights_kwargs  # heavy: pandas (metrics.parts)
+    from ...metrics.parts import inputs_current, weights_kwargs  # heavy: pandas
 
     spec = spec_of(ScoreSpec, row.get("spec"))
     if spec.label is None or data_dir is None:  # a whole-folder score job of an older release

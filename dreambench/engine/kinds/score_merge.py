@@ -49,7 +49,7 @@ def plan_job(parts: list[Job], base: dict, spec: RunSpec, weights: dict) -> Job:
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
     from ...manifest import merge_manifest  # heavy: pandas, torch (planning imports this module)
-    from ...metrics.keys import merge_parts
+    from ...metrics.parts import merge_parts
     from ...metrics.scoring import merge_scores
 
     spec = spec_of(ScoreMergeSpec, job["spec"])
@@ -66,7 +66,7 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     """Whether the merged score files hold exactly the current parts: the run's own (their score jobs
     keep them current) and those of earlier runs into this folder, which no job of this plan re-checks, so
     each one merged as current is checked here from its content keys."""
-    from ...metrics.keys import merge_parts, merged_current, part_current  # heavy: pandas (metrics.parts)
+    from ...metrics.parts import merge_parts, merged_current, part_current  # heavy: pandas
 
     spec = spec_of(ScoreMergeSpec, row.get("spec"))
     layout = ResultsLayout(results)
