@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from ...registry import Registry
 
 if TYPE_CHECKING:
+    from ..jobs import Job
     from ..worker import Worker
 
 #: ``log(message)`` of a running job: one line into its log file.
@@ -40,6 +41,9 @@ class JobKind:
             ``worker``; ``artifacts`` is recorded in the state database, ``images`` counts what it made.
         current: ``current(results, row, data_dir) -> bool``: whether a done job (its state row) may be
             trusted without running again.
+        seconds: ``seconds(job, rates, sample_s) -> float``: the job's estimated device-seconds from a
+            device's measured ``rates`` (:mod:`dreambench.engine.cost`; ``sample_s``: seconds per sampled
+            image); None: 0 (the merge and tables jobs).
         after_failed_deps: runs once its dependencies finished, also when some failed (the score merge).
         writes_label: writes under a method label (claims it, moves an old label's outputs aside).
         makes_images: its images count in the run summary.
@@ -49,6 +53,7 @@ class JobKind:
     spec: type
     run: Callable[[Worker, dict, Log], tuple[dict, int]]
     current: Callable[[Path, dict, Path | None], bool]
+    seconds: Callable[[Job, dict, float], float] | None = None
     after_failed_deps: bool = False
     writes_label: bool = False
     makes_images: bool = False

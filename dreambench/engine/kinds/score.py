@@ -98,4 +98,9 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     return ok
 
 
-KIND = JobKind("score", ScoreSpec, run, current)
+def seconds(job: Job, rates: dict, sample_s: float) -> float:
+    """Scoring the part's images at the end-to-end rate (0 without one)."""
+    return job.images / rates["score_images_per_s"] if rates.get("score_images_per_s") else 0.0
+
+
+KIND = JobKind("score", ScoreSpec, run, current, seconds)
