@@ -14,7 +14,7 @@ from ..engine.runner import failure_lines, format_summary, root_causes
 from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
 from ..evaluation import RunRequest, evaluate, plan_run
-from ..layout import ResultsLayout
+from ..layout import TABLES_README, ResultsLayout
 from ..tables.names import parse_names
 from .options import (
     judge_options,
@@ -119,7 +119,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, vae, s
     left = print_judged(result.judge) if result.judge is not None else 0
     table1 = ResultsLayout(result.results_dir).tables / "table1_fidelity.md"
     if table1.is_file():  # where the run's main result is, last, where the eye lands
-        click.echo(f"Table 1: {table1} (all tables: {table1.parent}/README.md)")
+        click.echo(f"Table 1: {table1} (all tables: {table1.parent / TABLES_README})")
     for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
