@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import preflight
 from .data import subject_images
 from .data.check import check_photos
 from .engine import cost
@@ -35,7 +36,7 @@ from .engine.replace import check_replace_names, check_replacements, find_replac
 from .engine.runner import RunOptions, run_plan
 from .engine.runspec import RunSpec, tables_available
 from .errors import DataError, DreambenchError
-from .models import get_profile, preflight
+from .models import get_profile
 from .paths import data_dir_searched, default_data_dir
 from .protocol import load_protocol
 from .provenance import sd_provenance

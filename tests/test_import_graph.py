@@ -166,6 +166,15 @@ def test_lower_layers_never_import_higher_ones():
     assert bad == []
 
 
+def test_models_import_no_method_and_no_metric():
+    """Model profiles and builders are the bottom of the model stack: methods and metrics build on them,
+    never the other way (the checks that load all of them, ``dreambench.preflight``, sit above both)."""
+    graph = import_graph()
+    bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if _within(m, "dreambench.models")
+                 for t in ts if _within(t, "dreambench.methods") or _within(t, "dreambench.metrics"))
+    assert bad == []
+
+
 def test_the_graph_sees_known_edges():
     """The reader itself: a top-level, a lazy and a TYPE_CHECKING-only import."""
     graph = import_graph()
