@@ -3,7 +3,7 @@
 
 Payload: the run's base, the metric profile, the subject job's id and the metric weights files' digests.
 Whether a done score job's inputs changed since is checked from content keys
-(:func:`dreambench.metrics.keys.inputs_current`), not by the id.
+(:func:`dreambench.metrics.parts.inputs_current`), not by the id.
 """
 
 from __future__ import annotations
