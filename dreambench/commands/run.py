@@ -11,7 +11,7 @@ import click
 from ..engine.labels import parse_sets
 from ..engine.replace import check_replacements
 from ..engine.runner import failure_lines, format_summary, root_causes
-from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
+from ..engine.state import StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
 from ..evaluation import RunRequest, evaluate, plan_run
 from ..layout import TABLES_README, ResultsLayout
@@ -190,7 +190,7 @@ def _print_progress(rows: list[dict]) -> None:
 def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     """Progress of every label in a results folder, grouped by the run that made it."""
     results_dir = resolve_results(ctx, results)
-    path = results_dir / STATE_FILE
+    path = ResultsLayout(results_dir).state
     if not path.is_file():
         raise DreambenchError(f"{path}: no run state here (start one with `dreambench run`)")
     with StateDB(path, readonly=True) as db:  # writes nothing into the folder (works on a read-only mount)

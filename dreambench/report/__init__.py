@@ -49,7 +49,7 @@ from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX, load_protocol
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..tables.compute import per_subject
-from ..tables.load import IMAGES, Results
+from ..tables.load import Results
 from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
 from .compare import compare_rows
@@ -237,7 +237,7 @@ def write_report(
     # 1. The tables from the scores, written to tables/ (beside the report when out_dir is given).
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
-    out = Path(out_dir) if out_dir is not None else results_dir / REPORT
+    out = Path(out_dir) if out_dir is not None else ResultsLayout(results_dir).report
     write_table_set(ts, out / TABLES if out_dir is not None else ResultsLayout(results_dir).tables, ci=ci)
     res = ts.results
     names = {**res.names, **(names or {})}
@@ -247,7 +247,7 @@ def write_report(
     # 2. Thumbnails of each subject's real photos.
     real = _real_thumbs(sorted(res.per_image["subject"].unique()), data_dir, out, thumb_size, progress)
     # 3. One page per (method, subject), linking into the scored images folder.
-    images_dir = res.images_dir or results_dir / IMAGES
+    images_dir = res.images_dir or ResultsLayout(results_dir).images
     images_prefix = Path(os.path.relpath(images_dir.resolve(), (out / "pages").resolve())).as_posix() + "/"
     by_pair = _write_pages(env, common, res, names, real, data_dir, out, images_prefix, progress, subjects,
                            judged)

@@ -13,7 +13,7 @@ from .. import layout, stats
 from ..errors import DataError
 from ..io import write_text_atomic, writes_under
 from ..judge.table import judge_rows
-from ..layout import AGGREGATES, PER_CATEGORY, STUDY_DB, TABLES_README
+from ..layout import AGGREGATES, PER_CATEGORY, STUDY_DB, TABLES_README, ResultsLayout
 from ..metrics.aggregate import real_photo_labels
 from ..metrics.registry import display_names, table_metrics
 from . import dreambench_plus as dbp
@@ -75,7 +75,7 @@ def _m(*names: str) -> list[tuple[str, str]]:
 
 def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None, str]:
     if study_db is None:
-        auto = results.results_dir / STUDY_DB
+        auto = ResultsLayout(results.results_dir).study_db
         if not auto.is_file():
             return None, f"no study database (pass --study DB or put {STUDY_DB} in the results folder)"
         study_db = auto
@@ -422,4 +422,4 @@ def write_tables(
     ``inputs_subjects``: subjects of Tables 5/6 (default: all subjects of the num_inputs labels).
     Returns ``file name -> path`` of everything written."""
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects)
-    return write_table_set(ts, Path(results_dir) / TABLES, ci=ci)
+    return write_table_set(ts, ResultsLayout(results_dir).tables, ci=ci)
