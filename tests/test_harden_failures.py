@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import realrun
 import torch
@@ -231,6 +232,17 @@ def test_bad_manifest_value_fails_its_score_job_once(tiny_results, tmp_path, dat
     after = realrun.job_rows(results)[score["id"]]
     assert after["status"] == "failed" and after["attempts"] == score["attempts"] + 1, after
     assert "retrying" not in r.stderr
+    # The other parts are merged and the tables remade without it, not left as the earlier run's tables
+    # counting dog for dreambooth: n one lower than the fresh run's, dog named with the cause.
+    assert any(ln.startswith("error: dreambooth/dog: no scores (") and where in ln for ln in r.stderr.splitlines()), \
+        r.stderr[-3000:]
+    merge = next(r for r in realrun.job_rows(results).values() if r["kind"] == "score_merge")
+    assert merge["status"] == "done", merge
+    fresh = pd.read_csv(tiny_results / "tables" / "table1_fidelity.csv", comment="#").set_index("method")["n_subjects"]
+    now = pd.read_csv(results / "tables" / "table1_fidelity.csv", comment="#").set_index("method")["n_subjects"]
+    assert now["dreambooth"] == fresh["dreambooth"] - 1 and (now.drop("dreambooth") == fresh.drop("dreambooth")).all()
+    md = (results / "tables" / "table1_fidelity.md").read_text()
+    assert "- missing subjects (planned, no scores, not counted in n; see scores/missing.csv): dreambooth: dog" in md
 
 
 def test_corrupt_state_database_is_one_line(tmp_path):
