@@ -126,15 +126,20 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
             from tqdm import tqdm
 
             bar = tqdm(total=len(missing), desc=f"class images '{prompt}'", unit="img", leave=False)
-        # Chunks of one batch, each saved at once, so an interrupted run keeps what it made.
-        for start in range(0, len(missing), max(1, batch_size)):
-            chunk = missing[start:start + max(1, batch_size)]
-            images = sample_images(components, [prompt] * len(chunk), [class_image_seed(seed, i) for i in chunk],
+        # The batches of a fresh run (images [0, b), [b, 2b), ...), each saved at once, so an interrupted run
+        # keeps what it made. A batch holding a missing image is sampled whole: an image's pixels depend on
+        # the batch it was sampled in (kernels differ with batch size), so a lone remade image would differ
+        # from the one its seed made before; only the missing ones are written.
+        b, total = max(1, batch_size), max(count, made)  # an earlier run may have made more: its batches
+        for start in sorted({i - i % b for i in missing}):
+            batch = list(range(start, min(start + b, total)))
+            images = sample_images(components, [prompt] * len(batch), [class_image_seed(seed, i) for i in batch],
                                    cfg, steps, device)
-            for i, im in zip(chunk, images):
-                save_image_atomic(im, paths[i])
+            todo = [i for i in batch if problems.get(i) is not None]
+            for i in todo:
+                save_image_atomic(images[batch.index(i)], paths[i])
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(len(todo))
         if bar is not None:
             bar.close()
     done = folder / DONE
