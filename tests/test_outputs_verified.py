@@ -184,3 +184,17 @@ def test_broken_outputs_are_remade_with_the_same_bytes(fresh, tmp_path):
     assert _table1_subjects(results)["dreambooth"] == 2
     # What was remade is trusted again: nothing left to do.
     assert "(0 run now" in _run(results, data, env)
+
+
+def test_a_deleted_manifest_part_is_remade_and_named(fresh, tmp_path):
+    """Issue 20.2 probe: a done subject job's manifest part deleted (its images all on disk): the job runs
+    again, says which file it remade, and writes the part a fresh run wrote, byte for byte."""
+    src, data, env = fresh
+    results = realrun.copy_run(src, tmp_path / "r")
+    part = results / "images" / "pretrained" / "dog" / "manifest.csv"
+    original = part.read_bytes()
+    part.unlink()
+    out = _run(results, data, env)
+    assert "remade images/pretrained/dog/manifest.csv: missing" in out, out[-3000:]
+    assert part.read_bytes() == original
+    assert "(0 run now" in _run(results, data, env)

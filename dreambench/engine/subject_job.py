@@ -518,12 +518,16 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
         write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
     elif not (subject_dir / JOB_INFO).is_file():
         write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
-    # 7. Write the job's manifest part.
+    # 7. Write the job's manifest part (when all else was on disk, a part gone or edited is named as remade).
     rows = [row for _, row in plan]
     if rows:
         from ..manifest import write_part  # pandas: in the worker, not when a run is planned
 
+        part = subject_dir / MANIFEST
+        before = part.read_bytes() if part.is_file() else None
         write_part(rows, layout.images, job.label, data.subject.name)
+        if not (todo or stale_artifact) and before != part.read_bytes():
+            remade.append((part, "missing" if before is None else "changed since the job wrote it"))
     log(f"{job.label}/{job.subject}: {len(todo)} generated, {len(plan) - len(todo)} already on disk")
     return rows
 
