@@ -186,15 +186,19 @@ def test_broken_outputs_are_remade_with_the_same_bytes(fresh, tmp_path):
     assert "(0 run now" in _run(results, data, env)
 
 
-def test_a_deleted_manifest_part_is_remade_and_named(fresh, tmp_path):
-    """Issue 20.2 probe: a done subject job's manifest part deleted (its images all on disk): the job runs
-    again, says which file it remade, and writes the part a fresh run wrote, byte for byte."""
+def test_deleted_records_are_remade_and_named(fresh, tmp_path):
+    """Issue 20.2 probe: a done subject job's manifest part, and a label's method.json, deleted (the images
+    all on disk): the jobs run again, say which file they remade, and write what a fresh run wrote, byte
+    for byte (method.json was left missing: nothing ran)."""
     src, data, env = fresh
     results = realrun.copy_run(src, tmp_path / "r")
     part = results / "images" / "pretrained" / "dog" / "manifest.csv"
-    original = part.read_bytes()
-    part.unlink()
+    info = results / "images" / "dreambooth" / "method.json"
+    original = {p: p.read_bytes() for p in (part, info)}
+    for p in original:
+        p.unlink()
     out = _run(results, data, env)
-    assert "remade images/pretrained/dog/manifest.csv: missing" in out, out[-3000:]
-    assert part.read_bytes() == original
+    for p in original:
+        assert f"remade {p.relative_to(results).as_posix()}: missing" in out, out[-3000:]
+        assert p.read_bytes() == original[p], p
     assert "(0 run now" in _run(results, data, env)
