@@ -203,7 +203,7 @@ def test_deleted_records_are_remade_and_named(fresh, tmp_path):
     for p in original:
         p.unlink()
     out = _run(results, data, env)
-    for p in original:
+    for p, before in original.items():
         assert f"remade {p.relative_to(results).as_posix()}: missing" in out, out[-3000:]
-        assert p.read_bytes() == original[p], p
+        assert p.read_bytes() == before, p
     assert "(0 run now" in _run(results, data, env)
