@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -94,13 +95,26 @@ def row_problem(images_dir: str | Path, row: dict) -> str | None:
     return path_problem(images_dir, str(row.get("path", "")))
 
 
-def merge_manifest(images_dir: str | Path) -> Path:
-    """Write ``<images>/manifest.csv`` from all parts, sorted by method, subject, prompt index, seed."""
+def merge_manifest(images_dir: str | Path, on_bad: Callable[[DataError], None] | None = None) -> Path:
+    """Write ``<images>/manifest.csv`` from all parts, sorted by method, subject, prompt index, seed.
+    ``on_bad``: given, a part that cannot be read (a bad value, named by file, row and column) is passed
+    to it and left out, so one broken part does not block the others (the run names its subject as
+    unscored); else its :class:`DataError` is raised."""
     images_dir = Path(images_dir)
     parts = _parts(images_dir)
     if not parts:
         raise DataError(f"{images_dir}: no manifest parts to merge")
-    df = pd.concat([read_part(p) for p in parts], ignore_index=True)
+    frames = []
+    for p in parts:
+        try:
+            frames.append(read_part(p))
+        except DataError as e:
+            if on_bad is None:
+                raise
+            on_bad(e)
+    if not frames:
+        raise DataError(f"{images_dir}: no readable manifest part to merge")
+    df = pd.concat(frames, ignore_index=True)
     df = df.sort_values(["method", "subject", "prompt_index", "seed"], kind="stable")
     with atomic_path(images_dir / MANIFEST) as tmp:
         df.to_csv(tmp, index=False)

@@ -63,11 +63,13 @@ def _opts(tmp_path, retries=1):
 
 
 def _fake_outputs(tmp_path, jobs):
-    # Done subject jobs are checked for their manifest part on resume; the scripted backend writes none.
+    # Done subject jobs are checked for their manifest part and their label's method.json on resume; the
+    # scripted backend writes neither.
     for label, subject in jobs:
         p = tmp_path / "images" / label / subject / "manifest.csv"
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text("x")
+        (tmp_path / "images" / label / "method.json").write_text("{}")
 
 
 def test_run_records_states_and_summary(tmp_path):

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import realrun
 import torch
@@ -231,6 +232,17 @@ def test_bad_manifest_value_fails_its_score_job_once(tiny_results, tmp_path, dat
     after = realrun.job_rows(results)[score["id"]]
     assert after["status"] == "failed" and after["attempts"] == score["attempts"] + 1, after
     assert "retrying" not in r.stderr
+    # The other parts are merged and the tables remade without it, not left as the earlier run's tables
+    # counting dog for dreambooth: n one lower than the fresh run's, dog named with the cause.
+    assert any(ln.startswith("error: dreambooth/dog: no scores (") and where in ln for ln in r.stderr.splitlines()), \
+        r.stderr[-3000:]
+    merge = next(r for r in realrun.job_rows(results).values() if r["kind"] == "score_merge")
+    assert merge["status"] == "done", merge
+    fresh = pd.read_csv(tiny_results / "tables" / "table1_fidelity.csv", comment="#").set_index("method")["n_subjects"]
+    now = pd.read_csv(results / "tables" / "table1_fidelity.csv", comment="#").set_index("method")["n_subjects"]
+    assert now["dreambooth"] == fresh["dreambooth"] - 1 and (now.drop("dreambooth") == fresh.drop("dreambooth")).all()
+    md = (results / "tables" / "table1_fidelity.md").read_text()
+    assert "- missing subjects (planned, no scores, not counted in n; see scores/missing.csv): dreambooth: dog" in md
 
 
 def test_corrupt_state_database_is_one_line(tmp_path):
@@ -291,3 +303,57 @@ def test_read_only_commands_write_nothing(tiny_results, tmp_path, dataset_dir, c
     for sub in ("tables", "report"):
         names = [sorted(p.name for p in (tmp_path / o / sub).rglob("*")) for o in ("o1", "o2")]
         assert names[0] == names[1] and names[0], sub
+
+
+def test_job_log_on_a_full_disk_is_a_failed_job_not_a_worker_traceback(tmp_path, dataset_dir, monkeypatch):
+    """Issue 20.5 (probe: a disk that fills while a worker writes its job log): the worker returns a
+    failed job with the errno the driver stops on, naming the log file; it raises nothing (a raise
+    killed the worker process with a traceback on stderr)."""
+    import errno
+    import io
+
+    from dreambench.engine import worker as worker_mod
+    from dreambench.engine.plan import MethodRun, RunSpec, build_plan
+    from dreambench.engine.worker import Worker, WorkerContext
+    from dreambench.protocol import load_protocol
+
+    class FullDisk(io.StringIO):
+        def write(self, s):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(worker_mod, "open", lambda *a, **k: FullDisk(), raising=False)
+    results = tmp_path / "results"
+    spec = RunSpec([MethodRun("real", "real", {"size": 32})], subjects=["dog"], images_per_prompt=1, prompts=1)
+    job = build_plan(spec, load_protocol("dreambooth")).by_kind("subject")[0].to_dict()
+    res = Worker(WorkerContext(str(results), str(dataset_dir))).run(job)
+    assert not res["ok"] and not res.get("deterministic"), res
+    assert res["os_error"][0] == errno.ENOSPC and res["os_error"][2].endswith(f"{job['id']}.log"), res
+    assert not (results / "images" / "real" / "dog").exists()  # the job did not run without its log
+
+
+def test_a_disk_filled_mid_run_still_resets_the_running_jobs(tmp_path):
+    """Issue 20.5: the disk fills while a job runs (here: a file fills it to the last byte, then the job
+    reports ENOSPC). The driver's last writes to state.sqlite still fit: no job stays 'running' and the
+    run is recorded as interrupted (state.sqlite was folded into its main file at the run's start)."""
+    from test_engine_state import ScriptedBackend, _opts, _plan
+
+    class FillsTheDisk(ScriptedBackend):
+        def wait(self, timeout=1.0):
+            out = super().wait(timeout)
+            with contextlib.suppress(OSError), (fs / "ballast").open("wb") as f:
+                while True:
+                    f.write(bytes(4096))
+                    f.flush()
+            return [{**r, "ok": False, "error": "OSError: no space",
+                     "os_error": [28, "No space left on device", str(fs / "ballast")]} for r in out]
+
+    with _tmpfs(tmp_path / "small", "256k") as fs:
+        with pytest.raises(EnvironmentFailure) as e:
+            run_plan(_plan(), _opts(fs), backend=FillsTheDisk())
+        assert "No space left on device" in str(e.value) and "could not be reset" not in str(e.value), e.value
+        _no_running(fs / "state.sqlite")
+        conn = sqlite3.connect(fs / "state.sqlite")
+        try:
+            assert [r[0] for r in conn.execute("SELECT status FROM runs")] == ["interrupted"]
+        finally:
+            conn.close()

@@ -160,24 +160,50 @@ def test_added_photo_reruns_only_the_jobs_that_read_it(fresh, tmp_path):
 def test_broken_outputs_are_remade_with_the_same_bytes(fresh, tmp_path):
     src, data, env = fresh
     results = realrun.copy_run(src, tmp_path / "r")
-    truncated, garbage, deleted, class_image = (min((results / folder).glob(pattern)) for folder, pattern in (
-        ("images/dreambooth/dog", "*.png"), ("images/dreambooth/backpack", "*.png"), ("images/pretrained/dog", "*.png"),
-        ("class_images", "a-dog-*/00001.png")))
+    truncated, garbage, deleted, class_image, class_deleted, class_swapped = (
+        min((results / folder).glob(pattern)) for folder, pattern in (
+            ("images/dreambooth/dog", "*.png"), ("images/dreambooth/backpack", "*.png"),
+            ("images/pretrained/dog", "*.png"), ("class_images", "a-backpack-*/00001.png"),
+            ("class_images", "a-dog-*/00002.png"), ("class_images", "a-dog-*/00000.png")))
     artifact_dir = results / "artifacts" / "dreambooth" / "dog"
     artifact = artifact_dir / _artifact_info(results, "dreambooth", "dog")["file"]
-    files = [truncated, garbage, deleted, class_image, artifact]
+    files = [truncated, garbage, deleted, class_image, class_deleted, class_swapped, artifact]
     original = {p: p.read_bytes() for p in files}
     truncated.write_bytes(original[truncated][: len(original[truncated]) // 2])
     garbage.write_bytes(b"this is not an image\n" * 40)
     deleted.unlink()
     class_image.write_bytes(original[class_image][:100])
+    class_deleted.unlink()  # remade alone, it came out a little off (sampled in a batch of one, not of four)
+    from PIL import Image
+
+    with Image.open(class_swapped) as im:  # a complete PNG, other pixels: it went unnoticed
+        Image.new("RGB", im.size, (200, 10, 10)).save(class_swapped)
     artifact.write_bytes(original[artifact][:-1000])
 
     out = _run(results, data, env)
     for p, why in ((truncated, "truncated"), (garbage, "not a PNG"), (deleted, "missing"),
-                   (class_image, "truncated"), (artifact, "truncated")):
+                   (class_image, "truncated"), (class_deleted, "missing"),
+                   (class_swapped, "other bytes than it was made with"), (artifact, "truncated")):
         assert f"remade {p.relative_to(results).as_posix()}: {why}" in out, (p, out[-3000:])
         assert _content(p.read_bytes()) == _content(original[p]), p  # the same seeds give the same bytes
     assert _table1_subjects(results)["dreambooth"] == 2
     # What was remade is trusted again: nothing left to do.
+    assert "(0 run now" in _run(results, data, env)
+
+
+def test_deleted_records_are_remade_and_named(fresh, tmp_path):
+    """Issue 20.2 probe: a done subject job's manifest part, and a label's method.json, deleted (the images
+    all on disk): the jobs run again, say which file they remade, and write what a fresh run wrote, byte
+    for byte (method.json was left missing: nothing ran)."""
+    src, data, env = fresh
+    results = realrun.copy_run(src, tmp_path / "r")
+    part = results / "images" / "pretrained" / "dog" / "manifest.csv"
+    info = results / "images" / "dreambooth" / "method.json"
+    original = {p: p.read_bytes() for p in (part, info)}
+    for p in original:
+        p.unlink()
+    out = _run(results, data, env)
+    for p, before in original.items():
+        assert f"remade {p.relative_to(results).as_posix()}: missing" in out, out[-3000:]
+        assert p.read_bytes() == before, p
     assert "(0 run now" in _run(results, data, env)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import realrun
+from PIL import Image
 
 from dreambench.metrics.scoring import PROVENANCE
 
@@ -212,3 +213,35 @@ def test_run_with_a_cache_elsewhere_merges_every_part(tmp_path, dataset_dir, cli
     per_image = pd.read_csv(res / "scores" / "per_image.csv")
     assert set(per_image["subject"]) == {"dog", "backpack"}
     assert not (res / "scores" / "missing.csv").is_file() or pd.read_csv(res / "scores" / "missing.csv").empty
+
+
+def test_score_names_a_subject_whose_photos_are_unusable_and_every_table_marks_it(tiny_results, dataset_dir,
+                                                                                   cli_env, tmp_path):
+    """Issue 20.3/20.4 probe: `dreambench score` of a finished run against a dataset copy where dog/ holds a
+    10x10 photo. The subject is left out of every label (the photo never enters a real set), named once per
+    label with the file and the cause, exit 1; `tables` then counts one subject fewer than the fresh run's
+    and names dog under Table 1 (it dropped the row's subject silently before)."""
+    data = tmp_path / "data"
+    for s in realrun.TINY_SUBJECTS:
+        shutil.copytree(dataset_dir / s, data / s)
+    Image.new("RGB", (10, 10)).save(data / "dog" / "99_small.png")
+    res = realrun.copy_run(tiny_results, tmp_path / "r")
+    proc = realrun.run_cli(["score", "--results", res, "--subjects", data, "--model-profile", "tiny", "-q"], cli_env,
+                           check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    labels = sorted(set(pd.read_csv(tiny_results / "scores" / "per_image.csv")["method"]))
+    bad = f"{data / 'dog' / '99_small.png'}: 10x10 px, short side below 256 px"
+    for label in labels:
+        named = [ln for ln in proc.stderr.splitlines() if ln.startswith(f"error: {label}/dog")]
+        assert len(named) == 2 and all(bad in ln for ln in named), (label, proc.stderr[-3000:])  # its images; no scores
+        assert any(ln.startswith(f"error: {label}/dog: no scores (") for ln in named), named
+    missing = pd.read_csv(res / "scores" / "missing.csv")
+    assert sorted(missing["method"]) == labels and set(missing["subject"]) == {"dog"}
+    assert "dog" not in set(pd.read_csv(res / "scores" / "per_image.csv")["subject"])
+    realrun.run_cli(["tables", res, "--out", tmp_path / "t"], cli_env)
+    fresh = pd.read_csv(tiny_results / "tables" / "table1_fidelity.csv", comment="#").set_index("method")
+    now = pd.read_csv(tmp_path / "t" / "table1_fidelity.csv", comment="#").set_index("method")
+    assert (now["n_subjects"] == fresh.loc[now.index, "n_subjects"] - 1).all(), (now, fresh)
+    md = (tmp_path / "t" / "table1_fidelity.md").read_text()
+    note = next(ln for ln in md.splitlines() if ln.startswith("- missing subjects (planned, no scores"))
+    assert all(f"{label}: dog" in note for label in now.index if label in labels), note

@@ -85,7 +85,9 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     bootstrap CIs), per_category.csv, paired.csv, errors.csv and score_meta.json into --out. Re-running
     continues: rows already scored with the same profile and weights are kept. Bad rows (missing or
     unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
-    exit status is then 1. Definitions: docs/metrics.md.
+    exit status is then 1. A (method, subject) left with no scored image (e.g. an unusable real photo)
+    is named with its cause and listed in missing.csv, which every table names. Definitions:
+    docs/metrics.md.
 
     With --judge, the VLM judge then scores the results folder's images (CP, PF) as `dreambench judge`
     does, against the photos of --subjects."""
@@ -123,11 +125,28 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
                    res.stats["reused"], res.images_per_s, res.out_dir)
     _judge(ctx, results, judging, quiet)
     if res.errors:
-        for e in res.errors[:20]:
-            click.echo(f"error: {e}", err=True)
-        more = " (first 20 shown)" if len(res.errors) > 20 else ""
+        lines = error_lines(res.errors)
+        for line in lines[:20]:
+            click.echo(f"error: {line}", err=True)
+        more = " (first 20 shown)" if len(lines) > 20 else ""
         click.echo(f"{len(res.errors)} bad input(s) skipped{more}; see {res.out_dir / 'errors.csv'}", err=True)
+        for m in res.meta.get("missing") or []:  # a table over fewer subjects must never pass as the full one
+            click.echo(f"error: {m['method']}/{m['subject']}: no scores ({m['reason']}); every table marks the row "
+                       f"(n) and names it", err=True)
         sys.exit(1)
+
+
+def error_lines(errors: list) -> list[str]:
+    """One line per distinct problem: the images of a subject skipped for one cause (its real photos
+    unusable) share a line naming the first image and how many more, not one line each."""
+    groups: dict[tuple[str, str, str], list] = {}
+    for e in errors:
+        groups.setdefault((str(e.method), str(e.subject), e.message), []).append(e)
+    out = []
+    for (method, subject, _), errs in groups.items():
+        extra = f" (and {len(errs) - 1} more image(s) of {method}/{subject})" if len(errs) > 1 else ""
+        out.append(f"{errs[0]}{extra}")
+    return out
 
 
 def _judge_options(ctx: click.Context, results: Path | None, images: Path | None, subjects: Path | None,

@@ -13,6 +13,7 @@ a run that reuses a label with another config starts from clean folders instead 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -134,6 +135,11 @@ class StateDB:
         with self.conn:
             cur = self.conn.execute("INSERT INTO runs (started, argv, jobs, status) VALUES (?, ?, ?, 'running')",
                                     (time.time(), json.dumps(argv), json.dumps(job_ids)))
+        # Fold the log into the main file now, while there is room: the run's later writes only change rows
+        # that exist, so should the disk fill up, the driver's last writes (running jobs back to pending, the
+        # run recorded as interrupted) fit in the log's space without growing any file.
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str) -> None:

@@ -482,7 +482,9 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     sd_record = _sd_record(components if method_cls.needs_model else None)
     info = {**_method_info(job, method_cls, config, recipe, ppl_setting(method_cls, config), weights), **sd_record,
             **_sd_details(components if method_cls.needs_model else None)}
-    _write_method_info(layout.label_images(job.label) / METHOD_INFO, info)
+    info_path = layout.label_images(job.label) / METHOD_INFO
+    info_gone = not info_path.is_file() and (layout.subject_images(job.label, job.subject) / JOB_INFO).is_file()
+    _write_method_info(info_path, info)
     # 4. Plan the job's images, in sampling batches.
     method = method_cls(config, components, device)
     method.progress = progress  # built-in methods show training progress bars when set
@@ -494,6 +496,8 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
     subject_dir = layout.subject_images(job.label, data.subject.name)
     # 5. Find what on disk is missing, broken or made from other inputs.
     remade = remade if remade is not None else []
+    if info_gone:  # deleted after this job had run
+        remade.append((info_path, "missing"))
     todo_batches, stale_artifact = _outputs_to_make(job, method_cls, plan, batches, layout, subject_dir, keys,
                                                     keep_artifacts and train_missing, remade, log)
     todo = [item for b in todo_batches for item in b]
@@ -516,12 +520,16 @@ def run_subject_job(job: SubjectJob, protocol: Protocol, components: Any, data_d
         write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
     elif not (subject_dir / JOB_INFO).is_file():
         write_text_atomic(subject_dir / JOB_INFO, json.dumps(job_info, indent=1, default=str))
-    # 7. Write the job's manifest part.
+    # 7. Write the job's manifest part (when all else was on disk, a part gone or edited is named as remade).
     rows = [row for _, row in plan]
     if rows:
         from ..manifest import write_part  # pandas: in the worker, not when a run is planned
 
+        part = subject_dir / MANIFEST
+        before = part.read_bytes() if part.is_file() else None
         write_part(rows, layout.images, job.label, data.subject.name)
+        if not (todo or stale_artifact) and before != part.read_bytes():
+            remade.append((part, "missing" if before is None else "changed since the job wrote it"))
     log(f"{job.label}/{job.subject}: {len(todo)} generated, {len(plan) - len(todo)} already on disk")
     return rows
 

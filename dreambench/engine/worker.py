@@ -146,31 +146,39 @@ class Worker:
         except (OSError, DreambenchError) as e:
             result.update(error=f"{type(e).__name__}: {e}", seconds=time.time() - t0)
             return result
-        # Every write of the job must resolve inside the results folder (see dreambench.io).
-        with logf, write_roots(self.results_dir):
+        try:
+            # Every write of the job must resolve inside the results folder (see dreambench.io).
+            with logf, write_roots(self.results_dir):
 
-            def log(msg: str) -> None:
-                logf.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n")
+                def log(msg: str) -> None:
+                    logf.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}\n")
 
-            log(f"job {job['id']} kind={job['kind']} label={job['label']} subject={job['subject']} "
-                f"worker={self.name} device={self.device_name}")
-            try:
-                kind = get_kind(job["kind"])
-                if kind is None:
-                    raise DreambenchError(f"job kind {job['kind']!r} is unknown to this release")
-                artifacts, images = kind.run(self, job, log)
-                result.update(ok=True, artifacts=artifacts, images=images)
-                log(f"done in {time.time() - t0:.1f} s ({images} images)")
-            except BaseException as e:  # a job's failure is data for the driver, not a worker crash
-                if isinstance(e, (KeyboardInterrupt, SystemExit)):  # the worker is stopped, not the job failed
-                    raise
-                log("FAILED\n" + traceback.format_exc())
-                result["error"] = f"{type(e).__name__}: {e}".strip()
-                if isinstance(e, OSError) and e.errno is not None:  # the driver stops on a full disk
-                    result["os_error"] = [e.errno, e.strerror or os.strerror(e.errno), e.filename]
-                # Bad data, bad config, missing weights: the same job fails the same way again (a full disk
-                # or another machine failure may not).
-                result["deterministic"] = isinstance(e, DreambenchError) and not isinstance(e, EnvironmentFailure)
+                log(f"job {job['id']} kind={job['kind']} label={job['label']} subject={job['subject']} "
+                    f"worker={self.name} device={self.device_name}")
+                try:
+                    kind = get_kind(job["kind"])
+                    if kind is None:
+                        raise DreambenchError(f"job kind {job['kind']!r} is unknown to this release")
+                    artifacts, images = kind.run(self, job, log)
+                    result.update(ok=True, artifacts=artifacts, images=images)
+                    log(f"done in {time.time() - t0:.1f} s ({images} images)")
+                except BaseException as e:  # a job's failure is data for the driver, not a worker crash
+                    if isinstance(e, (KeyboardInterrupt, SystemExit)):  # the worker is stopped, not the job failed
+                        raise
+                    result["error"] = f"{type(e).__name__}: {e}".strip()
+                    if isinstance(e, OSError) and e.errno is not None:  # the driver stops on a full disk
+                        result["os_error"] = [e.errno, e.strerror or os.strerror(e.errno), e.filename]
+                    # Bad data, bad config, missing weights: the same job fails the same way again (a full disk
+                    # or another machine failure may not).
+                    result["deterministic"] = isinstance(e, DreambenchError) and not isinstance(e, EnvironmentFailure)
+                    log("FAILED\n" + traceback.format_exc())
+        except OSError as e:  # the job's log could not be written or closed (a full disk): a failed job for the
+            # driver (a job's own failure stands), never a traceback from the worker process
+            result["ok"] = False
+            if result["error"] is None:
+                result.update(error=f"{type(e).__name__}: {e}".strip(), deterministic=False)
+                if e.errno is not None:
+                    result["os_error"] = [e.errno, e.strerror or os.strerror(e.errno), e.filename or str(log_path)]
         result["seconds"] = time.time() - t0
         return result
 

@@ -89,6 +89,44 @@ def _done_count(done: Path) -> int:
         return 0
 
 
+def _has_stamps(done: Path) -> bool:
+    try:
+        return bool(json.loads(done.read_text()).get("files"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _file_stamp(path: Path) -> list:
+    """``[size, mtime_ns, sha256]`` of a made class image, as done.json records it."""
+    from ..io import sha256_file
+
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns, sha256_file(path)]
+
+
+def class_image_problems(folder: Path, count: int) -> dict[int, str]:
+    """Index -> why, for the first ``count`` images of a class-image folder that cannot be trusted: not
+    a complete PNG (:func:`png_problem`), or other bytes than done.json recorded when they were made
+    (a file swapped since; hashed only when its size or mtime changed). Images made before done.json
+    recorded digests are checked as PNGs only."""
+    try:
+        recorded = json.loads((folder / DONE).read_text()).get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        recorded = {}
+    out = {}
+    for i in range(count):
+        path = folder / f"{i:05d}.png"
+        why = png_problem(path)
+        stamp = recorded.get(path.name)
+        if why is None and isinstance(stamp, list) and len(stamp) == 3:
+            st = path.stat()
+            if [st.st_size, st.st_mtime_ns] != stamp[:2] and _file_stamp(path)[2] != stamp[2]:
+                why = "other bytes than it was made with"
+        if why is not None:
+            out[i] = why
+    return out
+
+
 def class_image_seed(seed: int, index: int) -> int:
     return int(seed) * SEED_STRIDE + int(index)
 
@@ -111,7 +149,8 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
     key = class_images_key(components, prompt, seed, steps, sampler, guidance_scale)
     folder = Path(cache_root) / key
     paths = [folder / f"{i:05d}.png" for i in range(count)]
-    problems = {i: png_problem(p) for i, p in enumerate(paths)}
+    problems: dict[int, str | None] = {i: None for i in range(count)}
+    problems.update(class_image_problems(folder, count))
     missing = [i for i, why in problems.items() if why is not None]
     made = _done_count(folder / DONE)
     if remade is not None:
@@ -126,24 +165,31 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
             from tqdm import tqdm
 
             bar = tqdm(total=len(missing), desc=f"class images '{prompt}'", unit="img", leave=False)
-        # Chunks of one batch, each saved at once, so an interrupted run keeps what it made.
-        for start in range(0, len(missing), max(1, batch_size)):
-            chunk = missing[start:start + max(1, batch_size)]
-            images = sample_images(components, [prompt] * len(chunk), [class_image_seed(seed, i) for i in chunk],
+        # The batches of a fresh run (images [0, b), [b, 2b), ...), each saved at once, so an interrupted run
+        # keeps what it made. A batch holding a missing image is sampled whole: an image's pixels depend on
+        # the batch it was sampled in (kernels differ with batch size), so a lone remade image would differ
+        # from the one its seed made before; only the missing ones are written.
+        b, total = max(1, batch_size), max(count, made)  # an earlier run may have made more: its batches
+        for start in sorted({i - i % b for i in missing}):
+            batch = list(range(start, min(start + b, total)))
+            images = sample_images(components, [prompt] * len(batch), [class_image_seed(seed, i) for i in batch],
                                    cfg, steps, device)
-            for i, im in zip(chunk, images):
-                save_image_atomic(im, paths[i])
+            todo = [i for i in batch if problems.get(i) is not None]
+            for i in todo:
+                save_image_atomic(images[batch.index(i)], paths[i])
             if bar is not None:
-                bar.update(len(chunk))
+                bar.update(len(todo))
         if bar is not None:
             bar.close()
     done = folder / DONE
     have = sum(1 for _ in folder.glob("[0-9]*.png"))
-    if missing or made < count:
+    if missing or made < count or not _has_stamps(done):
+        files = {p.name: _file_stamp(p) for p in sorted(folder.glob("[0-9]*.png"))}
         write_text_atomic(done, json.dumps({
             "prompt": prompt, "class_noun": class_noun, "seed": seed, "count": max(have, count),
             "source": str(components.source), "pretrained_weights": bool(components.pretrained_weights),
             "resolution": components.resolution, "sampler": sampler, "sample_steps": steps,
             "guidance_scale": guidance_scale, "seed_rule": f"image i uses seed {seed}*{SEED_STRIDE}+i",
+            "files": files,  # name -> [size, mtime_ns, sha256]: a file swapped later is found and remade
         }, indent=1))
     return paths

@@ -145,3 +145,16 @@ def drop_subjects(rows: pd.DataFrame, bad: dict[str, str], errors: list[ScoreErr
         errors.append(ScoreError(str(r.path), r.method, r.subject, int(r.prompt_index), bad[r.subject]))
     return rows[~mask].reset_index(drop=True)
 
+
+
+def unscored_pairs(per_image: pd.DataFrame, errors: list[ScoreError]) -> list[dict]:
+    """The (method, subject) pairs the manifest has rows for but ``per_image`` none, each with the first
+    error that left it out (its real photos unusable, every image of it unreadable): score_meta.json's
+    ``missing`` (method, subject, reason), which every table names under its rows."""
+    scored = set(zip(per_image["method"].astype(str), per_image["subject"].astype(str))) if len(per_image) else set()
+    first: dict[tuple[str, str], str] = {}
+    for e in errors:
+        pair = (str(e.method), str(e.subject))
+        if all(pair) and pair not in scored:
+            first.setdefault(pair, e.message)
+    return [{"method": m, "subject": s, "reason": why} for (m, s), why in sorted(first.items())]

@@ -79,7 +79,7 @@ from .embed import (
     stack_group,
     trunk_is_pretrained,
 )
-from .inputs import ScoreError, drop_subjects, strip_identifier  # noqa: F401  (strip_identifier: the tests import it here)
+from .inputs import ScoreError, drop_subjects, strip_identifier, unscored_pairs  # noqa: F401  (strip_identifier: the tests import it here)
 from .keys import default_cache_dir, digests, lib_version, short_hash
 from .merge import merge_scores  # noqa: F401  (re-exported: the engine's merge job imports it from here)
 from .outputs import (  # noqa: F401  (PROVENANCE: re-exported for the tests that import it from here)
@@ -443,7 +443,8 @@ class ScoringRun:
               meta: dict) -> ScoreResult:
         """A part (``only``): per_image, div, real, errors and score_meta.json; else every file
         (:func:`finalize_scores`)."""
-        if self.opts.only is None:
+        if self.opts.only is None:  # a whole folder: a subject left out entirely is named, as the merge does
+            meta["missing"] = unscored_pairs(per_image, self.errors)
             return finalize_scores(self.out_dir, per_image, div, real, err_df, self.errors, meta, self.t0)
         write_core(self.out_dir, per_image, div, real, err_df)
         meta["wall_s"] = time.perf_counter() - self.t0

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ...layout import CLASS_IMAGES, ResultsLayout
-from ...methods.priors import ensure_class_images
-from ...verify import png_problem
+from ...methods.priors import class_image_problems, ensure_class_images
 from ..jobs import Job, content_hash
 from . import JobKind, Log, spec_of
 
@@ -71,8 +70,8 @@ def output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
         return []
     count = int(((row.get("spec") or {}).get("need") or {}).get("count", 0))
     rel = Path(CLASS_IMAGES) / Path(folder).name
-    return [((rel / f"{i:05d}.png").as_posix(), why) for i in range(count)
-            if (why := png_problem(results / rel / f"{i:05d}.png")) is not None]
+    return [((rel / f"{i:05d}.png").as_posix(), why)
+            for i, why in sorted(class_image_problems(results / rel, count).items())]
 
 
 def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:

@@ -54,7 +54,8 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
 
     spec = spec_of(ScoreMergeSpec, job["spec"])
     layout = ResultsLayout(worker.results_dir)
-    merge_manifest(layout.images)
+    # A part that cannot be read fails its own score job; the merge goes on without it (listed as missing)
+    merge_manifest(layout.images, on_bad=lambda e: log(f"left out of the merge: {e}"))
     out = layout.scores
     res = merge_scores(out, merge_parts(out, spec.parts), layout.images, worker.data_dir,
                        metric_profile=spec.metric_profile, model_profile=spec.model_profile,

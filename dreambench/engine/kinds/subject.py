@@ -25,7 +25,7 @@ from ...methods.identity import identity_payload, method_identity
 from ...methods.priors import class_image_need
 from ...models.profiles import get_profile
 from ...protocol import load_protocol, protocol_from_content
-from ...schema import MANIFEST
+from ...schema import MANIFEST, METHOD_INFO
 from ...verify import manifest_paths, png_problem
 from ..jobs import Job, canonical_json, content_hash
 from ..runspec import checked_config, profile_recipe, truncated_protocol
@@ -242,6 +242,8 @@ def output_problems(results: Path, row: dict) -> list[tuple[str, str]]:
     listed = manifest_paths(folder / MANIFEST)
     if listed is None:
         return [(f"{IMAGES}/{label}/{subject}/{MANIFEST}", "missing")]
+    if not (images / label / METHOD_INFO).is_file():  # how the label was made: the tables and scoring read it
+        return [(f"{IMAGES}/{label}/{METHOD_INFO}", "missing")]
     keys = spec.get("keys") or {}
     problems = []
     if "images" in keys:
