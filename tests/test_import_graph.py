@@ -190,3 +190,13 @@ def test_the_graph_sees_known_edges():
 
 def test_the_cycle_finder_sees_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_data_and_metrics_import_no_method():
+    """Reading a dataset, checking photos and scoring images need no training code: the photo reading they
+    share with training is ``dreambench.photos``, below all of them."""
+    graph = import_graph()
+    readers = ("dreambench.data", "dreambench.metrics", "dreambench.samples", "dreambench.photos")
+    bad = sorted(f"{m} -> {t}" for m, ts in graph.items() if any(_within(m, r) for r in readers)
+                 for t in ts if _within(t, "dreambench.methods"))
+    assert bad == []

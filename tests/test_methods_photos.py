@@ -8,10 +8,10 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
+from dreambench import photos
 from dreambench.engine.plan import MethodRun, RunSpec, build_plan
 from dreambench.engine.subject_job import SubjectJob, prepare_subject_data
 from dreambench.images import ImageWarning, list_images, load_rgb
-from dreambench.methods import photos
 from dreambench.methods.training import load_pixels
 from dreambench.protocol import load_protocol
 

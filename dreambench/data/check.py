@@ -1,6 +1,6 @@
 """Validate a folder of subject folders before anything trains on it.
 
-Every image is decoded through :func:`load_subject_image` (:mod:`dreambench.methods.photos`), as training reads
+Every image is decoded through :func:`load_subject_image` (:mod:`dreambench.photos`), as training reads
 it, so a file that passes here loads the same way later. Errors (the file cannot be used): missing or
 empty subject folder, unreadable or truncated image, decompression bomb, animated image, short side below
 the minimum. Warnings (the file is usable after a conversion): CMYK, palette, alpha, grayscale or 16-bit
@@ -20,9 +20,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .. import photos  # module: tests wrap decode_photo, read at call time
 from ..errors import DataError, first_problems
 from ..images import IMAGE_SUFFIXES, MIN_SHORT_SIDE, list_images
-from ..methods import photos  # module: tests wrap decode_photo, read at call time
 from ..protocol import Protocol, load_protocol
 
 
@@ -79,10 +79,10 @@ class CheckReport:
 
 def load_subject_image(path: str | Path, min_short_side: int = MIN_SHORT_SIDE, short_side: int | None = None):
     """A subject photo decoded once as training, ``data check`` and ``run`` all read it (EXIF, RGB; reduced
-    for a training ``short_side`` when given, see :mod:`dreambench.methods.photos`) and checked from its
+    for a training ``short_side`` when given, see :mod:`dreambench.photos`) and checked from its
     header, or :class:`DataError` naming it: unreadable, animated, or short side below ``min_short_side``
     (the protocol's minimum, :data:`dreambench.images.MIN_SHORT_SIDE`). Returns the
-    :class:`~dreambench.methods.photos.Photo`."""
+    :class:`~dreambench.photos.Photo`."""
     return photos.check_photo(photos.decode_photo(path, short_side), min_short_side)
 
 

@@ -48,7 +48,6 @@ from ..io import save_image_atomic, write_text_atomic, writes_under
 from ..layout import ARTIFACT_INFO, JOB_INFO, ResultsLayout
 from ..methods.base import GenerationRequest, Method, SubjectData, get_method
 from ..methods.identity import identity_text, method_identity, same_identity
-from ..methods.photos import keep as keep_photo
 from ..methods.priors import (
     class_image_need,
     class_images_key,
@@ -58,6 +57,7 @@ from ..methods.priors import (
 )
 from ..methods.recipes import resolve_config
 from ..models import get_profile
+from ..photos import keep as keep_photo
 from ..protocol import CLASS_PROMPT_INDEX, Protocol, Subject
 from ..provenance import components_provenance
 from ..schema import MANIFEST, METHOD_INFO, image_relpath
@@ -152,7 +152,7 @@ def prepare_subject_data(job: SubjectJob, protocol: Protocol, data_dir: str | Pa
                          log: Callable[[str], None] | None = None, resolution: int | None = None) -> SubjectData:
     """Validate the job's inputs and build its :class:`SubjectData`, before any model work.
 
-    Every photo is decoded once here (:func:`dreambench.methods.photos.decode_photo`, reduced for a
+    Every photo is decoded once here (:func:`dreambench.photos.decode_photo`, reduced for a
     training ``resolution`` when given); the chosen ones are kept for training's ``load_pixels``.
 
     Raises :class:`DataError` for an unknown subject, a subject folder with no images or with an

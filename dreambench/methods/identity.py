@@ -10,7 +10,7 @@ again (:func:`dreambench.engine.runner._claim_label`).
 
 - a **built-in** (provider ``dreambench``): ``version`` is dreambench's, ``revision`` the class's
   ``revision`` attribute (bumped by hand when the method's behaviour changes, like
-  :data:`dreambench.methods.photos.PHOTO_DECODE`), ``code_digest`` None. Built-ins get no code digest: any
+  :data:`dreambench.photos.PHOTO_DECODE`), ``code_digest`` None. Built-ins get no code digest: any
   edit of dreambench, a docstring included, would re-run every job;
 - a **plug-in** (provider: its distribution's name): ``version`` the distribution's version, ``revision``
   None, ``code_digest`` :func:`code_digest` of the top-level package its class's module belongs to, found

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DreambenchError
+from ..photos import square_pixels, take
 from .conditioning import (
     Conditioning,
     as_conditioning,
@@ -42,15 +43,14 @@ from .conditioning import (
     prompt_conditioning,
 )
 from .configs import TrainConfig  # re-exported: its home before configs.py
-from .photos import square_pixels, take
 from .sampling import auto_flag, compile_module
 
 
 # ----------------------------------------------------------------------------------------------- data
 def load_pixels(paths: list[Path], resolution: int) -> torch.Tensor:
-    """Images as training squares (:func:`dreambench.methods.photos.square_pixels`: the centre square,
+    """Images as training squares (:func:`dreambench.photos.square_pixels`: the centre square,
     bicubic, antialiased), a float tensor (N, 3, resolution, resolution) in [-1, 1]. Photos the job's data
-    check already decoded are taken from it (:func:`dreambench.methods.photos.take`), not decoded again."""
+    check already decoded are taken from it (:func:`dreambench.photos.take`), not decoded again."""
     return load_photos(paths, resolution)[0]
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import DataError
 from ..images import MIN_SHORT_SIDE, list_images
 from ..manifest import read_manifest, read_part, row_problem
-from ..methods.photos import check_header
+from ..photos import check_header
 from ..protocol import name_problem
 from ..schema import MANIFEST, METHOD_INFO
 from .keys import file_sha256, short_hash
@@ -115,7 +115,7 @@ def validate_rows(
 def find_real_sets(subjects: list[str], subjects_dir: Path) -> tuple[dict[str, tuple[list[Path], str]], dict[str, str]]:
     """Per subject, its real photos and the key of the set (names and bytes); unusable folders apart. A
     photo that fails the subject-photo checks read from its header (not an image, decompression bomb,
-    animated, short side below 256 px: :func:`dreambench.methods.photos.check_header`, what ``data check``
+    animated, short side below 256 px: :func:`dreambench.photos.check_header`, what ``data check``
     and ``run`` refuse) never enters a real set: its subject is skipped with a message naming it."""
     sets, bad = {}, {}
     for s in subjects:

@@ -40,7 +40,7 @@ from ..errors import DataError, first_problems
 from ..images import load_rgb
 from ..layout import ResultsLayout
 from ..manifest import merge_manifest, write_part
-from ..methods.photos import check_header
+from ..photos import check_header
 from ..protocol import check_name
 from ..schema import METHOD_INFO, METHOD_INFO_KEYS, image_relpath
 from .layout import Sample, read_samples
@@ -95,7 +95,7 @@ def check_against_data(samples: list[Sample], subjects: dict[str, DbpSubject], d
 
 
 def check_images(paths: list[Path]) -> None:
-    """Each file's header (:func:`dreambench.methods.photos.check_header`: an image, not animated, not a
+    """Each file's header (:func:`dreambench.photos.check_header`: an image, not animated, not a
     decompression bomb); :class:`DataError` naming the first bad ones."""
     problems = []
     for p in paths:

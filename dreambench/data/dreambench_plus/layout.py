@@ -173,10 +173,10 @@ def _unexpected(folder: Path) -> list[str]:
 def scan_layout(folder: str | Path, check_image=None) -> tuple[list[DbpSubject], list[str]]:
     """Every well-formed subject of ``folder`` (sorted by collection_id, as the reference sorts them) and
     one line per problem (naming the file). ``check_image(path)`` raises :class:`DataError` for an
-    unusable image (default: the header check :func:`dreambench.methods.photos.check_header`)."""
+    unusable image (default: the header check :func:`dreambench.photos.check_header`)."""
     folder = Path(folder)
     if check_image is None:
-        from ...methods.photos import check_header  # PIL: only once a folder is actually read
+        from ...photos import check_header  # PIL: only once a folder is actually read
 
         check_image = check_header
     for top in (IMAGES, CAPTIONS):

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ... import photos  # module: PHOTO_DECODE read at call time
 from ...layout import IMAGES, ResultsLayout
-from ...methods import photos  # module: PHOTO_DECODE read at call time
 from ...methods.base import get_method
 from ...methods.identity import identity_payload, method_identity
 from ...methods.priors import class_image_need

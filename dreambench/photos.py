@@ -28,8 +28,8 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from ..errors import DataError
-from ..images import ImageWarning, decode_errors, describe_mode, to_rgb
+from .errors import DataError
+from .images import ImageWarning, decode_errors, describe_mode, to_rgb
 
 #: How subject photos become training pixels. Part of every subject job's id (engine/kinds/subject.py).
 PHOTO_DECODE = "photos-v2: JPEG draft >= 2x short side, one bicubic resize of the centre square"
