@@ -250,6 +250,26 @@ def test_progress_weights_follow_estimated_cost(tmp_path, protocol):
     assert set(job_weights(plan.jobs, {}).values()) == {1.0}
 
 
+def test_progress_bar_never_passes_its_total(tmp_path, protocol):
+    """Shares summed in another order than the bar's total passed it by a rounding error: tqdm warned
+    'clamping frac to range [0, 1]' at the end of every run."""
+    import warnings
+
+    from dreambench.engine import cost
+    from dreambench.engine.runner import RunOptions, _JobsBar, job_weights
+
+    plan = build_plan(_spec(), protocol)
+    weights = job_weights(plan.jobs, cost.relative_job_seconds(plan, cost.load_rates(tmp_path, "tiny", "cpu"), 4))
+    weights = {jid: w + 1 / 3 for jid, w in weights.items()}  # shares with no short decimal form
+    bar = _JobsBar(plan.jobs, RunOptions(tmp_path, tmp_path, progress=True, job_weights=weights))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for job in reversed(plan.jobs):
+            bar.advance(job.id)
+        bar.close()
+    assert bar.bar.n == pytest.approx(bar.bar.total)
+
+
 def test_cpu_dry_run_is_not_estimated_from_another_device(tmp_path, dataset_dir):
     """Issue 25: a CPU tiny run shows no H100 figures: no calibration for this device, and how to measure one."""
     from click.testing import CliRunner

@@ -230,13 +230,15 @@ class _JobsBar:
         from tqdm import tqdm
 
         self.weight, self.n, self.finished = job_weights(todo, opts.job_weights), len(todo), 0
-        self.bar = tqdm(total=round(sum(self.weight.values()), 3), desc=f"jobs 0/{self.n}", disable=not opts.progress,
+        self.bar = tqdm(total=sum(self.weight.values()), desc=f"jobs 0/{self.n}", disable=not opts.progress,
                         file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
 
     def advance(self, jid: str) -> None:
         self.finished += 1
         self.bar.set_description_str(f"jobs {self.finished}/{self.n}", refresh=False)
-        self.bar.update(self.weight[jid])
+        # Float shares summed in another order than the total can pass it by a rounding error, which
+        # tqdm reports as a warning at the end of every run.
+        self.bar.update(max(0.0, min(self.weight[jid], self.bar.total - self.bar.n)))
 
     def write(self, line: str, file=None) -> None:
         """A line above the bar (``tqdm.write``)."""
