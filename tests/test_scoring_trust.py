@@ -158,7 +158,9 @@ def test_failing_score_part_does_not_block_the_others(tiny_results, dataset_dir,
     missing = pd.read_csv(res / "scores" / "missing.csv")
     assert missing[["method", "subject"]].values.tolist() == [["dreambooth", "backpack"]]
     table1 = (res / "tables" / "table1_fidelity.csv").read_text()
-    assert "missing (not scored, see scores/missing.csv): dreambooth/backpack" in table1
+    assert table1.count("missing") == 2  # one footnote naming the label and the file (no provenance line)
+    assert "missing subjects (planned, no scores, not counted in n; see scores/missing.csv): dreambooth: backpack" \
+        in table1
     agg = pd.read_csv(res / "scores" / "aggregates.csv").set_index(["method", "metric"])
     assert agg.loc[("dreambooth", "dino"), "n_subjects"] == 1 and agg.loc[("pretrained", "dino"), "n_subjects"] == 2
 

@@ -59,8 +59,9 @@ class RunMeta:
     def random_init(self) -> bool:
         return self.weights == RANDOM_INIT
 
-    def lines(self) -> list[str]:
-        """Human-readable provenance lines (no comment markers); the random-init warning comes first."""
+    def lines(self, missing: bool = True) -> list[str]:
+        """Human-readable provenance lines (no comment markers); the random-init warning comes first.
+        ``missing`` False leaves out the run's unscored subjects (a table names its own in a footnote)."""
         out = []
         if self.random_init:
             out.append("random-init weights: not quality results")
@@ -74,7 +75,7 @@ class RunMeta:
             f"tables by dreambench commit {self.commit}"
             + (f"; scored at commit {self.score_commit}" if self.score_commit != "unknown" else ""),
         ]
-        if self.missing:
+        if missing and self.missing:
             out.append(f"missing (not scored, see scores/missing.csv): {', '.join(self.missing)}")
         return out
 

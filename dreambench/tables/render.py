@@ -274,7 +274,9 @@ def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True,
     of reported rows only carries no random-init line (nothing in it was measured here)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     notes = table.notes + (["± : half-width of the 95% interval"] if ci else [])
-    lines = meta.lines() if measured(table) else [x for x in meta.lines() if not x.startswith("random-init")]
+    lines = meta.lines(missing=False)  # the table's footnotes name the subjects its own rows miss
+    if not measured(table):
+        lines = [x for x in lines if not x.startswith("random-init")]
     header = [f"Table {table.number}: {table.title}", *lines, *notes, *table.footnotes]
     disp = display_frame(table, ci)
 
