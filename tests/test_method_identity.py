@@ -122,6 +122,25 @@ def test_an_edited_editable_plugin_has_another_identity(tmp_path):
         {k: v for k, v in first.items() if k != realrun.PLUGIN_METHOD}
 
 
+def test_a_second_package_of_the_plugin_distribution_is_part_of_its_code(tmp_path):
+    """A distribution that ships a helper package beside the method's (declared in top_level.txt): editing
+    the helper changes the plug-in's identity as editing the method's own package does."""
+    site, pkg = _editable_site(tmp_path)
+    helper = site / "example_paste_helpers"
+    helper.mkdir()
+    (helper / "__init__.py").write_text("CORNER = 8\n")
+    info = site / "dreambench_example_plugin-0.1.0.dist-info"
+    (info / "top_level.txt").write_text(f"{PLUGIN_PACKAGE}\nexample_paste_helpers\n")
+    env = realrun.cli_env(site)
+    first = _identities(env)[realrun.PLUGIN_METHOD]
+    (helper / "__init__.py").write_text("CORNER = 16\n")
+    second = _identities(env)[realrun.PLUGIN_METHOD]
+    assert second["version"] == first["version"] and second["code_digest"] != first["code_digest"]
+    # A declared name that is not there does not count (and does not fail).
+    (info / "top_level.txt").write_text(f"{PLUGIN_PACKAGE}\nexample_paste_helpers\nnot_installed_here\n")
+    assert _identities(env)[realrun.PLUGIN_METHOD] == second
+
+
 #: The smallest run that trains and scores: one subject, one prompt, one image, 2 training steps.
 _ARGS = ("--method", "dreambooth", "--method", realrun.PLUGIN_METHOD, "--subjects", "dog", "--profile", "tiny",
          "--steps", "2", "--prompts", "1", "--images-per-prompt", "1")
