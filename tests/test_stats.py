@@ -130,3 +130,13 @@ def test_paired_test_reports_test_and_n():
     assert t_big.lo < t_big.diff < t_big.hi
     t_two = stats.paired_test([0.5, 0.6], [0.4, 0.7])
     assert t_two.n == 2 and np.isnan(t_two.lo) and np.isnan(t_two.hi) and t_two.test == stats.EXACT_TEST
+
+
+def test_paired_interval_stays_within_the_possible_differences():
+    """Cosines in [-1, 1] differ by at most 2: three subjects far apart give a t interval of about
+    0.67 ± 5.7, clipped to [-2, 2] (both bounds), and the p-value is untouched."""
+    a, b = [1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]
+    wide = stats.paired_test(a, b)
+    assert wide.lo < -2 and wide.hi > 2  # what the interval alone gives
+    t = stats.paired_test(a, b, value_range=(-1.0, 1.0))
+    assert (t.lo, t.hi) == (-2.0, 2.0) and t.diff == wide.diff and t.p_value == wide.p_value

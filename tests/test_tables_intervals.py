@@ -67,6 +67,11 @@ def test_every_interval_is_in_range_or_both_nan(run):
         a, b = RANGES[r["metric"]]
         assert a <= r["lo"] <= r["mean"] <= r["hi"] <= b, r
     assert "Disagreements" not in (run / "tables" / "README.md").read_text()
+    # paired.csv: the interval of a difference stays within the differences the metric allows
+    for r in pd.read_csv(run / "scores" / "paired.csv").to_dict("records"):
+        a, b = RANGES[r["metric"]]
+        assert np.isnan(r["lo"]) == np.isnan(r["hi"]), r
+        assert np.isnan(r["lo"]) or a - b <= r["lo"] <= r["diff"] <= r["hi"] <= b - a, r
 
 
 def test_real_label_is_the_real_images_row(run):
