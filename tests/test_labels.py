@@ -112,6 +112,12 @@ def test_merge_of_one_label_from_two_folders_suggests_relabel(two_labels, tmp_pa
     realrun.run_cli(["tables", two_labels, other, "--out", out, *hint.split(" ", 1)], cli_env)
     rows = list(csv.DictReader(l for l in (out / "table1_fidelity.csv").open() if not l.startswith("#")))
     assert {"dreambooth", "db-fast", "db-fast-2"} <= {r["method"] for r in rows}
+    # A --relabel that itself clashes: the hint names the folder's own label and a name nobody shows.
+    proc = realrun.run_cli(["tables", two_labels, other, "--out", out, "--relabel", f"{other}:db-fast=dreambooth"],
+                           cli_env, check=False)
+    hint = f"--relabel {other}:db-fast=dreambooth-2"
+    assert proc.returncode != 0 and hint in proc.stderr, proc.stderr
+    realrun.run_cli(["tables", two_labels, other, "--out", out, *hint.split(" ", 1)], cli_env)
 
 
 def test_label_all_is_reserved_for_replace_all():
