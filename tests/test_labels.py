@@ -152,3 +152,12 @@ def test_changed_sample_steps_is_refused_before_any_work(two_labels, tmp_path, d
     assert json.loads((res / "images" / "db-fast" / "method.json").read_text())["config"]["sample_steps"] == 3
     new = _digest(res / "images" / "db-fast")
     assert any(new[k] != old[k] for k in new if k.endswith(".png"))
+
+
+def test_refusal_suggests_a_label_that_is_free(two_labels, tmp_path, dataset_dir, cli_env):
+    """The refusal's "give this config another label" names a label neither the folder nor the run uses."""
+    res = realrun.copy_run(two_labels, tmp_path / "r")
+    changed = ("--method", "dreambooth", "--method", "db-fast=dreambooth", "--method", "db-fast-2=dreambooth",
+               "--set", "db-fast.lr=1e-4")
+    proc = _run(res, dataset_dir, cli_env, *changed, "--dry-run", check=False, score=True)
+    assert proc.returncode == 2 and "(--method db-fast-3=dreambooth)" in proc.stderr, proc.stderr

@@ -44,6 +44,7 @@ class Replacement:
         images: PNG files now under ``images/<label>/`` (what replacing deletes).
         refusable: False when only the method's identity changed (its code or revision): the label is
             re-made without ``--replace``, and ``differences`` holds ``"made by OLD, this run has NEW"``.
+        free_label: a label neither the folder nor the plan uses, for the refusal's "another label" hint.
     """
 
     label: str
@@ -51,6 +52,7 @@ class Replacement:
     differences: tuple[str, ...]
     images: int
     refusable: bool = True
+    free_label: str = ""
 
     def describe(self) -> str:
         if not self.refusable:
@@ -84,7 +86,7 @@ def find_replacements(plan: Plan, results_dir: str | Path) -> list[Replacement]:
             old_settings = next((s for k, s in recorded.get(label, []) if k == old), None)
             method = (settings or {}).get("method", "METHOD")
             out.append(Replacement(label, method, tuple(differences(old_settings, settings)),
-                                   count_images(results, label)))
+                                   count_images(results, label), free_label=free_label(results, plan, label)))
     for label, (_, settings) in planned_settings(plan).items():
         method = (settings or {}).get("method")
         change = None if any(r.label == label for r in out) else identity_change(results, label, method)
@@ -136,6 +138,16 @@ def differences(old: dict | None, new: dict | None) -> list[str]:
     return out or ["settings differ"]
 
 
+def free_label(results: Path, plan: Plan, label: str) -> str:
+    """``LABEL-N`` with the smallest N >= 2 that is neither a label of the folder nor of the plan."""
+    images = ResultsLayout(results).images
+    taken = set(plan.labels()) | ({p.name for p in images.iterdir()} if images.is_dir() else set())
+    n = 2
+    while f"{label}-{n}" in taken:
+        n += 1
+    return f"{label}-{n}"
+
+
 def count_images(results: Path, label: str) -> int:
     folder = ResultsLayout(results).label_images(label)
     return sum(1 for _ in folder.rglob("*.png")) if folder.is_dir() else 0
@@ -155,5 +167,5 @@ def check_replacements(found: list[Replacement], replace: tuple[str, ...] | list
     if not refused:
         return
     lines = [f"{r.describe()}; re-run with --replace {r.label} to delete them and make new ones, or give "
-             f"this config another label (--method {r.label}-2={r.method})" for r in refused]
+             f"this config another label (--method {r.free_label or r.label + '-2'}={r.method})" for r in refused]
     raise DreambenchError("\n".join(lines))
