@@ -186,3 +186,10 @@ def test_table2_incomplete_rows_are_na_and_warned(run, tmp_path, cli_env, datase
         assert "100.0 [" in rows["subject"] and "n/a" not in rows["subject"], rows
         for lo, hi in _shown_bounds(text):
             assert 0 <= lo <= hi <= 100 + 0.05, (suffix, lo, hi)
+    # study analyze: the same warning, and each short question marked in majority.csv
+    proc = realrun.run_cli(["study", "analyze", "--db", db, "--out", tmp_path / "a"], cli_env)
+    assert [ln for ln in proc.stderr.splitlines() if ln.startswith("warning:")] == warned
+    mv = pd.read_csv(tmp_path / "a" / "majority.csv").set_index("question_type")
+    assert (mv["n_asked"] == 2).all()
+    assert mv.loc["prompt", "complete"].tolist() == [False, False] and (mv.loc["prompt", "n_answers"] == 1).all()
+    assert mv.loc["subject", "complete"].tolist() == [True, True]
