@@ -193,3 +193,13 @@ def test_table2_incomplete_rows_are_na_and_warned(run, tmp_path, cli_env, datase
     assert (mv["n_asked"] == 2).all()
     assert mv.loc["prompt", "complete"].tolist() == [False, False] and (mv.loc["prompt", "n_answers"] == 1).all()
     assert mv.loc["subject", "complete"].tolist() == [True, True]
+
+
+def test_no_report_cell_shows_a_value_out_of_range(run, tmp_path, cli_env, dataset_dir):
+    """The HTML report's tables and per-category blocks follow the same rule as the table files."""
+    out = tmp_path / "report"
+    realrun.run_cli(["report", run, "--out", out, "--data", dataset_dir], cli_env)
+    shown = _shown_bounds((out / "index.html").read_text())
+    assert len(shown) > 10
+    for lo, hi in shown:
+        assert -1 - 5e-4 <= lo <= hi <= 1 + 5e-4, (lo, hi)
