@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import preflight
 from .data import subject_images
 from .data.check import check_photos
 from .engine import cost
@@ -35,7 +36,7 @@ from .engine.replace import check_replace_names, check_replacements, find_replac
 from .engine.runner import RunOptions, run_plan
 from .engine.runspec import RunSpec, tables_available
 from .errors import DataError, DreambenchError
-from .models import get_profile, preflight
+from .models import get_profile
 from .paths import data_dir_searched, default_data_dir
 from .protocol import load_protocol
 from .provenance import sd_provenance
@@ -224,7 +225,7 @@ def _judge(r: RunRequest, data_dir: Path, progress: Callable | None) -> Any:
                                data_dir=r.judge.data_dir or data_dir)
     result = judge_results(r.results_dir, opts, on_progress=progress)
     if r.score and tables_available():  # the run's tables job ran before the judge: add its CP and PF
-        from .tables import write_tables
+        from .tables import write_tables  # heavy: pandas (the tables package resolves it from tables.build)
 
         write_tables(r.results_dir)
     return result

@@ -11,6 +11,7 @@
     <results>/artifacts/<label>/<subject>/       trained weights + artifact.json
     <results>/class_images/<key>/                shared prior-preservation images
     <results>/scores/                            score files (metrics.scoring); parts/<label>/<subject>/
+    <results>/bench.json                         ``dreambench bench``'s measurements
     <results>/tables/                            Tables 1-6 (CSV, LaTeX, Markdown)
     <results>/report/                            the static HTML report
     <results>/cache/                             embeddings and tower digests (content-addressed)
@@ -47,6 +48,29 @@ CACHE = "cache"
 LOGS = "logs"
 SUPERSEDED = ".superseded"
 JUDGE = "judge"
+
+# Files inside those folders. The score files are in scores/ and, per (label, subject), in
+# scores/parts/<label>/<subject>/ (metrics.parts).
+PER_IMAGE = "per_image.csv"
+DIV = "div.csv"
+REAL = "real.csv"
+PER_SUBJECT = "per_subject.csv"
+AGGREGATES = "aggregates.csv"
+PER_CATEGORY = "per_category.csv"
+PAIRED = "paired.csv"
+ERRORS = "errors.csv"
+MISSING = "missing.csv"
+SCORE_META = "score_meta.json"
+#: In images/<label>/<subject>/ (and class_images/<key>/ for the manifest): the image manifest, the job's record.
+MANIFEST = "manifest.csv"
+JOB_INFO = "job.json"
+#: images/<label>/method.json; artifacts/<label>/<subject>/artifact.json.
+METHOD_INFO = "method.json"
+ARTIFACT_INFO = "artifact.json"
+#: tables/README.md: what the tables are and the files written (tables.build).
+TABLES_README = "README.md"
+#: ``dreambench bench``'s measurements (engine.cost reads them for estimates).
+BENCH_FILE = "bench.json"
 
 
 @dataclass(frozen=True)

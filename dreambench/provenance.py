@@ -22,6 +22,7 @@ from . import __version__
 from .models.profiles import ModelProfile, get_profile
 from .models.random_digest import random_sd_digest
 from .models.sd_source import resolve_sd_source, sd_digest
+from .models.vae_source import combined_digest, resolve_vae
 
 
 def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model", vae: str | None = None) -> dict:
@@ -46,8 +47,6 @@ def sd_provenance(profile: Any, model: str | None = None, flag: str = "--model",
     if prof.family != "sd15":  # SD 1.5 records keep their old keys (and so their hashes)
         out["sd_family"] = prof.family
     if vae:
-        from .models.vae_source import combined_digest, resolve_vae
-
         rec = resolve_vae(vae).record()
         out.update(rec, sd_digest=combined_digest(out["sd_digest"], rec["vae_digest"]))
     return out

@@ -5,8 +5,10 @@ string, imported on the first :meth:`Registry.get` of that name (so listing the 
 methods imports none of them). A registry given an entry-point ``group`` registers every entry point of
 that group once, on first use, and records which distribution provides each name.
 
-Methods, recipes, metric profiles and model profiles are each one instance (``methods/registry.py``,
-``methods/recipes.py``, ``metrics/profiles.py``, ``models/profiles.py``); the shape follows
+Methods, recipes, metric profiles, model profiles, metrics, job kinds, judge profiles and fetched
+protocols are each one instance (``methods/registry.py``, ``methods/recipes.py``, ``metrics/profiles.py``,
+``models/profiles.py``, ``metrics/registry.py``, ``engine/kinds/__init__.py``, ``judge/profiles.py``,
+``protocol.py``); the shape follows
 lm-evaluation-harness's ``Registry[T]`` and timm's ``_registry.py``.
 """
 

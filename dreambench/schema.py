@@ -23,11 +23,10 @@ A *results folder* (what ``dreambench run`` writes)::
 
 from __future__ import annotations
 
+from .layout import MANIFEST, METHOD_INFO, PER_IMAGE
 from .metrics.registry import SCORED_COLUMNS
 from .protocol import CLASS_PROMPT_INDEX
 
-MANIFEST = "manifest.csv"
-METHOD_INFO = "method.json"
 #: Keys of ``<images>/<label>/method.json``: the registry method, its config and recipe, the ablation
 #: settings (``ppl``: prior preservation true = on, false = off, null = does not apply;
 #: ``class_noun_mode``: correct | none | wrong; ``num_inputs``: instance images used, null = all), the
@@ -42,7 +41,6 @@ MANIFEST_COLUMNS = ["method", "subject", "prompt_index", "prompt", "seed", "path
 MANIFEST_OPTIONAL = ["prompt_plain", "category", "class_noun", "profile", "weights"]
 #: The per-image score columns of per_image.csv (declared in dreambench.metrics.registry).
 SCORE_COLUMNS = list(SCORED_COLUMNS)
-PER_IMAGE = "per_image.csv"
 
 
 def image_relpath(method: str, subject: str, prompt_index: int, seed: int) -> str:

@@ -105,9 +105,9 @@ def test_run_passes_weights_to_scoring_and_records_provenance(tmp_path, dataset_
 
 def test_resumed_run_pays_nothing_for_the_preflight(monkeypatch, tmp_path):
     """The second preflight with the same options and files loads no model (cached by digests)."""
+    from dreambench import preflight
     from dreambench.commands import doctor
     from dreambench.engine.plan import MethodRun, RunSpec, build_plan
-    from dreambench.models import preflight
     from dreambench.protocol import load_protocol
 
     monkeypatch.setenv("DREAMBENCH_CACHE", str(tmp_path / "cache"))
@@ -167,7 +167,7 @@ def test_preflight_key_imports_no_model_library(tmp_path):
         "import sys\n"
         "from dreambench.engine.plan import MethodRun, RunSpec, build_plan\n"
         "from dreambench.protocol import load_protocol\n"
-        "from dreambench.models.preflight import Needs, check_key\n"
+        "from dreambench.preflight import Needs, check_key\n"
         "profile, sd = sys.argv[1], sys.argv[2] == 'sd'\n"
         "spec = RunSpec([MethodRun('dreambooth', 'dreambooth')], ['dog'], profile, prompts=1, images_per_prompt=1)\n"
         "plan = build_plan(spec, load_protocol('dreambooth'))\n"
@@ -189,8 +189,8 @@ def test_preflight_key_imports_no_model_library(tmp_path):
 def test_library_preflight_raises_instead_of_exiting(tmp_path, monkeypatch):
     """``dreambench.evaluate`` runs the preflight as library code: a failure is a PreflightError (a
     DreambenchError the CLI prints one problem a line), never a SystemExit out of a notebook."""
+    from dreambench import preflight
     from dreambench.engine.plan import MethodRun, RunSpec, build_plan
-    from dreambench.models import preflight
     from dreambench.protocol import load_protocol
 
     monkeypatch.setenv("DREAMBENCH_CACHE", str(tmp_path / "cache"))

@@ -125,7 +125,7 @@ def test_an_edited_editable_plugin_has_another_identity(tmp_path):
 def test_a_second_package_of_the_plugin_distribution_is_part_of_its_code(tmp_path):
     """A distribution that ships a helper package beside the method's (declared in top_level.txt): editing
     the helper changes the plug-in's identity as editing the method's own package does."""
-    site, pkg = _editable_site(tmp_path)
+    site, _ = _editable_site(tmp_path)
     helper = site / "example_paste_helpers"
     helper.mkdir()
     (helper / "__init__.py").write_text("CORNER = 8\n")

@@ -15,6 +15,7 @@ from .. import __version__
 from ..engine.local import cpu_threads, cpu_threads_choice, log_line, usable_cores
 from ..engine.worker import PristineCopy
 from ..io import write_text_atomic
+from ..layout import BENCH_FILE
 from ..models import get_profile, load_sd
 from ..paths import default_data_dir
 from .estimate import estimate_protocol
@@ -22,8 +23,6 @@ from .fixtures import synthetic_dataset
 from .measure import datasheet_peak, fractions, measure_matmul
 from .sampling_scoring import bench_sampling, bench_score_folder, bench_scoring
 from .training import bench_method, bench_packing, bench_packing_inprocess, bench_reference, mps_running
-
-BENCH_FILE = "bench.json"
 
 
 @dataclass

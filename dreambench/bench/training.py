@@ -18,6 +18,7 @@ from ..methods.recipes import recipes_for, resolve_config
 from ..models import get_profile, load_sd
 from .fixtures import bench_subject
 from .measure import count_flops, peak_gb, reset_peak, sync
+from .packing import train_packed
 from .sdxl_reference import sdxl_lora_reference_step_fn
 
 
@@ -222,8 +223,6 @@ def bench_packing_inprocess(name: str, components: Any, pristine: Any, device: t
 
     ``aggregate_steps_per_s`` = k * steps / (seconds of the interleaved loop), as for process packing.
     Only full-UNet DreamBooth packs this way; another method reports ``{"supported": False}``."""
-    from .packing import train_packed  # lazy: bench.packing imports this module
-
     if name != "dreambooth":
         return {"method": name, "jobs": k, "supported": False, "why": "in-process packing trains DreamBooth only"}
     cls = get_method(name)

@@ -6,20 +6,20 @@ import sys
 
 import click
 
+from .. import preflight  # module, not names: read at call time (tests wrap run_checks)
 from ..engine.devices import check_device
-from ..models import preflight  # module, not names: read at call time (tests wrap run_checks)
 from .options import metric_weights_spec, weights_options
 
 
 def preflight_lines(profile: str, model: str | None, metric_profile: str, weights: dict, device: str | None,
                     needs=None, vae: str | None = None) -> tuple[list, list[str]]:
-    """(rows, one line per problem) of the run's models (:func:`dreambench.models.preflight.problem_lines`)."""
+    """(rows, one line per problem) of the run's models (:func:`dreambench.preflight.problem_lines`)."""
     return preflight.problem_lines(profile, model, metric_profile, weights, device, needs, vae)
 
 
 def run_preflight(plan, results_dir, device: str | None) -> None:
-    """:func:`dreambench.models.preflight.check_plan` (``results_dir`` is not used: the passed checks are
-    cached per user); a failure raises :class:`~dreambench.models.preflight.PreflightError`, which the CLI
+    """:func:`dreambench.preflight.check_plan` (``results_dir`` is not used: the passed checks are
+    cached per user); a failure raises :class:`~dreambench.preflight.PreflightError`, which the CLI
     prints one problem a line, exit 2."""
     preflight.check_plan(plan, device)
 

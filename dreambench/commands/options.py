@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..errors import DreambenchError
+
 
 def results_option(f):
     """``--results DIR`` on a subcommand, defaulting to the global ``--results``."""
@@ -81,7 +83,6 @@ def judge_request(judge: bool, quiet: bool = False, **given):
             names = ", ".join(f"--judge-{k.replace('_', '-')}" for k in values)
             raise click.UsageError(f"{names} given without --judge")
         return None
-    from ..errors import DreambenchError
     from ..judge.evaluate import JudgeOptions, check_judge
 
     opts = JudgeOptions(**values)

@@ -11,10 +11,10 @@ import click
 from ..engine.labels import parse_sets
 from ..engine.replace import check_replacements
 from ..engine.runner import failure_lines, format_summary, root_causes
-from ..engine.state import STATE_FILE, StateDB, as_seen_now, driver_alive, progress_table
+from ..engine.state import StateDB, as_seen_now, driver_alive, progress_table
 from ..errors import DreambenchError
 from ..evaluation import RunRequest, evaluate, plan_run
-from ..layout import ResultsLayout
+from ..layout import TABLES_README, ResultsLayout
 from ..tables.names import parse_names
 from .options import (
     judge_options,
@@ -119,7 +119,7 @@ def run_cmd(ctx: click.Context, methods, replace, tables, profile, model, vae, s
     left = print_judged(result.judge) if result.judge is not None else 0
     table1 = ResultsLayout(result.results_dir).tables / "table1_fidelity.md"
     if table1.is_file():  # where the run's main result is, last, where the eye lands
-        click.echo(f"Table 1: {table1} (all tables: {table1.parent}/README.md)")
+        click.echo(f"Table 1: {table1} (all tables: {table1.parent / TABLES_README})")
     for u in result.unscored:  # a table over fewer subjects than planned must never pass as the planned one
         click.echo(f"error: {u.line()}; every table marks the row (n) and names it", err=True)
     if not summary.ok:
@@ -190,7 +190,7 @@ def _print_progress(rows: list[dict]) -> None:
 def status_cmd(ctx: click.Context, as_json: bool, results) -> None:
     """Progress of every label in a results folder, grouped by the run that made it."""
     results_dir = resolve_results(ctx, results)
-    path = results_dir / STATE_FILE
+    path = ResultsLayout(results_dir).state
     if not path.is_file():
         raise DreambenchError(f"{path}: no run state here (start one with `dreambench run`)")
     with StateDB(path, readonly=True) as db:  # writes nothing into the folder (works on a read-only mount)

@@ -9,7 +9,7 @@ import click
 
 from ..errors import ModelLoadError
 from ..io import write_roots
-from ..layout import ResultsLayout
+from ..layout import AGGREGATES, ERRORS, SCORE_META, ResultsLayout
 from ..metrics.keys import default_cache_dir
 from ..metrics.profiles import list_metric_profiles
 from ..metrics.registry import metric_names
@@ -102,7 +102,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
         if not quiet:
             click.echo("nothing to score: every score in --out is current (checked from content keys; no model "
                        "built)", err=True)
-        _print_summary(_read_csv(out / "aggregates.csv"), metric_profile, model_profile, meta["stats"]["scored"], 0,
+        _print_summary(_read_csv(out / AGGREGATES), metric_profile, model_profile, meta["stats"]["scored"], 0,
                        meta["stats"]["scored"], None, out)
         _judge(ctx, results, judging, quiet)
         return
@@ -174,12 +174,12 @@ def _already_current(images: Path, subjects: Path, out: Path, cache_dir: Path | 
     from ..metrics.parts import inputs_current  # heavy: pandas
 
     ok, _ = inputs_current(images, subjects, out, cache_dir=cache_dir, allow_errors=False, **kw)
-    errors = out / "errors.csv"
-    if not ok or not (out / "aggregates.csv").is_file() or (
+    errors = out / ERRORS
+    if not ok or not (out / AGGREGATES).is_file() or (
             errors.is_file() and len(errors.read_text().strip().splitlines()) > 1):
         return None
     try:
-        return json.loads((out / "score_meta.json").read_text())
+        return json.loads((out / SCORE_META).read_text())
     except (OSError, ValueError):
         return None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import DreambenchError
+from ..layout import ResultsLayout
 from ..study import db as sdb
 from .options import resolve_results, results_option
 
@@ -218,7 +219,7 @@ def analyze(db_path: Path, per_image_csv: Path | None, out_dir: Path, n_resample
     """Majority votes, Table 2 (preference.csv/.md) and, with --scores, correlation.csv/.md; for 0-4 ratings
     (`study create-ratings`), ratings.csv and agreement.csv/.md: Krippendorff's alpha human-human and
     judge-human (with --judged), Pearson r of the judge, DINO, CLIP-I and CLIP-T (with --scores) against people."""
-    if judged_results is not None and not (judged_results / "judge" / "judge_items.csv").is_file():
+    if judged_results is not None and not ResultsLayout(judged_results).judge_items.is_file():
         raise click.BadParameter(f"{judged_results}: no judge/judge_items.csv (run `dreambench judge` on it)",
                                  param_hint="--judged")
     import warnings

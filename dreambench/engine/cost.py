@@ -18,10 +18,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..layout import BENCH_FILE
+from ..models.profiles import PROFILES
 from .jobs import Plan
+from .kinds import ORDER, get_kind
 
 CALIBRATION_FILE = Path(__file__).resolve().parent / "calibration.json"
-BENCH_FILE = "bench.json"
 
 
 #: Model profiles with the calibration's architecture (random-init weights have the same FLOPs).
@@ -71,15 +73,11 @@ def load_rates(results_dir: Path | None, profile: str, device: str | None = None
 
 
 def _family(profile: str | None) -> str | None:
-    from ..models.profiles import PROFILES
-
     return PROFILES.get(profile).family if profile in PROFILES else None
 
 
 def _same_shapes(measured: str | None, profile: str) -> bool:
     """Whether a bench of profile ``measured`` times ``profile``'s work: same family and resolution."""
-    from ..models.profiles import PROFILES
-
     if measured not in PROFILES or profile not in PROFILES:
         return False
     a, b = PROFILES.get(measured), PROFILES.get(profile)
@@ -107,29 +105,22 @@ def job_seconds(plan: Plan, rates: dict, sample_steps: int) -> dict[str, float]:
     sample_s = (sample_steps / rates["sample_steps"]) / rates["sample_images_per_s"]
     out = {}
     for j in plan.jobs:
-        if j.kind == "class_images":
-            s = j.images * sample_s
-        elif j.kind == "subject":
-            method = j.spec["job"]["method"]
-            rate = rates["train_per_method"].get(j.label) or rates["train_per_method"].get(method) \
-                or rates["train_steps_per_s"]
-            s = j.train_steps / rate + (j.images * sample_s if j.spec.get("needs_model", True) else 0.0)
-        elif j.kind == "score" and rates.get("score_images_per_s"):  # one (label, subject) part: its images
-            s = j.images / rates["score_images_per_s"]
-        else:
-            s = 0.0
-        out[j.id] = s
+        kind = get_kind(j.kind)
+        out[j.id] = kind.seconds(j, rates, sample_s) if kind is not None and kind.seconds is not None else 0.0
     return out
+
+
+def _makes_images(name: str) -> bool:
+    return (kind := get_kind(name)) is not None and kind.makes_images
 
 
 def estimate(plan: Plan, rates: dict | None, sample_steps: int) -> dict:
     """Jobs, images, training steps and estimated device-seconds per kind, per label and per job
     (``job_seconds``); ``device_hours`` None when ``rates`` has none for this device."""
-    kinds: dict[str, float] = {"class_images": 0.0, "subject": 0.0, "score": 0.0, "score_merge": 0.0,
-                               "tables": 0.0}
+    kinds: dict[str, float] = dict.fromkeys(ORDER, 0.0)
     size = {"jobs": {k: len(plan.by_kind(k)) for k in kinds},
-            "images": sum(j.images for j in plan.jobs if j.kind in ("subject", "class_images")),
-            "train_steps": sum(j.train_steps for j in plan.by_kind("subject"))}
+            "images": sum(j.images for j in plan.jobs if _makes_images(j.kind)),
+            "train_steps": sum(j.train_steps for j in plan.jobs)}
     if not rates or "train_steps_per_s" not in rates:
         return {**size, "device_seconds": None, "device_seconds_per_label": {}, "device_hours": None,
                 "reference_device_hours": None, "job_seconds": {}, "scoring_estimated": False,
@@ -137,8 +128,8 @@ def estimate(plan: Plan, rates: dict | None, sample_steps: int) -> dict:
     seconds = job_seconds(plan, rates, sample_steps)
     per_label: dict[str, float] = {}
     for j in plan.jobs:
-        kinds[j.kind] += seconds[j.id]
-        if j.kind == "subject":
+        kinds[j.kind] = kinds.get(j.kind, 0.0) + seconds[j.id]
+        if (kind := get_kind(j.kind)) is not None and kind.writes_label:
             per_label[j.label] = per_label.get(j.label, 0.0) + seconds[j.id]
     reference = estimate(plan, rates["reference"], sample_steps)["device_hours"] if "reference" in rates else None
     return {

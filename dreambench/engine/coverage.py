@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..layout import ResultsLayout
+from ..layout import PER_IMAGE, SCORE_META, ResultsLayout
 from .jobs import Plan
 
 
@@ -37,11 +37,11 @@ def unscored(plan: Plan, results_dir: str | Path) -> list[Unscored]:
         return []
     scores = ResultsLayout(results_dir).scores
     try:
-        meta = json.loads((scores / "score_meta.json").read_text())
+        meta = json.loads((scores / SCORE_META).read_text())
     except (OSError, ValueError):
         meta = {}
     why = {(m.get("method"), m.get("subject")): m.get("reason") or "missing" for m in meta.get("missing") or []}
-    have = _scored_pairs(scores / "per_image.csv")
+    have = _scored_pairs(scores / PER_IMAGE)
     out = []
     for label, subject in planned:
         if (label, subject) in have:

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from ..errors import DreambenchError
-from ..methods.base import get_method, list_methods
+from ..methods.base import list_methods
 from ..protocol import name_problem
+from .paper import PAPER_CLASS_PROMPT_SAMPLES, paper_method_runs
 from .replace import ALL
-from .runspec import MethodRun
+from .runspec import MethodRun, field_names
 
 
 def parse_method_label(item: str) -> tuple[str, str]:
@@ -63,17 +62,12 @@ def parse_sets(items: list[str] | tuple[str, ...], labels: list[str] | dict[str,
                 out[label][key] = value
     return out
 
-def field_names(method: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(get_method(method).Config)}
-
 
 def method_runs(methods: tuple[str, ...], tables: str | None, sets: tuple[str, ...], recipe: str | None,
                 class_samples: int | None) -> list[MethodRun]:
     """The run's labels: ``--tables paper``'s labels, then each ``--method [LABEL=]METHOD`` (a label the
     paper plan already has is not planned twice), with ``--set`` overrides per label and ``--recipe`` for
     every label of the methods given with ``--method``."""
-    from .paper import PAPER_CLASS_PROMPT_SAMPLES, paper_method_runs  # lazy: engine.paper imports this module
-
     given = dict(parse_method_label(m) for m in methods)  # label -> method; a repeated identical pair once
     pairs = [parse_method_label(m) for m in methods]
     clash = sorted({lb for lb, m in pairs if given[lb] != m})

@@ -5,8 +5,7 @@ from __future__ import annotations
 from ..errors import DreambenchError
 from ..methods.base import list_methods
 from ..methods.priors import PPL_FIELD
-from .labels import field_names
-from .runspec import MethodRun, role
+from .runspec import MethodRun, field_names, role
 
 #: Subjects of the number-of-inputs ablation (paper Tables 5 and 6).
 NUM_INPUTS_SUBJECTS = ("backpack", "dog")

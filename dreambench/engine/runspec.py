@@ -5,6 +5,7 @@ command's options. Messages name the CLI option that set the bad value.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,11 @@ from ..methods.recipes import recipes_for, resolve_config
 from ..metrics.profiles import get_metric_profile
 from ..models.profiles import get_profile
 from ..protocol import Protocol
+
+
+def field_names(method: str) -> set[str]:
+    """The config fields of a registered method (what ``--set`` may name)."""
+    return {f.name for f in dataclasses.fields(get_method(method).Config)}
 
 
 @dataclass

@@ -45,7 +45,7 @@ from typing import Any
 from ..data.check import load_subject_image, subject_images
 from ..errors import DataError, DreambenchError
 from ..io import save_image_atomic, write_text_atomic, writes_under
-from ..layout import ResultsLayout
+from ..layout import ARTIFACT_INFO, JOB_INFO, ResultsLayout
 from ..methods.base import GenerationRequest, Method, SubjectData, get_method
 from ..methods.identity import identity_text, method_identity, same_identity
 from ..methods.photos import keep as keep_photo
@@ -65,8 +65,6 @@ from ..verify import artifact_problem, manifest_paths, png_problem
 
 CLASS_NOUN_MODES = ("correct", "none", "wrong")
 SEED_BLOCK = 1000
-ARTIFACT_INFO = "artifact.json"
-JOB_INFO = "job.json"
 #: Identifiers longer than this many tokens draw a warning (the paper uses 1-3 rare tokens).
 MAX_IDENTIFIER_TOKENS = 3
 #: Config keys that change speed or memory but not results; a label may be resumed with other values.

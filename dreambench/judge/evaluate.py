@@ -24,7 +24,7 @@ from .client import JudgeClient, resolve_endpoint, resolve_key
 from .encode import ImageCache
 from .items import JudgeItem, items_from_results, protocol_data_dir
 from .profiles import KINDS, METRICS, get_profile
-from .rubrics import load_rubrics
+from .rubrics import RUBRICS_ENV, load_rubrics
 from .runner import Call, Progress, plan_calls, run_calls
 from .store import OK, UNPARSED, CallStore, exclusive
 
@@ -94,8 +94,6 @@ def check_judge(opts: JudgeOptions) -> None:
     without the network: the option values, the profile, the endpoint's API key, and the rubric files when
     a folder is given (``--rubrics`` or ``$DREAMBENCH_JUDGE_RUBRICS``; sha256-checked). ``run --judge`` and
     ``score --judge`` call it first, so a bad option fails before hours of work, not after."""
-    from .rubrics import RUBRICS_ENV
-
     check_options(opts)
     profile = get_profile(opts.profile)
     if not opts.dry_run:

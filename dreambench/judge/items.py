@@ -17,9 +17,11 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, DreambenchError
 from ..io import connect_readonly
 from ..layout import ResultsLayout
+from ..paths import default_data_dir
+from ..protocol import load_protocol
 from .profiles import KINDS
 
 #: Protocol kinds that are named differently in DreamBench++ (DreamBooth's live subjects are cats and dogs).
@@ -77,10 +79,6 @@ def protocol_data_dir(results_dir: str | Path, protocol: str | None = None) -> P
     that protocol has its own (DreamBench++'s prepared ``subjects/``), else the DreamBooth dataset's
     default (:func:`dreambench.paths.default_data_dir`). An unknown or unloadable protocol falls back
     to the default too: the caller that needs the protocol names the problem."""
-    from ..errors import DreambenchError
-    from ..paths import default_data_dir
-    from ..protocol import load_protocol
-
     name = protocol or recorded_protocol(Path(results_dir))
     if name:
         try:
@@ -94,8 +92,6 @@ def protocol_data_dir(results_dir: str | Path, protocol: str | None = None) -> P
 
 def subject_kinds(protocol: str) -> dict[str, str]:
     """Subject name -> judge kind (``animal``, ``human``, ``object``, ``style``) of a protocol."""
-    from ..protocol import load_protocol
-
     proto = load_protocol(protocol)
     out = {}
     for s in proto.subjects:

@@ -34,6 +34,8 @@ BOOTSTRAP = {"interval": stats.INTERVAL_METHOD, "n_resamples": stats.N_RESAMPLES
              "paired_p_value": f"{stats.EXACT_TEST} up to {stats.EXACT_MAX_SUBJECTS} subjects, else {stats.MC_TEST}"}
 _ARGS = {"n_resamples": stats.N_RESAMPLES, "seed": stats.SEED}
 #: ``gen_weights`` of images that are the subject's own photos (the ``real`` method), not a model's output.
+#: The method name of the Real Images rows (per_subject.csv, aggregates.csv).
+REAL_METHOD = "real-images"
 REAL_PHOTOS = "real"
 
 

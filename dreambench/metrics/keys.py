@@ -169,7 +169,7 @@ def digests(cache_dir: str | Path | None, out_dir: Path) -> DigestCache:
     return DigestCache(Path(cache_dir) if cache_dir is not None else default_cache_dir(out_dir))
 
 
-#: Names that moved to the modules of one job each, still importable from here for the engine and the
+#: Names that moved to the modules of one job each, still importable from here for the
 #: tests that import them (resolved on first use: those modules import this one).
 _MOVED = {"find_real_sets": "inputs", "inputs_current": "parts", "merge_parts": "parts",
           "merged_current": "parts", "part_current": "parts", "part_dir": "parts", "weights_kwargs": "parts"}

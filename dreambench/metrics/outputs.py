@@ -18,10 +18,18 @@ import pandas as pd
 
 from .. import __version__
 from ..io import atomic_path, write_text_atomic
+from ..layout import AGGREGATES, ERRORS, MISSING, PAIRED, PER_CATEGORY, PER_SUBJECT, SCORE_META
 from ..paths import REPO_DIR
 from ..schema import MANIFEST_COLUMNS, MANIFEST_OPTIONAL, PER_IMAGE, SCORE_COLUMNS
 from . import functional as F
-from .aggregate import aggregate_table, paired_table, per_category_table, per_subject_table, profile_of
+from .aggregate import (
+    REAL_METHOD,
+    aggregate_table,
+    paired_table,
+    per_category_table,
+    per_subject_table,
+    profile_of,
+)
 from .inputs import ScoreError
 from .keys import short_hash
 from .profiles import MetricProfile
@@ -32,15 +40,6 @@ from .reuse import DIV_CSV, REAL_CSV, Work
 #: from manifests that predate the columns.
 NO_MODEL = "none"
 UNKNOWN = "unknown"
-#: The method name of the Real Images rows (per_subject.csv, aggregates.csv).
-REAL_METHOD = "real-images"
-PER_SUBJECT = "per_subject.csv"
-AGGREGATES = "aggregates.csv"
-PER_CATEGORY = "per_category.csv"
-PAIRED = "paired.csv"
-ERRORS = "errors.csv"
-SCORE_META = "score_meta.json"
-MISSING = "missing.csv"
 ERROR_COLUMNS = ["path", "method", "subject", "prompt_index", "message"]
 
 

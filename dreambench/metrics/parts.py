@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import DreambenchError
-from ..layout import SCORE_PARTS
+from ..layout import SCORE_META, SCORE_PARTS
 from ..models.profiles import get_profile
 from ..protocol import name_problem
 from ..schema import PER_IMAGE
@@ -23,7 +23,6 @@ from .reuse import prepare
 
 #: The parts folder under a scores folder (dreambench.layout.SCORE_PARTS).
 PARTS = SCORE_PARTS
-SCORE_META = "score_meta.json"
 
 
 def inputs_current(

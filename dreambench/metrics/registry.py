@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from ..registry import Registry
+
 ENTRY_POINT_GROUP = "dreambench.metrics"
 #: Which rows a metric reads: the regular prompts' images (prompt_index >= 0), the class-prompt samples
 #: (prompt_index == -1, "a [class noun]"), or div.csv's per-(method, subject, prompt) values.
@@ -89,13 +91,16 @@ class Metric:
         return (self.lower_bound, self.upper_bound)
 
 
-_METRICS: dict[str, Metric] = {}
+#: Every metric by name (the project's one :class:`~dreambench.registry.Registry`). Its entry points are
+#: loaded here, not by the registry's own ``group``: one may name a list of metrics, or a module that
+#: registers its metrics on import, and its name need not be a metric's.
+METRICS: Registry[Metric] = Registry("metric")
 _entry_points_loaded = False
 
 
 def register_metric(metric: Metric) -> Metric:
-    """Add (or replace) a metric; its place in every list is the order of registration."""
-    _METRICS[metric.name] = metric
+    """Add (or replace) a metric; its place in every list is the order of its first registration."""
+    METRICS.register(metric.name, metric, replace=True)
     return metric
 
 
@@ -116,7 +121,7 @@ def _load_entry_points() -> None:
 def list_metrics() -> list[Metric]:
     """Every registered metric, built-ins first, in registration order."""
     _load_entry_points()
-    return list(_METRICS.values())
+    return METRICS.values()
 
 
 def metric_names() -> list[str]:
@@ -124,11 +129,10 @@ def metric_names() -> list[str]:
 
 
 def get_metric(name: str) -> Metric:
+    """The metric named ``name``; an unknown name raises :class:`~dreambench.errors.UnknownNameError` (a
+    ``KeyError``) listing the valid ones."""
     _load_entry_points()
-    try:
-        return _METRICS[name]
-    except KeyError:
-        raise KeyError(f"unknown metric {name!r}; valid: {', '.join(_METRICS)}") from None
+    return METRICS.get(name)
 
 
 def display_names() -> dict[str, str]:

@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..layout import DIV as DIV_CSV
+from ..layout import REAL as REAL_CSV
 from ..schema import CLASS_PROMPT_INDEX, PER_IMAGE, SCORE_COLUMNS
 from .inputs import (
     ScoreError,
@@ -30,8 +32,6 @@ from .profiles import MetricProfile
 
 #: The per-image columns a reused score brings along.
 SCORE_VALUE_COLUMNS = [*SCORE_COLUMNS, "max_dino_real"]
-DIV_CSV = "div.csv"
-REAL_CSV = "real.csv"
 #: A DIV group: (method, subject, prompt_index).
 GROUP_COLUMNS = ["method", "subject", "prompt_index"]
 

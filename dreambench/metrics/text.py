@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from ..errors import DataError
+from ..layout import JOB_INFO, METHOD_INFO
 from ..protocol import name_problem
-from ..schema import METHOD_INFO
 
-JOB_INFO = "job.json"
 # A token is whole when it sits between whitespace / punctuation / the ends of the prompt
 # ("sks" in "asks" stays); the brackets of "<sks>" are part of the token.
 _LEFT = r"(?:^|(?<=[\s(\[\"']))"

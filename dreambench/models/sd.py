@@ -14,7 +14,7 @@ import torch
 
 from ..errors import ModelLoadError
 from .components import LOAD_DTYPE, SDComponents, _random_digest
-from .profiles import ModelProfile
+from .profiles import ModelProfile, list_profiles
 from .sd_configs import CONFIG_DIR, config_family, read_config
 from .sd_source import (
     FAMILY_HUB_PATTERNS,
@@ -27,6 +27,7 @@ from .sd_source import (
 from .sdxl import SDXLComponents, build_random_sdxl, load_folder_xl, load_single_file_xl
 from .single_file import load_single_file
 from .tokenizer import clip_tokenizer
+from .vae_source import replace_vae
 
 # Re-exported from their homes (sd_configs, sd_source), where they lived here before.
 __all__ = ["CONFIG_DIR", "LOAD_DTYPE", "SDComponents", "build_random_sd", "hub_reachable", "load_pretrained_sd",
@@ -143,8 +144,6 @@ def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0, vae:
         comps = load_pretrained_sd(model or profile.sd_model, profile.resolution, profile.name,
                                    family=profile.family)
     elif model:
-        from .profiles import list_profiles
-
         pretrained = [p.name for p in list_profiles() if p.pretrained_weights]
         raise ModelLoadError(
             f"--model {model}: profile {profile.name} builds random-init models from configs; --model applies "
@@ -153,7 +152,5 @@ def load_sd(profile: ModelProfile, model: str | None = None, seed: int = 0, vae:
     else:
         comps = build_random_sd(profile.sd_model, profile.resolution, seed)
     if vae:
-        from .vae_source import replace_vae
-
         replace_vae(comps, vae)
     return comps

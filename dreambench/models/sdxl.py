@@ -23,8 +23,9 @@ import torch
 
 from ..errors import ModelLoadError
 from .components import LOAD_DTYPE, SDComponents, _random_digest
-from .sd_configs import read_config
+from .sd_configs import CONFIG_DIR, read_config
 from .sd_source import SDSource
+from .single_file import config_folder
 from .tokenizer import clip_tokenizer
 
 #: Parts of an SDXL pipeline that hold weights.
@@ -114,8 +115,6 @@ _XL_INDEX = {"_class_name": "StableDiffusionXLPipeline", "feature_extractor": [N
 
 def xl_config_sets() -> list[str]:
     """The shipped SDXL config sets (those with a ``text_encoder_2``), ``sdxl`` first."""
-    from .sd_configs import CONFIG_DIR
-
     names = sorted(p.name[: -len("_text_encoder_2.json")] for p in CONFIG_DIR.glob("*_text_encoder_2.json"))
     return sorted(names, key=lambda n: n != "sdxl")
 
@@ -143,8 +142,6 @@ def pick_xl_config_set(path: Path, flag: str) -> str:
 
 def xl_config_folder(name: str) -> Path:
     """A diffusers SDXL config folder for config set ``name`` (written once under ``$DREAMBENCH_CACHE``)."""
-    from .single_file import config_folder
-
     return config_folder(name, (*XL_PARTS, "scheduler"), ("tokenizer", "tokenizer_2"), _XL_INDEX)
 
 

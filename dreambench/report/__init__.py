@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import shutil
 from collections import defaultdict
 from pathlib import Path
@@ -50,11 +49,12 @@ from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX, load_protocol
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
 from ..tables.compute import metric_range, per_subject
-from ..tables.load import IMAGES, Results
+from ..tables.load import Results
 from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
-from .compare import compare_name, compare_rows
+from .compare import compare_rows
 from .grid import grid_rows, mean_of, page_values, url_of
+from .names import compare_name, page_name, slug
 from .thumbs import THUMB_SIZE, real_thumbnails, thumbnail
 
 STRIP_IMAGES = 6  # thumbnails per method x subject on the index: the first image of the first prompts
@@ -72,15 +72,6 @@ def _env() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-
-
-def slug(text: str) -> str:
-    """A file-name-safe form of a label or subject name."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("._") or "_"
-
-
-def page_name(method: str, subject: str) -> str:
-    return f"{slug(method)}__{slug(subject)}.html"
 
 
 def _table_ctx(ts: TableSet, ci: bool, plot_dir: Path) -> list[dict]:
@@ -248,7 +239,7 @@ def write_report(
     # 1. The tables from the scores, written to tables/ (beside the report when out_dir is given).
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects, names=names,
                       reference=reference)
-    out = Path(out_dir) if out_dir is not None else results_dir / REPORT
+    out = Path(out_dir) if out_dir is not None else ResultsLayout(results_dir).report
     write_table_set(ts, out / TABLES if out_dir is not None else ResultsLayout(results_dir).tables, ci=ci)
     res = ts.results
     names = {**res.names, **(names or {})}
@@ -258,7 +249,7 @@ def write_report(
     # 2. Thumbnails of each subject's real photos.
     real = _real_thumbs(sorted(res.per_image["subject"].unique()), data_dir, out, thumb_size, progress)
     # 3. One page per (method, subject), linking into the scored images folder.
-    images_dir = res.images_dir or results_dir / IMAGES
+    images_dir = res.images_dir or ResultsLayout(results_dir).images
     images_prefix = Path(os.path.relpath(images_dir.resolve(), (out / "pages").resolve())).as_posix() + "/"
     by_pair = _write_pages(env, common, res, names, real, data_dir, out, images_prefix, progress, subjects,
                            judged)

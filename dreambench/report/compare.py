@@ -60,9 +60,3 @@ def compare_rows(records: list[dict], methods: list[str], images_prefix: str,
             ])
         rows.append(row)
     return rows
-
-
-def compare_name(subject: str) -> str:
-    from . import slug  # lazy: dreambench.report imports this module
-
-    return f"{slug(subject)}.html"

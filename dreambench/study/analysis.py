@@ -40,6 +40,8 @@ from ..metrics.registry import list_metrics, study_metrics
 from ..protocol import CLASS_PROMPT_INDEX
 from . import db as sdb
 from .questions import INSTRUCTIONS
+from .rating_agreement import agreement_markdown, rating_agreement
+from .ratings import load_ratings
 
 PREFERENCE = {"a": 1, "b": -1, "undecided": 0}
 ANSWER_COLUMNS = [
@@ -398,9 +400,6 @@ def write_analysis(db_path: str | Path, out_dir: str | Path, per_image_csv: str 
     ``correlation.csv``/``.md`` (both units); for the 0-4 ratings, ``ratings.csv`` and ``agreement.csv``/
     ``.md`` (:mod:`.rating_agreement`; judge rows with ``judged_results``) into ``out_dir``; returns the
     paths written."""
-    from .rating_agreement import agreement_markdown, rating_agreement
-    from .ratings import load_ratings
-
     out = Path(out_dir)
     written = []
     mv = majority_votes(db_path)

@@ -31,8 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..judge.aggregate import avg_std
+from ..judge.judged import load_judged
 from ..metrics.registry import get_metric, study_metrics
 from .agreement import judge_human_alpha, kd_alpha, pearson_r
+from .ratings import load_ratings
 
 #: Study question type whose metrics each rating metric is compared with (:func:`study_metrics`).
 QUESTION_TYPE = {"cp": "subject", "pf": "prompt"}
@@ -97,8 +100,6 @@ def _metric_values(items: pd.DataFrame, per_image: pd.DataFrame | None, column: 
 
 
 def _rows(label: str, metric: str, ratings: pd.DataFrame, judged: dict, per_image: pd.DataFrame | None) -> list:
-    from ..judge.aggregate import avg_std
-
     groups = _groups(ratings)
     n_items = int(ratings["item_id"].nunique())
     base = {"label": label, "metric": metric, "n_items": n_items, "n_groups": len(groups)}
@@ -132,9 +133,6 @@ def rating_agreement(db_path: str | Path, per_image_csv: str | Path | None = Non
     """The agreement table (:data:`COLUMNS`, module docstring) of the study's ratings; empty without ratings.
     ``per_image_csv``: the scores of the rated folder (metric rows); ``judged_results``: the results folder
     whose ``judge/`` records to compare (judge rows)."""
-    from ..judge.judged import load_judged
-    from .ratings import load_ratings
-
     ratings = load_ratings(db_path)
     if ratings.empty:
         return pd.DataFrame(columns=COLUMNS)

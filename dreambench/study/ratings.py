@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, DreambenchError
+from ..judge.items import items_from_results, protocol_data_dir
+from ..layout import ResultsLayout
 from . import db as sdb
 
 METRICS = ("cp", "pf")
@@ -128,8 +130,6 @@ def create_ratings(db_path: str | Path, results_dir: str | Path, labels: list[st
     prompt) pairs into the study database ``db_path`` (created if missing); returns the items stored.
     ``max_answers``: ratings per item (the reference had two groups of raters; 0 = every rater rates every
     item). ``data_dir``/``protocol``: as for the judge (default: the folder's own)."""
-    from ..judge.items import items_from_results, protocol_data_dir
-
     if n_prompts < 1:
         raise DreambenchError(f"--prompts must be at least 1 (got {n_prompts})")
     if max_answers < 0:
@@ -139,7 +139,7 @@ def create_ratings(db_path: str | Path, results_dir: str | Path, labels: list[st
     labels = labels or sorted({it.label for it in items})
     picks = set(sample_pairs(items, labels, n_prompts, seed))
     chosen = [it for it in items if it.label in labels and (it.subject, it.prompt_index) in picks]
-    images = Path(results_dir) / "images"
+    images = ResultsLayout(Path(results_dir)).images
     conn = sdb.connect(db_path, create=True)
     try:
         ensure_tables(conn)

@@ -12,6 +12,8 @@ import pandas as pd
 from .. import layout, stats
 from ..errors import DataError, DreambenchError
 from ..io import write_text_atomic, writes_under
+from ..judge.table import judge_rows
+from ..layout import AGGREGATES, PER_CATEGORY, STUDY_DB, TABLES_README, ResultsLayout
 from ..metrics.aggregate import real_photo_labels
 from ..metrics.registry import display_names, table_metrics
 from . import dreambench_plus as dbp
@@ -29,7 +31,7 @@ from .compute import (
     table4,
     table_inputs,
 )
-from .load import AGGREGATES, PER_CATEGORY, STUDY_DB, Results, RunMeta
+from .load import Results, RunMeta
 from .merge import load_many, parse_relabels
 from .names import display
 from .preference import load_preference
@@ -74,7 +76,7 @@ def _m(*names: str) -> list[tuple[str, str]]:
 
 def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None, str]:
     if study_db is None:
-        auto = results.results_dir / STUDY_DB
+        auto = ResultsLayout(results.results_dir).study_db
         if not auto.is_file():
             return None, f"no study database (pass --study DB or put {STUDY_DB} in the results folder)"
         study_db = auto
@@ -291,8 +293,6 @@ def _categories(res: Results) -> pd.DataFrame:
 
 def _dreambench_plus(res: Results, names: dict[str, str], reference: str | None) -> Table:
     """DreamBench++'s table, with the judge's CP and PF where the folder (each merged one) was judged."""
-    from ..judge.table import judge_rows
-
     labels = select.main_labels(res.labels, res.infos)
     judged = []
     for part in res.parts or [res]:
@@ -418,7 +418,7 @@ def write_table_set(ts: TableSet, out_dir: Path, *, ci: bool = True, latex: Late
     for number in set(ts.skipped) - made:
         for suffix in (".csv", ".tex", ".md", ".png"):
             (out_dir / f"{KEYS[number]}{suffix}").unlink(missing_ok=True)
-    written.append(write_text_atomic(out_dir / "README.md", _readme(ts, written)))
+    written.append(write_text_atomic(out_dir / TABLES_README, _readme(ts, written)))
     return {p.name: p for p in written}
 
 
@@ -437,4 +437,4 @@ def write_tables(
     ``inputs_subjects``: subjects of Tables 5/6 (default: all subjects of the num_inputs labels).
     Returns ``file name -> path`` of everything written."""
     ts = build_tables(results_dir, study_db=study_db, inputs_subjects=inputs_subjects)
-    return write_table_set(ts, Path(results_dir) / TABLES, ci=ci)
+    return write_table_set(ts, ResultsLayout(results_dir).tables, ci=ci)

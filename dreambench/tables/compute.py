@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 
 from .. import stats
-from ..metrics.aggregate import per_subject_table, profile_of, value_range
+from ..metrics.aggregate import REAL_METHOD, per_subject_table, profile_of, value_range
 from ..metrics.registry import PROMPT_ROWS, get_metric, list_metrics, real_metrics, table_metrics
 from ..protocol import CLASS_PROMPT_INDEX
 from ..stats import Estimate, mean_interval
 
 REAL_LABEL = "Real Images"
-#: The method name of the Real Images rows in aggregates.csv.
-REAL_AGG_METHOD = "real-images"
+#: The method name of the Real Images rows in aggregates.csv (declared in metrics.aggregate).
+REAL_AGG_METHOD = REAL_METHOD
 N_RESAMPLES = stats.N_RESAMPLES
 SEED = stats.SEED
 _NAN = Estimate(float("nan"), float("nan"), float("nan"), 0)

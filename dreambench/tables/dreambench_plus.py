@@ -20,7 +20,7 @@ import math
 import pandas as pd
 
 from ..data.dreambench_plus.layout import CATEGORY_DIRS, PROMPT_GROUPS, category_of
-from ..metrics.registry import get_metric
+from ..metrics.registry import SCORED_COLUMNS, get_metric
 from .compute import estimate, metric_range
 from .reference import MEASURED, REPORTED, reported_name
 from .render import Table
@@ -34,8 +34,9 @@ BREAKDOWNS = (*CATEGORIES, *GROUPS, "overall")
 HEADERS = {"animal": "Animal", "human": "Human", "object": "Object", "style": "Style",
            "photorealistic": "Photorealistic", "style_transfer": "Style transfer", "imaginative": "Imaginative",
            "overall": "Overall"}
-#: The similarity metrics measured now; the judge's CP, PF and CP·PF join them when judged.
-METRICS = ("dino", "clip_i", "clip_t")
+#: The similarity metrics measured now (those the scorer computes per image, metrics.registry); the judge's
+#: CP, PF and CP·PF join them when judged.
+METRICS = tuple(SCORED_COLUMNS)
 REFERENCE = "dreambench-plus"
 CITATION = "Peng et al. 2025 (DreamBench++, ICLR), GPT-4o judge, mean of 3 runs"
 #: (display name, model, {metric: value}) as published (github yuangpeng/dreambench_plus README, main table).

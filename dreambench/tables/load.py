@@ -14,23 +14,26 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..layout import IMAGES, SCORES, STUDY_DB  # noqa: F401  (the layout declares them; re-exported)
-from ..metrics.aggregate import with_real_rule
+from ..layout import (  # noqa: F401  (the layout declares them; re-exported)
+    AGGREGATES,
+    DIV,
+    IMAGES,
+    PER_CATEGORY,
+    PER_SUBJECT,
+    REAL,
+    SCORE_META,
+    SCORES,
+    STUDY_DB,
+    ResultsLayout,
+)
+from ..metrics.aggregate import REAL_METHOD, with_real_rule
 from ..metrics.registry import get_metric, real_metrics
 from ..paths import REPO_DIR
 from ..provenance import identity_text
 from ..schema import METHOD_INFO, PER_IMAGE, SCORE_COLUMNS
 from .names import read_names
 
-DIV = "div.csv"
-REAL = "real.csv"
-PER_CATEGORY = "per_category.csv"
-PER_SUBJECT = "per_subject.csv"
-AGGREGATES = "aggregates.csv"
-SCORE_META = "score_meta.json"
 RANDOM_INIT = "random-init"
-#: The method name of the Real Images rows in the score files (metrics.scoring.REAL_METHOD).
-REAL_METHOD = "real-images"
 
 
 @dataclass
@@ -111,7 +114,7 @@ class Results:
 def scores_dir_of(results_dir: Path) -> Path:
     """``<results>/scores`` or, for a bare ``dreambench score --out`` folder, the folder itself."""
     results_dir = Path(results_dir)
-    for d in (results_dir / SCORES, results_dir):
+    for d in (ResultsLayout(results_dir).scores, results_dir):
         if (d / PER_IMAGE).is_file():
             return d
     raise DataError(
@@ -178,7 +181,7 @@ def read_per_subject(sdir: Path) -> pd.DataFrame | None:
 def images_dir_of(results_dir: Path, score_meta: dict) -> Path | None:
     """The images folder that was scored: ``<results>/images``, else score_meta.json's ``images_dir``
     (``dreambench score --images`` elsewhere); ``None`` when neither exists."""
-    for d in (results_dir / IMAGES, Path(str(score_meta.get("images_dir") or "")).expanduser()):
+    for d in (ResultsLayout(results_dir).images, Path(str(score_meta.get("images_dir") or "")).expanduser()):
         if str(d) not in ("", ".") and d.is_dir():
             return d
     return None

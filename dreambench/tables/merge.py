@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..io import connect_readonly
-from ..layout import STATE_FILE
+from ..layout import ResultsLayout
 from ..metrics.aggregate import with_real_rule
 from ..protocol import name_problem
 from ..schema import SCORE_COLUMNS
@@ -31,7 +31,7 @@ def protocol_of(res: Results) -> str:
     state.sqlite, else ``unknown`` (a bare ``dreambench score`` folder)."""
     if res.score_meta.get("protocol"):
         return str(res.score_meta["protocol"])
-    path = res.results_dir / STATE_FILE
+    path = ResultsLayout(res.results_dir).state
     if not path.is_file():
         return "unknown"
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import DataError, DreambenchError
 from ..io import write_text_atomic
-from ..layout import NAMES_FILE
+from ..layout import ResultsLayout
 
 
 def parse_names(items: tuple[str, ...] | list[str]) -> dict[str, str]:
@@ -28,7 +28,7 @@ def parse_names(items: tuple[str, ...] | list[str]) -> dict[str, str]:
 
 def read_names(results_dir: Path) -> dict[str, str]:
     """The names recorded in ``<results_dir>/names.json`` (empty when there is none)."""
-    path = Path(results_dir) / NAMES_FILE
+    path = ResultsLayout(results_dir).names
     if not path.is_file():
         return {}
     try:
@@ -46,7 +46,7 @@ def record_names(results_dir: Path, names: dict[str, str]) -> Path | None:
         return None
     merged = {**read_names(results_dir), **names}
     Path(results_dir).mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(Path(results_dir) / NAMES_FILE, json.dumps(merged, indent=1, sort_keys=True) + "\n")
+    return write_text_atomic(ResultsLayout(results_dir).names, json.dumps(merged, indent=1, sort_keys=True) + "\n")
 
 
 def display(label: str, names: dict[str, str]) -> str:

@@ -15,7 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from ..io import atomic_path, write_text_atomic
+from ..metrics.registry import get_metric
 from ..stats import MIN_SUBJECTS
+from .compute import REAL_LABEL
 from .load import RunMeta
 
 NA = "N/A"
@@ -230,9 +232,6 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, n_left: int = 1, *, sty
 def best_cells(table: Table, disp: pd.DataFrame) -> set[tuple[int, str]]:
     """(row, header) of the best measured value of each metric column whose direction the metric registry
     knows (pivot tables: of each subject column); ties all bold. Real Images and reported rows are left out."""
-    from ..metrics.registry import get_metric  # here: the registry loads plug-ins' entry points
-    from .compute import REAL_LABEL
-
     def direction(metric: str) -> bool | None:
         try:
             return get_metric(metric).higher_is_better

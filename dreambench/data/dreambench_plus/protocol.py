@@ -31,6 +31,7 @@ import yaml
 
 from ...errors import DataError
 from ...io import write_text_atomic
+from ...paths import default_plus_data_dir
 from .layout import CATEGORY_DIRS, PROMPT_GROUPS, DbpSubject, prompt_group, read_layout
 from .subject_folders import write_subject_folders
 
@@ -93,8 +94,6 @@ def prepare(data_dir: str | Path) -> Path:
 def protocol_dir(data_dir: str | Path | None = None) -> Path:
     """The protocol folder of the DreamBench++ data (default: :func:`dreambench.paths.default_plus_data_dir`);
     :class:`DataError` naming the command that makes it when it is missing."""
-    from ...paths import default_plus_data_dir
-
     root = Path(data_dir) if data_dir is not None else default_plus_data_dir()
     folder = root / PROTOCOL_DIR
     if not (folder / "subjects.csv").is_file() or not (folder / "prompts.yaml").is_file():

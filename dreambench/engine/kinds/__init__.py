@@ -14,12 +14,16 @@ when they run.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...registry import Registry
+
 if TYPE_CHECKING:
+    from ..jobs import Job
     from ..worker import Worker
 
 #: ``log(message)`` of a running job: one line into its log file.
@@ -37,6 +41,9 @@ class JobKind:
             ``worker``; ``artifacts`` is recorded in the state database, ``images`` counts what it made.
         current: ``current(results, row, data_dir) -> bool``: whether a done job (its state row) may be
             trusted without running again.
+        seconds: ``seconds(job, rates, sample_s) -> float``: the job's estimated device-seconds from a
+            device's measured ``rates`` (:mod:`dreambench.engine.cost`; ``sample_s``: seconds per sampled
+            image); None: 0 (the merge and tables jobs).
         after_failed_deps: runs once its dependencies finished, also when some failed (the score merge).
         writes_label: writes under a method label (claims it, moves an old label's outputs aside).
         makes_images: its images count in the run summary.
@@ -46,40 +53,37 @@ class JobKind:
     spec: type
     run: Callable[[Worker, dict, Log], tuple[dict, int]]
     current: Callable[[Path, dict, Path | None], bool]
+    seconds: Callable[[Job, dict, float], float] | None = None
     after_failed_deps: bool = False
     writes_label: bool = False
     makes_images: bool = False
 
 
-def _registry() -> dict[str, JobKind]:
-    # lazy: each kind module imports this registry
-    from . import class_images, score, score_merge, subject, tables
-
-    return {k.name: k for k in (class_images.KIND, subject.KIND, score.KIND, score_merge.KIND, tables.KIND)}
-
-
-_KINDS: dict[str, JobKind] = {}
+#: Every job kind, as lazy ``"module:KIND"`` targets (a kind module imports this package for
+#: :class:`JobKind`, so naming them here imports none of them); registration order is scheduling order.
+KINDS: Registry[JobKind] = Registry("job kind")
+KINDS.register("class_images", "dreambench.engine.kinds.class_images:KIND")
+KINDS.register("subject", "dreambench.engine.kinds.subject:KIND")
+KINDS.register("score", "dreambench.engine.kinds.score:KIND")
+KINDS.register("score_merge", "dreambench.engine.kinds.score_merge:KIND")
+KINDS.register("tables", "dreambench.engine.kinds.tables:KIND")
 
 
 def kinds() -> dict[str, JobKind]:
     """Every job kind by name, in scheduling order."""
-    if not _KINDS:
-        _KINDS.update(_registry())
-    return _KINDS
+    return dict(KINDS.items())
 
 
 def get_kind(name: str) -> JobKind | None:
     """The kind named ``name``; None for a name no kind has (a row of a newer release)."""
-    return kinds().get(name)
+    return KINDS.get(name) if name in KINDS else None
 
 
 def spec_of(kind_spec: type, job_spec: dict | None) -> Any:
     """``kind_spec`` from a job's JSON spec, fields it lacks (rows of older releases) at their defaults."""
-    import dataclasses
-
     names = {f.name for f in dataclasses.fields(kind_spec)}
     return kind_spec(**{k: v for k, v in (job_spec or {}).items() if k in names})
 
 
 #: Kind names in scheduling order (the status table sorts by it).
-ORDER = ("class_images", "subject", "score", "score_merge", "tables")
+ORDER = tuple(KINDS.names())

@@ -79,4 +79,9 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     return not output_problems(results, row)
 
 
-KIND = JobKind("class_images", ClassImagesSpec, run, current, makes_images=True)
+def seconds(job: Job, rates: dict, sample_s: float) -> float:
+    """Sampling its images."""
+    return job.images * sample_s
+
+
+KIND = JobKind("class_images", ClassImagesSpec, run, current, seconds, makes_images=True)

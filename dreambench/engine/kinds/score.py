@@ -3,7 +3,7 @@
 
 Payload: the run's base, the metric profile, the subject job's id and the metric weights files' digests.
 Whether a done score job's inputs changed since is checked from content keys
-(:func:`dreambench.metrics.keys.inputs_current`), not by the id.
+(:func:`dreambench.metrics.parts.inputs_current`), not by the id.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
 def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     """Whether the part's numbers are still made from the current inputs (image and real-photo bytes,
     CLIP-T texts, profile, weights), checked from content keys without building any model."""
-    from ...metrics.keys import inputs_current, weights_kwargs  # heavy: pandas (metrics.parts)
+    from ...metrics.parts import inputs_current, weights_kwargs  # heavy: pandas
 
     spec = spec_of(ScoreSpec, row.get("spec"))
     if spec.label is None or data_dir is None:  # a whole-folder score job of an older release
@@ -98,4 +98,9 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     return ok
 
 
-KIND = JobKind("score", ScoreSpec, run, current)
+def seconds(job: Job, rates: dict, sample_s: float) -> float:
+    """Scoring the part's images at the end-to-end rate (0 without one)."""
+    return job.images / rates["score_images_per_s"] if rates.get("score_images_per_s") else 0.0
+
+
+KIND = JobKind("score", ScoreSpec, run, current, seconds)

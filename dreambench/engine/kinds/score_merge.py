@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ...layout import ResultsLayout
+from ...layout import SCORE_META, ResultsLayout
 from ..jobs import Job, content_hash
 from . import JobKind, Log, spec_of
 
@@ -49,7 +49,7 @@ def plan_job(parts: list[Job], base: dict, spec: RunSpec, weights: dict) -> Job:
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
     from ...manifest import merge_manifest  # heavy: pandas, torch (planning imports this module)
-    from ...metrics.keys import merge_parts
+    from ...metrics.parts import merge_parts
     from ...metrics.scoring import merge_scores
 
     spec = spec_of(ScoreMergeSpec, job["spec"])
@@ -66,7 +66,7 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     """Whether the merged score files hold exactly the current parts: the run's own (their score jobs
     keep them current) and those of earlier runs into this folder, which no job of this plan re-checks, so
     each one merged as current is checked here from its content keys."""
-    from ...metrics.keys import merge_parts, merged_current, part_current  # heavy: pandas (metrics.parts)
+    from ...metrics.parts import merge_parts, merged_current, part_current  # heavy: pandas
 
     spec = spec_of(ScoreMergeSpec, row.get("spec"))
     layout = ResultsLayout(results)
@@ -76,7 +76,7 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     if not merged_current(scores, parts):
         return False
     try:
-        used = json.loads((scores / "score_meta.json").read_text()).get("parts", {})
+        used = json.loads((scores / SCORE_META).read_text()).get("parts", {})
     except (OSError, ValueError):
         return False
     for label, subject in parts[len(planned):]:

@@ -279,4 +279,12 @@ def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     return not output_problems(results, row)
 
 
-KIND = JobKind("subject", SubjectSpec, run, current, writes_label=True, makes_images=True)
+def seconds(job: Job, rates: dict, sample_s: float) -> float:
+    """Training at the label's (else the method's, else the reference loop's) measured rate, then
+    sampling its images when it needs the model."""
+    train = rates["train_per_method"]
+    rate = train.get(job.label) or train.get(job.spec["job"]["method"]) or rates["train_steps_per_s"]
+    return job.train_steps / rate + (job.images * sample_s if job.spec.get("needs_model", True) else 0.0)
+
+
+KIND = JobKind("subject", SubjectSpec, run, current, seconds, writes_label=True, makes_images=True)

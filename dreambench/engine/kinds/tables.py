@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ... import __version__
-from ...layout import ResultsLayout
+from ...layout import SCORE_META, TABLES_README, ResultsLayout
 from ..jobs import Job, content_hash
 from . import JobKind, Log
 
@@ -44,7 +44,7 @@ def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
 def current(results: Path, row: dict, data_dir: Path | None = None) -> bool:
     """Whether the tables are newer than the score files they were made from."""
     layout = ResultsLayout(results)
-    readme, meta = layout.tables / "README.md", layout.scores / "score_meta.json"
+    readme, meta = layout.tables / TABLES_README, layout.scores / SCORE_META
     return readme.is_file() and meta.is_file() and readme.stat().st_mtime_ns >= meta.stat().st_mtime_ns
 
 

@@ -22,16 +22,16 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import __version__
-from ..errors import DreambenchError
-from ..io import write_text_atomic
-from ..lazy import LazyModule
-from ..metrics.profiles import get_metric_profile
-from ..provenance import sd_provenance
-from .digest import file_digest
-from .hub_cache import pretrained_repo, repo_weights, torch_hub_dir, trunk_weights_cached
-from .profiles import get_profile
-from .weights_formats import weights_path
+from . import __version__
+from .errors import DreambenchError
+from .io import write_text_atomic
+from .lazy import LazyModule
+from .metrics.profiles import get_metric_profile
+from .models.digest import file_digest
+from .models.hub_cache import pretrained_repo, repo_weights, torch_hub_dir, trunk_weights_cached
+from .models.profiles import get_profile
+from .models.weights_formats import weights_path
+from .provenance import sd_provenance
 
 # A resume answers from the cached check (check_key, cached_ok) and must not pay for importing torch.
 torch = LazyModule("torch")
@@ -86,8 +86,8 @@ def _dtype(module: torch.nn.Module) -> str:
 def check_sd(profile, model: str | None, device: torch.device, vae: str | None = None) -> list[Check]:
     """Rows for the UNet, VAE and text encoder(s) (loaded with :func:`load_sd`, one forward pass each; the
     UNet with its family's conditioning, :mod:`dreambench.methods.conditioning`)."""
-    from ..methods.conditioning import prompt_conditioning  # here: imports torch
-    from .sd import load_sd  # here: sd imports torch
+    from .methods.conditioning import prompt_conditioning  # here: imports torch
+    from .models.sd import load_sd  # here: sd imports torch
 
     encoders = ["sd text encoder"] + (["sd text encoder 2"] if profile.family == "sdxl" else [])
     rows = [Check("sd unet"), Check("sd vae"), *map(Check, encoders)]
@@ -143,7 +143,7 @@ def check_sd(profile, model: str | None, device: torch.device, vae: str | None =
 
 def check_backbones(profile, metric_profile: str, weights: dict, device: torch.device) -> list[Check]:
     """Rows for DINO, CLIP, the LPIPS trunk and its linear layers (one forward pass each)."""
-    from .backbones import build_clip, build_dino  # here: backbones imports torch
+    from .models.backbones import build_clip, build_dino  # here: backbones imports torch
 
     mp = get_metric_profile(metric_profile)
     x = torch.zeros(1, 3, 224, 224, device=device)
@@ -179,7 +179,7 @@ def _fill(c: Check, bb, from_file: bool, profile) -> None:
 
 def check_lpips(profile, mp, trunk_file, device: torch.device) -> list[Check]:
     """The LPIPS trunk (file, torch hub cache or random-init) and the linear layers the package ships."""
-    from ..metrics.embed import build_lpips, trunk_is_pretrained  # here: embed imports torch
+    from .metrics.embed import build_lpips, trunk_is_pretrained  # here: embed imports torch
 
     trunk, lin = Check(f"lpips trunk {mp.div.net}"), Check(f"lpips linear {mp.div.net}")
     state: dict = {}
