@@ -214,15 +214,18 @@ def sign_flip_p_value(d: np.ndarray, seed: int = SEED) -> tuple[float, str]:
 
 def paired_test(
     a: np.ndarray | list[float], b: np.ndarray | list[float], n_resamples: int = N_RESAMPLES, seed: int = SEED,
-    level: float = 0.95,
+    level: float = 0.95, value_range: tuple[float, float] = UNBOUNDED,
 ) -> PairedTest:
     """Paired comparison of two methods on the same subjects (arrays aligned by subject; a pair with a
-    NaN is dropped). No shared subject: every field NaN, n = 0."""
+    NaN is dropped). ``value_range``: the possible values of ``a`` and ``b``; the interval of the mean
+    difference is clipped to the differences they allow (``[low - high, high - low]``). No shared subject:
+    every field NaN, n = 0."""
     d = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
     d = d[~np.isnan(d)]
     if d.size == 0:
         nan = float("nan")
         return PairedTest(nan, nan, nan, nan, 0, "")
-    est = mean_interval(d, n_resamples, seed, level)
+    low, high = value_range
+    est = mean_interval(d, n_resamples, seed, level, value_range=(low - high, high - low))
     p, test = sign_flip_p_value(d, seed + 1)
     return PairedTest(est.mean, est.lo, est.hi, p, int(d.size), test)

@@ -112,3 +112,52 @@ def test_merge_of_one_label_from_two_folders_suggests_relabel(two_labels, tmp_pa
     realrun.run_cli(["tables", two_labels, other, "--out", out, *hint.split(" ", 1)], cli_env)
     rows = list(csv.DictReader(l for l in (out / "table1_fidelity.csv").open() if not l.startswith("#")))
     assert {"dreambooth", "db-fast", "db-fast-2"} <= {r["method"] for r in rows}
+    # A --relabel that itself clashes: the hint names the folder's own label and a name nobody shows.
+    proc = realrun.run_cli(["tables", two_labels, other, "--out", out, "--relabel", f"{other}:db-fast=dreambooth"],
+                           cli_env, check=False)
+    hint = f"--relabel {other}:db-fast=dreambooth-2"
+    assert proc.returncode != 0 and hint in proc.stderr, proc.stderr
+    realrun.run_cli(["tables", two_labels, other, "--out", out, *hint.split(" ", 1)], cli_env)
+
+
+def test_label_all_is_reserved_for_replace_all():
+    with pytest.raises(DreambenchError, match="label 'all' is reserved"):
+        parse_method_label("all=dreambooth")
+
+
+def test_changed_sample_steps_is_refused_before_any_work(two_labels, tmp_path, dataset_dir, cli_env):
+    """--sample-steps changes every image of a label: refused up front like any other setting (it used to
+    pass the check, run the class-image jobs, then fail every subject job on method.json), the profile's
+    own default given explicitly is no change, and --replace all accepts it."""
+    from dreambench.models.profiles import get_profile
+
+    res = realrun.copy_run(two_labels, tmp_path / "r")
+    before = _digest(res)
+    proc = _run(res, dataset_dir, cli_env, *TWO, "--sample-steps", "3", check=False, score=True)
+    assert proc.returncode == 2, proc.stderr
+    for label in ("dreambooth", "db-fast"):
+        assert f"label '{label}' (2 images) was made with other settings: sample_steps 0 -> 3" in proc.stderr
+        assert f"--replace {label}" in proc.stderr
+    assert _digest(res) == before
+
+    default = str(get_profile("tiny").sample_steps_default)
+    dry = _run(res, dataset_dir, cli_env, *TWO, "--sample-steps", default, "--dry-run", score=True)
+    assert "replaces: nothing" in dry.stdout
+    assert _digest(res) == before
+
+    old = _digest(res / "images" / "db-fast")
+    _run(res, dataset_dir, cli_env, *TWO, "--sample-steps", "3", "--replace", "all", score=True)
+    import json
+
+    assert json.loads((res / "images" / "db-fast" / "method.json").read_text())["config"]["sample_steps"] == 3
+    new = _digest(res / "images" / "db-fast")
+    assert any(new[k] != old[k] for k in new if k.endswith(".png"))
+
+
+def test_refusal_suggests_a_label_that_is_free(two_labels, tmp_path, dataset_dir, cli_env):
+    """The refusal's "give this config another label" names a label neither the folder nor the run uses."""
+    res = realrun.copy_run(two_labels, tmp_path / "r")
+    changed = ("--method", "dreambooth", "--method", "db-fast=dreambooth", "--method", "db-fast-2=dreambooth",
+               "--set", "db-fast.lr=1e-4")
+    proc = _run(res, dataset_dir, cli_env, *changed, "--dry-run", check=False, score=True)
+    assert proc.returncode == 2 and "(--method db-fast-3=dreambooth)" in proc.stderr, proc.stderr

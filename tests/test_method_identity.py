@@ -122,6 +122,25 @@ def test_an_edited_editable_plugin_has_another_identity(tmp_path):
         {k: v for k, v in first.items() if k != realrun.PLUGIN_METHOD}
 
 
+def test_a_second_package_of_the_plugin_distribution_is_part_of_its_code(tmp_path):
+    """A distribution that ships a helper package beside the method's (declared in top_level.txt): editing
+    the helper changes the plug-in's identity as editing the method's own package does."""
+    site, _ = _editable_site(tmp_path)
+    helper = site / "example_paste_helpers"
+    helper.mkdir()
+    (helper / "__init__.py").write_text("CORNER = 8\n")
+    info = site / "dreambench_example_plugin-0.1.0.dist-info"
+    (info / "top_level.txt").write_text(f"{PLUGIN_PACKAGE}\nexample_paste_helpers\n")
+    env = realrun.cli_env(site)
+    first = _identities(env)[realrun.PLUGIN_METHOD]
+    (helper / "__init__.py").write_text("CORNER = 16\n")
+    second = _identities(env)[realrun.PLUGIN_METHOD]
+    assert second["version"] == first["version"] and second["code_digest"] != first["code_digest"]
+    # A declared name that is not there does not count (and does not fail).
+    (info / "top_level.txt").write_text(f"{PLUGIN_PACKAGE}\nexample_paste_helpers\nnot_installed_here\n")
+    assert _identities(env)[realrun.PLUGIN_METHOD] == second
+
+
 #: The smallest run that trains and scores: one subject, one prompt, one image, 2 training steps.
 _ARGS = ("--method", "dreambooth", "--method", realrun.PLUGIN_METHOD, "--subjects", "dog", "--profile", "tiny",
          "--steps", "2", "--prompts", "1", "--images-per-prompt", "1")
@@ -200,3 +219,48 @@ def test_a_changed_plugin_reruns_its_jobs_and_nothing_else(tmp_path, dataset_dir
     header = [ln for ln in (results / "tables" / "table1_fidelity.csv").read_text().splitlines() if ln.startswith("#")]
     line = next(ln for ln in header if ln.startswith("# methods: "))
     assert f"{realrun.PLUGIN_METHOD}: {text}" in line and "dreambooth: dreambench " in line
+
+
+def _tree(root: Path) -> dict[str, str]:
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_an_edited_editable_plugin_is_made_again_and_the_dry_run_says_so(tmp_path, dataset_dir):
+    """The issue's other case: an editable install edited in place, same version. The dry run names the
+    label it would make again (with its image count and both identities) and writes nothing; the run
+    re-makes the plug-in's label and leaves pretrained's jobs alone."""
+    site, pkg = _editable_site(tmp_path)
+    env = realrun.cli_env(site)
+    results = tmp_path / "results"
+    args = ["--results", results, "run", "--method", "pretrained", "--method", realrun.PLUGIN_METHOD,
+            "--subjects", "dog", "--profile", "tiny", "--prompts", "1", "--images-per-prompt", "2",
+            "--data", dataset_dir]
+    realrun.run_cli(args, env)
+    jobs1, images1 = _subject_jobs(results), _images(results, realrun.PLUGIN_METHOD)
+    old = json.loads((results / "images" / realrun.PLUGIN_METHOD / "method.json").read_text())["method_identity"]
+    dry = realrun.run_cli([*args, "--dry-run"], env)
+    assert "replaces: nothing" in dry.stdout  # the same code: nothing to re-make
+
+    code = pkg / "__init__.py"
+    code.write_text(code.read_text().replace(
+        "            out.append(scene)", "            scene.paste((255, 0, 0), (0, 0, 8, 8))\n            out.append(scene)"))
+    before = _tree(results)
+    dry = realrun.run_cli([*args, "--dry-run"], env)
+    line = next(ln for ln in dry.stdout.splitlines() if ln.startswith("would re-make"))
+    assert line.startswith(f"would re-make label '{realrun.PLUGIN_METHOD}' (2 images): made by "
+                           f"dreambench-example-plugin 0.1.0 code {old['code_digest']}, this run has "
+                           "dreambench-example-plugin 0.1.0 code "), line
+    assert "pretrained' (" not in dry.stdout
+    assert _tree(results) == before
+
+    realrun.run_cli(args, env)
+    jobs2 = _subject_jobs(results)
+    assert [(r["id"], r["finished"]) for r in jobs2["pretrained"]] == [(r["id"], r["finished"]) for r in jobs1["pretrained"]]
+    assert jobs2[realrun.PLUGIN_METHOD][-1]["id"] != jobs1[realrun.PLUGIN_METHOD][0]["id"]
+    images2 = _images(results, realrun.PLUGIN_METHOD)
+    assert images2.keys() == images1.keys() and all(images2[k] != images1[k] for k in images1)
+    new = json.loads((results / "images" / realrun.PLUGIN_METHOD / "method.json").read_text())["method_identity"]
+    assert new["version"] == "0.1.0" and new["code_digest"] != old["code_digest"] and new["code_digest"] in line

@@ -82,7 +82,7 @@ def score_cmd(ctx: click.Context, images: Path | None, subjects: Path | None, ou
     """Score every image of an images folder against the real subject photos.
 
     Writes per_image.csv, div.csv, real.csv, per_subject.csv, aggregates.csv (mean over subjects with 95%
-    bootstrap CIs), per_category.csv, paired.csv, errors.csv and score_meta.json into --out. Re-running
+    intervals: none below 3 subjects, t for 3-9, bootstrap-t from 10), per_category.csv, paired.csv, errors.csv and score_meta.json into --out. Re-running
     continues: rows already scored with the same profile and weights are kept. Bad rows (missing or
     unreadable file, empty prompt, missing subject folder) are listed in errors.csv and skipped; the
     exit status is then 1. A (method, subject) left with no scored image (e.g. an unusable real photo)

@@ -114,11 +114,21 @@ def tables_cmd(
     display = _parse_names(names)
     if len(results_dirs) > 1 and out_dir is None:
         raise click.UsageError("--out DIR is required with several RESULTS_DIRs")
+    import warnings
+
     from ..tables import build_tables, write_table_set  # heavy: pandas (this module is imported by --help)
 
     dirs = list(results_dirs) or [_resolve(ctx, None)]
-    ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
-                      reference=reference, relabels=relabels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        ts = build_tables(dirs, study_db=study_db, inputs_subjects=_split(inputs_subjects), names=display,
+                          reference=reference, relabels=relabels)
+    for w in caught:
+        # The study's (optional package) incomplete rows: one `warning:` line each, as `study analyze` prints.
+        if w.category.__name__ == "IncompleteStudyWarning":
+            click.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     out = out_dir or ResultsLayout(dirs[0]).tables
     from ..tables.render import LatexStyle
 

@@ -53,6 +53,9 @@ def format_replacements(found: list, replace: tuple[str, ...]) -> str:
         return "replaces: nothing (no label of this plan was made before with other settings)"
     lines = []
     for r in found:
+        if not r.refusable:  # the method's code changed: its jobs run again, without asking
+            lines.append(f"would re-make {r.describe()} (a method's code is not a setting: re-made without --replace)")
+            continue
         allowed = ALL in replace or r.label in replace
         lines.append(f"would replace {r.describe()}" + ("" if allowed else f" (refused without --replace {r.label})"))
     return "\n".join(lines)

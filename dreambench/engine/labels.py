@@ -8,12 +8,14 @@ from ..errors import DreambenchError
 from ..methods.base import list_methods
 from ..protocol import name_problem
 from .paper import PAPER_CLASS_PROMPT_SAMPLES, paper_method_runs
+from .replace import ALL
 from .runspec import MethodRun, field_names
 
 
 def parse_method_label(item: str) -> tuple[str, str]:
     """``--method LABEL=METHOD`` -> ``(label, method)``; a plain ``--method M`` is ``(M, M)``. The label
-    becomes a folder name, so it must be a valid name (:func:`dreambench.protocol.name_problem`)."""
+    becomes a folder name, so it must be a valid name (:func:`dreambench.protocol.name_problem`), and not
+    ``all`` (``--replace all``)."""
     label, _, method = item.partition("=")
     label, method = label.strip(), (method.strip() if method else label.strip())
     if not label or not method:
@@ -21,6 +23,9 @@ def parse_method_label(item: str) -> tuple[str, str]:
     problem = name_problem(label)
     if problem:
         raise DreambenchError(f"--method {item!r}: label {problem}")
+    if label == ALL and "=" in item:  # `--replace all` means every label: this one could not be named alone
+        raise DreambenchError(f"--method {item!r}: label {ALL!r} is reserved (--replace {ALL} means every label); "
+                              f"choose another label, e.g. --method {method}-{ALL}={method}")
     return label, method
 
 def parse_sets(items: list[str] | tuple[str, ...], labels: list[str] | dict[str, str]) -> dict[str, dict[str, str]]:

@@ -9,17 +9,23 @@ label with ``--replace LABEL`` (or ``--replace all``). Everything here only read
 every file of the results folder byte-identical.
 
 A changed *method identity* (a plug-in's code or a built-in's revision) is not a changed setting: it
-changes the subject jobs' ids, so those jobs run again into the same label without asking.
+changes the subject jobs' ids, so those jobs run again into the same label without asking. It still
+deletes the label's old images, so :func:`find_replacements` lists it too (never refused: ``--dry-run``
+says "would re-make").
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DreambenchError
 from ..io import confined
 from ..layout import ResultsLayout
+from ..methods.base import get_method
+from ..methods.identity import identity_text, method_identity, same_identity
+from ..schema import METHOD_INFO
 from .jobs import Plan
 from .state import STATE_FILE, StateDB
 
@@ -36,14 +42,21 @@ class Replacement:
         differences: each differing setting as ``"name old -> new"`` (config fields by their own name).
         method: the method the run plans for the label.
         images: PNG files now under ``images/<label>/`` (what replacing deletes).
+        refusable: False when only the method's identity changed (its code or revision): the label is
+            re-made without ``--replace``, and ``differences`` holds ``"made by OLD, this run has NEW"``.
+        free_label: a label neither the folder nor the plan uses, for the refusal's "another label" hint.
     """
 
     label: str
     method: str
     differences: tuple[str, ...]
     images: int
+    refusable: bool = True
+    free_label: str = ""
 
     def describe(self) -> str:
+        if not self.refusable:
+            return f"label {self.label!r} ({self.images} images): {'; '.join(self.differences)}"
         return f"label {self.label!r} ({self.images} images) was made with other settings: {'; '.join(self.differences)}"
 
 
@@ -73,8 +86,30 @@ def find_replacements(plan: Plan, results_dir: str | Path) -> list[Replacement]:
             old_settings = next((s for k, s in recorded.get(label, []) if k == old), None)
             method = (settings or {}).get("method", "METHOD")
             out.append(Replacement(label, method, tuple(differences(old_settings, settings)),
-                                   count_images(results, label)))
+                                   count_images(results, label), free_label=free_label(results, plan, label)))
+    for label, (_, settings) in planned_settings(plan).items():
+        method = (settings or {}).get("method")
+        change = None if any(r.label == label for r in out) else identity_change(results, label, method)
+        if change is not None:
+            out.append(Replacement(label, method, (f"made by {change[0]}, this run has {change[1]}",),
+                                   count_images(results, label), refusable=False))
     return out
+
+
+def identity_change(results: Path, label: str, method: str | None) -> tuple[str, str] | None:
+    """``(old, new)`` identity texts when the label's ``method.json`` names another method identity than
+    ``method``'s now (:mod:`dreambench.methods.identity`); None when the same, nothing is recorded or no
+    method is given."""
+    if method is None:
+        return None
+    try:
+        info = json.loads((ResultsLayout(results).label_images(label) / METHOD_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    new = method_identity(get_method(method))
+    if not isinstance(info, dict) or same_identity(info.get("method_identity"), new):
+        return None
+    return identity_text(info.get("method_identity")), identity_text(new)
 
 
 def _settings_by_label(rows: list[dict]) -> dict[str, list[tuple[str, dict]]]:
@@ -103,6 +138,16 @@ def differences(old: dict | None, new: dict | None) -> list[str]:
     return out or ["settings differ"]
 
 
+def free_label(results: Path, plan: Plan, label: str) -> str:
+    """``LABEL-N`` with the smallest N >= 2 that is neither a label of the folder nor of the plan."""
+    images = ResultsLayout(results).images
+    taken = set(plan.labels()) | ({p.name for p in images.iterdir()} if images.is_dir() else set())
+    n = 2
+    while f"{label}-{n}" in taken:
+        n += 1
+    return f"{label}-{n}"
+
+
 def count_images(results: Path, label: str) -> int:
     folder = ResultsLayout(results).label_images(label)
     return sum(1 for _ in folder.rglob("*.png")) if folder.is_dir() else 0
@@ -118,9 +163,9 @@ def check_replace_names(replace: tuple[str, ...] | list[str], labels: list[str])
 
 def check_replacements(found: list[Replacement], replace: tuple[str, ...] | list[str]) -> None:
     """Refuse (:class:`DreambenchError`, one line per label) every replacement not allowed by ``replace``."""
-    refused = [r for r in found if ALL not in replace and r.label not in replace]
+    refused = [r for r in found if r.refusable and ALL not in replace and r.label not in replace]
     if not refused:
         return
     lines = [f"{r.describe()}; re-run with --replace {r.label} to delete them and make new ones, or give "
-             f"this config another label (--method {r.label}-2={r.method})" for r in refused]
+             f"this config another label (--method {r.free_label or r.label + '-2'}={r.method})" for r in refused]
     raise DreambenchError("\n".join(lines))

@@ -24,16 +24,13 @@ from pathlib import Path
 from ..errors import DreambenchError, EnvironmentFailure, describe_os_error
 from ..io import confined, remove_stale_temps, write_text_atomic
 from ..layout import SUMMARY_FILE, SUPERSEDED, ResultsLayout  # noqa: F401  (SUMMARY_FILE, SUPERSEDED: re-exported)
-from ..methods.base import get_method
-from ..methods.identity import identity_text, method_identity, same_identity
-from ..schema import METHOD_INFO
 from .backend import Backend
 from .jobs import Job, Plan
 from .kinds import get_kind
 from .local import LocalBackend, log_line, plan_slots
 from .lock import run_lock
 from .ray_backend import RayBackend
-from .replace import check_replacements, find_replacements
+from .replace import check_replacements, find_replacements, identity_change
 from .state import StateDB
 from .worker import WorkerContext
 
@@ -408,7 +405,7 @@ def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> N
         where = f" to {moved.relative_to(results)}" if moved else ""
         tqdm.write(f"label {job.label}: made with another config before; its outputs moved aside{where} "
                    f"until the new ones are written, {n} earlier job(s) invalidated", file=sys.stderr)
-    elif (change := _identity_change(results, job)) is not None:
+    elif (change := identity_change(results, job.label, (job.spec.get("job") or {}).get("method"))) is not None:
         # Another version of the method made the label's images: they are not this code's, so the label is
         # made again (never refused: a method identity is not a label setting).
         moved = move_aside(results, job.label, key)
@@ -420,22 +417,6 @@ def _claim_label(db: StateDB, results: Path, job: Job, plan_ids: list[str]) -> N
                    f"aside{where} until the new ones are written, {n} earlier job(s) invalidated", file=sys.stderr)
     if old != key:
         db.set_label_key(job.label, key)
-
-
-def _identity_change(results: Path, job: Job) -> tuple[str, str] | None:
-    """``(old, new)`` identity texts when the label's ``method.json`` names another method identity than
-    the one this job runs (:mod:`dreambench.methods.identity`); None when the same or nothing is recorded."""
-    try:
-        info = json.loads((ResultsLayout(results).label_images(job.label) / METHOD_INFO).read_text())
-    except (OSError, ValueError):
-        return None
-    method = (job.spec.get("job") or {}).get("method")
-    if method is None:  # a job planned without its method (the tests' scripted plans): nothing to compare
-        return None
-    new = method_identity(get_method(method))
-    if not isinstance(info, dict) or same_identity(info.get("method_identity"), new):
-        return None
-    return identity_text(info.get("method_identity")), identity_text(new)
 
 
 def move_aside(results: Path, label: str, old_key: str) -> Path | None:

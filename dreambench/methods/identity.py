@@ -14,7 +14,8 @@ again (:func:`dreambench.engine.runner._claim_label`).
   edit of dreambench, a docstring included, would re-run every job;
 - a **plug-in** (provider: its distribution's name): ``version`` the distribution's version, ``revision``
   None, ``code_digest`` :func:`code_digest` of the top-level package its class's module belongs to, found
-  through the module's ``__file__``, so an edited editable install changes it as well as a reinstall.
+  through the module's ``__file__`` (so an edited editable install changes it as well as a reinstall), and
+  of any other top-level package its distribution declares (:func:`distribution_roots`).
 
 Only what changes outputs enters job ids (:func:`identity_payload`); nothing here imports torch.
 """
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,31 @@ def package_roots(module_name: str) -> list[Path]:
     return [Path(top.__file__).resolve()] if getattr(top, "__file__", None) else []
 
 
+def distribution_roots(dist_name: str, module_name: str) -> list[Path]:
+    """The source of a plug-in: the top-level package of ``module_name`` (:func:`package_roots`) and every
+    other top-level package or module its distribution declares (``top_level.txt``), so code the method
+    reaches in a second package of the same distribution counts too. Declared names that cannot be found
+    are skipped (found, not imported)."""
+    roots = set(package_roots(module_name))
+    try:
+        declared = importlib.metadata.distribution(dist_name).read_text("top_level.txt") or ""
+    except importlib.metadata.PackageNotFoundError:
+        declared = ""
+    own = module_name.partition(".")[0]
+    for top in {t.strip() for t in declared.splitlines()} - {own, ""}:
+        try:
+            spec = importlib.util.find_spec(top) if top.isidentifier() else None
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            continue
+        if spec.submodule_search_locations:
+            roots.update(Path(p).resolve() for p in spec.submodule_search_locations)
+        elif spec.origin and spec.origin.endswith(".py"):
+            roots.add(Path(spec.origin).resolve())
+    return sorted(roots)
+
+
 def method_identity(method_cls: type[Method]) -> dict[str, Any]:
     """``{"provider", "version", "revision", "code_digest"}`` of a registered method class (see the module
     docstring)."""
@@ -86,7 +114,7 @@ def method_identity(method_cls: type[Method]) -> dict[str, Any]:
         return {"provider": BUILTIN_PROVIDER, "version": __version__,
                 "revision": int(getattr(method_cls, "revision", BASE_REVISION)), "code_digest": None}
     return {"provider": dist[0], "version": dist[1], "revision": None,
-            "code_digest": code_digest(package_roots(method_cls.__module__))}
+            "code_digest": code_digest(distribution_roots(dist[0], method_cls.__module__))}
 
 
 def identity_payload(identity: dict[str, Any]) -> dict[str, Any]:
@@ -106,5 +134,5 @@ def same_identity(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     return identity_payload(old or {"provider": BUILTIN_PROVIDER, "revision": BASE_REVISION}) == identity_payload(new)
 
 
-__all__ = ["BASE_REVISION", "code_digest", "identity_payload", "identity_text", "method_identity",
+__all__ = ["BASE_REVISION", "code_digest", "distribution_roots", "identity_payload", "identity_text", "method_identity",
            "package_roots", "same_identity"]

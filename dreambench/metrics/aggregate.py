@@ -178,10 +178,11 @@ def per_category_table(per_image: pd.DataFrame, div: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(rows, columns=["method", "category", "metric", "mean", "lo", "hi", "n_subjects"])
 
 
-def paired_table(per_subject: pd.DataFrame) -> pd.DataFrame:
+def paired_table(per_subject: pd.DataFrame, prof: MetricProfile | None = None) -> pd.DataFrame:
     """Every two methods, every metric: paired difference (a - b) over the subjects both have, its 95%
-    interval, the sign-flip p-value, the test that made it (``test``) and the number of subjects.
-    Differences are of the unfloored per-subject values (a ``mean_floor`` applies to reported means only)."""
+    interval (clipped to the differences ``prof``'s metric range allows), the sign-flip p-value, the test
+    that made it (``test``) and the number of subjects. Differences are of the unfloored per-subject
+    values (a ``mean_floor`` applies to reported means only)."""
     rows = []
     methods = sorted(per_subject["method"].unique())
     for a, b in itertools.combinations(methods, 2):
@@ -191,7 +192,8 @@ def paired_table(per_subject: pd.DataFrame) -> pd.DataFrame:
             shared = sorted(set(sa.index) & set(sb.index))
             if not shared:
                 continue
-            t = paired_test(sa.loc[shared].to_numpy(), sb.loc[shared].to_numpy(), **_ARGS)
+            t = paired_test(sa.loc[shared].to_numpy(), sb.loc[shared].to_numpy(), **_ARGS,
+                            value_range=value_range(prof, metric))
             rows.append({"method_a": a, "method_b": b, "metric": metric, "diff": t.diff, "lo": t.lo, "hi": t.hi,
                          "p_value": t.p_value, "test": t.test, "n_subjects": t.n})
     return pd.DataFrame(rows, columns=["method_a", "method_b", "metric", "diff", "lo", "hi", "p_value", "test",

@@ -22,7 +22,14 @@ from ..layout import AGGREGATES, ERRORS, MISSING, PAIRED, PER_CATEGORY, PER_SUBJ
 from ..paths import REPO_DIR
 from ..schema import MANIFEST_COLUMNS, MANIFEST_OPTIONAL, PER_IMAGE, SCORE_COLUMNS
 from . import functional as F
-from .aggregate import REAL_METHOD, aggregate_table, paired_table, per_category_table, per_subject_table
+from .aggregate import (
+    REAL_METHOD,
+    aggregate_table,
+    paired_table,
+    per_category_table,
+    per_subject_table,
+    profile_of,
+)
 from .inputs import ScoreError
 from .keys import short_hash
 from .profiles import MetricProfile
@@ -226,7 +233,7 @@ def finalize_scores(out_dir: Path, per_image: pd.DataFrame, div: pd.DataFrame, r
     write_csv(aggregates, out_dir / AGGREGATES)
     per_category = _stamp(per_category_table(per_image, div), per_image, run)
     write_csv(per_category, out_dir / PER_CATEGORY)
-    paired = _stamp(paired_table(per_subject), per_image, run, None)
+    paired = _stamp(paired_table(per_subject, profile_of(per_image)), per_image, run, None)
     write_csv(paired, out_dir / PAIRED)
     missing = pd.DataFrame(meta.get("missing") or [], columns=["method", "subject", "reason"])
     if len(missing) or (out_dir / MISSING).is_file():

@@ -48,7 +48,7 @@ from ..metrics.registry import (
 from ..paths import default_data_dir
 from ..protocol import CLASS_PROMPT_INDEX, load_protocol
 from ..tables import TableSet, build_tables, display_frame, select, write_table_set
-from ..tables.compute import per_subject
+from ..tables.compute import metric_range, per_subject
 from ..tables.load import Results
 from ..tables.plots import plot_categories, plot_tradeoff
 from ..tables.render import MIN_SUBJECTS, fmt
@@ -96,16 +96,17 @@ def _table_ctx(ts: TableSet, ci: bool, plot_dir: Path) -> list[dict]:
     return out
 
 
-def _fmt_row(r: dict, ci: bool) -> str:
-    """A per-category cell; the interval is n/a below MIN_SUBJECTS subjects, as in the tables."""
+def _fmt_row(r: dict, ci: bool, value_range: tuple[float, float] | None = None) -> str:
+    """A per-category cell; the interval is n/a below MIN_SUBJECTS subjects, and shown as its bounds where
+    mean ± half-width would leave the metric's range, as in the tables."""
     n = r.get("n_subjects")
     few = n is not None and not math.isnan(float(n)) and int(n) < MIN_SUBJECTS
     nan = float("nan")
-    return fmt(r["mean"], nan if few else r["lo"], nan if few else r["hi"], 3, ci)
+    return fmt(r["mean"], nan if few else r["lo"], nan if few else r["hi"], 3, ci, value_range=value_range)
 
 
 def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str],
-                  order: tuple[str, ...] = ()) -> list[dict]:
+                  order: tuple[str, ...] = (), per_image: pd.DataFrame | None = None) -> list[dict]:
     """Per-category blocks; categories in ``order`` (the protocol's) first, any others after, sorted."""
     if cat is None or cat.empty:
         return []
@@ -115,9 +116,10 @@ def _category_ctx(cat: pd.DataFrame | None, ci: bool, names: dict[str, str],
     shown = display_names()
     for metric in (m.name for m in list_metrics() if m.per_category and m.rows == PROMPT_ROWS):
         d = cat[cat["metric"] == metric]
+        bounds = metric_range(per_image, metric) if per_image is not None else None
         rows = []
         for method, g in d.groupby("method", sort=True):
-            by = {r["category"]: _fmt_row(r, ci) for r in g.to_dict("records")}
+            by = {r["category"]: _fmt_row(r, ci, bounds) for r in g.to_dict("records")}
             rows.append([names.get(method, method), *[by.get(c, "N/A") for c in categories]])
         blocks.append(
             {"metric": shown[metric], "columns": ["Method", *categories], "rows": rows, "n_left": 1}
@@ -261,7 +263,7 @@ def write_report(
         tables=_table_ctx(ts, ci, out / "plots"),
         skipped=sorted(ts.skipped.items()),
         problems=ts.problems,
-        categories=_category_ctx(ts.per_category, ci, names, subjects.get("", ())),
+        categories=_category_ctx(ts.per_category, ci, names, subjects.get("", ()), res.per_image),
         plots=_plots_ctx(ts, methods, names, out),
         page_methods=[names.get(m, m) for m in methods],
         page_rows=_pages_ctx(res, methods, by_pair, images_dir, out),

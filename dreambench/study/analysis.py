@@ -103,18 +103,31 @@ def export_answers(db_path: str | Path, out_csv: str | Path) -> pd.DataFrame:
 
 def majority_votes(db_path: str | Path) -> pd.DataFrame:
     """One row per answered question: question_id, question_type, method_a, method_b, subject,
-    prompt_index, seed_a, seed_b, n_answers, n_a, n_b, n_undecided, majority, preference."""
+    prompt_index, seed_a, seed_b, n_answers, n_a, n_b, n_undecided, majority, preference, n_asked (the
+    answers the study asked for, ``max_answers``; 0: every rater) and complete (``n_answers >= n_asked``:
+    a majority of fewer answers is provisional)."""
     ans = load_answers(db_path)
     keys = ["question_id", "question_type", "method_a", "method_b", "subject", "prompt_index", "seed_a", "seed_b"]
+    asked = _asked(db_path)
     rows = []
     for key, g in ans.groupby(keys, sort=True):
         counts = g["choice"].value_counts()
         m = majority(g["choice"])
+        n_asked = asked.get(int(key[0]), 0)
         rows.append(dict(zip(keys, key), n_answers=len(g), n_a=int(counts.get("a", 0)),
                          n_b=int(counts.get("b", 0)), n_undecided=int(counts.get("undecided", 0)),
-                         majority=m, preference=PREFERENCE[m]))
-    cols = keys + ["n_answers", "n_a", "n_b", "n_undecided", "majority", "preference"]
+                         majority=m, preference=PREFERENCE[m], n_asked=n_asked, complete=len(g) >= n_asked))
+    cols = keys + ["n_answers", "n_a", "n_b", "n_undecided", "majority", "preference", "n_asked", "complete"]
     return pd.DataFrame(rows, columns=cols)
+
+
+def _asked(db_path: str | Path) -> dict[int, int]:
+    """Question id -> the answers the study asked for (``max_answers``)."""
+    conn = sdb.connect(db_path)
+    try:
+        return {int(r[0]): int(r[1]) for r in conn.execute("SELECT id, max_answers FROM questions")}
+    finally:
+        conn.close()
 
 
 def question_counts(db_path: str | Path) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import layout, stats
-from ..errors import DataError
+from ..errors import DataError, DreambenchError
 from ..io import write_text_atomic, writes_under
 from ..judge.table import judge_rows
 from ..layout import AGGREGATES, PER_CATEGORY, STUDY_DB, TABLES_README, ResultsLayout
@@ -23,6 +23,7 @@ from .compute import (
     REAL_LABEL,
     aggregates,
     compare_aggregates,
+    metric_range,
     per_category,
     table1,
     table2,
@@ -97,6 +98,7 @@ def _study_table(results: Results, study_db: Path | None) -> tuple[Table | None,
         metrics=[("pct_a", "% A"), ("pct_b", "% B"), ("pct_undecided", "% undecided")],
         digits=1,
         trailing=[("n_questions", "Questions")],
+        ranges={m: (0.0, 100.0) for m in ("pct_a", "pct_b", "pct_undecided")},
         notes=[
             f"study database: {Path(study_db).name}",
             ("interval: Wilson score interval of each percentage over the row's questions; n/a for a row "
@@ -338,6 +340,7 @@ def build_tables(
     ts.tables.sort(key=lambda t: t.number)
     for t in ts.tables:
         t.footnotes += missing_footnotes(t, res.meta.missing if res.meta else [])
+        t.ranges = {**_metric_ranges(res.per_image, t), **t.ranges}
 
     for part in res.parts or [res]:
         agg_path = part.scores_dir / AGGREGATES
@@ -351,6 +354,18 @@ def build_tables(
                 warnings.warn(f"{agg_path}: {p}", AggregateMismatchWarning, stacklevel=2)
     ts.per_category = _categories(res)
     return ts
+
+
+def _metric_ranges(per_image: pd.DataFrame, t: Table) -> dict[str, tuple[float, float]]:
+    """The possible values of each registered metric column of ``t`` in the run's metric profile (others,
+    like Table 2's percentages, declare their own)."""
+    out = {}
+    for m, _ in t.metrics:
+        try:
+            out[m] = metric_range(per_image, m)
+        except (KeyError, DreambenchError):  # not a registered metric
+            continue
+    return out
 
 
 def _inputs_group(label: str, infos: dict[str, dict]) -> str:

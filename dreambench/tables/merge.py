@@ -80,9 +80,20 @@ def _owners(parts: list[Results]) -> dict[str, Results]:
                 raise DataError(
                     f"label {label!r} is in both {owner[label].results_dir} and {res.results_dir} with different "
                     f"jobs (method.json or images differ); give one of them another label in the merged tables, "
-                    f"e.g. --relabel {res.results_dir}:{label}={label}-2"
+                    f"e.g. {_relabel_hint(parts, res, label)}"
                 )
     return owner
+
+
+def _relabel_hint(parts: list[Results], res: Results, label: str) -> str:
+    """A ``--relabel`` that resolves the clash of ``label``: named by the folder's own label (before any
+    ``--relabel`` already given), to a name no folder shows."""
+    own = next((old for old, new in (res.relabeled or {}).items() if new == label), label)
+    taken = {lab for p in parts for lab in p.labels}
+    n = 2
+    while f"{label}-{n}" in taken:
+        n += 1
+    return f"--relabel {res.results_dir}:{own}={label}-{n}"
 
 
 def _concat(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:

@@ -21,6 +21,9 @@ from .compute import REAL_LABEL
 from .load import RunMeta
 
 NA = "N/A"
+#: What the tables say of their interval cells (:func:`fmt`).
+CI_NOTE = ("± : half-width of the 95% interval; [lo, hi]: the interval itself where the figure ± its "
+           "half-width would leave the metric's possible range")
 #: An interval that is not shown: fewer than MIN_SUBJECTS subjects, or NaN bounds (stats gives NaN then).
 NA_INTERVAL = "n/a"
 #: The LaTeX packages every .tex needs (stated in its first comment line): rules, and \resizebox for a
@@ -73,17 +76,29 @@ class Table:
     footnotes: list[str] = field(default_factory=list)
     #: Labels (``method`` column) that are upper or lower bounds rather than methods: never "best".
     bounds: set[str] = field(default_factory=set)
+    #: Metric column -> its possible values (e.g. (-1, 1) for a cosine, (0, 100) for a percentage): a cell
+    #: whose ``mean ± half-width`` would leave them shows its interval's bounds instead (:func:`fmt`).
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def fmt(mean: float, lo: float, hi: float, digits: int = 3, ci: bool = True, unit: str = "") -> str:
+def fmt(mean: float, lo: float, hi: float, digits: int = 3, ci: bool = True, unit: str = "",
+        value_range: tuple[float, float] | None = None) -> str:
     """``"0.668 ± 0.012"`` (± is the half-width of [lo, hi]); ``"0.668"`` without ci, and when there is no
     interval (NaN or half-NaN bounds: below MIN_SUBJECTS subjects; the table's note says so); a NaN mean
-    is ``N/A``."""
+    is ``N/A``. When ``mean ± half-width`` would leave ``value_range`` (an interval clipped to the
+    metric's range, or a Wilson interval near 0% or 100%), the bounds themselves: ``"0.889 [0.652, 1.000]"``,
+    so no cell implies a value the metric cannot take."""
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return NA
     s = f"{mean:.{digits}f}{unit}"
     if ci and not (math.isnan(lo) or math.isnan(hi)):
-        s += f" ± {(hi - lo) / 2:.{digits}f}"
+        half = (hi - lo) / 2
+        low, high = value_range if value_range is not None else (-math.inf, math.inf)
+        tol = 0.5 * 10.0 ** -digits  # what rounding to the shown digits hides
+        if mean - half < low - tol or mean + half > high + tol:
+            s += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+        else:
+            s += f" ± {half:.{digits}f}"
     return s
 
 
@@ -100,8 +115,21 @@ def _row_ci(row: dict, ci: bool) -> tuple[bool, bool]:
 def _cell(row: dict, m: str, table: Table, ci: bool) -> str:
     show, few = _row_ci(row, ci)
     nan = float("nan")
+    if show and _short(row) and not _isnan(row[m]):
+        # Table 2: questions of the row lack answers the study asked for; its notes and the CLI say which.
+        return fmt(row[m], nan, nan, table.digits, False, table.unit) + " ± n/a"
     lo, hi = (nan, nan) if few else (row.get(f"{m}_lo", nan), row.get(f"{m}_hi", nan))
-    return fmt(row[m], lo, hi, table.digits, show, table.unit)
+    return fmt(row[m], lo, hi, table.digits, show, table.unit, table.ranges.get(m))
+
+
+def _isnan(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _short(row: dict) -> bool:
+    """A Table 2 row with questions that have fewer answers than the study asked for (``n_short``)."""
+    n = row.get("n_short")
+    return not _isnan(n) and int(n) > 0
 
 
 def _plain(v) -> str:
@@ -273,7 +301,7 @@ def write_table(table: Table, out_dir: Path, meta: RunMeta, ci: bool = True,
     """Write ``<key>.csv``, ``<key>.tex`` and ``<key>.md`` into ``out_dir``; returns their paths. A table
     of reported rows only carries no random-init line (nothing in it was measured here)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    notes = table.notes + (["± : half-width of the 95% interval"] if ci else [])
+    notes = table.notes + ([CI_NOTE] if ci else [])
     lines = meta.lines(missing=False)  # the table's footnotes name the subjects its own rows miss
     if not measured(table):
         lines = [x for x in lines if not x.startswith("random-init")]

@@ -181,7 +181,7 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
     label_payload = {"model": source, "profile": spec.profile, "protocol": protocol.name,
                      **({"vae": spec.vae} if spec.vae else {}),
                      **({"protocol_digest": protocol.digest} if protocol.digest else {}),
-                     "resolved_config": {k: v for k, v in full_config.items() if k not in RUNTIME_KEYS},
+                     "resolved_config": label_config(full_config, sj.sample_steps, spec.profile),
                      "resolved_recipe": recipe_name,
                      **{k: job_fields[k] for k in ("method", "label", "identifier", "class_noun_mode",
                                                    "num_inputs", "seed")}}
@@ -205,6 +205,19 @@ def _subject_job(sj: Any, method_cls: type, spec: RunSpec, protocol: Protocol, p
                spec=subject_spec.to_dict(), deps=deps,
                images=len(prompts) * spec.images_per_prompt + sj.class_prompt_samples,
                train_steps=int(full_config.get("steps", 0) or 0) if method_cls.trains else 0)
+
+
+def label_config(full_config: dict, sample_steps: int | None, profile: str) -> dict:
+    """The config part of a label's settings: the resolved config less its runtime keys, with the sampler
+    steps the job will use (``--sample-steps``, else the config's, else the profile's default, as
+    :func:`build_job_config` resolves them) written 0 when they are the profile's default (what the config
+    says when nothing is set, so folders made before keep their label key)."""
+    out = {k: v for k, v in full_config.items() if k not in RUNTIME_KEYS}
+    if "sample_steps" in out:
+        default = get_profile(profile).sample_steps_default
+        used = int(sample_steps or out["sample_steps"] or default)
+        out["sample_steps"] = 0 if used == default else used
+    return out
 
 
 def run(worker: Worker, job: dict, log: Log) -> tuple[dict, int]:
