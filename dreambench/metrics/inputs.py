@@ -146,7 +146,6 @@ def drop_subjects(rows: pd.DataFrame, bad: dict[str, str], errors: list[ScoreErr
     return rows[~mask].reset_index(drop=True)
 
 
-
 def unscored_pairs(per_image: pd.DataFrame, errors: list[ScoreError]) -> list[dict]:
     """The (method, subject) pairs the manifest has rows for but ``per_image`` none, each with the first
     error that left it out (its real photos unusable, every image of it unreadable): score_meta.json's
