@@ -35,7 +35,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DreambenchError as e:
-            click.echo(f"error: {e}", err=True)
+            for line in str(e).splitlines() or [""]:  # one problem a line (e.g. each refused label), each marked
+                click.echo(f"error: {line}", err=True)
             sys.exit(e.exit_code)
         except BrokenPipeError:
             # The reader left (`dreambench run --dry-run | head`): not a failure of the machine. Click's own

@@ -80,6 +80,12 @@ def test_changed_config_is_refused_without_replace(two_labels, tmp_path, dataset
     assert "label 'db-fast' (2 images) was made with other settings: lr 0.001 -> 0.0001" in lines[0]
     assert "--replace db-fast" in lines[0]
     assert _digest(res) == before  # refused before anything was written
+    both = ("--method", "dreambooth", "--method", "db-fast=dreambooth", "--set", "lr=1e-4")
+    proc = _run(res, dataset_dir, cli_env, *both, check=False, score=True)
+    lines = [x for x in proc.stderr.splitlines() if x.strip()]
+    assert proc.returncode == 2 and len(lines) == 2, proc.stderr  # one line per label, each an error line
+    assert all(x.startswith("error: label '") for x in lines), proc.stderr
+    assert _digest(res) == before
 
     dry = _run(res, dataset_dir, cli_env, *changed, "--dry-run", check=False, score=True)
     assert dry.returncode == 2 and "--replace db-fast" in dry.stderr  # refused as run refuses it (issue 25)...
