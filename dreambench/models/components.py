@@ -5,12 +5,15 @@ loaded in, and the digest of seeded random-init parts: shared by the SD 1.5 (:mo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .digest import memo, tensor_digest
 from .sd_configs import random_sd_key
+
+if TYPE_CHECKING:
+    from .sd_source import SDSource
 
 
 @dataclass
@@ -66,6 +69,25 @@ class SDComponents:
 #: The dtype every part is loaded in, whatever the dtype of the files: fp32 master weights (training
 #: needs them; on CUDA, sampling runs under fp16 autocast and training under bf16 autocast).
 LOAD_DTYPE = torch.float32
+
+
+def load_folder_parts(src: SDSource, scheduler_cls: type) -> tuple:
+    """(unet, vae, text_encoder, tokenizer, scheduler config) of a diffusers folder, the parts SD 1.x and
+    SDXL share, each in fp32 from its own weight files (plain or variant); ``scheduler_cls``: the family's
+    scheduler (its config is read from the folder)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    root, v = str(src.root), src.variants
+    kw = {"local_files_only": True}
+    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=v.get("unet"),
+                                                torch_dtype=LOAD_DTYPE, **kw)
+    vae = AutoencoderKL.from_pretrained(root, subfolder="vae", variant=v.get("vae"), torch_dtype=LOAD_DTYPE, **kw)
+    text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", variant=v.get("text_encoder"),
+                                                 dtype=LOAD_DTYPE, **kw)
+    tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw)
+    scheduler = scheduler_cls.from_pretrained(root, subfolder="scheduler", **kw)
+    return unet, vae, text_encoder, tokenizer, dict(scheduler.config)
 
 
 def _random_digest(config_name: str, seed: int, modules: tuple) -> str:

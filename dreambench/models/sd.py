@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from ..errors import ModelLoadError
-from .components import LOAD_DTYPE, SDComponents, _random_digest
+from .components import LOAD_DTYPE, SDComponents, _random_digest, load_folder_parts
 from .profiles import ModelProfile, list_profiles
 from .sd_configs import CONFIG_DIR, config_family, read_config
 from .sd_source import (
@@ -59,19 +59,9 @@ def build_random_sd(config_name: str, resolution: int, seed: int = 0) -> SDCompo
 def _load_folder(src: SDSource) -> tuple:
     """(unet, vae, text_encoder, tokenizer, scheduler config) of a diffusers folder, each part in fp32
     from its own weight files (plain or variant)."""
-    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from diffusers import DDPMScheduler
 
-    root, v = str(src.root), src.variants
-    kw = {"local_files_only": True}
-    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=v.get("unet"),
-                                                torch_dtype=LOAD_DTYPE, **kw)
-    vae = AutoencoderKL.from_pretrained(root, subfolder="vae", variant=v.get("vae"), torch_dtype=LOAD_DTYPE, **kw)
-    text_encoder = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", variant=v.get("text_encoder"),
-                                                 dtype=LOAD_DTYPE, **kw)
-    tokenizer = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw)
-    scheduler = DDPMScheduler.from_pretrained(root, subfolder="scheduler", **kw)
-    return unet, vae, text_encoder, tokenizer, dict(scheduler.config)
+    return load_folder_parts(src, DDPMScheduler)
 
 
 @contextlib.contextmanager

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from ..errors import ModelLoadError
-from .components import LOAD_DTYPE, SDComponents, _random_digest
+from .components import LOAD_DTYPE, SDComponents, _random_digest, load_folder_parts
 from .sd_configs import CONFIG_DIR, read_config
 from .sd_source import SDSource
 from .single_file import config_folder
@@ -82,22 +82,15 @@ def build_random_sdxl(config_name: str, resolution: int, seed: int = 0) -> SDXLC
 def load_folder_xl(src: SDSource) -> tuple:
     """(unet, vae, text_encoder, tokenizer, scheduler config, text_encoder_2, tokenizer_2) of an SDXL
     diffusers folder, each part in fp32 from its own weight files (plain or variant)."""
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
-    from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+    from diffusers import EulerDiscreteScheduler
+    from transformers import CLIPTextModelWithProjection, CLIPTokenizer
 
-    root, v = str(src.root), src.variants
-    kw = {"local_files_only": True}
-    unet = UNet2DConditionModel.from_pretrained(root, subfolder="unet", variant=v.get("unet"),
-                                                torch_dtype=LOAD_DTYPE, **kw)
-    vae = AutoencoderKL.from_pretrained(root, subfolder="vae", variant=v.get("vae"), torch_dtype=LOAD_DTYPE, **kw)
-    te = CLIPTextModel.from_pretrained(root, subfolder="text_encoder", variant=v.get("text_encoder"),
-                                       dtype=LOAD_DTYPE, **kw)
+    unet, vae, te, tok, scheduler_config = load_folder_parts(src, EulerDiscreteScheduler)
+    root, kw = str(src.root), {"local_files_only": True}
     te2 = CLIPTextModelWithProjection.from_pretrained(root, subfolder="text_encoder_2",
-                                                      variant=v.get("text_encoder_2"), dtype=LOAD_DTYPE, **kw)
-    tok = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer", **kw)
+                                                      variant=src.variants.get("text_encoder_2"), dtype=LOAD_DTYPE, **kw)
     tok2 = CLIPTokenizer.from_pretrained(root, subfolder="tokenizer_2", **kw)
-    scheduler = EulerDiscreteScheduler.from_pretrained(root, subfolder="scheduler", **kw)
-    return unet, vae, te, tok, dict(scheduler.config), te2, tok2
+    return unet, vae, te, tok, scheduler_config, te2, tok2
 
 
 # ----------------------------------------------------------------------------------- single files
