@@ -60,6 +60,14 @@ def name_problem(name: str) -> str | None:
     return None
 
 
+def free_name(base: str, taken: set[str] | frozenset[str]) -> str:
+    """``base-N`` with the smallest N >= 2 not in ``taken``: a label to suggest where ``base`` clashes."""
+    n = 2
+    while f"{base}-{n}" in taken:
+        n += 1
+    return f"{base}-{n}"
+
+
 def check_name(name: str, what: str = "subject", where: str = "") -> str:
     """``name`` itself when valid (see :func:`name_problem`), else :class:`DataError` naming ``where``."""
     problem = name_problem(name)

@@ -25,6 +25,7 @@ from ..io import confined
 from ..layout import ResultsLayout
 from ..methods.base import get_method
 from ..methods.identity import identity_text, method_identity, same_identity
+from ..protocol import free_name
 from ..schema import METHOD_INFO
 from .jobs import Plan
 from .state import STATE_FILE, StateDB
@@ -141,11 +142,7 @@ def differences(old: dict | None, new: dict | None) -> list[str]:
 def free_label(results: Path, plan: Plan, label: str) -> str:
     """``LABEL-N`` with the smallest N >= 2 that is neither a label of the folder nor of the plan."""
     images = ResultsLayout(results).images
-    taken = set(plan.labels()) | ({p.name for p in images.iterdir()} if images.is_dir() else set())
-    n = 2
-    while f"{label}-{n}" in taken:
-        n += 1
-    return f"{label}-{n}"
+    return free_name(label, set(plan.labels()) | ({p.name for p in images.iterdir()} if images.is_dir() else set()))
 
 
 def count_images(results: Path, label: str) -> int:

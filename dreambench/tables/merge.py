@@ -19,7 +19,7 @@ from ..errors import DataError
 from ..io import connect_readonly
 from ..layout import ResultsLayout
 from ..metrics.aggregate import with_real_rule
-from ..protocol import name_problem
+from ..protocol import free_name, name_problem
 from ..schema import SCORE_COLUMNS
 from .load import Results, RunMeta, load_results
 
@@ -89,11 +89,7 @@ def _relabel_hint(parts: list[Results], res: Results, label: str) -> str:
     """A ``--relabel`` that resolves the clash of ``label``: named by the folder's own label (before any
     ``--relabel`` already given), to a name no folder shows."""
     own = next((old for old, new in (res.relabeled or {}).items() if new == label), label)
-    taken = {lab for p in parts for lab in p.labels}
-    n = 2
-    while f"{label}-{n}" in taken:
-        n += 1
-    return f"--relabel {res.results_dir}:{own}={label}-{n}"
+    return f"--relabel {res.results_dir}:{own}={free_name(label, {lab for p in parts for lab in p.labels})}"
 
 
 def _concat(frames: list[pd.DataFrame | None]) -> pd.DataFrame | None:
