@@ -81,19 +81,21 @@ def class_images_key(components: Any, prompt: str, seed: int, sample_steps: int,
     return f"{slug}-{digest}"
 
 
-def _done_count(done: Path) -> int:
-    """How many images ``done.json`` says were made (0 when absent or unreadable)."""
+def _read_done(folder: Path) -> dict:
+    """A class-image folder's ``done.json`` ({} when absent or unreadable)."""
     try:
-        return int(json.loads(done.read_text()).get("count", 0))
-    except (OSError, ValueError, TypeError, AttributeError):
+        record = json.loads((folder / DONE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _done_count(record: dict) -> int:
+    """How many images a ``done.json`` record says were made (0 when it says nothing usable)."""
+    try:
+        return int(record.get("count", 0))
+    except (ValueError, TypeError):
         return 0
-
-
-def _has_stamps(done: Path) -> bool:
-    try:
-        return bool(json.loads(done.read_text()).get("files"))
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def _file_stamp(path: Path) -> list:
@@ -104,15 +106,13 @@ def _file_stamp(path: Path) -> list:
     return [st.st_size, st.st_mtime_ns, sha256_file(path)]
 
 
-def class_image_problems(folder: Path, count: int) -> dict[int, str]:
+def class_image_problems(folder: Path, count: int, record: dict | None = None) -> dict[int, str]:
     """Index -> why, for the first ``count`` images of a class-image folder that cannot be trusted: not
     a complete PNG (:func:`png_problem`), or other bytes than done.json recorded when they were made
     (a file swapped since; hashed only when its size or mtime changed). Images made before done.json
-    recorded digests are checked as PNGs only."""
-    try:
-        recorded = json.loads((folder / DONE).read_text()).get("files") or {}
-    except (OSError, ValueError, AttributeError):
-        recorded = {}
+    recorded digests are checked as PNGs only. ``record``: the folder's done.json when already read."""
+    recorded = (record if record is not None else _read_done(folder)).get("files")
+    recorded = recorded if isinstance(recorded, dict) else {}
     out = {}
     for i in range(count):
         path = folder / f"{i:05d}.png"
@@ -149,10 +149,11 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
     key = class_images_key(components, prompt, seed, steps, sampler, guidance_scale)
     folder = Path(cache_root) / key
     paths = [folder / f"{i:05d}.png" for i in range(count)]
+    record = _read_done(folder)
     problems: dict[int, str | None] = {i: None for i in range(count)}
-    problems.update(class_image_problems(folder, count))
+    problems.update(class_image_problems(folder, count, record))
     missing = [i for i, why in problems.items() if why is not None]
-    made = _done_count(folder / DONE)
+    made = _done_count(record)
     if remade is not None:
         remade.extend((paths[i], problems[i]) for i in missing if problems[i] != "missing" or i < made)
     if missing:
@@ -183,7 +184,7 @@ def ensure_class_images(components: Any, class_noun: str, count: int, seed: int,
             bar.close()
     done = folder / DONE
     have = sum(1 for _ in folder.glob("[0-9]*.png"))
-    if missing or made < count or not _has_stamps(done):
+    if missing or made < count or not record.get("files"):
         files = {p.name: _file_stamp(p) for p in sorted(folder.glob("[0-9]*.png"))}
         write_text_atomic(done, json.dumps({
             "prompt": prompt, "class_noun": class_noun, "seed": seed, "count": max(have, count),
