@@ -132,6 +132,27 @@ def _images(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*.png"))}
 
 
+def _worker_pids(driver: int) -> list[int]:
+    """The driver's child processes that are dreambench workers (multiprocessing spawn children)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == driver and b"multiprocessing" in cmd and b"resource_tracker" not in cmd:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _sigint_shielded(pid: int) -> bool:
+    """SIGINT ignored or blocked in the process (its main thread's /proc status)."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    bit = 1 << (signal.SIGINT - 1)
+    return bool((int(fields["SigIgn"], 16) | int(fields["SigBlk"], 16)) & bit)
+
+
 def test_ctrl_c_is_clean_and_the_rerun_matches_an_uninterrupted_run(tiny_results, tmp_path, dataset_dir, cli_env):
     """Issue 20.5: SIGINT to the process group of `dreambench run` mid-training: it stops within seconds,
     prints one line, leaves no job 'running' and records the run as interrupted (status says so); the same
@@ -151,6 +172,10 @@ def test_ctrl_c_is_clean_and_the_rerun_matches_an_uninterrupted_run(tiny_results
             time.sleep(0.2)
         assert proc.poll() is None, "the run ended before its training started"
         time.sleep(1.0)
+        # Workers leave Ctrl-C to the driver whatever the kernel does with signal masks across exec (a
+        # spawned worker here starts with an empty mask, and printed KeyboardInterrupt tracebacks).
+        workers = _worker_pids(proc.pid)
+        assert workers and all(_sigint_shielded(pid) for pid in workers), workers
         t0 = time.time()
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)

@@ -8,8 +8,8 @@ semaphores, which a worker killed mid-job (Ctrl-C, SIGKILL after a slow SIGTERM)
 worker then blocks on the shared queue) or leave for the resource tracker to report as "leaked" on stderr.
 A worker that dies (out of memory, segfault) fails its job and is replaced. Workers exit when the driver
 is gone: Linux kills them the moment it dies (:func:`die_with_parent`), and between jobs they also poll
-their parent's pid. Workers never see SIGINT (:func:`sigint_deferred`): on Ctrl-C the driver stops them
-(:meth:`LocalBackend.kill`).
+their parent's pid. Workers ignore SIGINT (:func:`sigint_deferred`, :func:`_worker_main`): on Ctrl-C the
+driver stops them (:meth:`LocalBackend.kill`).
 """
 
 from __future__ import annotations
@@ -113,11 +113,12 @@ def die_with_parent(parent: int, sig: int = signal.SIGKILL) -> bool:
 
 @contextlib.contextmanager
 def sigint_deferred() -> Iterator[None]:
-    """Start workers in this block so that they never see SIGINT: the calling thread blocks SIGINT, and a
-    spawned process inherits that signal mask (Python never unblocks it), from its first instruction.
-    Ctrl-C at a terminal goes to the whole process group; the driver alone handles it, stops the workers
-    (:meth:`LocalBackend.kill`) and records the run as interrupted, so no worker prints a
-    ``KeyboardInterrupt`` traceback or finishes a job nobody will record. The driver's own Ctrl-C in the
+    """Start workers in this block so that they do not see SIGINT: the calling thread blocks SIGINT, which
+    a spawned process inherits where the kernel keeps the mask across fork and exec (not everywhere: the
+    worker also ignores SIGINT as its first step, :func:`_worker_main`). Ctrl-C at a terminal goes to the
+    whole process group; the driver alone handles it, stops the workers (:meth:`LocalBackend.kill`) and
+    records the run as interrupted, so no worker prints a ``KeyboardInterrupt`` traceback or finishes a
+    job nobody will record. The driver's own Ctrl-C in the
     block is not lost (another thread of the driver may be the one the kernel delivers it to): it is
     recorded and raised as ``KeyboardInterrupt`` when the block ends. Outside the main thread (where
     signal handlers cannot be set) the block changes nothing."""
@@ -144,6 +145,10 @@ def _exit_on_sigterm(signum: int, _frame: object) -> None:
 
 
 def _worker_main(slot: dict, ctx: dict, conn: Connection, parent: int) -> None:
+    # Ctrl-C reaches the whole process group; the driver alone handles it (it stops this worker). The
+    # driver's blocked SIGINT is not inherited everywhere (on some kernels and sandboxes a spawned process
+    # starts with an empty signal mask), so the worker ignores SIGINT itself, first of all.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     die_with_parent(parent)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # A worker's progress bars need no cross-process lock. tqdm's default one is a named semaphore, which a
